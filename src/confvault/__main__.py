@@ -1,0 +1,5 @@
+"""``python -m confvault``."""
+
+from confvault.cli import main
+
+main()

@@ -1,0 +1,258 @@
+"""A self-contained age v1 codec (https://c2sp.org/age) on PyNaCl.
+
+It knows nothing of vaults or terminals. The extension surface is two
+one-method protocols, as in the reference implementation: a ``Recipient``
+wraps a file key into stanzas, an ``Identity`` unwraps it.
+
+    >>> from confvault import age
+    >>> identity = age.X25519Identity.generate()
+    >>> sealed = age.encrypt(b"note", [identity.recipient])
+    >>> age.decrypt(sealed, [identity])
+    b'note'
+
+Decryption releases only authenticated plaintext: whatever a caller received
+before a ``PayloadError`` is genuine but incomplete.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+from confvault.age import _format, _stream, armor
+from confvault.age._format import Header, Stanza
+from confvault.age._primitives import (
+    constant_time_equal,
+    hkdf_sha256,
+    hmac_sha256,
+    random_bytes,
+)
+from confvault.age.scrypt import ScryptIdentity, ScryptRecipient
+from confvault.age.x25519 import (
+    X25519Identity,
+    X25519Recipient,
+    parse_identities,
+    parse_identity,
+    parse_recipient,
+    parse_recipients,
+)
+from confvault.errors import (
+    AgeError,
+    HeaderError,
+    HeaderMacError,
+    IncorrectIdentityError,
+    NoIdentityMatchError,
+)
+
+__all__ = [
+    "Header",
+    "Identity",
+    "Recipient",
+    "ScryptIdentity",
+    "ScryptRecipient",
+    "Stanza",
+    "X25519Identity",
+    "X25519Recipient",
+    "decrypt",
+    "decrypt_chunks",
+    "decrypt_stream",
+    "encrypt",
+    "encrypt_stream",
+    "EncryptWriter",
+    "parse_identities",
+    "parse_identity",
+    "parse_recipient",
+    "parse_recipients",
+]
+
+FILE_KEY_SIZE = 16
+
+
+class Recipient(Protocol):
+    """Something a file can be sealed to."""
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        """Wrap the 16-byte file key into one or more stanzas."""
+        ...
+
+
+class Identity(Protocol):
+    """Something that can open files sealed to its recipient."""
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes:
+        """Return the file key, or raise IncorrectIdentityError if not ours."""
+        ...
+
+
+def _header_mac(file_key: bytes, mac_input: bytes) -> bytes:
+    return hmac_sha256(hkdf_sha256(file_key, b"", b"header"), mac_input)
+
+
+def _make_header(recipients: Sequence[Recipient], file_key: bytes) -> bytes:
+    if not recipients:
+        raise AgeError("at least one recipient is required")
+    stanzas: list[Stanza] = []
+    for recipient in recipients:
+        stanzas.extend(recipient.wrap(file_key))
+    if len(stanzas) > 1 and any(s.type == "scrypt" for s in stanzas):
+        raise AgeError("a passphrase (scrypt) recipient must be the only recipient")
+    without_mac = _format.marshal_without_mac(stanzas)
+    return without_mac + _format.marshal_mac(_header_mac(file_key, without_mac))
+
+
+class EncryptWriter:
+    """Seal a stream as it is written, in constant memory.
+
+    Use as a context manager; leaving the block normally seals the final
+    chunk. Leaving it by an exception does not, so a failed write never
+    produces a file that looks complete.
+    """
+
+    def __init__(
+        self, dst: BinaryIO, recipients: Sequence[Recipient], *, armored: bool = False
+    ) -> None:
+        file_key = random_bytes(FILE_KEY_SIZE)
+        header = _make_header(recipients, file_key)
+        self._armor = armor.ArmorWriter(dst) if armored else None
+        sink: BinaryIO = self._armor if self._armor else dst  # type: ignore[assignment]
+        sink.write(header)
+        self._stream = _stream.StreamWriter(file_key, random_bytes(16), sink)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Seal ``data`` (buffered until a whole chunk is known not to be last)."""
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        """Seal the final chunk and, when armored, write the END line."""
+        self._stream.close()
+        if self._armor:
+            self._armor.finish()
+
+    def __enter__(self) -> EncryptWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    recipients: Sequence[Recipient],
+    *,
+    armored: bool = False,
+) -> int:
+    """Seal everything read from ``src`` into ``dst``; return plaintext bytes."""
+    if armored:
+        with EncryptWriter(dst, recipients, armored=True) as writer:
+            total = 0
+            while block := src.read(1 << 20):
+                total += writer.write(block)
+        return total
+    file_key = random_bytes(FILE_KEY_SIZE)
+    dst.write(_make_header(recipients, file_key))
+    return _stream.encrypt_payload(file_key, random_bytes(16), src, dst)
+
+
+def encrypt(data: bytes, recipients: Sequence[Recipient], *, armored: bool = False) -> bytes:
+    """Seal ``data`` held in memory."""
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(data), out, recipients, armored=armored)
+    return out.getvalue()
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by the rest of ``src``, without copying ``src``."""
+
+    def __init__(self, prefix: bytes, src: BinaryIO) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        readinto = getattr(self._src, "readinto", None)
+        if readinto is not None:
+            return int(readinto(buffer) or 0)
+        data = self._src.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+_SNIFF_SIZE = 2048
+
+
+def _open_source(src: BinaryIO) -> BinaryIO:
+    """Detect armor and return a buffered stream of the binary age file."""
+    prefix = b""
+    while len(prefix) < _SNIFF_SIZE:
+        block = src.read(_SNIFF_SIZE - len(prefix))
+        if not block:
+            break
+        prefix += block
+    chained = io.BufferedReader(_Prefixed(prefix, src), buffer_size=1 << 20)
+    if prefix.startswith(_format.VERSION_PREFIX):
+        return chained  # type: ignore[return-value]
+    if armor.BEGIN in prefix or prefix.lstrip().startswith(b"-----BEGIN"):
+        return armor.open_armored(chained)  # type: ignore[arg-type]
+    raise HeaderError("not an age file")
+
+
+def _unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
+    stanzas = header.stanzas
+    if len(stanzas) > 1 and any(s.type == "scrypt" for s in stanzas):
+        raise HeaderError("an scrypt stanza must be the only stanza")
+    errors: list[AgeError] = []
+    for identity in identities:
+        try:
+            file_key = identity.unwrap(stanzas)
+        except IncorrectIdentityError as err:
+            errors.append(err)
+            continue
+        if len(file_key) != FILE_KEY_SIZE:
+            raise HeaderError("file key must be 16 bytes")
+        return file_key
+    raise NoIdentityMatchError(sorted({s.type for s in stanzas}), errors)
+
+
+def decrypt_chunks(src: BinaryIO, identities: Sequence[Identity]) -> Iterator[memoryview]:
+    """Open an age file (binary or armored) and yield its authenticated chunks.
+
+    The header is checked completely (stanzas, identity, MAC) before the first
+    chunk is yielded. Each view is valid until the next is requested.
+    """
+    source = _open_source(src)
+    header = _format.parse_header(source)
+    file_key = _unwrap_file_key(header, identities)
+    if not constant_time_equal(_header_mac(file_key, header.mac_input), header.mac):
+        raise HeaderMacError("header MAC does not match: the header was altered")
+    return _stream.decrypt_payload(file_key, source)
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> int:
+    """Decrypt ``src`` into ``dst``; return the plaintext bytes written.
+
+    On PayloadError, ``dst`` holds only authenticated chunks (an incomplete
+    but genuine prefix).
+    """
+    total = 0
+    for chunk in decrypt_chunks(src, identities):
+        dst.write(chunk)
+        total += len(chunk)
+    return total
+
+
+def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
+    """Decrypt an age file held in memory."""
+    out = io.BytesIO()
+    decrypt_stream(io.BytesIO(data), out, identities)
+    return out.getvalue()

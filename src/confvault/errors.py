@@ -1,0 +1,127 @@
+"""Every exception confvault raises on purpose.
+
+This module imports nothing from confvault. Messages state facts with IDs and
+never include plaintext, keys, passphrases or client names.
+"""
+
+from __future__ import annotations
+
+
+class ConfvaultError(Exception):
+    """Root of every error confvault raises on purpose."""
+
+
+# --- the age codec -----------------------------------------------------------
+
+
+class AgeError(ConfvaultError):
+    """An age file could not be encrypted or decrypted."""
+
+
+class HeaderError(AgeError):
+    """The age header is malformed or a stanza is invalid (vector: header failure)."""
+
+
+class HeaderMacError(AgeError):
+    """The header MAC does not match the header (vector: HMAC failure)."""
+
+
+class PayloadError(AgeError):
+    """The STREAM payload is truncated, tampered with or has trailing data."""
+
+
+class ArmorError(AgeError):
+    """The ASCII armor is not the strict PEM encoding the spec allows."""
+
+
+class IncorrectIdentityError(AgeError):
+    """An identity found no stanza addressed to it; the caller tries the next one."""
+
+
+class NoIdentityMatchError(AgeError):
+    """No identity could unwrap the file key (vector: no match)."""
+
+    def __init__(self, stanza_types: list[str], errors: list[AgeError]) -> None:
+        self.stanza_types = stanza_types
+        self.errors = errors
+        kinds = ", ".join(stanza_types) or "none"
+        super().__init__(f"no identity matched any of the recipients ({kinds})")
+
+
+class ScryptWorkFactorError(HeaderError):
+    """An scrypt stanza asks for more work than this decryptor allows."""
+
+
+class KeyFormatError(ConfvaultError):
+    """A recipient, identity or identity file is not in a format we accept."""
+
+
+# --- the vault -----------------------------------------------------------------
+
+
+class VaultError(ConfvaultError):
+    """A vault operation failed."""
+
+
+class VaultNotFoundError(VaultError):
+    """There is no vault at the given path."""
+
+
+class VaultExistsError(VaultError):
+    """A vault (or other data) already exists where one was to be created."""
+
+
+class VaultLockedError(VaultError):
+    """Another process holds the vault's write lock."""
+
+
+class WrongPassphraseError(VaultError):
+    """The passphrase (or identity) does not open the owner key."""
+
+
+class WeakPassphraseError(VaultError):
+    """The passphrase is too weak to protect clinical records."""
+
+
+class PassphraseUnavailableError(VaultError):
+    """No passphrase source was given and no terminal is available to ask."""
+
+
+class IntegrityError(VaultError):
+    """Verification found problems; ``findings`` lists them."""
+
+    def __init__(self, message: str, findings: list[object] | None = None) -> None:
+        self.findings = findings or []
+        super().__init__(message)
+
+
+class NotFoundError(VaultError):
+    """A named thing does not exist in the vault."""
+
+
+class ClientNotFoundError(NotFoundError):
+    """No client matches the given name or ID prefix."""
+
+
+class NoteNotFoundError(NotFoundError):
+    """No note matches the given ID prefix."""
+
+
+class AmbiguousNameError(VaultError):
+    """A name or ID prefix matches more than one thing."""
+
+
+class UnsafeInputError(VaultError):
+    """A path-like name, a planted symlink or unsafe permissions."""
+
+
+class ReadOnlyError(VaultError):
+    """A write was attempted with a read-only (grantee) session."""
+
+
+class NoteLockedError(VaultError):
+    """A signed note cannot change; add an addendum instead."""
+
+
+class StorageError(VaultError):
+    """The file system refused an operation (full disk, permissions, I/O)."""
