@@ -31,8 +31,14 @@ EXPECT = {
     "no match": NoIdentityMatchError,
 }
 KNOWN_KEYS = {
-    "expect", "payload", "identity", "passphrase", "armored", "compressed",
-    "file key", "comment",
+    "expect",
+    "payload",
+    "identity",
+    "passphrase",
+    "armored",
+    "compressed",
+    "file key",
+    "comment",
 }
 
 

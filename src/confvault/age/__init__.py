@@ -156,7 +156,9 @@ def encrypt_stream(
     return _stream.encrypt_payload(file_key, random_bytes(16), src, dst)
 
 
-def encrypt(data: bytes, recipients: Sequence[Recipient], *, armored: bool = False) -> bytes:
+def encrypt(
+    data: bytes, recipients: Sequence[Recipient], *, armored: bool = False
+) -> bytes:
     """Seal ``data`` held in memory."""
     out = io.BytesIO()
     encrypt_stream(io.BytesIO(data), out, recipients, armored=armored)
@@ -224,7 +226,9 @@ def _unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
     raise NoIdentityMatchError(sorted({s.type for s in stanzas}), errors)
 
 
-def decrypt_chunks(src: BinaryIO, identities: Sequence[Identity]) -> Iterator[memoryview]:
+def decrypt_chunks(
+    src: BinaryIO, identities: Sequence[Identity]
+) -> Iterator[memoryview]:
     """Open an age file (binary or armored) and yield its authenticated chunks.
 
     The header is checked completely (stanzas, identity, MAC) before the first

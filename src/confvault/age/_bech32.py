@@ -23,7 +23,9 @@ def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
 
 
-def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
+def _convert_bits(
+    data: bytes | list[int], from_bits: int, to_bits: int, pad: bool
+) -> list[int]:
     acc = 0
     bits = 0
     out: list[int] = []

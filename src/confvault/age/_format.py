@@ -1,7 +1,7 @@
 """The age v1 header: strict parsing and canonical encoding (C2SP age, "Header").
 
-    header = v1-line 1*stanza end
-    stanza = arg-line *full-line final-line
+header = v1-line 1*stanza end
+stanza = arg-line *full-line final-line
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _read_line(src: BinaryIO, consumed: int) -> bytes:
     return line
 
 
-def _parse_stanza(arg_line: bytes, src: BinaryIO, consumed: int) -> tuple[Stanza, bytes]:
+def _parse_stanza(
+    arg_line: bytes, src: BinaryIO, consumed: int
+) -> tuple[Stanza, bytes]:
     words = arg_line[len(STANZA_PREFIX) : -1].split(b" ")
     for word in words:
         _check_argument(word)

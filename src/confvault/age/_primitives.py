@@ -122,7 +122,7 @@ class ChunkCipher:
         )
 
     def open_into(self, nonce: bytes, ciphertext: memoryview, out: memoryview) -> bool:
-        """Open ``ciphertext`` into ``out``; False (and ``out`` unusable) on a bad tag."""
+        """Open ``ciphertext`` into ``out``; False (``out`` is garbage) on a bad tag."""
         n = len(ciphertext)
         if n < TAG_SIZE or len(out) != n - TAG_SIZE:
             return False

@@ -11,7 +11,6 @@ libsodium's ChaCha20-Poly1305 is the bottleneck and cffi releases the GIL.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
@@ -28,7 +27,7 @@ _pool: ThreadPoolExecutor | None = None
 
 
 def _workers() -> ThreadPoolExecutor:
-    global _pool  # noqa: PLW0603 - one lazily created pool per process
+    global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="age-stream")
     return _pool
@@ -215,7 +214,9 @@ def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
                 yield out[: CHUNK_SIZE * bad]
             # A whole chunk with more input after it that is not an ordinary
             # chunk: either tampered, or a final chunk followed by trailing data.
-            record = block[bad * ENCRYPTED_CHUNK_SIZE : (bad + 1) * ENCRYPTED_CHUNK_SIZE]
+            record = block[
+                bad * ENCRYPTED_CHUNK_SIZE : (bad + 1) * ENCRYPTED_CHUNK_SIZE
+            ]
             yield from _final_chunk(cipher, counter + bad, record, out, more=True)
             return
         yield from _tail(cipher, counter, block, out)
@@ -244,7 +245,12 @@ def _tail(
 
 
 def _final_chunk(
-    cipher: ChunkCipher, counter: int, record: memoryview, out: memoryview, *, more: bool
+    cipher: ChunkCipher,
+    counter: int,
+    record: memoryview,
+    out: memoryview,
+    *,
+    more: bool,
 ) -> Iterator[memoryview]:
     if len(record) < TAG_SIZE:
         raise PayloadError("payload is truncated")

@@ -66,14 +66,17 @@ class ScryptIdentity:
                 raise HeaderError("scrypt work factor is not a plain decimal")
             log_n = int(stanza.args[1])
             if log_n > self.max_work_factor:
+                limit = self.max_work_factor
                 raise ScryptWorkFactorError(
-                    f"scrypt work factor {log_n} exceeds the limit {self.max_work_factor}"
+                    f"scrypt work factor {log_n} exceeds the limit {limit}"
                 )
             if len(stanza.body) != 32:
                 raise HeaderError("scrypt stanza body must be 32 bytes")
             key = scrypt(self.passphrase, SCRYPT_LABEL + salt, log_n)
             file_key = aead_open_zero_nonce(key, stanza.body)
             if file_key is None:
-                raise IncorrectIdentityError("passphrase does not open the scrypt stanza")
+                raise IncorrectIdentityError(
+                    "passphrase does not open the scrypt stanza"
+                )
             return file_key
         raise IncorrectIdentityError("no scrypt stanza")

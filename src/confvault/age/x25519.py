@@ -119,7 +119,9 @@ def parse_identities(text: str) -> list[X25519Identity]:
         try:
             found.append(parse_identity(stripped))
         except KeyFormatError as err:
-            raise KeyFormatError(f"identity file line {number} is not an age identity") from err
+            raise KeyFormatError(
+                f"identity file line {number} is not an age identity"
+            ) from err
     if not found:
         raise KeyFormatError("identity file holds no identities")
     return found
@@ -135,7 +137,9 @@ def parse_recipients(text: str) -> list[X25519Recipient]:
         try:
             found.append(parse_recipient(stripped))
         except KeyFormatError as err:
-            raise KeyFormatError(f"recipients file line {number} is not an age1 key") from err
+            raise KeyFormatError(
+                f"recipients file line {number} is not an age1 key"
+            ) from err
     if not found:
         raise KeyFormatError("recipients file holds no recipients")
     return found

@@ -1,0 +1,130 @@
+"""THE table: every library error mapped once to an exit code, message and hints.
+
+This is the only module that knows exit codes. docs/CLI.md reproduces the
+table, and ``EXIT_STATUS`` is appended to every command's help.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from confvault import errors
+from confvault.cli import _output
+
+OK = 0
+FAILURE = 1
+USAGE = 2
+VAULT_NOT_FOUND = 10
+VAULT_LOCKED = 11
+WRONG_KEY = 12
+INTEGRITY = 13
+INTERNAL = 70
+INTERRUPTED = 130
+
+EXIT_STATUS = """\
+Exit status: 0 success; 1 other error; 2 usage error; 10 no vault there;
+11 vault locked by another process; 12 wrong passphrase or no matching key;
+13 integrity problem (tampered, truncated or corrupt data); 70 internal error;
+130 interrupted."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one error class reaches the user."""
+
+    code: int
+    hints: tuple[str, ...] = ()
+
+
+_HINT_INIT = "run `confvault init` first, or pass --vault PATH"
+_HINT_LOCKED = "another confvault command is writing; try again when it ends"
+_HINT_PASSPHRASE = "check the passphrase, or use the recovery key"  # noqa: S105
+_HINT_NO_MATCH = "was it sealed to another key? pass the right -i, or the passphrase"
+_HINT_WORK = "the file asks for more scrypt work than allowed; it may be hostile"
+_HINT_VERIFY = "run `confvault verify` for the full report; restore from a backup"
+_HINT_SOURCE = "pass --passphrase-file FILE, or set CONFVAULT_PASSPHRASE_FILE"
+
+# Order matters: the first class that matches wins, so subclasses come first.
+TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
+    (errors.VaultNotFoundError, Mapping(VAULT_NOT_FOUND, (_HINT_INIT,))),
+    (errors.VaultLockedError, Mapping(VAULT_LOCKED, (_HINT_LOCKED,))),
+    (errors.WrongPassphraseError, Mapping(WRONG_KEY, (_HINT_PASSPHRASE,))),
+    (errors.NoIdentityMatchError, Mapping(WRONG_KEY, (_HINT_NO_MATCH,))),
+    (errors.ScryptWorkFactorError, Mapping(INTEGRITY, (_HINT_WORK,))),
+    (errors.IntegrityError, Mapping(INTEGRITY, (_HINT_VERIFY,))),
+    (errors.HeaderMacError, Mapping(INTEGRITY, ("the header was altered",))),
+    (errors.HeaderError, Mapping(INTEGRITY, ("the file is not an intact age file",))),
+    (errors.PayloadError, Mapping(INTEGRITY, ("the file is truncated or altered",))),
+    (
+        errors.ArmorError,
+        Mapping(INTEGRITY, ("the armor is damaged or has extra text",)),
+    ),
+    (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
+    (errors.KeyFormatError, Mapping(USAGE)),
+    (errors.ConfvaultError, Mapping(FAILURE)),
+]
+
+
+def mapping_for(err: errors.ConfvaultError) -> Mapping:
+    """The table entry for ``err``."""
+    for cls, entry in TABLE:
+        if isinstance(err, cls):
+            return entry
+    return Mapping(FAILURE)
+
+
+def fail(err: errors.ConfvaultError) -> NoReturn:
+    """Report ``err`` on stderr and exit with its code."""
+    entry = mapping_for(err)
+    _output.error(str(err) or type(err).__name__)
+    for hint in getattr(err, "hints", ()) or entry.hints:
+        _output.hint(hint)
+    raise typer.Exit(entry.code)
+
+
+class ConfvaultGroup(TyperGroup):
+    """The root command group: maps every error once, for every command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.ConfvaultError as err:
+            fail(err)
+        except KeyboardInterrupt:
+            _output.error("interrupted")
+            raise typer.Exit(INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): not our error to report.
+            _silence_stdout()
+            raise typer.Exit(FAILURE) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as err:
+            if os.environ.get("CONFVAULT_DEBUG"):
+                raise
+            if _is_usage_error(err):
+                raise
+            _output.error(f"internal error: {type(err).__name__}")
+            _output.hint(
+                "this is a bug: please report it; set CONFVAULT_DEBUG=1 for details"
+            )
+            raise typer.Exit(INTERNAL) from None
+
+
+def _is_usage_error(err: Exception) -> bool:
+    # Click's own exceptions (usage errors) are handled by Click's main loop.
+    return type(err).__module__.startswith("typer._click")
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
