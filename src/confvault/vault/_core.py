@@ -1,0 +1,259 @@
+"""``Vault``: the facade the CLI calls. No terminal, no prints, no exits.
+
+    vault, recovery_key = Vault.init(path, passphrase)
+    vault = Vault.open(path, passphrase=passphrase)
+    client = vault.add_client("A. Client")
+    note = vault.add_note(client.id, b"Session went well.", kind="progress")
+
+Every operation takes the vault lock (shared to read, exclusive to write),
+re-reads and verifies the signed manifest, and refuses a vault rolled back
+below the generation this machine last saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from confvault import age
+from confvault.errors import (
+    IntegrityError,
+    ReadOnlyError,
+    UnsafeInputError,
+    VaultExistsError,
+    VaultNotFoundError,
+)
+from confvault.vault import _signing, _txn, fs, identity, manifest, records
+from confvault.vault.objects import OBJECTS_DIR, ObjectStore
+from confvault.vault.paths import SeenStore, default_state_dir
+
+Clock = Callable[[], dt.datetime]
+DEFAULT_LOCK_TIMEOUT = 60.0
+ROOT_FORMAT = "confvault/root/v1"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class VaultCore:
+    """Opening, locking, the manifest and the root index; see ``Vault``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        owner: identity.OwnerIdentity | None,
+        reader: age.X25519Identity | None = None,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        self.root = root
+        self.store = ObjectStore(root)
+        self.owner = owner
+        self.reader = reader
+        self.clock = clock
+        self.lock_timeout = lock_timeout
+        self.seen = SeenStore(state_dir or default_state_dir())
+        self.manifest: manifest.Manifest | None = None
+        self._root_cache: tuple[str, dict[str, Any]] | None = None
+
+    # --- creation and opening -------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: Path,
+        passphrase: bytes,
+        *,
+        work_factor: int = identity.DEFAULT_WORK_FACTOR,
+        recovery_key: bool = True,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        min_work_factor: int = identity.MIN_WORK_FACTOR,
+    ) -> tuple[Any, str | None]:
+        """Create a vault at ``path``; return it and the recovery key (shown once).
+
+        ``min_work_factor`` exists so tests and benchmarks can use a cheap
+        scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+        """
+        if not min_work_factor <= work_factor <= identity.MAX_WORK_FACTOR:
+            raise ValueError(
+                f"work factor must be between {min_work_factor} and {identity.MAX_WORK_FACTOR}"
+            )
+        _prepare_empty_dir(path)
+        for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
+            fs.ensure_dir(path / sub)
+        owner = identity.OwnerIdentity.generate()
+        vault = cls(path, owner=owner, clock=clock, state_dir=state_dir)
+        vault_id = secrets.token_hex(16)
+        recovery: age.X25519Identity | None = age.X25519Identity.generate() if recovery_key else None
+        with fs.locked(path, exclusive=True, timeout=vault.lock_timeout):
+            txn = _txn.Transaction(path, vault.store, None)
+            txn.point("owner", txn.put(owner.seal_with_passphrase(vault_id, passphrase, work_factor)))
+            if recovery is not None:
+                txn.point("recovery", txn.put(owner.seal_to(vault_id, recovery.recipient)))
+            root_doc = {
+                "format": ROOT_FORMAT,
+                "vault": vault_id,
+                "clients": {},
+                "grants": [],
+                "settings": {"work_factor": work_factor, "created": iso(clock())},
+            }
+            txn.point("root", txn.put_document(root_doc, [owner.recipient]))
+            vault._commit(txn, vault_id)
+        return vault, (recovery.encode() if recovery else None)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        passphrase: bytes | None = None,
+        recovery_key: str | None = None,
+        reader: age.X25519Identity | None = None,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> Any:
+        """Open with the passphrase, the recovery key, or (read-only) a grantee key."""
+        check_vault_dir(path)
+        vault = cls(path, owner=None, reader=reader, clock=clock, state_dir=state_dir,
+                    lock_timeout=lock_timeout)
+        with vault._reading() as current:
+            if passphrase is not None:
+                sealed = vault.store.get(_required_pointer(current, "owner"))
+                vault.owner = identity.unseal_with_passphrase(sealed, passphrase)
+            elif recovery_key is not None:
+                sealed = vault.store.get(_required_pointer(current, "recovery"))
+                vault.owner = identity.unseal_with_identity(sealed, age.parse_identity(recovery_key))
+            elif reader is None:
+                raise ValueError("open needs a passphrase, a recovery key or a reader identity")
+            if vault.owner is not None and _signing.b64(vault.owner.signer) != current.body.signer:
+                raise IntegrityError("the manifest is not signed by this vault's owner key")
+        return vault
+
+    # --- locking, manifest, transactions ----------------------------------------
+
+    def _load_manifest(self) -> manifest.Manifest:
+        if not (self.root / manifest.MANIFEST_NAME).exists() and not (
+            self.root / manifest.MANIFEST_NAME
+        ).is_symlink():
+            raise VaultNotFoundError(f"no vault at {self.root}")
+        loaded = manifest.load(self.root)
+        seen = self.seen.get(loaded.body.vault_id)
+        if seen is not None:
+            generation, signer = seen
+            if signer == loaded.body.signer and loaded.generation < generation:
+                raise IntegrityError(
+                    f"the vault was rolled back: generation {loaded.generation} is older "
+                    f"than generation {generation} seen before on this machine"
+                )
+        if self.manifest is not None and self.manifest.body == loaded.body:
+            return self.manifest  # unchanged: keep the shards already loaded
+        self.seen.record(loaded.body.vault_id, loaded.generation, loaded.body.signer)
+        self.manifest = loaded
+        return loaded
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[manifest.Manifest]:
+        with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
+            yield self._load_manifest()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[_txn.Transaction]:
+        if self.owner is None:
+            raise ReadOnlyError("this vault was opened read-only with a grantee key")
+        with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
+            current = self._load_manifest()
+            _txn.recover(self.root, self.store, current)
+            txn = _txn.Transaction(self.root, self.store, current)
+            try:
+                yield txn
+            except BaseException:
+                txn.abort()
+                raise
+            if not txn.empty:
+                self._commit(txn, current.body.vault_id)
+
+    def _commit(self, txn: _txn.Transaction, vault_id: str) -> None:
+        owner = self._owner()
+        signer = _signing.b64(owner.signer)
+        new = txn.commit(vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock()))
+        self.manifest = new
+        self.seen.record(vault_id, new.generation, signer)
+
+    def _owner(self) -> identity.OwnerIdentity:
+        if self.owner is None:
+            raise ReadOnlyError("this vault was opened read-only with a grantee key")
+        return self.owner
+
+    # --- the root index ---------------------------------------------------------------
+
+    def _root_doc(self, current: manifest.Manifest) -> dict[str, Any]:
+        digest = _required_pointer(current, "root")
+        if self._root_cache is None or self._root_cache[0] != digest:
+            doc = records.open_document(self.store.get(digest), [self._owner().x25519], "root")
+            if doc.get("vault") != current.body.vault_id:
+                raise IntegrityError("the root index belongs to another vault")
+            self._root_cache = (digest, doc)
+        return self._root_cache[1]
+
+    def _write_root(self, txn: _txn.Transaction, doc: dict[str, Any]) -> None:
+        current = txn.current
+        txn.retire(current.pointer("root") if current else None)
+        txn.point("root", txn.put_document(doc, [self._owner().recipient]))
+
+    @property
+    def vault_id(self) -> str:
+        if self.manifest is None:
+            raise VaultNotFoundError("vault not loaded")
+        return self.manifest.body.vault_id
+
+    def now(self) -> str:
+        return iso(self.clock())
+
+
+def _required_pointer(current: manifest.Manifest, name: str) -> str:
+    digest = current.pointer(name)
+    if digest is None:
+        raise IntegrityError(f"the manifest has no {name} entry")
+    return digest
+
+
+def check_vault_dir(path: Path) -> None:
+    """Refuse a missing, symlinked or shared vault directory."""
+    try:
+        fs.check_dir(path)
+    except FileNotFoundError as err:
+        raise VaultNotFoundError(f"no vault at {path}") from err
+    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
+        sub_path = path / sub
+        if sub_path.is_symlink() or sub_path.exists():
+            fs.check_dir(sub_path)
+
+
+def _prepare_empty_dir(path: Path) -> None:
+    if path.is_symlink():
+        raise UnsafeInputError(f"{path} is a symlink; give the real directory")
+    if path.exists():
+        if not path.is_dir():
+            raise VaultExistsError(f"{path} exists and is not a directory")
+        if any(path.iterdir()):
+            raise VaultExistsError(f"{path} is not empty; a vault needs an empty directory")
+        path.chmod(fs.DIR_MODE)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=fs.DIR_MODE)
+        path.mkdir(mode=fs.DIR_MODE)
+    except OSError as err:
+        raise fs.storage_error(err, f"create {path}") from err

@@ -1,0 +1,148 @@
+"""The note format: a sealed age file whose plaintext is one JSON line of
+metadata (padded with spaces), a newline, then the note's body.
+
+    {"author":"…","body_sha256":"…","client":"…","kind":"progress",…}␠␠␠␠
+    Subjective: …
+
+The author's Ed25519 signature covers every metadata field, including the
+body's SHA-256 and size, so a signed note cannot change without detection.
+A draft has no signature; signing it creates the locked note. Corrections
+are addenda (kind ``addendum``) that point at the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from confvault.errors import IntegrityError
+from confvault.vault import _signing
+from confvault.vault.manifest import canonical
+from confvault.vault.records import padded_size
+
+KINDS = ("progress", "psychotherapy", "intake", "addendum", "attachment")
+WRITABLE_KINDS = ("progress", "psychotherapy", "intake")
+RECORDS = "records"
+PSYCHOTHERAPY = "psychotherapy"
+MAX_TITLE = 200
+MAX_HEADER = 64 * 1024
+
+
+def compartment_of(kind: str) -> str:
+    """Psychotherapy notes live in their own compartment, under their own key."""
+    return PSYCHOTHERAPY if kind == PSYCHOTHERAPY else RECORDS
+
+
+@dataclass(frozen=True)
+class NoteMeta:
+    """Everything about a note but its body. ``signature`` is over the rest."""
+
+    id: str
+    client: str
+    kind: str
+    title: str
+    date: str  # when the session took place (ISO 8601)
+    created: str  # when the note was written
+    status: str  # "draft" or "signed"
+    body_size: int
+    body_sha256: str
+    author: str  # base64 Ed25519 key of the signer ("" for drafts)
+    compartment: str = "records"  # records | psychotherapy
+    addendum_of: str | None = None
+    template: str | None = None
+    filename: str | None = None
+    signed_at: str | None = None
+    signature: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> NoteMeta:
+        try:
+            meta = cls(**doc)
+        except TypeError as err:
+            raise IntegrityError("note metadata is malformed") from err
+        if (
+            meta.kind not in KINDS
+            or meta.status not in ("draft", "signed")
+            or meta.compartment not in (RECORDS, PSYCHOTHERAPY)
+        ):
+            raise IntegrityError(f"note {str(meta.id)[:12]} has malformed metadata")
+        return meta
+
+    def signed_bytes(self) -> bytes:
+        doc = self.to_json()
+        del doc["signature"]
+        return canonical(doc)
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def sign(meta: NoteMeta, author: str, signing: Any, signed_at: str) -> NoteMeta:
+    """Lock ``meta``: set author and time, then sign every field."""
+    unsigned = replace(meta, status="signed", author=author, signed_at=signed_at, signature=None)
+    return replace(unsigned, signature=_signing.b64(signing(unsigned.signed_bytes())))
+
+
+def signature_status(meta: NoteMeta, known_signers: set[str]) -> str:
+    """"valid", "draft", "unknown-signer" or "invalid" (metadata only)."""
+    if meta.status == "draft":
+        return "draft" if meta.signature is None else "invalid"
+    if meta.signature is None:
+        return "invalid"
+    if meta.author not in known_signers:
+        return "unknown-signer"
+    try:
+        public = _signing.unb64(meta.author)
+        signature = _signing.unb64(meta.signature)
+    except ValueError:
+        return "invalid"
+    return "valid" if _signing.verify(public, meta.signed_bytes(), signature) else "invalid"
+
+
+def body_matches(meta: NoteMeta, body: bytes) -> bool:
+    """The body is exactly the one the metadata (and so the signature) names."""
+    return len(body) == meta.body_size and hmac.compare_digest(body_digest(body), meta.body_sha256)
+
+
+def header_line(meta: NoteMeta, body_size: int) -> bytes:
+    """The metadata line, padded so header + body fill their size bucket."""
+    line = json.dumps(meta.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    encoded = line.encode("utf-8")
+    total = len(encoded) + 1 + body_size
+    return encoded + b" " * (padded_size(total) - total) + b"\n"
+
+
+def parse(plaintext: bytes) -> tuple[NoteMeta, bytes]:
+    """Split a note's plaintext into metadata and body."""
+    end = plaintext.find(b"\n", 0, MAX_HEADER)
+    if end < 0:
+        raise IntegrityError("a note has no metadata line")
+    return parse_header(plaintext[:end]), plaintext[end + 1 :]
+
+
+def parse_header(line: bytes) -> NoteMeta:
+    try:
+        doc = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise IntegrityError("a note's metadata line is malformed") from err
+    return NoteMeta.from_json(doc)
+
+
+TEMPLATES: dict[str, str] = {
+    "soap": "Subjective:\n\nObjective:\n\nAssessment:\n\nPlan:\n",
+    "dap": "Data:\n\nAssessment:\n\nPlan:\n",
+    "birp": "Behavior:\n\nIntervention:\n\nResponse:\n\nPlan:\n",
+    "girp": "Goals:\n\nIntervention:\n\nResponse:\n\nPlan:\n",
+    "intake": (
+        "Presenting problem:\n\nHistory of the problem:\n\nMental status:\n\n"
+        "Risk assessment:\n\nMedical history and medication:\n\nSocial history:\n\n"
+        "Diagnostic impression:\n\nTreatment plan:\n"
+    ),
+}

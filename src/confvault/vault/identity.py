@@ -1,0 +1,119 @@
+"""The owner identity (X25519 + Ed25519), its passphrase-sealed file and the
+recovery key.
+
+The owner key file is an age file sealed with the passphrase (scrypt). Its
+plaintext is a valid age identity file, so the stock tool can use it:
+
+    # confvault owner identity
+    # vault: <vault id>
+    # ed25519-signing-seed: <base64>
+    AGE-SECRET-KEY-1...
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from confvault import age
+from confvault.errors import IntegrityError, NoIdentityMatchError, WrongPassphraseError
+from confvault.vault import _signing
+
+MIN_WORK_FACTOR = 15  # below this, a stolen vault's passphrase is too cheap to guess
+MAX_WORK_FACTOR = 22  # the stock age tool refuses more on decryption
+DEFAULT_WORK_FACTOR = age.scrypt.DEFAULT_WORK_FACTOR
+MIN_PASSPHRASE_CHARS = 12
+_SEED_PREFIX = "# ed25519-signing-seed: "
+_COMMON = {"password1234", "123456789012", "passwordpassword", "qwertyuiopas"}
+
+
+def check_passphrase_strength(passphrase: bytes) -> str | None:
+    """Why ``passphrase`` is too weak, or None when it is acceptable."""
+    text = passphrase.decode("utf-8", "replace")
+    if len(text) < MIN_PASSPHRASE_CHARS:
+        return (
+            f"it has {len(text)} characters; use at least {MIN_PASSPHRASE_CHARS} "
+            "(a few unrelated words work well)"
+        )
+    if len(set(text)) < 6:
+        return "it repeats too few different characters"
+    if text.lower() in _COMMON:
+        return "it is a commonly used passphrase"
+    return None
+
+
+@dataclass(frozen=True)
+class OwnerIdentity:
+    """The practitioner's keys: decryption (X25519) and authorship (Ed25519)."""
+
+    x25519: age.X25519Identity
+    signing_seed: bytes = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> OwnerIdentity:
+        """New owner keys from the CSPRNG."""
+        return cls(age.X25519Identity.generate(), secrets.token_bytes(32))
+
+    @property
+    def recipient(self) -> age.X25519Recipient:
+        """What the owner's records are sealed to."""
+        return self.x25519.recipient
+
+    @property
+    def signer(self) -> bytes:
+        """The Ed25519 public key that signs notes and manifests."""
+        return _signing.public_key(self.signing_seed)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the owner's Ed25519 key."""
+        return _signing.sign(self.signing_seed, message)
+
+    def to_text(self, vault_id: str) -> str:
+        """The identity-file text (usable by the stock age tool as ``-i``)."""
+        return (
+            "# confvault owner identity\n"
+            f"# vault: {vault_id}\n"
+            f"{_SEED_PREFIX}{_signing.b64(self.signing_seed)}\n"
+            f"{self.x25519.encode()}\n"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> OwnerIdentity:
+        """Parse the identity-file text written by ``to_text``."""
+        seed = None
+        for line in text.splitlines():
+            if line.startswith(_SEED_PREFIX):
+                try:
+                    seed = _signing.unb64(line[len(_SEED_PREFIX) :].strip())
+                except ValueError as err:
+                    raise IntegrityError("owner key file has a malformed seed") from err
+        if seed is None or len(seed) != _signing.SEED_SIZE:
+            raise IntegrityError("owner key file has no signing key")
+        return cls(age.parse_identities(text)[0], seed)
+
+    def seal_with_passphrase(self, vault_id: str, passphrase: bytes, work_factor: int) -> bytes:
+        """The owner key file: this identity sealed with the passphrase."""
+        recipient = age.ScryptRecipient(passphrase, work_factor)
+        return age.encrypt(self.to_text(vault_id).encode(), [recipient])
+
+    def seal_to(self, vault_id: str, recipient: age.X25519Recipient) -> bytes:
+        """This identity sealed to another key (the recovery key)."""
+        return age.encrypt(self.to_text(vault_id).encode(), [recipient])
+
+
+def unseal_with_passphrase(sealed: bytes, passphrase: bytes) -> OwnerIdentity:
+    """Open the owner key file; WrongPassphraseError when it does not open."""
+    try:
+        plain = age.decrypt(sealed, [age.ScryptIdentity(passphrase, MAX_WORK_FACTOR)])
+    except NoIdentityMatchError as err:
+        raise WrongPassphraseError("the passphrase does not open this vault") from err
+    return OwnerIdentity.from_text(plain.decode("utf-8"))
+
+
+def unseal_with_identity(sealed: bytes, identity: age.X25519Identity) -> OwnerIdentity:
+    """Open an owner key copy sealed to ``identity`` (the recovery key)."""
+    try:
+        plain = age.decrypt(sealed, [identity])
+    except NoIdentityMatchError as err:
+        raise WrongPassphraseError("that key does not open this vault's owner key") from err
+    return OwnerIdentity.from_text(plain.decode("utf-8"))

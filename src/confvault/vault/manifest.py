@@ -1,0 +1,215 @@
+"""The signed manifest: the vault's single commit point.
+
+``manifest`` (JSON, one key a line so plain shell tools can read it) names the
+live objects through 256 shards (``shards/<sha256>``, one per first byte of
+the object names, each a sorted list of names) plus a few pointers (owner key,
+recovery copy, root index, audit head). It carries a generation counter and an
+Ed25519 signature by the owner over its canonical body.
+
+Writing new objects, making them durable, then atomically replacing the
+manifest makes every multi-file change all-or-nothing. A note added to a vault
+of 100,000 notes rewrites a handful of ~25 KB shards, never the whole list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confvault.errors import IntegrityError
+from confvault.vault import _signing, fs
+from confvault.vault.objects import is_hash
+
+MANIFEST_NAME = "manifest"
+SHARDS_DIR = "shards"
+FORMAT = "confvault/manifest/v1"
+_SHARD_HEADER = b"confvault/shard/v1\n"
+
+
+def canonical(document: Any) -> bytes:
+    """The exact bytes that are signed: sorted keys, no spaces."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class ManifestBody:
+    """What the manifest states; signed as a whole."""
+
+    vault_id: str
+    generation: int
+    signer: str  # base64 Ed25519 public key
+    pointers: dict[str, str]  # owner, recovery, root, audit -> object names
+    shards: dict[str, str]  # "00".."ff" -> shard name (empty shards omitted)
+    objects: int
+    time: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "vault": self.vault_id,
+            "generation": self.generation,
+            "signer": self.signer,
+            "pointers": dict(sorted(self.pointers.items())),
+            "shards": dict(sorted(self.shards.items())),
+            "objects": self.objects,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ManifestBody:
+        try:
+            if doc["format"] != FORMAT:
+                raise IntegrityError("manifest has an unknown format")
+            body = cls(
+                vault_id=str(doc["vault"]),
+                generation=int(doc["generation"]),
+                signer=str(doc["signer"]),
+                pointers={str(k): str(v) for k, v in doc["pointers"].items()},
+                shards={str(k): str(v) for k, v in doc["shards"].items()},
+                objects=int(doc["objects"]),
+                time=str(doc["time"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise IntegrityError("manifest is malformed") from err
+        for name in [*body.pointers.values(), *body.shards.values()]:
+            if not is_hash(name):
+                raise IntegrityError("manifest names a malformed object")
+        if any(len(p) != 2 or not is_hash(p * 32) for p in body.shards):
+            raise IntegrityError("manifest has a malformed shard prefix")
+        return body
+
+
+@dataclass
+class Manifest:
+    """A verified manifest, with its shards loaded on demand."""
+
+    root: Path
+    body: ManifestBody
+    _cache: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def generation(self) -> int:
+        return self.body.generation
+
+    def pointer(self, name: str) -> str | None:
+        return self.body.pointers.get(name)
+
+    def shard(self, prefix: str) -> frozenset[str]:
+        """The live object names starting with ``prefix``."""
+        if prefix not in self._cache:
+            name = self.body.shards.get(prefix)
+            self._cache[prefix] = frozenset() if name is None else read_shard(self.root, name, prefix)
+        return self._cache[prefix]
+
+    def contains(self, digest: str) -> bool:
+        return digest in self.shard(digest[:2])
+
+    def all_objects(self) -> set[str]:
+        out: set[str] = set()
+        for prefix in self.body.shards:
+            out |= self.shard(prefix)
+        return out
+
+
+def read_shard(root: Path, name: str, prefix: str) -> frozenset[str]:
+    """Load and check one shard file."""
+    try:
+        data = fs.read_bytes(root / SHARDS_DIR / name)
+    except FileNotFoundError as err:
+        raise IntegrityError(f"manifest shard {prefix} is missing") from err
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), name):
+        raise IntegrityError(f"manifest shard {prefix} is damaged or was replaced")
+    if not data.startswith(_SHARD_HEADER):
+        raise IntegrityError(f"manifest shard {prefix} is malformed")
+    names = data[len(_SHARD_HEADER) :].decode("ascii", "replace").split()
+    if any(not is_hash(n) or n[:2] != prefix for n in names):
+        raise IntegrityError(f"manifest shard {prefix} is malformed")
+    return frozenset(names)
+
+
+def shard_bytes(names: set[str] | frozenset[str]) -> bytes:
+    return _SHARD_HEADER + "".join(f"{n}\n" for n in sorted(names)).encode("ascii")
+
+
+def load(root: Path, *, expected_signer: str | None = None) -> Manifest:
+    """Read the manifest and check its signature (and signer, when pinned)."""
+    path = root / MANIFEST_NAME
+    try:
+        raw = fs.read_bytes(path)
+    except FileNotFoundError as err:
+        raise IntegrityError("the manifest is missing") from err
+    try:
+        doc = json.loads(raw)
+        body_doc = doc["body"]
+        signature = _signing.unb64(doc["signature"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise IntegrityError("the manifest is malformed") from err
+    body = ManifestBody.from_json(body_doc)
+    try:
+        signer = _signing.unb64(body.signer)
+    except ValueError as err:
+        raise IntegrityError("the manifest's signer key is malformed") from err
+    if not _signing.verify(signer, canonical(body.to_json()), signature):
+        raise IntegrityError("the manifest's signature does not verify")
+    if canonical(body.to_json()) != canonical(body_doc):
+        raise IntegrityError("the manifest has fields that are not signed")
+    if expected_signer is not None and not hmac.compare_digest(body.signer, expected_signer):
+        raise IntegrityError("the manifest is signed by a different key than before")
+    return Manifest(root, body)
+
+
+def encode(body: ManifestBody, signature: bytes) -> bytes:
+    """The manifest file: indented JSON so ``grep``/``sed`` can read a pointer."""
+    doc = {"body": body.to_json(), "signature": _signing.b64(signature)}
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+@dataclass
+class Changes:
+    """What one transaction adds and retires."""
+
+    added: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    pointers: dict[str, str | None] = field(default_factory=dict)
+
+
+def next_body(
+    current: Manifest | None,
+    changes: Changes,
+    *,
+    vault_id: str,
+    signer: str,
+    time: str,
+) -> tuple[ManifestBody, dict[str, bytes]]:
+    """The next manifest body and the new shard files it needs (name -> bytes)."""
+    touched = {d[:2] for d in changes.added | changes.removed}
+    shards = dict(current.body.shards) if current else {}
+    pointers = dict(current.body.pointers) if current else {}
+    count = current.body.objects if current else 0
+    new_files: dict[str, bytes] = {}
+    for prefix in sorted(touched):
+        old = current.shard(prefix) if current else frozenset()
+        names = (set(old) - {d for d in changes.removed if d[:2] == prefix}) | {
+            d for d in changes.added if d[:2] == prefix
+        }
+        count += len(names) - len(old)
+        if names:
+            data = shard_bytes(names)
+            name = hashlib.sha256(data).hexdigest()
+            shards[prefix] = name
+            new_files[name] = data
+        else:
+            shards.pop(prefix, None)
+    for key, value in changes.pointers.items():
+        if value is None:
+            pointers.pop(key, None)
+        else:
+            pointers[key] = value
+    generation = current.body.generation + 1 if current else 1
+    body = ManifestBody(vault_id, generation, signer, pointers, shards, count, time)
+    return body, new_files
+

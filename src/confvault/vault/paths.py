@@ -1,0 +1,75 @@
+"""Default locations: the vault (XDG data dir) and this machine's memory of
+each vault (XDG state dir), which is what makes a rollback detectable."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from confvault.errors import IntegrityError
+from confvault.vault import fs
+
+
+def default_vault_path() -> Path:
+    """``$XDG_DATA_HOME/confvault/vault`` (``~/.local/share/confvault/vault``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "confvault" / "vault"
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/confvault`` (``~/.local/state/confvault``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "confvault"
+
+
+class SeenStore:
+    """The highest manifest generation (and the signer) this machine has seen.
+
+    Trust on first use: a vault seen once can no longer be rolled back to an
+    older generation, nor swapped for one signed by another key, unnoticed.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, vault_id: str) -> Path:
+        if not vault_id.isalnum():
+            raise IntegrityError("malformed vault id")
+        return self.directory / "seen" / f"{vault_id}.json"
+
+    def get(self, vault_id: str) -> tuple[int, str] | None:
+        """(generation, signer) last seen, or None for a vault new to us."""
+        try:
+            doc = json.loads(self._path(vault_id).read_text(encoding="utf-8"))
+            return int(doc["generation"]), str(doc["signer"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # an unreadable memory is no evidence either way
+
+    def record(self, vault_id: str, generation: int, signer: str) -> None:
+        """Remember ``generation`` if it is the highest seen so far."""
+        seen = self.get(vault_id)
+        if seen is not None and seen[0] >= generation and seen[1] == signer:
+            return
+        path = self._path(vault_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            data = json.dumps({"generation": generation, "signer": signer}).encode()
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fs.FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home must not stop the user reading records
+
+    def forget(self, vault_id: str) -> None:
+        """Drop the memory of a vault (after a deliberate restore of an old backup)."""
+        try:
+            self._path(vault_id).unlink()
+        except OSError:
+            pass

@@ -1,0 +1,128 @@
+"""Frozen results returned by vault operations; the CLI renders them (and
+``--json`` is just ``to_json()``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    id: str
+    name: str
+    created: str
+    notes: int
+    drafts: int
+    psychotherapy_notes: int
+    fields: dict[str, str] = field(default_factory=dict)
+    last_note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NoteInfo:
+    id: str
+    client: str
+    client_name: str
+    kind: str
+    title: str
+    date: str
+    created: str
+    status: str
+    size: int
+    addendum_of: str | None = None
+    template: str | None = None
+    filename: str | None = None
+    addenda: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["addenda"] = list(self.addenda)
+        return doc
+
+
+@dataclass(frozen=True)
+class NoteView:
+    info: NoteInfo
+    body: bytes = field(repr=False)
+    signature: str  # valid | draft | invalid | unknown-signer
+    signed_at: str | None = None
+
+    def to_json(self, *, include_body: bool = True) -> dict[str, Any]:
+        doc = self.info.to_json()
+        doc["signature"] = self.signature
+        doc["signed_at"] = self.signed_at
+        if include_body and self.info.kind != "attachment":
+            doc["body"] = self.body.decode("utf-8", "replace")
+        return doc
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    note: NoteInfo
+    snippets: tuple[tuple[str, str, str], ...]  # (before, match, after)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "note": self.note.to_json(),
+            "snippets": [{"before": b, "match": m, "after": a} for b, m, a in self.snippets],
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or note) found by verify."""
+
+    severity: str  # "error" | "warning"
+    code: str  # e.g. "object-missing", "hash-mismatch", "rollback"
+    subject: str  # object name, file or note id (never a client name)
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    vault: str
+    generation: int
+    objects_checked: int
+    notes_checked: int
+    deep: bool
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["ok"] = self.ok
+        doc["findings"] = [f.to_json() for f in self.findings]
+        return doc
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    path: str
+    vault_id: str
+    generation: int
+    clients: int
+    notes: int
+    drafts: int
+    psychotherapy_notes: int
+    attachments: int
+    objects: int
+    last_change: str
+    last_verify: str | None
+    oldest_key: str | None
+    newest_key: str | None
+    grants: int
+    work_factor: int | None
+    recovery_key: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
