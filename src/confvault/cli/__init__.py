@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from confvault import __version__
-from confvault.cli import age, demo
+from confvault.cli import age, clients, demo, notes, vault
+from confvault.cli._context import Options
 from confvault.cli._errors import EXIT_STATUS, ConfvaultGroup
 
 app = typer.Typer(
@@ -20,6 +22,12 @@ app = typer.Typer(
     epilog=EXIT_STATUS,
 )
 app.add_typer(age.app, name="age")
+app.add_typer(clients.app, name="client")
+app.add_typer(notes.app, name="note")
+for _command in (vault.init, vault.status, vault.verify, notes.attach):
+    app.command(epilog=EXIT_STATUS)(_command)
+
+_VAULT_HELP = "the vault directory (else $CONFVAULT_VAULT, else ~/.local/share/confvault/vault)"
 
 
 def _version(value: bool) -> None:
@@ -30,14 +38,30 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
+    vault_path: Annotated[Path | None, typer.Option("--vault", help=_VAULT_HELP)] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option("--passphrase-file", help="read the passphrase from FILE")
+    ] = None,
+    passphrase_fd: Annotated[
+        int | None, typer.Option("--passphrase-fd", help="read the passphrase from descriptor N")
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option("--identity", help="open read-only with a grantee's age identity file"),
+    ] = None,
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="print the version"
-        ),
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
     ] = False,
 ) -> None:
     """A confidential record vault for therapists: every note a sealed age file."""
+    ctx.obj = Options(
+        vault=vault_path,
+        passphrase_file=passphrase_file,
+        passphrase_fd=passphrase_fd,
+        identity=identity,
+    )
 
 
 @app.command("demo", epilog=EXIT_STATUS)

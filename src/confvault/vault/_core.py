@@ -213,6 +213,45 @@ class VaultCore:
         txn.retire(current.pointer("root") if current else None)
         txn.point("root", txn.put_document(doc, [self._owner().recipient]))
 
+    def status(self) -> Any:
+        """Counts, key ages, grants and the last verify, for the dashboard."""
+        from confvault.vault.results import VaultStatus  # noqa: PLC0415
+
+        with self._reading() as current:
+            root = self._root_doc(current)
+            comps = [(name, entry) for c in root["clients"].values()
+                     for name, entry in c["compartments"].items()]
+            keys = sorted(entry["key_created"] for _, entry in comps)
+            last = self.seen.last_verify(current.body.vault_id)
+            return VaultStatus(
+                path=str(self.root), vault_id=current.body.vault_id,
+                generation=current.generation, clients=len(root["clients"]),
+                notes=sum(e.get("notes", 0) for _, e in comps),
+                drafts=sum(e.get("drafts", 0) for _, e in comps),
+                psychotherapy_notes=sum(e.get("notes", 0) for n, e in comps if n == "psychotherapy"),
+                attachments=sum(e.get("attachments", 0) for _, e in comps),
+                objects=current.body.objects, last_change=current.body.time,
+                last_verify=(f"{last[0]} ({'ok' if last[1] else 'PROBLEMS FOUND'})" if last else None),
+                oldest_key=keys[0] if keys else None, newest_key=keys[-1] if keys else None,
+                grants=len(root.get("grants", [])),
+                work_factor=root.get("settings", {}).get("work_factor"),
+                recovery_key=current.pointer("recovery") is not None,
+            )
+
+    # --- verification -----------------------------------------------------------------
+
+    def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
+        """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
+        from confvault.vault import verify as checks  # noqa: PLC0415 - avoids an import cycle
+
+        with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
+            report, current = checks.verify_keyless(self.root, seen=self.seen, progress=progress)
+            if deep and current is not None and self.owner is not None:
+                self.manifest = current
+                report = checks.verify_deep(self, report, current, progress)
+        self.seen.record_verify(report.vault_id or self.vault_id, self.now(), report.ok)
+        return report
+
     @property
     def vault_id(self) -> str:
         if self.manifest is None:

@@ -30,7 +30,7 @@ class Transaction:
         self.store = store
         self.current = current
         self.changes = manifest.Changes()
-        self._pending: list[fs.TempFile] = []
+        self._pending: dict[str, fs.TempFile] = {}
 
     def put(self, data: bytes) -> str:
         """Store a sealed object; return its name."""
@@ -46,15 +46,15 @@ class Transaction:
 
     def _added(self, digest: str, temp: fs.TempFile) -> None:
         self.changes.removed.discard(digest)
-        if self.current is None or not self.current.contains(digest):
+        if digest not in self._pending and (self.current is None or not self.current.contains(digest)):
             self.changes.added.add(digest)
-            self._pending.append(temp)
+            self._pending[digest] = temp
         else:
             temp.discard()
 
     def abort(self) -> None:
         """Drop everything written so far; nothing was committed."""
-        for temp in self._pending:
+        for temp in self._pending.values():
             temp.discard()
         self._pending.clear()
 
@@ -67,7 +67,9 @@ class Transaction:
         if digest is None:
             return
         if digest in self.changes.added:
+            # Written and superseded within this transaction: never goes live.
             self.changes.added.discard(digest)
+            self._pending.pop(digest).discard()
             return
         self.changes.removed.add(digest)
 
@@ -97,7 +99,7 @@ class Transaction:
         journal = self._write_journal(garbage_shards | set(shard_files))
         paths = []
         made: set[Path] = set()
-        for temp in self._pending:
+        for temp in self._pending.values():
             if temp.target.parent not in made:
                 fs.ensure_dir(temp.target.parent)
                 made.add(temp.target.parent)

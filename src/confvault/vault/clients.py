@@ -102,6 +102,7 @@ class ClientsMixin:
         comp.entry["index"] = txn.put_document(comp.index, [comp.key.recipient])
         comp.entry["notes"] = sum(1 for n in comp.notes if n["status"] == "signed")
         comp.entry["drafts"] = sum(1 for n in comp.notes if n["status"] == "draft")
+        comp.entry["attachments"] = sum(1 for n in comp.notes if n["kind"] == "attachment")
 
     # --- resolution -------------------------------------------------------------------
 

@@ -359,9 +359,9 @@ class NotesMixin:
 
 
 def _snippet(text: str, match: re.Match[str], width: int = 40) -> tuple[str, str, str]:
-    before = text[max(0, match.start() - width) : match.start()]
-    after = text[match.end() : match.end() + width]
-    return (" ".join(before.split()), match.group(0), " ".join(after.split()))
+    before = re.sub(r"\s+", " ", text[max(0, match.start() - width) : match.start()])
+    after = re.sub(r"\s+", " ", text[match.end() : match.end() + width])
+    return (before.lstrip(), match.group(0), after.rstrip())
 
 
 def _open_input(path: Path) -> BinaryIO:

@@ -48,15 +48,42 @@ class SeenStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # an unreadable memory is no evidence either way
 
+    def _read(self, vault_id: str) -> dict[str, object]:
+        try:
+            doc = json.loads(self._path(vault_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def last_verify(self, vault_id: str) -> tuple[str, bool] | None:
+        """(when, ok) of the last verify run on this machine."""
+        doc = self._read(vault_id)
+        if "last_verify" not in doc:
+            return None
+        return str(doc["last_verify"]), bool(doc.get("last_verify_ok"))
+
+    def record_verify(self, vault_id: str, when: str, ok: bool) -> None:
+        """Remember when this machine last verified the vault, and the outcome."""
+        doc = self._read(vault_id)
+        if "generation" not in doc:
+            return
+        doc.update(last_verify=when, last_verify_ok=ok)
+        self._write(vault_id, doc)
+
     def record(self, vault_id: str, generation: int, signer: str) -> None:
         """Remember ``generation`` if it is the highest seen so far."""
         seen = self.get(vault_id)
         if seen is not None and seen[0] >= generation and seen[1] == signer:
             return
+        doc = self._read(vault_id)
+        doc.update(generation=generation, signer=signer)
+        self._write(vault_id, doc)
+
+    def _write(self, vault_id: str, doc: dict[str, object]) -> None:
         path = self._path(vault_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            data = json.dumps({"generation": generation, "signer": signer}).encode()
+            data = json.dumps(doc).encode()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fs.FILE_MODE)
             with os.fdopen(fd, "wb") as f:

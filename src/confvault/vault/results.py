@@ -94,6 +94,8 @@ class VerifyReport:
     deep: bool
     findings: tuple[Finding, ...]
 
+    vault_id: str = ""
+
     @property
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)

@@ -1,0 +1,76 @@
+"""Global options (before the command) and opening the vault from them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from confvault import age
+from confvault.cli import _secrets
+from confvault.vault import Vault
+from confvault.vault.paths import default_state_dir, default_vault_path
+
+ENV_VAULT = "CONFVAULT_VAULT"
+ENV_LOCK_TIMEOUT = "CONFVAULT_LOCK_TIMEOUT"
+
+
+@dataclass
+class Options:
+    """What the global options said."""
+
+    vault: Path | None = None
+    passphrase_file: Path | None = None
+    passphrase_fd: int | None = None
+    identity: Path | None = None
+
+    @property
+    def vault_path(self) -> Path:
+        if self.vault is not None:
+            return self.vault
+        if os.environ.get(ENV_VAULT):
+            return Path(os.environ[ENV_VAULT])
+        return default_vault_path()
+
+    @property
+    def lock_timeout(self) -> float:
+        try:
+            return float(os.environ.get(ENV_LOCK_TIMEOUT, "60"))
+        except ValueError:
+            return 60.0
+
+    def passphrase(self, *, confirm: bool = False, prompt: str = "Vault passphrase: ") -> bytes:
+        return _secrets.obtain(
+            file=self.passphrase_file, fd=self.passphrase_fd, confirm=confirm, prompt=prompt
+        )
+
+    def open_vault(self, *, write: bool = False) -> Vault:
+        """Open with the passphrase, or read-only with ``--identity``."""
+        path = self.vault_path
+        if self.identity is not None:
+            if write:
+                from confvault.errors import ReadOnlyError  # noqa: PLC0415
+
+                raise ReadOnlyError("a grantee key (--identity) can only read; this command writes")
+            text = self.identity.read_text(encoding="utf-8")
+            reader = age.parse_identities(text)[0]
+            return Vault.open(path, reader=reader, lock_timeout=self.lock_timeout,
+                              state_dir=default_state_dir())
+        from confvault.vault._core import check_vault_dir  # noqa: PLC0415
+
+        check_vault_dir(path)  # fail on a missing vault before asking a passphrase
+        return Vault.open(path, passphrase=self.passphrase(), lock_timeout=self.lock_timeout,
+                          state_dir=default_state_dir())
+
+
+def options(ctx: typer.Context) -> Options:
+    """The Options object the root callback stored."""
+    root: Any = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, Options):
+        obj = Options()
+        root.obj = obj
+    return obj

@@ -1,0 +1,86 @@
+"""`confvault client`: add, list, show, rename."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from confvault.cli import _output
+from confvault.cli._context import options
+from confvault.cli._errors import EXIT_STATUS
+from confvault.vault import names
+from confvault.vault.results import ClientInfo
+
+app = typer.Typer(help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS)
+JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
+CLIENT = Annotated[str, typer.Argument(metavar="CLIENT", help="the client's name, or a unique prefix of its ID")]
+
+
+def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
+    if as_json:
+        _output.emit_json(info.to_json())
+        return
+    if verb:
+        _output.stdout.print(f"{verb} client {info.id}", markup=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in [("id", info.id), ("name", info.name), ("created", info.created),
+                       ("notes", str(info.notes)), ("drafts", str(info.drafts)),
+                       ("psychotherapy notes", str(info.psychotherapy_notes)),
+                       ("last note", info.last_note or "-")]:
+        table.add_row(key, value)
+    for key, value in sorted(info.fields.items()):
+        table.add_row(key, value)
+    _output.stdout.print(table)
+
+
+@app.command(epilog=EXIT_STATUS)
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the client's name (stored only inside sealed files)")],
+    field: Annotated[list[str] | None, typer.Option("--field", help="KEY=VALUE profile field (repeatable)")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Add a client with a random ID and its own keys."""
+    fields = dict(names.field(item) for item in field or [])
+    info = options(ctx).open_vault(write=True).add_client(name, fields)
+    _show(info, as_json, "added")
+
+
+@app.command("list", epilog=EXIT_STATUS)
+def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
+    """List clients with their note counts."""
+    infos = options(ctx).open_vault().clients()
+    if as_json:
+        _output.emit_json([i.to_json() for i in infos])
+        return
+    if not infos:
+        _output.info("no clients yet; add one with `confvault client add NAME`")
+        return
+    table = Table("id", "name", "notes", "drafts", "psychotherapy", "last note")
+    for i in infos:
+        table.add_row(i.id[:8], i.name, str(i.notes), str(i.drafts), str(i.psychotherapy_notes), (i.last_note or "-")[:10])
+    _output.stdout.print(table)
+
+
+@app.command("ls", hidden=True)
+def ls(ctx: typer.Context, as_json: JSON = False) -> None:
+    list_clients(ctx, as_json)
+
+
+@app.command(epilog=EXIT_STATUS)
+def show(ctx: typer.Context, client: CLIENT, as_json: JSON = False) -> None:
+    """Show a client's profile and counts."""
+    _show(options(ctx).open_vault().client(client), as_json)
+
+
+@app.command(epilog=EXIT_STATUS)
+def rename(
+    ctx: typer.Context,
+    client: CLIENT,
+    new_name: Annotated[str, typer.Argument(help="the new name")],
+    as_json: JSON = False,
+) -> None:
+    """Rename a client."""
+    _show(options(ctx).open_vault(write=True).rename_client(client, new_name), as_json, "renamed")

@@ -1,0 +1,212 @@
+"""Checking a vault: keyless (signatures and hashes only) and deep (decrypt
+every note and check every signature). Problems are gathered as findings;
+nothing here raises for a damaged vault, so one report names every problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confvault.errors import AgeError, ConfvaultError
+from confvault.vault import _txn, fs, manifest
+from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
+from confvault.vault.objects import OBJECTS_DIR, is_hash
+from confvault.vault.paths import SeenStore
+from confvault.vault.results import Finding, VerifyReport
+
+Progress = Callable[[int, int], None]
+_READ = 1 << 20
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+
+    def error(self, code: str, subject: str, message: str) -> None:
+        self.findings.append(Finding("error", code, subject, message))
+
+    def warning(self, code: str, subject: str, message: str) -> None:
+        self.findings.append(Finding("warning", code, subject, message))
+
+
+def _hash_file(path: Path) -> str | None:
+    """SHA-256 of a regular, unlinked file; None when it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        sha = hashlib.sha256()
+        while block := os.read(fd, _READ):
+            sha.update(block)
+        return sha.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _check_tree(root: Path, report: _Report) -> None:
+    """Symlinks anywhere and permissions that let other users in."""
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs + files:
+            path = Path(directory) / name
+            info = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(info.st_mode):
+                report.error("symlink", rel, "a symlink was planted in the vault")
+            elif info.st_mode & 0o077:
+                report.error("permissions", rel, f"accessible to other users (mode {info.st_mode & 0o777:o})")
+    info = root.lstat()
+    if info.st_mode & 0o077:
+        report.error("permissions", ".", f"the vault directory is accessible to other users (mode {info.st_mode & 0o777:o})")
+
+
+def verify_keyless(root: Path, *, seen: SeenStore | None = None,
+                   progress: Progress | None = None) -> tuple[VerifyReport, manifest.Manifest | None]:
+    """Check signatures and hashes of everything, with no passphrase."""
+    report = _Report()
+    if not (root / manifest.MANIFEST_NAME).exists() and not root.is_dir():
+        report.error("no-vault", str(root), "there is no vault here")
+        return VerifyReport(str(root), 0, 0, 0, False, tuple(report.findings)), None
+    _check_tree(root, report)
+    try:
+        current = manifest.load(root)
+    except ConfvaultError as err:
+        report.error("manifest", manifest.MANIFEST_NAME, str(err))
+        return VerifyReport(str(root), 0, 0, 0, False, tuple(report.findings)), None
+    body = current.body
+    if seen is not None:
+        known = seen.get(body.vault_id)
+        if known is not None:
+            if known[1] != body.signer:
+                report.error("signer-changed", manifest.MANIFEST_NAME,
+                             "the manifest is signed by a different key than this machine saw before")
+            elif body.generation < known[0]:
+                report.error("rollback", manifest.MANIFEST_NAME,
+                             f"generation {body.generation} is older than generation {known[0]} seen before")
+    live: set[str] = set()
+    for prefix in sorted(body.shards):
+        try:
+            live |= current.shard(prefix)
+        except ConfvaultError as err:
+            report.error("shard", body.shards[prefix], str(err))
+    if len(live) != body.objects and not any(f.code == "shard" for f in report.findings):
+        report.error("count", manifest.MANIFEST_NAME, "the manifest's object count does not match its shards")
+    for name, digest in sorted(body.pointers.items()):
+        if digest not in live:
+            report.error("pointer", name, f"the {name} object is not among the live objects")
+    objects_dir = root / OBJECTS_DIR
+    for number, digest in enumerate(sorted(live), start=1):
+        path = objects_dir / digest[:2] / digest
+        actual = _hash_file(path)
+        if actual is None:
+            kind = "object-missing" if not path.is_symlink() and not path.exists() else "object-unsafe"
+            report.error(kind, digest, "object is missing" if kind == "object-missing" else "object is not a regular file")
+        elif not hmac.compare_digest(actual, digest):
+            report.error("object-damaged", digest, "object content does not match its hash (altered, truncated or replaced)")
+        if progress and number % 256 == 0:
+            progress(number, len(live))
+    _extra_files(root, live, set(body.shards.values()), report)
+    if seen is not None and not any(f.severity == "error" for f in report.findings):
+        seen.record(body.vault_id, body.generation, body.signer)
+    result = VerifyReport(str(root), body.generation, len(live), 0, False,
+                          tuple(report.findings), body.vault_id)
+    return result, current
+
+
+def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) -> None:
+    expected_top = {manifest.MANIFEST_NAME, OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR, fs.LOCK_NAME}
+    for entry in sorted(os.listdir(root)):
+        if entry not in expected_top:
+            report.warning("unexpected-file", entry, "a file confvault did not write is in the vault")
+    objects_dir = root / OBJECTS_DIR
+    if objects_dir.is_dir():
+        for bucket in sorted(os.listdir(objects_dir)):
+            bucket_path = objects_dir / bucket
+            if not bucket_path.is_dir() or bucket_path.is_symlink():
+                report.warning("unexpected-file", f"objects/{bucket}", "not an object bucket")
+                continue
+            for name in os.listdir(bucket_path):
+                if not is_hash(name) or name[:2] != bucket:
+                    report.warning("unexpected-file", f"objects/{bucket}/{name}", "not an object")
+                elif name not in live:
+                    report.warning("unreferenced", name, "object not in the manifest (left by an interrupted command; harmless)")
+    shards_dir = root / manifest.SHARDS_DIR
+    if shards_dir.is_dir():
+        for name in os.listdir(shards_dir):
+            if name not in shards:
+                report.warning("unreferenced", f"shards/{name}", "shard not in the manifest (harmless)")
+    tmp_dir = root / fs.TMP_DIR
+    if tmp_dir.is_dir():
+        for name in os.listdir(tmp_dir):
+            if name.endswith((".tmp", _txn.JOURNAL_SUFFIX)):
+                report.warning("leftover", f"tmp/{name}", "left by an interrupted command; the next write removes it")
+
+
+def verify_deep(vault: Any, report_in: VerifyReport, current: manifest.Manifest,
+                progress: Progress | None = None) -> VerifyReport:
+    """Decrypt the root, every client key, index and note; check every signature."""
+    report = _Report()
+    report.findings.extend(report_in.findings)
+    reached: set[str] = {d for d in current.body.pointers.values()}
+    notes_checked = 0
+    try:
+        root = vault._root_doc(current)
+    except (ConfvaultError, AgeError) as err:
+        report.error("root", "root", f"the root index does not open: {err}")
+        return VerifyReport(report_in.vault, report_in.generation, report_in.objects_checked, 0,
+                            True, tuple(report.findings), report_in.vault_id)
+    total = sum(c.get("notes", 0) + c.get("drafts", 0) for cl in root["clients"].values()
+                for c in cl["compartments"].values())
+    for client_id in sorted(root["clients"]):
+        for name in (RECORDS, PSYCHOTHERAPY):
+            entry = root["clients"][client_id]["compartments"].get(name)
+            if entry is None:
+                continue
+            reached |= {entry["key"], entry["index"]}
+            try:
+                comp = vault._open_compartment(root, client_id, name)
+            except (ConfvaultError, AgeError) as err:
+                report.error("index", f"{client_id}/{name}", f"the {name} index does not open: {err}")
+                continue
+            for note in comp.notes:
+                reached.add(note["object"])
+                notes_checked += 1
+                try:
+                    if note["kind"] == "attachment":
+                        vault.save_attachment(note["id"], _NullSink())
+                    else:
+                        vault._read(comp, note)
+                except (ConfvaultError, AgeError) as err:
+                    report.error("note", note["id"], str(err))
+                if progress:
+                    progress(notes_checked, total)
+    for digest in sorted(current.all_objects() - reached):
+        report.warning("orphan", digest, "a live object that no index refers to")
+    return VerifyReport(report_in.vault, report_in.generation, report_in.objects_checked,
+                        notes_checked, True, tuple(report.findings), report_in.vault_id)
+
+
+class _NullSink:
+    def write(self, data: bytes | memoryview) -> int:
+        return len(data)
+
+
+def verify_vault(root: Path, *, seen: SeenStore, progress: Progress | None = None,
+                 lock_timeout: float = 60.0) -> VerifyReport:
+    """Keyless verification under the shared lock (no passphrase needed)."""
+    with fs.locked(root, exclusive=False, timeout=lock_timeout):
+        report, _ = verify_keyless(root, seen=seen, progress=progress)
+    if report.vault_id:
+        import datetime as dt  # noqa: PLC0415
+
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        seen.record_verify(report.vault_id, now, report.ok)
+    return report
