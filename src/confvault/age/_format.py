@@ -54,7 +54,7 @@ class Stanza:
         """Canonical encoding, body wrapped at 64 columns, short final line."""
         words = (self.type, *self.args)
         for word in words:
-            _check_argument(word.encode("ascii", "replace"))
+            _check_argument(word.encode("utf-8"))
         out = [STANZA_PREFIX + " ".join(words).encode("ascii") + b"\n"]
         body = b64encode(self.body).encode("ascii")
         # range() runs one step past the end, so a body whose length is a
