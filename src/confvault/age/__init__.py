@@ -201,7 +201,7 @@ def _open_source(src: BinaryIO) -> BinaryIO:
         if not block:
             break
         prefix += block
-    chained = io.BufferedReader(_Prefixed(prefix, src), buffer_size=1 << 20)
+    chained = io.BufferedReader(_Prefixed(prefix, src), buffer_size=64 * 1024)
     if prefix.startswith(_format.VERSION_PREFIX):
         return chained  # type: ignore[return-value]
     if armor.BEGIN in prefix or prefix.lstrip().startswith(b"-----BEGIN"):
@@ -256,7 +256,15 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity])
 
 
 def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
-    """Decrypt an age file held in memory."""
-    out = io.BytesIO()
-    decrypt_stream(io.BytesIO(data), out, identities)
-    return out.getvalue()
+    """Decrypt an age file held in memory (all or nothing)."""
+    if not data.startswith(_format.VERSION_PREFIX):
+        out = io.BytesIO()
+        decrypt_stream(io.BytesIO(data), out, identities)
+        return out.getvalue()
+    # Binary and in memory: no stream layers, the payload is opened in place.
+    src = io.BytesIO(data)
+    header = _format.parse_header(src)
+    file_key = _unwrap_file_key(header, identities)
+    if not constant_time_equal(_header_mac(file_key, header.mac_input), header.mac):
+        raise HeaderMacError("header MAC does not match: the header was altered")
+    return _stream.decrypt_payload_bytes(file_key, memoryview(data)[src.tell() :])

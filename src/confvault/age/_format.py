@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -54,7 +55,9 @@ class Stanza:
         """Canonical encoding, body wrapped at 64 columns, short final line."""
         words = (self.type, *self.args)
         for word in words:
-            _check_argument(word.encode("utf-8"))
+            if not word.isascii():
+                raise HeaderError("stanza argument has non-ASCII characters")
+            _check_argument(word.encode("ascii"))
         out = [STANZA_PREFIX + " ".join(words).encode("ascii") + b"\n"]
         body = b64encode(self.body).encode("ascii")
         # range() runs one step past the end, so a body whose length is a
@@ -83,8 +86,11 @@ def marshal_mac(mac: bytes) -> bytes:
     return b" " + b64encode(mac).encode("ascii") + b"\n"
 
 
+_VCHARS = re.compile(rb"[\x21-\x7e]+")
+
+
 def _check_argument(word: bytes) -> None:
-    if not word or any(c < 0x21 or c > 0x7E for c in word):
+    if not _VCHARS.fullmatch(word):
         raise HeaderError("stanza argument is empty or has invalid characters")
 
 

@@ -22,6 +22,7 @@ CHUNK_SIZE = 64 * 1024
 ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
 NONCE_SIZE = 16
 _BLOCK_CHUNKS = 64
+_INITIAL_BUFFER = 16 * 1024
 _MAX_COUNTER = (1 << 88) - 1
 _pool: ThreadPoolExecutor | None = None
 
@@ -55,26 +56,36 @@ class _BlockReader:
     def __init__(self, src: BinaryIO, record: int) -> None:
         self._src = src
         self._record = record
-        self._buf = bytearray(record * (_BLOCK_CHUNKS + 1))
+        self._full = record * (_BLOCK_CHUNKS + 1)
+        # Start small (a note is a few KiB) and grow only for large inputs.
+        self._buf = bytearray(_INITIAL_BUFFER)
         self._view = memoryview(self._buf)
         self._end = 0
+
+    def _grow(self) -> None:
+        bigger = bytearray(min(len(self._buf) * 8, self._full))
+        bigger[: self._end] = self._view[: self._end]
+        self._buf, self._view = bigger, memoryview(bigger)
 
     def _fill(self) -> bool:
         """Fill the buffer; False when the input ended first."""
         readinto: Callable[[memoryview], int | None] | None = getattr(
             self._src, "readinto", None
         )
-        while self._end < len(self._buf):
-            if readinto is not None:
-                got = readinto(self._view[self._end :])
-            else:
-                data = self._src.read(len(self._buf) - self._end)
-                got = len(data)
-                self._view[self._end : self._end + got] = data
-            if not got:
-                return False
-            self._end += got
-        return True
+        while True:
+            while self._end < len(self._buf):
+                if readinto is not None:
+                    got = readinto(self._view[self._end :])
+                else:
+                    data = self._src.read(len(self._buf) - self._end)
+                    got = len(data)
+                    self._view[self._end : self._end + got] = data
+                if not got:
+                    return False
+                self._end += got
+            if len(self._buf) >= self._full:
+                return True
+            self._grow()
 
     def blocks(self) -> Iterator[tuple[memoryview, bool]]:
         whole = self._record * _BLOCK_CHUNKS
@@ -97,8 +108,7 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO)
     Returns the number of plaintext bytes sealed.
     """
     cipher = ChunkCipher(payload_key(file_key, nonce))
-    out = bytearray(ENCRYPTED_CHUNK_SIZE * (_BLOCK_CHUNKS + 1))
-    out_view = memoryview(out)
+    out_view = memoryview(bytearray(0))
     dst.write(nonce)
     counter = 0
     total = 0
@@ -113,6 +123,8 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO)
 
     for block, at_eof in _BlockReader(src, CHUNK_SIZE).blocks():
         if not at_eof:
+            if not out_view:
+                out_view = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS))
             first, second = _split(_BLOCK_CHUNKS)
             job = _workers().submit(seal, block, counter, second)
             seal(block, counter, first)
@@ -124,6 +136,8 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO)
         # The tail: whole chunks, then the final one (empty only if all is).
         size = len(block)
         starts = list(range(0, size, CHUNK_SIZE)) or [0]
+        if len(out_view) < min(size, CHUNK_SIZE) + TAG_SIZE:
+            out_view = memoryview(bytearray(min(size, CHUNK_SIZE) + TAG_SIZE))
         for index, start in enumerate(starts):
             chunk = block[start : start + CHUNK_SIZE]
             sealed = out_view[: len(chunk) + TAG_SIZE]
@@ -186,7 +200,7 @@ def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
     """
     nonce = _read_exact(src, NONCE_SIZE)
     cipher = ChunkCipher(payload_key(file_key, nonce))
-    out = memoryview(bytearray(CHUNK_SIZE * (_BLOCK_CHUNKS + 1)))
+    out = memoryview(bytearray(0))
     counter = 0
 
     def open_range(block: memoryview, base: int, indexes: range) -> int | None:
@@ -200,6 +214,8 @@ def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
 
     for block, at_eof in _BlockReader(src, ENCRYPTED_CHUNK_SIZE).blocks():
         if not at_eof:
+            if len(out) < CHUNK_SIZE * _BLOCK_CHUNKS:
+                out = memoryview(bytearray(CHUNK_SIZE * _BLOCK_CHUNKS))
             first, second = _split(_BLOCK_CHUNKS)
             job = _workers().submit(open_range, block, counter, second)
             bad = open_range(block, counter, first)
@@ -219,8 +235,20 @@ def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
             ]
             yield from _final_chunk(cipher, counter + bad, record, out, more=True)
             return
+        if len(out) < min(len(block), CHUNK_SIZE):
+            out = memoryview(bytearray(min(len(block), CHUNK_SIZE)))
         yield from _tail(cipher, counter, block, out)
         return
+
+
+def decrypt_payload_bytes(file_key: bytes, payload: memoryview) -> bytes:
+    """Open a whole payload held in memory; the plaintext, or PayloadError."""
+    if len(payload) < NONCE_SIZE:
+        raise HeaderError("file ends before the payload nonce")
+    cipher = ChunkCipher(payload_key(file_key, bytes(payload[:NONCE_SIZE])))
+    body = payload[NONCE_SIZE:]
+    out = memoryview(bytearray(min(max(len(body), TAG_SIZE), ENCRYPTED_CHUNK_SIZE) - TAG_SIZE))
+    return b"".join(bytes(chunk) for chunk in _tail(cipher, 0, body, out))
 
 
 def _tail(

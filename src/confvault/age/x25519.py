@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from confvault.age import _bech32
 from confvault.age._format import Stanza, b64decode, b64encode
@@ -63,10 +64,14 @@ class X25519Identity:
         """A new identity from the CSPRNG."""
         return cls(random_bytes(32))
 
+    @cached_property
+    def _public_key(self) -> bytes:
+        return x25519_base(self.secret_key)
+
     @property
     def recipient(self) -> X25519Recipient:
         """The public recipient of this identity."""
-        return X25519Recipient(x25519_base(self.secret_key))
+        return X25519Recipient(self._public_key)
 
     def encode(self) -> str:
         """The ``AGE-SECRET-KEY-1...`` string. Handle with care: it is the key."""
@@ -74,7 +79,7 @@ class X25519Identity:
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes:
         """Return the file key from the first X25519 stanza addressed to us."""
-        our_public = x25519_base(self.secret_key)
+        our_public = self._public_key
         for stanza in stanzas:
             if stanza.type != STANZA_TYPE:
                 continue

@@ -67,7 +67,7 @@ def root(
 @app.command("demo", epilog=EXIT_STATUS)
 def demo_command() -> None:
     """Walk through confvault on throwaway data in a temporary directory."""
-    demo.run_codec_demo()
+    demo.run_demo()
 
 
 def main() -> None:

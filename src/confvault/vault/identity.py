@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from confvault import age
 from confvault.errors import IntegrityError, NoIdentityMatchError, WrongPassphraseError
@@ -59,7 +60,7 @@ class OwnerIdentity:
         """What the owner's records are sealed to."""
         return self.x25519.recipient
 
-    @property
+    @cached_property
     def signer(self) -> bytes:
         """The Ed25519 public key that signs notes and manifests."""
         return _signing.public_key(self.signing_seed)
