@@ -38,19 +38,21 @@ def _fs_type(path: Path) -> str | None:
     return kind
 
 
-def private_ram_dir() -> Path | None:
-    """A RAM-backed directory only this user can enter, or None."""
-    candidates = [os.environ.get("XDG_RUNTIME_DIR"), f"/run/user/{os.getuid()}", "/dev/shm"]
+def private_ram_dir(candidates: list[str] | None = None) -> Path | None:
+    """A RAM-backed directory to make a private one in, or None."""
+    if candidates is None:
+        candidates = [os.environ.get("XDG_RUNTIME_DIR") or "", f"/run/user/{os.getuid()}", "/dev/shm"]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir() and _fs_type(Path(candidate)) in _RAM_FS:
             return Path(candidate)
     return None
 
 
-def edit(initial: str, *, insecure_tmp: bool = False, suffix: str = ".md") -> bytes:
+def edit(initial: str, *, insecure_tmp: bool = False, suffix: str = ".md",
+         candidates: list[str] | None = None) -> bytes:
     """Open ``$EDITOR`` (or ``$VISUAL``, else ``vi``) on ``initial``; return the text."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    base = private_ram_dir()
+    base = private_ram_dir(candidates)
     if base is None and not insecure_tmp:
         raise UnsafeInputError(
             "no private RAM-backed directory for the editor's file; write the note with "
