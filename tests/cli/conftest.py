@@ -31,12 +31,21 @@ def pass_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def vcli(cli: Callable[..., Any], tmp_path: Path, pass_file: Path) -> Callable[..., Any]:
+def vcli(
+    cli: Callable[..., Any], tmp_path: Path, pass_file: Path
+) -> Callable[..., Any]:
     """Run a vault command against tmp_path/vault with the passphrase file."""
     vault = tmp_path / "vault"
 
-    def run(*args: str, input: bytes | str | None = None) -> Any:  # noqa: A002
-        return cli("--vault", str(vault), "--passphrase-file", str(pass_file), *args, input=input)
+    def run(*args: str, input: bytes | str | None = None) -> Any:
+        return cli(
+            "--vault",
+            str(vault),
+            "--passphrase-file",
+            str(pass_file),
+            *args,
+            input=input,
+        )
 
     run.vault = vault  # type: ignore[attr-defined]
     return run
@@ -44,6 +53,8 @@ def vcli(cli: Callable[..., Any], tmp_path: Path, pass_file: Path) -> Callable[.
 
 @pytest.fixture
 def ready(vcli: Callable[..., Any]) -> Callable[..., Any]:
-    result = vcli("init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key")
+    result = vcli(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+    )
     assert result.exit_code == 0, result.output
     return vcli

@@ -32,7 +32,9 @@ def _fake_editor(tmp_path: Path, text: str, status: int = 0) -> Path:
     return script
 
 
-def test_editor_file_private_in_ram_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_editor_file_private_in_ram_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EDITOR", str(_fake_editor(tmp_path, "Written in the editor\n")))
     monkeypatch.setenv("CONFVAULT_PASSPHRASE", "do not leak me")
     monkeypatch.setenv("CONFVAULT_PASSPHRASE_FILE", "/some/file")
@@ -49,7 +51,9 @@ def test_editor_file_private_in_ram_and_removed(tmp_path: Path, monkeypatch: pyt
     assert not Path(report["path"]).parent.exists()
 
 
-def test_editor_failure_saves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_editor_failure_saves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EDITOR", str(_fake_editor(tmp_path, "x", status=3)))
     monkeypatch.delenv("VISUAL", raising=False)
     with pytest.raises(ConfvaultError, match="exited with status 3"):
@@ -57,7 +61,12 @@ def test_editor_failure_saves_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_refuses_disk_tmp_without_ram_dir(tmp_path: Path) -> None:
-    assert _editor._fs_type(tmp_path) not in {"tmpfs", "ramfs"} or tmp_path.is_relative_to("/dev/shm")
-    disk_only = [str(tmp_path)] if _editor._fs_type(tmp_path) not in {"tmpfs", "ramfs"} else []
+    assert _editor._fs_type(tmp_path) not in {
+        "tmpfs",
+        "ramfs",
+    } or tmp_path.is_relative_to("/dev/shm")
+    disk_only = (
+        [str(tmp_path)] if _editor._fs_type(tmp_path) not in {"tmpfs", "ramfs"} else []
+    )
     with pytest.raises(UnsafeInputError, match="--insecure-tmp"):
         _editor.edit("", candidates=disk_only)

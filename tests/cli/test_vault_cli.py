@@ -9,13 +9,17 @@ from pathlib import Path
 from tests.cli.conftest import PASSPHRASE
 
 
-def _json(result):  # noqa: ANN001, ANN202
+def _json(result):
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
 def _tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and p.name != "lock"}
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "lock"
+    }
 
 
 def test_init_shows_recovery_key_once_and_makes_private_dirs(vcli) -> None:
@@ -32,7 +36,15 @@ def test_init_shows_recovery_key_once_and_makes_private_dirs(vcli) -> None:
 
 def test_init_recovery_key_file(vcli, tmp_path: Path) -> None:
     key = tmp_path / "recovery.txt"
-    result = vcli("init", "--work-factor", "10", "--allow-weak-work-factor", "--recovery-key-file", str(key), "--json")
+    result = vcli(
+        "init",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--recovery-key-file",
+        str(key),
+        "--json",
+    )
     doc = _json(result)
     assert doc["recovery_key"] == "file"
     assert key.stat().st_mode & 0o777 == 0o600
@@ -66,20 +78,40 @@ def test_init_work_factor_floor(vcli) -> None:
 
 
 def test_missing_vault_exit_10(cli, tmp_path: Path, pass_file: Path) -> None:
-    result = cli("--vault", str(tmp_path / "nope"), "--passphrase-file", str(pass_file), "client", "list")
+    result = cli(
+        "--vault",
+        str(tmp_path / "nope"),
+        "--passphrase-file",
+        str(pass_file),
+        "client",
+        "list",
+    )
     assert result.exit_code == 10
     assert "no vault at" in result.stderr
     assert "confvault init" in result.stderr
 
 
-def test_wrong_passphrase_exit_12_and_nothing_changes(ready, cli, tmp_path: Path) -> None:
+def test_wrong_passphrase_exit_12_and_nothing_changes(
+    ready, cli, tmp_path: Path
+) -> None:
     before = _tree(ready.vault)
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("an entirely wrong passphrase\n")
     wrong.chmod(0o600)
-    result = cli("--vault", str(ready.vault), "--passphrase-file", str(wrong), "client", "add", "Ann")
+    result = cli(
+        "--vault",
+        str(ready.vault),
+        "--passphrase-file",
+        str(wrong),
+        "client",
+        "add",
+        "Ann",
+    )
     assert result.exit_code == 12
-    assert result.stderr.splitlines()[0] == "confvault: error: the passphrase does not open this vault"
+    assert (
+        result.stderr.splitlines()[0]
+        == "confvault: error: the passphrase does not open this vault"
+    )
     assert _tree(ready.vault) == before
 
 
@@ -89,19 +121,34 @@ def test_no_terminal_no_passphrase_fails_fast(ready, cli) -> None:
     assert "stdin is not a terminal" in result.stderr
 
 
-def test_passphrase_from_env_file_and_fd(ready, cli, pass_file: Path, monkeypatch) -> None:
+def test_passphrase_from_env_file_and_fd(
+    ready, cli, pass_file: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("CONFVAULT_PASSPHRASE_FILE", str(pass_file))
     assert cli("--vault", str(ready.vault), "client", "list").exit_code == 0
     monkeypatch.delenv("CONFVAULT_PASSPHRASE_FILE")
     read_fd, write_fd = os.pipe()
     os.write(write_fd, PASSPHRASE.encode() + b"\n")
     os.close(write_fd)
-    assert cli("--vault", str(ready.vault), "--passphrase-fd", str(read_fd), "client", "list").exit_code == 0
+    assert (
+        cli(
+            "--vault",
+            str(ready.vault),
+            "--passphrase-fd",
+            str(read_fd),
+            "client",
+            "list",
+        ).exit_code
+        == 0
+    )
 
 
 def test_client_commands_json(ready) -> None:
-    added = _json(ready("client", "add", "Ann Example", "--field", "dob=1990-01-01", "--json"))
-    assert added["name"] == "Ann Example" and added["fields"] == {"dob": "1990-01-01"}
+    added = _json(
+        ready("client", "add", "Ann Example", "--field", "dob=1990-01-01", "--json")
+    )
+    assert added["name"] == "Ann Example"
+    assert added["fields"] == {"dob": "1990-01-01"}
     listed = _json(ready("client", "list", "--json"))
     assert [c["id"] for c in listed] == [added["id"]]
     shown = _json(ready("client", "show", added["id"][:6], "--json"))
@@ -114,7 +161,10 @@ def test_hostile_client_name_clear_error_nothing_changes(ready) -> None:
     before = _tree(ready.vault)
     result = ready("client", "add", "evil\u202ename")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == "confvault: error: the client name contains a right-to-left or bidi control mark"
+    assert (
+        result.stderr.splitlines()[0]
+        == "confvault: error: the client name contains a right-to-left or bidi control mark"
+    )
     assert _tree(ready.vault) == before
 
 
@@ -127,14 +177,40 @@ def test_unknown_client_has_hint(ready) -> None:
 
 def test_note_flow_through_cli(ready, tmp_path: Path) -> None:
     ready("client", "add", "Ann")
-    added = _json(ready("note", "add", "Ann", "--title", "Session 1", "--json", input="Slept better; work stress."))
+    added = _json(
+        ready(
+            "note",
+            "add",
+            "Ann",
+            "--title",
+            "Session 1",
+            "--json",
+            input="Slept better; work stress.",
+        )
+    )
     assert added["status"] == "signed"
     text = tmp_path / "n.md"
     text.write_text("From a file")
-    draft = _json(ready("note", "add", "Ann", "--file", str(text), "--draft", "--kind", "intake", "--json"))
-    assert draft["status"] == "draft" and draft["kind"] == "intake"
+    draft = _json(
+        ready(
+            "note",
+            "add",
+            "Ann",
+            "--file",
+            str(text),
+            "--draft",
+            "--kind",
+            "intake",
+            "--json",
+        )
+    )
+    assert draft["status"] == "draft"
+    assert draft["kind"] == "intake"
     shown = _json(ready("note", "show", added["id"][:8], "--json"))
-    assert (shown["body"], shown["signature"]) == ("Slept better; work stress.", "valid")
+    assert (shown["body"], shown["signature"]) == (
+        "Slept better; work stress.",
+        "valid",
+    )
     human = ready("note", "show", added["id"])
     assert "signature valid" in human.stdout
     hits = _json(ready("note", "search", "stress", "--json"))
@@ -148,7 +224,9 @@ def test_note_flow_through_cli(ready, tmp_path: Path) -> None:
     addendum = _json(ready("note", "amend", added["id"], "--json", input="correction"))
     assert addendum["addendum_of"] == added["id"]
     listed = _json(ready("note", "list", "Ann", "--json"))
-    assert sorted(n["id"] for n in listed) == sorted([added["id"], draft["id"], addendum["id"]])
+    assert sorted(n["id"] for n in listed) == sorted(
+        [added["id"], draft["id"], addendum["id"]]
+    )
 
 
 def test_template_and_empty_note(ready) -> None:
@@ -169,7 +247,11 @@ def test_import_and_attach(ready, tmp_path: Path) -> None:
         path.write_text(f"---\ndate: 2024-01-0{i + 1}\n---\nold note {i}\n")
         files.append(str(path))
     imported = _json(ready("note", "import", "Ann", *files, "--json"))
-    assert [n["date"] for n in imported] == ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"]
+    assert [n["date"] for n in imported] == [
+        "2024-01-01T00:00:00Z",
+        "2024-01-02T00:00:00Z",
+        "2024-01-03T00:00:00Z",
+    ]
     pdf = tmp_path / "consent.pdf"
     pdf.write_bytes(os.urandom(150_000))
     attached = _json(ready("attach", "Ann", str(pdf), "--title", "Consent", "--json"))
@@ -186,8 +268,12 @@ def test_verify_ok_then_tampered_exit_13(ready) -> None:
     ready("client", "add", "Ann")
     ready("note", "add", "Ann", input="text")
     ok = _json(ready("verify", "--json"))
-    assert ok["ok"] is True and ok["findings"] == []
-    victim = max((p for p in (ready.vault / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
+    assert ok["ok"] is True
+    assert ok["findings"] == []
+    victim = max(
+        (p for p in (ready.vault / "objects").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_mtime_ns,
+    )
     data = bytearray(victim.read_bytes())
     data[100] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -210,7 +296,12 @@ def test_status_dashboard(ready) -> None:
     ready("note", "add", "Ann", input="x")
     ready("note", "add", "Ann", "--draft", input="y")
     doc = _json(ready("status", "--json"))
-    assert (doc["clients"], doc["notes"], doc["drafts"], doc["recovery_key"]) == (1, 1, 1, False)
+    assert (doc["clients"], doc["notes"], doc["drafts"], doc["recovery_key"]) == (
+        1,
+        1,
+        1,
+        False,
+    )
     human = ready("status")
     assert "last verify" in human.stdout
 
@@ -218,7 +309,14 @@ def test_status_dashboard(ready) -> None:
 def test_passphrase_and_plaintext_never_in_output_or_vault(ready) -> None:
     ready("client", "add", "Ann Secretname")
     results = [
-        ready("note", "add", "Ann Secretname", "--title", "Hidden title", input="very private words"),
+        ready(
+            "note",
+            "add",
+            "Ann Secretname",
+            "--title",
+            "Hidden title",
+            input="very private words",
+        ),
         ready("note", "list"),
         ready("status"),
         ready("verify"),
@@ -228,5 +326,10 @@ def test_passphrase_and_plaintext_never_in_output_or_vault(ready) -> None:
     for path in ready.vault.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            for needle in (b"Secretname", b"Hidden title", b"very private", PASSPHRASE.encode()):
+            for needle in (
+                b"Secretname",
+                b"Hidden title",
+                b"very private",
+                PASSPHRASE.encode(),
+            ):
                 assert needle not in data

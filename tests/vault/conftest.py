@@ -38,10 +38,20 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_vault(tmp_path: Path, clock: Clock, state_dir: Path) -> Callable[..., tuple[Vault, str | None]]:
+def make_vault(
+    tmp_path: Path, clock: Clock, state_dir: Path
+) -> Callable[..., tuple[Vault, str | None]]:
     def make(name: str = "vault", **kwargs: object) -> tuple[Vault, str | None]:
-        return Vault.init(tmp_path / name, PASSPHRASE, work_factor=WORK_FACTOR,
-                          min_work_factor=WORK_FACTOR, clock=clock, state_dir=state_dir, **kwargs)
+        return Vault.init(
+            tmp_path / name,
+            PASSPHRASE,
+            work_factor=WORK_FACTOR,
+            min_work_factor=WORK_FACTOR,
+            clock=clock,
+            state_dir=state_dir,
+            **kwargs,
+        )
+
     return make
 
 

@@ -20,7 +20,9 @@ from tests.vault.conftest import reopen
 
 def test_add_client_and_note_round_trip(vault: Vault, state_dir: Path) -> None:
     client = vault.add_client("Ann Example", {"dob": "1990-01-01"})
-    note = vault.add_note("Ann Example", b"Slept better.\n", title="Session 1", date="2026-03-01")
+    note = vault.add_note(
+        "Ann Example", b"Slept better.\n", title="Session 1", date="2026-03-01"
+    )
     again = reopen(vault, state_dir)
     view = again.note(note.id)
     assert view.body == b"Slept better.\n"
@@ -37,8 +39,23 @@ def test_client_names_are_unique_case_insensitive(vault: Vault) -> None:
         vault.add_client("ann example")
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "", "  ", "x\x00y", "evil\u202eman", "tab\tname\n", "x" * 201, " lead"])
-def test_hostile_client_names_refused_and_nothing_changes(vault: Vault, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "a/b",
+        "",
+        "  ",
+        "x\x00y",
+        "evil\u202eman",
+        "tab\tname\n",
+        "x" * 201,
+        " lead",
+    ],
+)
+def test_hostile_client_names_refused_and_nothing_changes(
+    vault: Vault, name: str
+) -> None:
     generation = vault.manifest.generation
     with pytest.raises(UnsafeInputError):
         vault.add_client(name)
@@ -67,7 +84,11 @@ def test_drafts_edit_then_sign_then_locked(vault: Vault) -> None:
     signed = vault.sign_note(draft.id)
     assert signed.status == "signed"
     view = vault.note(draft.id)
-    assert (view.body, view.signature, view.info.title) == (b"second", "valid", "Better title")
+    assert (view.body, view.signature, view.info.title) == (
+        b"second",
+        "valid",
+        "Better title",
+    )
     with pytest.raises(NoteLockedError):
         vault.edit_draft(draft.id, b"third")
     with pytest.raises(NoteLockedError):
@@ -95,7 +116,10 @@ def test_psychotherapy_notes_are_a_separate_compartment(vault: Vault) -> None:
     assert {n.id for n in vault.notes(psychotherapy=True)} == {progress.id, pt.id}
     assert [n.id for n in vault.notes(kind="psychotherapy")] == [pt.id]
     assert [h.note.id for h in vault.search("sleep")] == [progress.id]
-    assert {h.note.id for h in vault.search("sleep", psychotherapy=True)} == {progress.id, pt.id}
+    assert {h.note.id for h in vault.search("sleep", psychotherapy=True)} == {
+        progress.id,
+        pt.id,
+    }
     root = vault._root_doc(vault.manifest)
     comps = next(iter(root["clients"].values()))["compartments"]
     assert set(comps) == {"records", "psychotherapy"}
@@ -152,7 +176,9 @@ def test_rename_client(vault: Vault) -> None:
 def test_import_uses_front_matter_and_mtime(vault: Vault, tmp_path: Path) -> None:
     vault.add_client("Ann")
     with_front = tmp_path / "a.md"
-    with_front.write_text("---\ntitle: First session\ndate: 2025-05-04\n---\nBody one\n")
+    with_front.write_text(
+        "---\ntitle: First session\ndate: 2025-05-04\n---\nBody one\n"
+    )
     plain = tmp_path / "second-session.txt"
     plain.write_text("Body two\n")
     import os
@@ -181,7 +207,11 @@ def test_attachment_streams_and_verifies(vault: Vault, tmp_path: Path) -> None:
     src = tmp_path / "consent.pdf"
     src.write_bytes(os.urandom(200_000))
     info = vault.add_attachment("Ann", src, title="Consent")
-    assert (info.kind, info.filename, info.size) == ("attachment", "consent.pdf", 200_000)
+    assert (info.kind, info.filename, info.size) == (
+        "attachment",
+        "consent.pdf",
+        200_000,
+    )
     out = io.BytesIO()
     vault.save_attachment(info.id, out)
     assert out.getvalue() == src.read_bytes()

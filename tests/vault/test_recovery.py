@@ -21,11 +21,14 @@ def _script(vault: Path, out: Path) -> str:
     text = DOC.read_text()
     block = re.search(r"## The commands.*?```sh\n(.*?)```", text, re.DOTALL).group(1)
     lines = block.splitlines()
-    assert lines[0].startswith("vault=") and lines[1].startswith("out=")
+    assert lines[0].startswith("vault=")
+    assert lines[1].startswith("out=")
     return "\n".join([f"vault={vault}", f"out={out}", *lines[2:]]) + "\n"
 
 
-def _run_with_tty(script: str, passphrase: bytes, age_dir: str, timeout: float = 120) -> bytes:
+def _run_with_tty(
+    script: str, passphrase: bytes, age_dir: str, timeout: float = 120
+) -> bytes:
     pid, fd = pty.fork()
     if pid == 0:
         os.environ["PATH"] = f"{age_dir}:/usr/bin:/bin"
@@ -58,7 +61,9 @@ def _run_with_tty(script: str, passphrase: bytes, age_dir: str, timeout: float =
     return output
 
 
-def test_recovery_doc_recovers_every_note_with_stock_age(vault: Vault, age_bin: str, tmp_path: Path) -> None:
+def test_recovery_doc_recovers_every_note_with_stock_age(
+    vault: Vault, age_bin: str, tmp_path: Path
+) -> None:
     ann = vault.add_client("Ann Example", {"dob": "1990-01-01"})
     bob = vault.add_client("Bob Example")
     expected = {}
@@ -74,7 +79,9 @@ def test_recovery_doc_recovers_every_note_with_stock_age(vault: Vault, age_bin: 
     expected[att.id] = attachment.read_bytes()
 
     out = tmp_path / "recovered"
-    output = _run_with_tty(_script(vault.root, out), PASSPHRASE, str(Path(age_bin).parent))
+    output = _run_with_tty(
+        _script(vault.root, out), PASSPHRASE, str(Path(age_bin).parent)
+    )
     assert output.strip().endswith(str(len(expected)).encode())
     assert out.stat().st_mode & 0o777 == 0o700
     recovered = {}
@@ -86,19 +93,26 @@ def test_recovery_doc_recovers_every_note_with_stock_age(vault: Vault, age_bin: 
     assert recovered == expected
 
 
-def test_recovery_key_step_opens_the_owner_key(make_vault, age_bin: str, tmp_path: Path) -> None:
+def test_recovery_key_step_opens_the_owner_key(
+    make_vault, age_bin: str, tmp_path: Path
+) -> None:
     import subprocess
 
     vault, recovery = make_vault()
     text = DOC.read_text()
-    block = re.search(r"## Forgotten passphrase.*?```sh\n(.*?)```", text, re.DOTALL).group(1)
+    block = re.search(
+        r"## Forgotten passphrase.*?```sh\n(.*?)```", text, re.DOTALL
+    ).group(1)
     key_file = tmp_path / "recovery-key.txt"
     key_file.write_text(recovery + "\n")
     out = tmp_path / "out"
     out.mkdir(mode=0o700)
     script = block.replace("/path/to/recovery-key.txt", str(key_file))
-    subprocess.run(["/bin/sh", "-c", f'out={out}\ncd {vault.root}\n{script}'], check=True,
-                   env={"PATH": f"{Path(age_bin).parent}:/usr/bin:/bin"})
+    subprocess.run(
+        ["/bin/sh", "-c", f"out={out}\ncd {vault.root}\n{script}"],
+        check=True,
+        env={"PATH": f"{Path(age_bin).parent}:/usr/bin:/bin"},
+    )
     owner_text = (out / "owner.txt").read_text()
     assert owner_text.startswith("# confvault owner identity\n")
     opened = Vault.open(vault.root, recovery_key=recovery, state_dir=tmp_path / "s2")

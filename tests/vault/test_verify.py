@@ -44,13 +44,16 @@ def _codes(vault: Vault, state_dir: Path) -> list[str]:
 def test_clean_vault_verifies(filled, state_dir: Path) -> None:
     vault, _ = filled
     report = vault.verify(deep=True)
-    assert report.ok and report.findings == ()
+    assert report.ok
+    assert report.findings == ()
     assert report.notes_checked == 4
     assert _codes(vault, state_dir) == []
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "extend", "delete"])
-def test_damaged_note_object_detected_and_refused(filled, state_dir: Path, damage: str) -> None:
+def test_damaged_note_object_detected_and_refused(
+    filled, state_dir: Path, damage: str
+) -> None:
     vault, ids = filled
     path = _object_of(vault, ids[1])
     data = bytearray(path.read_bytes())
@@ -67,7 +70,9 @@ def test_damaged_note_object_detected_and_refused(filled, state_dir: Path, damag
     assert _codes(vault, state_dir) == [expected]
     with pytest.raises(IntegrityError):
         reopen(vault, state_dir).note(ids[1])
-    assert reopen(vault, state_dir).note(ids[0]).body == b"note 0"  # the rest still reads
+    assert (
+        reopen(vault, state_dir).note(ids[0]).body == b"note 0"
+    )  # the rest still reads
     deep = vault.verify(deep=True)
     assert not deep.ok
     assert {f.subject for f in deep.findings if f.code == "note"} == {ids[1]}
@@ -85,7 +90,9 @@ def test_swapped_notes_detected(filled, state_dir: Path) -> None:
             reopen(vault, state_dir).note(note_id)
 
 
-def test_rollback_of_whole_vault_detected(vault: Vault, tmp_path: Path, state_dir: Path) -> None:
+def test_rollback_of_whole_vault_detected(
+    vault: Vault, tmp_path: Path, state_dir: Path
+) -> None:
     vault.add_client("Ann")
     vault.add_note("Ann", b"first")
     snapshot = tmp_path / "snapshot"
@@ -117,7 +124,9 @@ def test_tampered_manifest_signature(filled, state_dir: Path) -> None:
         reopen(vault, state_dir)
 
 
-def test_manifest_from_another_vault_detected(filled, make_vault, state_dir: Path) -> None:
+def test_manifest_from_another_vault_detected(
+    filled, make_vault, state_dir: Path
+) -> None:
     vault, _ = filled
     other, _ = make_vault("other")
     shutil.copy(other.root / "manifest", vault.root / "manifest")
@@ -132,7 +141,9 @@ def test_damaged_shard_detected(filled, state_dir: Path) -> None:
     assert _codes(vault, state_dir) == ["shard"]
 
 
-def test_planted_symlink_reported_and_refused(filled, state_dir: Path, tmp_path: Path) -> None:
+def test_planted_symlink_reported_and_refused(
+    filled, state_dir: Path, tmp_path: Path
+) -> None:
     vault, ids = filled
     path = _object_of(vault, ids[0])
     outside = tmp_path / "outside"
@@ -146,7 +157,7 @@ def test_planted_symlink_reported_and_refused(filled, state_dir: Path, tmp_path:
 
 def test_world_readable_vault_refused(filled, state_dir: Path) -> None:
     vault, _ = filled
-    os.chmod(vault.root, 0o755)
+    os.chmod(vault.root, 0o755)  # noqa: S103 - the hostile case under test
     assert "permissions" in _codes(vault, state_dir)
     with pytest.raises(UnsafeInputError, match="other users"):
         reopen(vault, state_dir)
@@ -159,14 +170,32 @@ def test_extra_files_are_warnings_not_errors(filled, state_dir: Path) -> None:
     os.chmod(bucket / "stray", 0o600)
     report = verify_vault(vault.root, seen=SeenStore(state_dir))
     assert report.ok
-    assert [(f.severity, f.code) for f in report.findings] == [("warning", "unexpected-file")]
+    assert [(f.severity, f.code) for f in report.findings] == [
+        ("warning", "unexpected-file")
+    ]
 
 
 def test_no_client_names_titles_or_text_on_disk(vault: Vault) -> None:
     vault.add_client("Zebulon Quixote", {"employer": "Acme Widgets"})
-    vault.add_note("Zebulon Quixote", b"Discussed the divorce.", title="Marriage counselling")
-    vault.add_note("Zebulon Quixote", b"Secret process notes", kind="psychotherapy", date="2019-07-04")
-    needles = [b"Zebulon", b"Quixote", b"Acme", b"divorce", b"Marriage", b"process notes", b"2019-07-04", b"psychotherapy"]
+    vault.add_note(
+        "Zebulon Quixote", b"Discussed the divorce.", title="Marriage counselling"
+    )
+    vault.add_note(
+        "Zebulon Quixote",
+        b"Secret process notes",
+        kind="psychotherapy",
+        date="2019-07-04",
+    )
+    needles = [
+        b"Zebulon",
+        b"Quixote",
+        b"Acme",
+        b"divorce",
+        b"Marriage",
+        b"process notes",
+        b"2019-07-04",
+        b"psychotherapy",
+    ]
     for path in vault.root.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

@@ -247,7 +247,9 @@ def decrypt_payload_bytes(file_key: bytes, payload: memoryview) -> bytes:
         raise HeaderError("file ends before the payload nonce")
     cipher = ChunkCipher(payload_key(file_key, bytes(payload[:NONCE_SIZE])))
     body = payload[NONCE_SIZE:]
-    out = memoryview(bytearray(min(max(len(body), TAG_SIZE), ENCRYPTED_CHUNK_SIZE) - TAG_SIZE))
+    out = memoryview(
+        bytearray(min(max(len(body), TAG_SIZE), ENCRYPTED_CHUNK_SIZE) - TAG_SIZE)
+    )
     return b"".join(bytes(chunk) for chunk in _tail(cipher, 0, body, out))
 
 

@@ -27,7 +27,9 @@ app.add_typer(notes.app, name="note")
 for _command in (vault.init, vault.status, vault.verify, notes.attach):
     app.command(epilog=EXIT_STATUS)(_command)
 
-_VAULT_HELP = "the vault directory (else $CONFVAULT_VAULT, else ~/.local/share/confvault/vault)"
+_VAULT_HELP = (
+    "the vault directory (else $CONFVAULT_VAULT, else ~/.local/share/confvault/vault)"
+)
 
 
 def _version(value: bool) -> None:
@@ -39,20 +41,28 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    vault_path: Annotated[Path | None, typer.Option("--vault", help=_VAULT_HELP)] = None,
+    vault_path: Annotated[
+        Path | None, typer.Option("--vault", help=_VAULT_HELP)
+    ] = None,
     passphrase_file: Annotated[
-        Path | None, typer.Option("--passphrase-file", help="read the passphrase from FILE")
+        Path | None,
+        typer.Option("--passphrase-file", help="read the passphrase from FILE"),
     ] = None,
     passphrase_fd: Annotated[
-        int | None, typer.Option("--passphrase-fd", help="read the passphrase from descriptor N")
+        int | None,
+        typer.Option("--passphrase-fd", help="read the passphrase from descriptor N"),
     ] = None,
     identity: Annotated[
         Path | None,
-        typer.Option("--identity", help="open read-only with a grantee's age identity file"),
+        typer.Option(
+            "--identity", help="open read-only with a grantee's age identity file"
+        ),
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version"
+        ),
     ] = False,
 ) -> None:
     """A confidential record vault for therapists: every note a sealed age file."""

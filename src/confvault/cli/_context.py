@@ -42,9 +42,14 @@ class Options:
         except ValueError:
             return 60.0
 
-    def passphrase(self, *, confirm: bool = False, prompt: str = "Vault passphrase: ") -> bytes:
+    def passphrase(
+        self, *, confirm: bool = False, prompt: str = "Vault passphrase: "
+    ) -> bytes:
         return _secrets.obtain(
-            file=self.passphrase_file, fd=self.passphrase_fd, confirm=confirm, prompt=prompt
+            file=self.passphrase_file,
+            fd=self.passphrase_fd,
+            confirm=confirm,
+            prompt=prompt,
         )
 
     def open_vault(self, *, write: bool = False) -> Vault:
@@ -52,18 +57,28 @@ class Options:
         path = self.vault_path
         if self.identity is not None:
             if write:
-                from confvault.errors import ReadOnlyError  # noqa: PLC0415
+                from confvault.errors import ReadOnlyError
 
-                raise ReadOnlyError("a grantee key (--identity) can only read; this command writes")
+                raise ReadOnlyError(
+                    "a grantee key (--identity) can only read; this command writes"
+                )
             text = self.identity.read_text(encoding="utf-8")
             reader = age.parse_identities(text)[0]
-            return Vault.open(path, reader=reader, lock_timeout=self.lock_timeout,
-                              state_dir=default_state_dir())
-        from confvault.vault._core import check_vault_dir  # noqa: PLC0415
+            return Vault.open(
+                path,
+                reader=reader,
+                lock_timeout=self.lock_timeout,
+                state_dir=default_state_dir(),
+            )
+        from confvault.vault._core import check_vault_dir
 
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
-        return Vault.open(path, passphrase=self.passphrase(), lock_timeout=self.lock_timeout,
-                          state_dir=default_state_dir())
+        return Vault.open(
+            path,
+            passphrase=self.passphrase(),
+            lock_timeout=self.lock_timeout,
+            state_dir=default_state_dir(),
+        )
 
 
 def options(ctx: typer.Context) -> Options:

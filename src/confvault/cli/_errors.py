@@ -66,10 +66,22 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(INTEGRITY, ("the armor is damaged or has extra text",)),
     ),
     (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
-    (errors.ClientNotFoundError, Mapping(FAILURE, ("`confvault client list` shows names and IDs",))),
-    (errors.NoteNotFoundError, Mapping(FAILURE, ("`confvault note list` shows note IDs",))),
-    (errors.ReadOnlyError, Mapping(FAILURE, ("write commands need the owner's passphrase",))),
-    (errors.NoteLockedError, Mapping(FAILURE, ("`confvault note amend NOTE` adds an addendum",))),
+    (
+        errors.ClientNotFoundError,
+        Mapping(FAILURE, ("`confvault client list` shows names and IDs",)),
+    ),
+    (
+        errors.NoteNotFoundError,
+        Mapping(FAILURE, ("`confvault note list` shows note IDs",)),
+    ),
+    (
+        errors.ReadOnlyError,
+        Mapping(FAILURE, ("write commands need the owner's passphrase",)),
+    ),
+    (
+        errors.NoteLockedError,
+        Mapping(FAILURE, ("`confvault note amend NOTE` adds an addendum",)),
+    ),
     (errors.KeyFormatError, Mapping(USAGE)),
     (errors.ConfvaultError, Mapping(FAILURE)),
 ]

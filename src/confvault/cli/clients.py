@@ -13,9 +13,16 @@ from confvault.cli._errors import EXIT_STATUS
 from confvault.vault import names
 from confvault.vault.results import ClientInfo
 
-app = typer.Typer(help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS)
+app = typer.Typer(
+    help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS
+)
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
-CLIENT = Annotated[str, typer.Argument(metavar="CLIENT", help="the client's name, or a unique prefix of its ID")]
+CLIENT = Annotated[
+    str,
+    typer.Argument(
+        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
+    ),
+]
 
 
 def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
@@ -25,10 +32,15 @@ def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
     if verb:
         _output.stdout.print(f"{verb} client {info.id}", markup=False)
     table = Table(show_header=False, box=None, padding=(0, 2))
-    for key, value in [("id", info.id), ("name", info.name), ("created", info.created),
-                       ("notes", str(info.notes)), ("drafts", str(info.drafts)),
-                       ("psychotherapy notes", str(info.psychotherapy_notes)),
-                       ("last note", info.last_note or "-")]:
+    for key, value in [
+        ("id", info.id),
+        ("name", info.name),
+        ("created", info.created),
+        ("notes", str(info.notes)),
+        ("drafts", str(info.drafts)),
+        ("psychotherapy notes", str(info.psychotherapy_notes)),
+        ("last note", info.last_note or "-"),
+    ]:
         table.add_row(key, value)
     for key, value in sorted(info.fields.items()):
         table.add_row(key, value)
@@ -38,8 +50,13 @@ def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
 @app.command(epilog=EXIT_STATUS)
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="the client's name (stored only inside sealed files)")],
-    field: Annotated[list[str] | None, typer.Option("--field", help="KEY=VALUE profile field (repeatable)")] = None,
+    name: Annotated[
+        str, typer.Argument(help="the client's name (stored only inside sealed files)")
+    ],
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="KEY=VALUE profile field (repeatable)"),
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Add a client with a random ID and its own keys."""
@@ -60,7 +77,14 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
         return
     table = Table("id", "name", "notes", "drafts", "psychotherapy", "last note")
     for i in infos:
-        table.add_row(i.id[:8], i.name, str(i.notes), str(i.drafts), str(i.psychotherapy_notes), (i.last_note or "-")[:10])
+        table.add_row(
+            i.id[:8],
+            i.name,
+            str(i.notes),
+            str(i.drafts),
+            str(i.psychotherapy_notes),
+            (i.last_note or "-")[:10],
+        )
     _output.stdout.print(table)
 
 
@@ -83,4 +107,8 @@ def rename(
     as_json: JSON = False,
 ) -> None:
     """Rename a client."""
-    _show(options(ctx).open_vault(write=True).rename_client(client, new_name), as_json, "renamed")
+    _show(
+        options(ctx).open_vault(write=True).rename_client(client, new_name),
+        as_json,
+        "renamed",
+    )

@@ -22,13 +22,34 @@ from confvault.vault import Vault
 from confvault.vault._note_format import TEMPLATES
 from confvault.vault.results import NoteInfo, NoteView
 
-app = typer.Typer(help="Write, read and search notes.", no_args_is_help=True, epilog=EXIT_STATUS)
+app = typer.Typer(
+    help="Write, read and search notes.", no_args_is_help=True, epilog=EXIT_STATUS
+)
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
-CLIENT = Annotated[str, typer.Argument(metavar="CLIENT", help="the client's name, or a unique prefix of its ID")]
-NOTE = Annotated[str, typer.Argument(metavar="NOTE", help="a unique prefix (4+ characters) of the note's ID")]
-FILE = Annotated[str | None, typer.Option("--file", "-f", help="read the text from FILE ('-' for stdin)")]
+CLIENT = Annotated[
+    str,
+    typer.Argument(
+        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
+    ),
+]
+NOTE = Annotated[
+    str,
+    typer.Argument(
+        metavar="NOTE", help="a unique prefix (4+ characters) of the note's ID"
+    ),
+]
+FILE = Annotated[
+    str | None,
+    typer.Option("--file", "-f", help="read the text from FILE ('-' for stdin)"),
+]
 TITLE = Annotated[str | None, typer.Option("--title", "-t", help="the note's title")]
-INSECURE = Annotated[bool, typer.Option("--insecure-tmp", help="let the editor's file live on disk when no RAM-backed directory exists")]
+INSECURE = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-tmp",
+        help="let the editor's file live on disk when no RAM-backed directory exists",
+    ),
+]
 MAX_TEXT = 16 * 1024 * 1024
 
 
@@ -37,15 +58,23 @@ def _template_text(name: str | None) -> str:
         return ""
     if name in TEMPLATES:
         return TEMPLATES[name]
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "confvault" / "templates"
+    base = (
+        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        / "confvault"
+        / "templates"
+    )
     if not name.replace("-", "").replace("_", "").isalnum():
-        raise UnsafeInputError("a template name may contain letters, digits, - and _ only")
+        raise UnsafeInputError(
+            "a template name may contain letters, digits, - and _ only"
+        )
     path = base / f"{name}.md"
     try:
         return path.read_text(encoding="utf-8")
     except OSError as err:
         known = ", ".join(sorted(TEMPLATES))
-        raise ConfvaultError(f"no template {name!r} (built in: {known}; yours go in {base}/NAME.md)") from err
+        raise ConfvaultError(
+            f"no template {name!r} (built in: {known}; yours go in {base}/NAME.md)"
+        ) from err
 
 
 def _read_text(file: str | None, initial: str, insecure_tmp: bool) -> bytes:
@@ -62,13 +91,17 @@ def _read_text(file: str | None, initial: str, insecure_tmp: bool) -> bytes:
         if data.strip() == initial.encode().strip():
             raise ConfvaultError("the note was left unchanged; nothing saved")
     if len(data) > MAX_TEXT:
-        raise UnsafeInputError("the note is larger than 16 MiB; use `confvault attach` for files")
+        raise UnsafeInputError(
+            "the note is larger than 16 MiB; use `confvault attach` for files"
+        )
     if not data.strip():
         raise ConfvaultError("the note is empty; nothing saved")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UnsafeInputError("the note is not UTF-8 text; use `confvault attach` for files") from err
+        raise UnsafeInputError(
+            "the note is not UTF-8 text; use `confvault attach` for files"
+        ) from err
     return data
 
 
@@ -76,7 +109,9 @@ def _done(info: NoteInfo, as_json: bool, verb: str) -> None:
     if as_json:
         _output.emit_json(info.to_json())
     else:
-        _output.stdout.print(f"{verb} {info.kind} note {info.id} ({info.status}) for {escape(info.client_name)}")
+        _output.stdout.print(
+            f"{verb} {info.kind} note {info.id} ({info.status}) for {escape(info.client_name)}"
+        )
 
 
 def _id_column() -> Column:
@@ -88,7 +123,9 @@ def _notes_table(notes: list[NoteInfo]) -> Table:
     table.columns.insert(0, _id_column())
     for n in notes:
         title = ("↳ " if n.addendum_of else "") + n.title
-        table.add_row(n.id, n.date[:10], escape(n.client_name), n.kind, n.status, escape(title))
+        table.add_row(
+            n.id, n.date[:10], escape(n.client_name), n.kind, n.status, escape(title)
+        )
     return table
 
 
@@ -96,34 +133,65 @@ def _notes_table(notes: list[NoteInfo]) -> Table:
 def add(
     ctx: typer.Context,
     client: CLIENT,
-    template: Annotated[str | None, typer.Option("--template", help="soap, dap, birp, girp, intake, or your own NAME")] = None,
-    kind: Annotated[str, typer.Option("--kind", help="progress, psychotherapy or intake")] = "progress",
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template", help="soap, dap, birp, girp, intake, or your own NAME"
+        ),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="progress, psychotherapy or intake")
+    ] = "progress",
     title: TITLE = None,
     file: FILE = None,
-    draft: Annotated[bool, typer.Option("--draft", help="keep as an editable draft instead of signing now")] = False,
-    date: Annotated[str | None, typer.Option("--date", help="session date (YYYY-MM-DD); default now")] = None,
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft", help="keep as an editable draft instead of signing now"
+        ),
+    ] = False,
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="session date (YYYY-MM-DD); default now"),
+    ] = None,
     insecure_tmp: INSECURE = False,
     as_json: JSON = False,
 ) -> None:
     """Write a note from $EDITOR, stdin or a file; signed and locked unless --draft."""
     body = _read_text(file, _template_text(template), insecure_tmp)
     vault = options(ctx).open_vault(write=True)
-    info = vault.add_note(client, body, kind=kind, title=title, template=template, date=date, draft=draft)
+    info = vault.add_note(
+        client, body, kind=kind, title=title, template=template, date=date, draft=draft
+    )
     _done(info, as_json, "added")
 
 
 @app.command("list", epilog=EXIT_STATUS)
 def list_notes(
     ctx: typer.Context,
-    client: Annotated[str | None, typer.Argument(metavar="[CLIENT]", help="only this client's notes")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="up to this date (YYYY-MM-DD)")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="only notes of this kind")] = None,
-    psychotherapy: Annotated[bool, typer.Option("--psychotherapy", help="include psychotherapy notes")] = False,
+    client: Annotated[
+        str | None, typer.Argument(metavar="[CLIENT]", help="only this client's notes")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="up to this date (YYYY-MM-DD)")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="only notes of this kind")
+    ] = None,
+    psychotherapy: Annotated[
+        bool, typer.Option("--psychotherapy", help="include psychotherapy notes")
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """List notes by date (psychotherapy notes only with --psychotherapy)."""
-    notes = options(ctx).open_vault().notes(client, since=since, until=until, kind=kind, psychotherapy=psychotherapy)
+    notes = (
+        options(ctx)
+        .open_vault()
+        .notes(client, since=since, until=until, kind=kind, psychotherapy=psychotherapy)
+    )
     if as_json:
         _output.emit_json([n.to_json() for n in notes])
     elif not notes:
@@ -133,29 +201,44 @@ def list_notes(
 
 
 @app.command("ls", hidden=True)
-def ls(ctx: typer.Context, client: Annotated[str | None, typer.Argument()] = None) -> None:
+def ls(
+    ctx: typer.Context, client: Annotated[str | None, typer.Argument()] = None
+) -> None:
     list_notes(ctx, client)
 
 
 def _print_view(view: NoteView) -> None:
     info = view.info
-    mark = {"valid": "[green]signature valid[/green]", "draft": "[yellow]draft (unsigned)[/yellow]"}
-    _output.stdout.print(f"[bold]{escape(info.title)}[/bold]  ({info.kind}, {info.date[:10]}, {escape(info.client_name)})")
-    _output.stdout.print(f"note {info.id} — {mark.get(view.signature, view.signature)}"
-                         + (f", signed {view.signed_at}" if view.signed_at else ""))
+    mark = {
+        "valid": "[green]signature valid[/green]",
+        "draft": "[yellow]draft (unsigned)[/yellow]",
+    }
+    _output.stdout.print(
+        f"[bold]{escape(info.title)}[/bold]  "
+        f"({info.kind}, {info.date[:10]}, {escape(info.client_name)})"
+    )
+    _output.stdout.print(
+        f"note {info.id} — {mark.get(view.signature, view.signature)}"
+        + (f", signed {view.signed_at}" if view.signed_at else "")
+    )
     if info.addendum_of:
         _output.stdout.print(f"addendum to note {info.addendum_of}")
     if info.addenda:
         _output.stdout.print(f"addenda: {', '.join(info.addenda)}")
     _output.stdout.rule()
-    _output.stdout.print(view.body.decode("utf-8", "replace"), markup=False, highlight=False)
+    _output.stdout.print(
+        view.body.decode("utf-8", "replace"), markup=False, highlight=False
+    )
 
 
 @app.command(epilog=EXIT_STATUS)
 def show(
     ctx: typer.Context,
     note: NOTE,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="write an attachment's file here (0600)")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="write an attachment's file here (0600)"),
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Show a note after checking its author signature; -o saves an attachment."""
@@ -171,7 +254,14 @@ def show(
     if as_json:
         _output.emit_json(view.to_json())
     elif view.info.kind == "attachment":
-        _print_view(NoteView(view.info, f"[attachment {view.info.filename}, {view.info.size} bytes: use -o FILE]".encode(), view.signature, view.signed_at))
+        _print_view(
+            NoteView(
+                view.info,
+                f"[attachment {view.info.filename}, {view.info.size} bytes: use -o FILE]".encode(),
+                view.signature,
+                view.signed_at,
+            )
+        )
     else:
         _print_view(view)
 
@@ -195,12 +285,20 @@ def _save_attachment(vault: Vault, note: str, output: Path) -> NoteInfo:
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="text to find (case-insensitive)")],
-    client: Annotated[str | None, typer.Option("--client", help="only this client's notes")] = None,
-    psychotherapy: Annotated[bool, typer.Option("--psychotherapy", help="include psychotherapy notes")] = False,
+    client: Annotated[
+        str | None, typer.Option("--client", help="only this client's notes")
+    ] = None,
+    psychotherapy: Annotated[
+        bool, typer.Option("--psychotherapy", help="include psychotherapy notes")
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """Full-text search across notes, with highlighted snippets."""
-    hits = options(ctx).open_vault().search(query, client=client, psychotherapy=psychotherapy)
+    hits = (
+        options(ctx)
+        .open_vault()
+        .search(query, client=client, psychotherapy=psychotherapy)
+    )
     if as_json:
         _output.emit_json([h.to_json() for h in hits])
         return
@@ -209,7 +307,9 @@ def search(
         return
     for hit in hits:
         n = hit.note
-        _output.stdout.print(f"[bold]{n.id}[/bold] {n.date[:10]} {escape(n.client_name)} — {escape(n.title)}")
+        _output.stdout.print(
+            f"[bold]{n.id}[/bold] {n.date[:10]} {escape(n.client_name)} — {escape(n.title)}"
+        )
         for before, match, after in hit.snippets:
             line = Text("    …")
             line.append(before)
@@ -219,15 +319,23 @@ def search(
 
 
 @app.command(epilog=EXIT_STATUS)
-def edit(ctx: typer.Context, note: NOTE, file: FILE = None, title: TITLE = None,
-         insecure_tmp: INSECURE = False, as_json: JSON = False) -> None:
+def edit(
+    ctx: typer.Context,
+    note: NOTE,
+    file: FILE = None,
+    title: TITLE = None,
+    insecure_tmp: INSECURE = False,
+    as_json: JSON = False,
+) -> None:
     """Change a draft (signed notes never change: use `note amend`)."""
     vault = options(ctx).open_vault(write=True)
     current = vault.note(note)
     if current.info.status != "draft":
-        from confvault.errors import NoteLockedError  # noqa: PLC0415
+        from confvault.errors import NoteLockedError
 
-        raise NoteLockedError(f"note {current.info.id} is signed and locked; add an addendum with `note amend`")
+        raise NoteLockedError(
+            f"note {current.info.id} is signed and locked; add an addendum with `note amend`"
+        )
     body = _read_text(file, current.body.decode("utf-8", "replace"), insecure_tmp)
     _done(vault.edit_draft(note, body, title=title), as_json, "updated")
 
@@ -239,37 +347,65 @@ def sign(ctx: typer.Context, note: NOTE, as_json: JSON = False) -> None:
 
 
 @app.command(epilog=EXIT_STATUS)
-def amend(ctx: typer.Context, note: NOTE, file: FILE = None, title: TITLE = None,
-          draft: Annotated[bool, typer.Option("--draft", help="keep the addendum as a draft")] = False,
-          insecure_tmp: INSECURE = False, as_json: JSON = False) -> None:
+def amend(
+    ctx: typer.Context,
+    note: NOTE,
+    file: FILE = None,
+    title: TITLE = None,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="keep the addendum as a draft")
+    ] = False,
+    insecure_tmp: INSECURE = False,
+    as_json: JSON = False,
+) -> None:
     """Add an addendum linked to a signed note (the original never changes)."""
     body = _read_text(file, "", insecure_tmp)
-    _done(options(ctx).open_vault(write=True).amend(note, body, title=title, draft=draft), as_json, "added")
+    _done(
+        options(ctx).open_vault(write=True).amend(note, body, title=title, draft=draft),
+        as_json,
+        "added",
+    )
 
 
 @app.command("import", epilog=EXIT_STATUS)
 def import_notes(
     ctx: typer.Context,
     client: CLIENT,
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="text or Markdown files, one note each")],
-    kind: Annotated[str, typer.Option("--kind", help="progress, psychotherapy or intake")] = "progress",
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH...", help="text or Markdown files, one note each"),
+    ],
+    kind: Annotated[
+        str, typer.Option("--kind", help="progress, psychotherapy or intake")
+    ] = "progress",
     as_json: JSON = False,
 ) -> None:
     """Import existing notes (dated from front matter or file time), one commit."""
     vault = options(ctx).open_vault(write=True)
-    with Progress(console=_output.stderr, transient=True, disable=not _output.stderr.is_terminal) as bar:
+    with Progress(
+        console=_output.stderr, transient=True, disable=not _output.stderr.is_terminal
+    ) as bar:
         task = bar.add_task("sealing notes", total=len(paths))
-        infos = vault.import_notes(client, paths, kind=kind, progress=lambda done, _total: bar.update(task, completed=done))
+        infos = vault.import_notes(
+            client,
+            paths,
+            kind=kind,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
     if as_json:
         _output.emit_json([i.to_json() for i in infos])
     else:
-        _output.stdout.print(f"imported {len(infos)} notes for {escape(infos[0].client_name) if infos else client}")
+        _output.stdout.print(
+            f"imported {len(infos)} notes for {escape(infos[0].client_name) if infos else client}"
+        )
 
 
 def attach(
     ctx: typer.Context,
     client: CLIENT,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="any file (streamed, any size)")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="any file (streamed, any size)")
+    ],
     title: TITLE = None,
     as_json: JSON = False,
 ) -> None:

@@ -23,10 +23,33 @@ JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instea
 
 def init(
     ctx: typer.Context,
-    work_factor: Annotated[int, typer.Option("--work-factor", help="scrypt cost, log2(N) (default 18, floor 15)")] = identity.DEFAULT_WORK_FACTOR,
-    allow_weak_work_factor: Annotated[bool, typer.Option("--allow-weak-work-factor", help="allow a work factor below the floor (tests and benchmarks only)")] = False,
-    recovery_key_file: Annotated[Path | None, typer.Option("--recovery-key-file", help="write the recovery key to this new file (0600) instead of showing it")] = None,
-    no_recovery_key: Annotated[bool, typer.Option("--no-recovery-key", help="create no recovery key: a forgotten passphrase then loses every record")] = False,
+    work_factor: Annotated[
+        int,
+        typer.Option(
+            "--work-factor", help="scrypt cost, log2(N) (default 18, floor 15)"
+        ),
+    ] = identity.DEFAULT_WORK_FACTOR,
+    allow_weak_work_factor: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-work-factor",
+            help="allow a work factor below the floor (tests and benchmarks only)",
+        ),
+    ] = False,
+    recovery_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--recovery-key-file",
+            help="write the recovery key to this new file (0600) instead of showing it",
+        ),
+    ] = None,
+    no_recovery_key: Annotated[
+        bool,
+        typer.Option(
+            "--no-recovery-key",
+            help="create no recovery key: a forgotten passphrase then loses every record",
+        ),
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """Create a vault: owner keys sealed with your passphrase, and a recovery key."""
@@ -34,35 +57,65 @@ def init(
     path = opts.vault_path
     floor = 1 if allow_weak_work_factor else identity.MIN_WORK_FACTOR
     if not floor <= work_factor <= identity.MAX_WORK_FACTOR:
-        raise ConfvaultError(f"--work-factor must be between {identity.MIN_WORK_FACTOR} and {identity.MAX_WORK_FACTOR}")
-    if recovery_key_file is not None and (recovery_key_file.exists() or recovery_key_file.is_symlink()):
+        raise ConfvaultError(
+            f"--work-factor must be between {identity.MIN_WORK_FACTOR} and "
+            f"{identity.MAX_WORK_FACTOR}"
+        )
+    if recovery_key_file is not None and (
+        recovery_key_file.exists() or recovery_key_file.is_symlink()
+    ):
         raise ConfvaultError(f"{recovery_key_file} already exists; not overwriting it")
     passphrase = opts.passphrase(confirm=True, prompt="New vault passphrase: ")
     weakness = identity.check_passphrase_strength(passphrase)
     if weakness:
         raise WeakPassphraseError(f"passphrase too weak: {weakness}")
     if work_factor < identity.MIN_WORK_FACTOR:
-        _output.warn(f"scrypt work factor {work_factor} is below the floor {identity.MIN_WORK_FACTOR}: for tests only")
-    vault, recovery = Vault.init(path, passphrase, work_factor=work_factor, recovery_key=not no_recovery_key,
-                                 state_dir=default_state_dir(), min_work_factor=floor)
+        _output.warn(
+            f"scrypt work factor {work_factor} is below the floor "
+            f"{identity.MIN_WORK_FACTOR}: for tests only"
+        )
+    vault, recovery = Vault.init(
+        path,
+        passphrase,
+        work_factor=work_factor,
+        recovery_key=not no_recovery_key,
+        state_dir=default_state_dir(),
+        min_work_factor=floor,
+    )
     if recovery is not None and recovery_key_file is not None:
         fd = os.open(recovery_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"# confvault recovery key for vault {vault.vault_id}\n{recovery}\n")
+            f.write(
+                f"# confvault recovery key for vault {vault.vault_id}\n{recovery}\n"
+            )
     if as_json:
-        _output.emit_json({"vault": str(path), "vault_id": vault.vault_id, "work_factor": work_factor,
-                           "recovery_key": "file" if recovery_key_file else ("shown" if recovery else "none")})
+        _output.emit_json(
+            {
+                "vault": str(path),
+                "vault_id": vault.vault_id,
+                "work_factor": work_factor,
+                "recovery_key": "file"
+                if recovery_key_file
+                else ("shown" if recovery else "none"),
+            }
+        )
         if recovery and recovery_key_file is None:
             _output.info(f"recovery key (store it offline; shown once): {recovery}")
         return
     _output.stdout.print(f"created vault {vault.vault_id[:12]} at {path}")
     if recovery is None:
-        _output.warn("no recovery key: if you forget the passphrase, every record is lost")
+        _output.warn(
+            "no recovery key: if you forget the passphrase, every record is lost"
+        )
     elif recovery_key_file is not None:
-        _output.stdout.print(f"recovery key written to {recovery_key_file} (0600): move it offline")
+        _output.stdout.print(
+            f"recovery key written to {recovery_key_file} (0600): move it offline"
+        )
     else:
-        _output.stdout.print("\n[bold]Recovery key[/bold] — write it down or print it, and keep it offline."
-                             "\nIt opens the vault if you forget the passphrase. It is shown only this once:\n")
+        _output.stdout.print(
+            "\n[bold]Recovery key[/bold] — write it down or print it, and keep it offline."
+            "\nIt opens the vault if you forget the passphrase. It is shown only this once:\n"
+        )
         _output.stdout.print(f"    {recovery}\n", markup=False)
 
 
@@ -78,9 +131,16 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ("vault", f"{info.path} ({info.vault_id[:12]})"),
         ("generation", f"{info.generation} (last change {info.last_change})"),
         ("clients", str(info.clients)),
-        ("notes", f"{info.notes} signed, {info.drafts} drafts, {info.psychotherapy_notes} psychotherapy, {info.attachments} attachments"),
+        (
+            "notes",
+            f"{info.notes} signed, {info.drafts} drafts, {info.psychotherapy_notes} "
+            f"psychotherapy, {info.attachments} attachments",
+        ),
         ("objects", str(info.objects)),
-        ("client keys", f"oldest {info.oldest_key or '-'}, newest {info.newest_key or '-'}"),
+        (
+            "client keys",
+            f"oldest {info.oldest_key or '-'}, newest {info.newest_key or '-'}",
+        ),
         ("grants", str(info.grants)),
         ("recovery key", "yes" if info.recovery_key else "none"),
         ("last verify", info.last_verify or "never on this machine"),
@@ -97,21 +157,38 @@ def render_report(report: VerifyReport, as_json: bool) -> None:
     else:
         errors = [f for f in report.findings if f.severity == "error"]
         warnings = [f for f in report.findings if f.severity == "warning"]
-        what = f"{report.objects_checked} objects" + (f", {report.notes_checked} notes decrypted" if report.deep else "")
+        what = f"{report.objects_checked} objects" + (
+            f", {report.notes_checked} notes decrypted" if report.deep else ""
+        )
         for finding in report.findings:
             style = "red" if finding.severity == "error" else "yellow"
-            _output.stdout.print(f"[{style}]{finding.severity}[/{style}] {finding.code}: {finding.subject[:16]} {finding.message}")
+            _output.stdout.print(
+                f"[{style}]{finding.severity}[/{style}] {finding.code}: "
+                f"{finding.subject[:16]} {finding.message}"
+            )
         if errors:
-            _output.stdout.print(f"[bold red]vault damaged[/bold red]: {len(errors)} problems, {len(warnings)} warnings ({what})")
+            _output.stdout.print(
+                f"[bold red]vault damaged[/bold red]: {len(errors)} problems, "
+                f"{len(warnings)} warnings ({what})"
+            )
         else:
-            _output.stdout.print(f"[bold green]vault ok[/bold green]: generation {report.generation}, {what}, {len(warnings)} warnings")
+            _output.stdout.print(
+                f"[bold green]vault ok[/bold green]: generation {report.generation}, "
+                f"{what}, {len(warnings)} warnings"
+            )
     if not report.ok:
         raise typer.Exit(INTEGRITY)
 
 
 def verify(
     ctx: typer.Context,
-    deep: Annotated[bool, typer.Option("--deep", help="also decrypt every note and check its signature (needs the passphrase)")] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="also decrypt every note and check its signature (needs the passphrase)",
+        ),
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """Check the whole vault; without --deep no passphrase is needed."""
@@ -119,7 +196,7 @@ def verify(
     if deep:
         report = opts.open_vault().verify(deep=True)
     else:
-        from confvault.vault._core import check_vault_dir  # noqa: PLC0415
+        from confvault.vault._core import check_vault_dir
 
         path = opts.vault_path
         try:
@@ -128,5 +205,7 @@ def verify(
             if not path.is_dir():
                 raise
             _output.warn(str(err))
-        report = verify_vault(path, seen=SeenStore(default_state_dir()), lock_timeout=opts.lock_timeout)
+        report = verify_vault(
+            path, seen=SeenStore(default_state_dir()), lock_timeout=opts.lock_timeout
+        )
     render_report(report, as_json)

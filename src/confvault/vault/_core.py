@@ -41,7 +41,12 @@ def utc_now() -> dt.datetime:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return (
+        moment.astimezone(dt.UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
 
 
 class VaultCore:
@@ -96,12 +101,19 @@ class VaultCore:
         owner = identity.OwnerIdentity.generate()
         vault = cls(path, owner=owner, clock=clock, state_dir=state_dir)
         vault_id = secrets.token_hex(16)
-        recovery: age.X25519Identity | None = age.X25519Identity.generate() if recovery_key else None
+        recovery: age.X25519Identity | None = (
+            age.X25519Identity.generate() if recovery_key else None
+        )
         with fs.locked(path, exclusive=True, timeout=vault.lock_timeout):
             txn = _txn.Transaction(path, vault.store, None)
-            txn.point("owner", txn.put(owner.seal_with_passphrase(vault_id, passphrase, work_factor)))
+            txn.point(
+                "owner",
+                txn.put(owner.seal_with_passphrase(vault_id, passphrase, work_factor)),
+            )
             if recovery is not None:
-                txn.point("recovery", txn.put(owner.seal_to(vault_id, recovery.recipient)))
+                txn.point(
+                    "recovery", txn.put(owner.seal_to(vault_id, recovery.recipient))
+                )
             root_doc = {
                 "format": ROOT_FORMAT,
                 "vault": vault_id,
@@ -127,27 +139,43 @@ class VaultCore:
     ) -> Any:
         """Open with the passphrase, the recovery key, or (read-only) a grantee key."""
         check_vault_dir(path)
-        vault = cls(path, owner=None, reader=reader, clock=clock, state_dir=state_dir,
-                    lock_timeout=lock_timeout)
+        vault = cls(
+            path,
+            owner=None,
+            reader=reader,
+            clock=clock,
+            state_dir=state_dir,
+            lock_timeout=lock_timeout,
+        )
         with vault._reading() as current:
             if passphrase is not None:
                 sealed = vault.store.get(_required_pointer(current, "owner"))
                 vault.owner = identity.unseal_with_passphrase(sealed, passphrase)
             elif recovery_key is not None:
                 sealed = vault.store.get(_required_pointer(current, "recovery"))
-                vault.owner = identity.unseal_with_identity(sealed, age.parse_identity(recovery_key))
+                vault.owner = identity.unseal_with_identity(
+                    sealed, age.parse_identity(recovery_key)
+                )
             elif reader is None:
-                raise ValueError("open needs a passphrase, a recovery key or a reader identity")
-            if vault.owner is not None and _signing.b64(vault.owner.signer) != current.body.signer:
-                raise IntegrityError("the manifest is not signed by this vault's owner key")
+                raise ValueError(
+                    "open needs a passphrase, a recovery key or a reader identity"
+                )
+            if (
+                vault.owner is not None
+                and _signing.b64(vault.owner.signer) != current.body.signer
+            ):
+                raise IntegrityError(
+                    "the manifest is not signed by this vault's owner key"
+                )
         return vault
 
     # --- locking, manifest, transactions ----------------------------------------
 
     def _load_manifest(self) -> manifest.Manifest:
-        if not (self.root / manifest.MANIFEST_NAME).exists() and not (
-            self.root / manifest.MANIFEST_NAME
-        ).is_symlink():
+        if (
+            not (self.root / manifest.MANIFEST_NAME).exists()
+            and not (self.root / manifest.MANIFEST_NAME).is_symlink()
+        ):
             raise VaultNotFoundError(f"no vault at {self.root}")
         loaded = manifest.load(self.root)
         seen = self.seen.get(loaded.body.vault_id)
@@ -188,7 +216,9 @@ class VaultCore:
     def _commit(self, txn: _txn.Transaction, vault_id: str) -> None:
         owner = self._owner()
         signer = _signing.b64(owner.signer)
-        new = txn.commit(vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock()))
+        new = txn.commit(
+            vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock())
+        )
         self.manifest = new
         self.seen.record(vault_id, new.generation, signer)
 
@@ -202,7 +232,9 @@ class VaultCore:
     def _root_doc(self, current: manifest.Manifest) -> dict[str, Any]:
         digest = _required_pointer(current, "root")
         if self._root_cache is None or self._root_cache[0] != digest:
-            doc = records.open_document(self.store.get(digest), [self._owner().x25519], "root")
+            doc = records.open_document(
+                self.store.get(digest), [self._owner().x25519], "root"
+            )
             if doc.get("vault") != current.body.vault_id:
                 raise IntegrityError("the root index belongs to another vault")
             self._root_cache = (digest, doc)
@@ -215,24 +247,37 @@ class VaultCore:
 
     def status(self) -> Any:
         """Counts, key ages, grants and the last verify, for the dashboard."""
-        from confvault.vault.results import VaultStatus  # noqa: PLC0415
+        from confvault.vault.results import VaultStatus
 
         with self._reading() as current:
             root = self._root_doc(current)
-            comps = [(name, entry) for c in root["clients"].values()
-                     for name, entry in c["compartments"].items()]
+            comps = [
+                (name, entry)
+                for c in root["clients"].values()
+                for name, entry in c["compartments"].items()
+            ]
             keys = sorted(entry["key_created"] for _, entry in comps)
             last = self.seen.last_verify(current.body.vault_id)
             return VaultStatus(
-                path=str(self.root), vault_id=current.body.vault_id,
-                generation=current.generation, clients=len(root["clients"]),
+                path=str(self.root),
+                vault_id=current.body.vault_id,
+                generation=current.generation,
+                clients=len(root["clients"]),
                 notes=sum(e.get("notes", 0) for _, e in comps),
                 drafts=sum(e.get("drafts", 0) for _, e in comps),
-                psychotherapy_notes=sum(e.get("notes", 0) for n, e in comps if n == "psychotherapy"),
+                psychotherapy_notes=sum(
+                    e.get("notes", 0) for n, e in comps if n == "psychotherapy"
+                ),
                 attachments=sum(e.get("attachments", 0) for _, e in comps),
-                objects=current.body.objects, last_change=current.body.time,
-                last_verify=(f"{last[0]} ({'ok' if last[1] else 'PROBLEMS FOUND'})" if last else None),
-                oldest_key=keys[0] if keys else None, newest_key=keys[-1] if keys else None,
+                objects=current.body.objects,
+                last_change=current.body.time,
+                last_verify=(
+                    f"{last[0]} ({'ok' if last[1] else 'PROBLEMS FOUND'})"
+                    if last
+                    else None
+                ),
+                oldest_key=keys[0] if keys else None,
+                newest_key=keys[-1] if keys else None,
                 grants=len(root.get("grants", [])),
                 work_factor=root.get("settings", {}).get("work_factor"),
                 recovery_key=current.pointer("recovery") is not None,
@@ -242,10 +287,12 @@ class VaultCore:
 
     def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
         """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
-        from confvault.vault import verify as checks  # noqa: PLC0415 - avoids an import cycle
+        from confvault.vault import verify as checks
 
         with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
-            report, current = checks.verify_keyless(self.root, seen=self.seen, progress=progress)
+            report, current = checks.verify_keyless(
+                self.root, seen=self.seen, progress=progress
+            )
             if deep and current is not None and self.owner is not None:
                 self.manifest = current
                 report = checks.verify_deep(self, report, current, progress)
@@ -288,7 +335,9 @@ def _prepare_empty_dir(path: Path) -> None:
         if not path.is_dir():
             raise VaultExistsError(f"{path} exists and is not a directory")
         if any(path.iterdir()):
-            raise VaultExistsError(f"{path} is not empty; a vault needs an empty directory")
+            raise VaultExistsError(
+                f"{path} is not empty; a vault needs an empty directory"
+            )
         path.chmod(fs.DIR_MODE)
         return
     try:

@@ -86,12 +86,14 @@ def body_digest(body: bytes) -> str:
 
 def sign(meta: NoteMeta, author: str, signing: Any, signed_at: str) -> NoteMeta:
     """Lock ``meta``: set author and time, then sign every field."""
-    unsigned = replace(meta, status="signed", author=author, signed_at=signed_at, signature=None)
+    unsigned = replace(
+        meta, status="signed", author=author, signed_at=signed_at, signature=None
+    )
     return replace(unsigned, signature=_signing.b64(signing(unsigned.signed_bytes())))
 
 
 def signature_status(meta: NoteMeta, known_signers: set[str]) -> str:
-    """"valid", "draft", "unknown-signer" or "invalid" (metadata only)."""
+    """ "valid", "draft", "unknown-signer" or "invalid" (metadata only)."""
     if meta.status == "draft":
         return "draft" if meta.signature is None else "invalid"
     if meta.signature is None:
@@ -103,17 +105,25 @@ def signature_status(meta: NoteMeta, known_signers: set[str]) -> str:
         signature = _signing.unb64(meta.signature)
     except ValueError:
         return "invalid"
-    return "valid" if _signing.verify(public, meta.signed_bytes(), signature) else "invalid"
+    return (
+        "valid"
+        if _signing.verify(public, meta.signed_bytes(), signature)
+        else "invalid"
+    )
 
 
 def body_matches(meta: NoteMeta, body: bytes) -> bool:
     """The body is exactly the one the metadata (and so the signature) names."""
-    return len(body) == meta.body_size and hmac.compare_digest(body_digest(body), meta.body_sha256)
+    return len(body) == meta.body_size and hmac.compare_digest(
+        body_digest(body), meta.body_sha256
+    )
 
 
 def header_line(meta: NoteMeta, body_size: int) -> bytes:
     """The metadata line, padded so header + body fill their size bucket."""
-    line = json.dumps(meta.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    line = json.dumps(
+        meta.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     encoded = line.encode("utf-8")
     total = len(encoded) + 1 + body_size
     return encoded + b" " * (padded_size(total) - total) + b"\n"

@@ -24,8 +24,11 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     """True when ``signature`` is ``public``'s signature of ``message``."""
     try:
         nacl.signing.VerifyKey(public).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-            nacl.exceptions.TypeError):
+    except (
+        nacl.exceptions.BadSignatureError,
+        nacl.exceptions.ValueError,
+        nacl.exceptions.TypeError,
+    ):
         return False
     return True
 

@@ -25,7 +25,9 @@ JOURNAL_SUFFIX = ".journal"
 class Transaction:
     """Collects a transaction's changes; ``commit`` makes them all or nothing."""
 
-    def __init__(self, root: Path, store: ObjectStore, current: manifest.Manifest | None) -> None:
+    def __init__(
+        self, root: Path, store: ObjectStore, current: manifest.Manifest | None
+    ) -> None:
         self.root = root
         self.store = store
         self.current = current
@@ -46,7 +48,9 @@ class Transaction:
 
     def _added(self, digest: str, temp: fs.TempFile) -> None:
         self.changes.removed.discard(digest)
-        if digest not in self._pending and (self.current is None or not self.current.contains(digest)):
+        if digest not in self._pending and (
+            self.current is None or not self.current.contains(digest)
+        ):
             self.changes.added.add(digest)
             self._pending[digest] = temp
         else:
@@ -58,7 +62,9 @@ class Transaction:
             temp.discard()
         self._pending.clear()
 
-    def put_document(self, doc: dict[str, Any], recipients: Sequence[age.Recipient]) -> str:
+    def put_document(
+        self, doc: dict[str, Any], recipients: Sequence[age.Recipient]
+    ) -> str:
         """Seal and store a JSON document."""
         return self.put(records.seal_document(doc, recipients))
 
@@ -113,7 +119,11 @@ class Transaction:
             paths.append(target)
         fs.make_durable(self.root, paths)
         signature = sign(manifest.canonical(body.to_json()))
-        fs.atomic_write(self.root, self.root / manifest.MANIFEST_NAME, manifest.encode(body, signature))
+        fs.atomic_write(
+            self.root,
+            self.root / manifest.MANIFEST_NAME,
+            manifest.encode(body, signature),
+        )
         new = manifest.Manifest(self.root, body)
         collect(self.root, self.store, journal, new)
         return new
@@ -125,14 +135,20 @@ class Transaction:
             "retired": sorted(self.changes.removed),
             "shards": sorted(shards),
         }
-        path = self.root / fs.TMP_DIR / f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
+        path = (
+            self.root
+            / fs.TMP_DIR
+            / f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
+        )
         temp = fs.TempFile(self.root, path)
         temp.write(json.dumps(doc).encode())
         temp.finish(fsync=False)
         return path
 
 
-def collect(root: Path, store: ObjectStore, journal: Path, live: manifest.Manifest) -> None:
+def collect(
+    root: Path, store: ObjectStore, journal: Path, live: manifest.Manifest
+) -> None:
     """Remove what a (finished or interrupted) transaction left unreferenced."""
     try:
         doc = json.loads(fs.read_bytes(journal))

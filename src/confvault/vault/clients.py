@@ -25,8 +25,14 @@ ID_BYTES = 8  # 16 hex characters
 class Compartment:
     """An opened compartment: its key, its index, and where they live."""
 
-    def __init__(self, client_id: str, name: str, entry: dict[str, Any], key: age.X25519Identity,
-                 index: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        name: str,
+        entry: dict[str, Any],
+        key: age.X25519Identity,
+        index: dict[str, Any],
+    ) -> None:
         self.client_id = client_id
         self.name = name
         self.entry = entry
@@ -53,15 +59,23 @@ class ClientsMixin:
 
     # --- compartments -------------------------------------------------------------
 
-    def _key_recipients(self, root: dict[str, Any], client_id: str, compartment: str) -> list[age.Recipient]:
+    def _key_recipients(
+        self, root: dict[str, Any], client_id: str, compartment: str
+    ) -> list[age.Recipient]:
         recipients: list[age.Recipient] = [self._owner().recipient]
         for grant in root.get("grants", []):
             if _grant_covers(grant, client_id, compartment):
                 recipients.append(age.parse_recipient(grant["recipient"]))
         return recipients
 
-    def _new_compartment(self, txn: _txn.Transaction, root: dict[str, Any], client_id: str,
-                         compartment: str, profile: dict[str, Any] | None) -> Compartment:
+    def _new_compartment(
+        self,
+        txn: _txn.Transaction,
+        root: dict[str, Any],
+        client_id: str,
+        compartment: str,
+        profile: dict[str, Any] | None,
+    ) -> Compartment:
         key = age.X25519Identity.generate()
         created = self.now()
         key_text = (
@@ -69,10 +83,18 @@ class ClientsMixin:
             f"# created: {created}\n{key.encode()}\n"
         )
         recipients = self._key_recipients(root, client_id, compartment)
-        entry = {"key": txn.put(records.seal_document_text(key_text, recipients)),
-                 "key_created": created, "notes": 0, "drafts": 0}
-        index: dict[str, Any] = {"format": INDEX_FORMAT, "client": client_id,
-                                 "compartment": compartment, "notes": []}
+        entry = {
+            "key": txn.put(records.seal_document_text(key_text, recipients)),
+            "key_created": created,
+            "notes": 0,
+            "drafts": 0,
+        }
+        index: dict[str, Any] = {
+            "format": INDEX_FORMAT,
+            "client": client_id,
+            "compartment": compartment,
+            "notes": [],
+        }
         if profile is not None:
             index["profile"] = profile
         comp = Compartment(client_id, compartment, entry, key, index)
@@ -80,14 +102,18 @@ class ClientsMixin:
         root["clients"][client_id]["compartments"][compartment] = entry
         return comp
 
-    def _open_compartment(self, root: dict[str, Any], client_id: str, compartment: str) -> Compartment | None:
+    def _open_compartment(
+        self, root: dict[str, Any], client_id: str, compartment: str
+    ) -> Compartment | None:
         entry = root["clients"][client_id]["compartments"].get(compartment)
         if entry is None:
             return None
         key = self._open_client_key(entry["key"])
         index = records.open_document(self.store.get(entry["index"]), [key], "index")
         if index.get("client") != client_id or index.get("compartment") != compartment:
-            raise manifest.IntegrityError(f"the index of client {client_id[:8]} was swapped")
+            raise manifest.IntegrityError(
+                f"the index of client {client_id[:8]} was swapped"
+            )
         return Compartment(client_id, compartment, entry, key, index)
 
     def _open_client_key(self, digest: str) -> age.X25519Identity:
@@ -102,7 +128,9 @@ class ClientsMixin:
         comp.entry["index"] = txn.put_document(comp.index, [comp.key.recipient])
         comp.entry["notes"] = sum(1 for n in comp.notes if n["status"] == "signed")
         comp.entry["drafts"] = sum(1 for n in comp.notes if n["status"] == "draft")
-        comp.entry["attachments"] = sum(1 for n in comp.notes if n["kind"] == "attachment")
+        comp.entry["attachments"] = sum(
+            1 for n in comp.notes if n["kind"] == "attachment"
+        )
 
     # --- resolution -------------------------------------------------------------------
 
@@ -112,14 +140,25 @@ class ClientsMixin:
         by_name = [cid for cid, c in clients.items() if c["name"].casefold() == wanted]
         if len(by_name) == 1:
             return by_name[0]
-        by_id = [cid for cid in clients if cid.startswith(ref.strip().lower())] if ref.strip() else []
+        by_id = (
+            [cid for cid in clients if cid.startswith(ref.strip().lower())]
+            if ref.strip()
+            else []
+        )
         if len(by_id) == 1:
             return by_id[0]
         if len(by_id) > 1:
-            raise AmbiguousNameError(f"{len(by_id)} clients have IDs starting with {ref!r}; give more characters")
+            raise AmbiguousNameError(
+                f"{len(by_id)} clients have IDs starting with {ref!r}; give more characters"
+            )
         raise ClientNotFoundError("no client with that name or ID prefix")
 
-    def _client_info(self, root: dict[str, Any], client_id: str, profile: dict[str, Any] | None = None) -> ClientInfo:
+    def _client_info(
+        self,
+        root: dict[str, Any],
+        client_id: str,
+        profile: dict[str, Any] | None = None,
+    ) -> ClientInfo:
         client = root["clients"][client_id]
         comps = client["compartments"]
         records_entry = comps.get(RECORDS, {})
@@ -143,10 +182,17 @@ class ClientsMixin:
         clean_fields = dict(names.field(f"{k}={v}") for k, v in (fields or {}).items())
         with self._writing() as txn:
             root = self._root_doc(txn.current)
-            if any(c["name"].casefold() == name.casefold() for c in root["clients"].values()):
+            if any(
+                c["name"].casefold() == name.casefold()
+                for c in root["clients"].values()
+            ):
                 raise VaultExistsError("a client with that name already exists")
             client_id = secrets.token_hex(ID_BYTES)
-            root["clients"][client_id] = {"name": name, "created": self.now(), "compartments": {}}
+            root["clients"][client_id] = {
+                "name": name,
+                "created": self.now(),
+                "compartments": {},
+            }
             profile = {"name": name, "fields": clean_fields, "created": self.now()}
             self._new_compartment(txn, root, client_id, RECORDS, profile)
             self._write_root(txn, root)
@@ -179,7 +225,9 @@ class ClientsMixin:
                     raise VaultExistsError("a client with that name already exists")
             comp = self._open_compartment(root, client_id, RECORDS)
             if comp is None:
-                raise manifest.IntegrityError(f"client {client_id[:8]} has no records index")
+                raise manifest.IntegrityError(
+                    f"client {client_id[:8]} has no records index"
+                )
             root["clients"][client_id]["name"] = new_name
             comp.index["profile"]["name"] = new_name
             self._write_index(txn, comp)

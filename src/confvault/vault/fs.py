@@ -34,19 +34,22 @@ _BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
 
 def storage_error(err: OSError, what: str) -> StorageError:
     """A StorageError that says what failed, and why, without a traceback."""
-    reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    reason = (
+        "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    )
     return StorageError(f"cannot {what}: {reason}")
 
 
-def _syncfs_function():  # noqa: ANN202 - a ctypes function or None
+def _syncfs_function():
     name = ctypes.util.find_library("c")
     if not name:
         return None
     try:
         libc = ctypes.CDLL(name, use_errno=True)
-        return libc.syncfs
+        function = libc.syncfs
     except (OSError, AttributeError):
         return None
+    return function
 
 
 _SYNCFS = _syncfs_function()
@@ -89,7 +92,9 @@ def open_read(path: Path) -> BinaryIO:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UnsafeInputError(f"{path} is a symlink; refusing to follow it") from err
+            raise UnsafeInputError(
+                f"{path} is a symlink; refusing to follow it"
+            ) from err
         raise
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -252,10 +257,14 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     """
     path = root / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+        )
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UnsafeInputError(f"{path} is a symlink; refusing to follow it") from err
+            raise UnsafeInputError(
+                f"{path} is a symlink; refusing to follow it"
+            ) from err
         if err.errno in (errno.EROFS, errno.EACCES) and not exclusive:
             # A read-only vault (a mounted backup): readers need no lock there.
             yield

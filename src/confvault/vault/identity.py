@@ -92,7 +92,9 @@ class OwnerIdentity:
             raise IntegrityError("owner key file has no signing key")
         return cls(age.parse_identities(text)[0], seed)
 
-    def seal_with_passphrase(self, vault_id: str, passphrase: bytes, work_factor: int) -> bytes:
+    def seal_with_passphrase(
+        self, vault_id: str, passphrase: bytes, work_factor: int
+    ) -> bytes:
         """The owner key file: this identity sealed with the passphrase."""
         recipient = age.ScryptRecipient(passphrase, work_factor)
         return age.encrypt(self.to_text(vault_id).encode(), [recipient])
@@ -116,5 +118,7 @@ def unseal_with_identity(sealed: bytes, identity: age.X25519Identity) -> OwnerId
     try:
         plain = age.decrypt(sealed, [identity])
     except NoIdentityMatchError as err:
-        raise WrongPassphraseError("that key does not open this vault's owner key") from err
+        raise WrongPassphraseError(
+            "that key does not open this vault's owner key"
+        ) from err
     return OwnerIdentity.from_text(plain.decode("utf-8"))

@@ -102,7 +102,9 @@ class Manifest:
         """The live object names starting with ``prefix``."""
         if prefix not in self._cache:
             name = self.body.shards.get(prefix)
-            self._cache[prefix] = frozenset() if name is None else read_shard(self.root, name, prefix)
+            self._cache[prefix] = (
+                frozenset() if name is None else read_shard(self.root, name, prefix)
+            )
         return self._cache[prefix]
 
     def contains(self, digest: str) -> bool:
@@ -157,7 +159,9 @@ def load(root: Path, *, expected_signer: str | None = None) -> Manifest:
         raise IntegrityError("the manifest's signature does not verify")
     if canonical(body.to_json()) != canonical(body_doc):
         raise IntegrityError("the manifest has fields that are not signed")
-    if expected_signer is not None and not hmac.compare_digest(body.signer, expected_signer):
+    if expected_signer is not None and not hmac.compare_digest(
+        body.signer, expected_signer
+    ):
         raise IntegrityError("the manifest is signed by a different key than before")
     return Manifest(root, body)
 
@@ -212,4 +216,3 @@ def next_body(
     generation = current.body.generation + 1 if current else 1
     body = ManifestBody(vault_id, generation, signer, pointers, shards, count, time)
     return body, new_files
-

@@ -14,7 +14,10 @@ from confvault.errors import UnsafeInputError
 MAX_NAME = 200
 MAX_TITLE = 200
 MAX_FIELD_VALUE = 2000
-_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+_BIDI_CONTROLS = {
+    chr(c)
+    for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+}
 
 
 def _check_text(value: str, what: str, limit: int) -> str:
@@ -24,7 +27,9 @@ def _check_text(value: str, what: str, limit: int) -> str:
         raise UnsafeInputError(f"the {what} is longer than {limit} characters")
     for ch in value:
         if ch in _BIDI_CONTROLS:
-            raise UnsafeInputError(f"the {what} contains a right-to-left or bidi control mark")
+            raise UnsafeInputError(
+                f"the {what} contains a right-to-left or bidi control mark"
+            )
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\t":
             raise UnsafeInputError(f"the {what} contains a control character")
     if value != value.strip():
@@ -51,5 +56,7 @@ def field(item: str) -> tuple[str, str]:
         raise UnsafeInputError(f"field {item[:40]!r} is not KEY=VALUE")
     key = _check_text(key.strip(), "field name", 60)
     if not all(c.isalnum() or c in "-_." for c in key):
-        raise UnsafeInputError("a field name may contain letters, digits, - _ and . only")
+        raise UnsafeInputError(
+            "a field name may contain letters, digits, - _ and . only"
+        )
     return key, _check_text(value, f"value of field {key}", MAX_FIELD_VALUE)

@@ -61,7 +61,9 @@ class ObjectStore:
         temp.close()
         return digest, temp
 
-    def put_stream(self, write: Callable[[_HashingSink], None]) -> tuple[str, fs.TempFile]:
+    def put_stream(
+        self, write: Callable[[_HashingSink], None]
+    ) -> tuple[str, fs.TempFile]:
         """Like ``put``, for what ``write(sink)`` writes, streamed."""
         temp = fs.TempFile(self.root, self.dir / "pending")
         sink = _HashingSink(temp)

@@ -3,6 +3,7 @@ each vault (XDG state dir), which is what makes a rollback detectable."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -96,7 +97,5 @@ class SeenStore:
 
     def forget(self, vault_id: str) -> None:
         """Drop the memory of a vault (after a deliberate restore of an old backup)."""
-        try:
+        with contextlib.suppress(OSError):
             self._path(vault_id).unlink()
-        except OSError:
-            pass

@@ -42,7 +42,9 @@ def seal_document(doc: dict[str, Any], recipients: Sequence[age.Recipient]) -> b
     return age.encrypt(pad_text(data.encode("utf-8")), recipients)
 
 
-def open_document(sealed: bytes, identities: Sequence[age.Identity], kind: str) -> dict[str, Any]:
+def open_document(
+    sealed: bytes, identities: Sequence[age.Identity], kind: str
+) -> dict[str, Any]:
     """Decrypt and parse a sealed document, checking its format tag."""
     plain = age.decrypt(sealed, identities)
     try:

@@ -68,7 +68,9 @@ class SearchHit:
     def to_json(self) -> dict[str, Any]:
         return {
             "note": self.note.to_json(),
-            "snippets": [{"before": b, "match": m, "after": a} for b, m, a in self.snippets],
+            "snippets": [
+                {"before": b, "match": m, "after": a} for b, m, a in self.snippets
+            ],
         }
 
 

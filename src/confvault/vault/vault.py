@@ -1,11 +1,11 @@
 """``Vault``: the facade the CLI calls (see ``_core``, ``clients``, ``notebook``).
 
-    vault, recovery_key = Vault.init(path, passphrase)
-    vault = Vault.open(path, passphrase=passphrase)
-    client = vault.add_client("A. Client")
-    note = vault.add_note(client.id, b"Session went well.", kind="progress")
-    for info in vault.notes(client.id):
-        print(vault.note(info.id).body)
+vault, recovery_key = Vault.init(path, passphrase)
+vault = Vault.open(path, passphrase=passphrase)
+client = vault.add_client("A. Client")
+note = vault.add_note(client.id, b"Session went well.", kind="progress")
+for info in vault.notes(client.id):
+    print(vault.note(info.id).body)
 """
 
 from __future__ import annotations

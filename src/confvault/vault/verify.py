@@ -62,14 +62,23 @@ def _check_tree(root: Path, report: _Report) -> None:
             if stat.S_ISLNK(info.st_mode):
                 report.error("symlink", rel, "a symlink was planted in the vault")
             elif info.st_mode & 0o077:
-                report.error("permissions", rel, f"accessible to other users (mode {info.st_mode & 0o777:o})")
+                report.error(
+                    "permissions",
+                    rel,
+                    f"accessible to other users (mode {info.st_mode & 0o777:o})",
+                )
     info = root.lstat()
     if info.st_mode & 0o077:
-        report.error("permissions", ".", f"the vault directory is accessible to other users (mode {info.st_mode & 0o777:o})")
+        report.error(
+            "permissions",
+            ".",
+            f"the vault directory is accessible to other users (mode {info.st_mode & 0o777:o})",
+        )
 
 
-def verify_keyless(root: Path, *, seen: SeenStore | None = None,
-                   progress: Progress | None = None) -> tuple[VerifyReport, manifest.Manifest | None]:
+def verify_keyless(
+    root: Path, *, seen: SeenStore | None = None, progress: Progress | None = None
+) -> tuple[VerifyReport, manifest.Manifest | None]:
     """Check signatures and hashes of everything, with no passphrase."""
     report = _Report()
     if not (root / manifest.MANIFEST_NAME).exists() and not root.is_dir():
@@ -83,75 +92,150 @@ def verify_keyless(root: Path, *, seen: SeenStore | None = None,
         return VerifyReport(str(root), 0, 0, 0, False, tuple(report.findings)), None
     body = current.body
     if seen is not None:
-        known = seen.get(body.vault_id)
-        if known is not None:
-            if known[1] != body.signer:
-                report.error("signer-changed", manifest.MANIFEST_NAME,
-                             "the manifest is signed by a different key than this machine saw before")
-            elif body.generation < known[0]:
-                report.error("rollback", manifest.MANIFEST_NAME,
-                             f"generation {body.generation} is older than generation {known[0]} seen before")
+        _check_seen(body, seen, report)
+    live = _live_objects(current, report)
+    _check_objects(root, live, report, progress)
+    _extra_files(root, live, set(body.shards.values()), report)
+    if seen is not None and not any(f.severity == "error" for f in report.findings):
+        seen.record(body.vault_id, body.generation, body.signer)
+    result = VerifyReport(
+        str(root),
+        body.generation,
+        len(live),
+        0,
+        False,
+        tuple(report.findings),
+        body.vault_id,
+    )
+    return result, current
+
+
+def _check_seen(body: manifest.ManifestBody, seen: SeenStore, report: _Report) -> None:
+    """Rollback and signer swap, against what this machine saw before."""
+    known = seen.get(body.vault_id)
+    if known is None:
+        return
+    if known[1] != body.signer:
+        report.error(
+            "signer-changed",
+            manifest.MANIFEST_NAME,
+            "the manifest is signed by a different key than this machine saw before",
+        )
+    elif body.generation < known[0]:
+        report.error(
+            "rollback",
+            manifest.MANIFEST_NAME,
+            f"generation {body.generation} is older than generation {known[0]} seen before",
+        )
+
+
+def _live_objects(current: manifest.Manifest, report: _Report) -> set[str]:
+    body = current.body
     live: set[str] = set()
     for prefix in sorted(body.shards):
         try:
             live |= current.shard(prefix)
         except ConfvaultError as err:
             report.error("shard", body.shards[prefix], str(err))
-    if len(live) != body.objects and not any(f.code == "shard" for f in report.findings):
-        report.error("count", manifest.MANIFEST_NAME, "the manifest's object count does not match its shards")
+    if len(live) != body.objects and not any(
+        f.code == "shard" for f in report.findings
+    ):
+        report.error(
+            "count",
+            manifest.MANIFEST_NAME,
+            "the manifest's object count does not match its shards",
+        )
     for name, digest in sorted(body.pointers.items()):
         if digest not in live:
-            report.error("pointer", name, f"the {name} object is not among the live objects")
+            report.error(
+                "pointer", name, f"the {name} object is not among the live objects"
+            )
+    return live
+
+
+def _check_objects(
+    root: Path, live: set[str], report: _Report, progress: Progress | None
+) -> None:
     objects_dir = root / OBJECTS_DIR
     for number, digest in enumerate(sorted(live), start=1):
         path = objects_dir / digest[:2] / digest
         actual = _hash_file(path)
         if actual is None:
-            kind = "object-missing" if not path.is_symlink() and not path.exists() else "object-unsafe"
-            report.error(kind, digest, "object is missing" if kind == "object-missing" else "object is not a regular file")
+            if not path.is_symlink() and not path.exists():
+                report.error("object-missing", digest, "object is missing")
+            else:
+                report.error("object-unsafe", digest, "object is not a regular file")
         elif not hmac.compare_digest(actual, digest):
-            report.error("object-damaged", digest, "object content does not match its hash (altered, truncated or replaced)")
+            report.error(
+                "object-damaged",
+                digest,
+                "object content does not match its hash (altered, truncated or replaced)",
+            )
         if progress and number % 256 == 0:
             progress(number, len(live))
-    _extra_files(root, live, set(body.shards.values()), report)
-    if seen is not None and not any(f.severity == "error" for f in report.findings):
-        seen.record(body.vault_id, body.generation, body.signer)
-    result = VerifyReport(str(root), body.generation, len(live), 0, False,
-                          tuple(report.findings), body.vault_id)
-    return result, current
 
 
 def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) -> None:
-    expected_top = {manifest.MANIFEST_NAME, OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR, fs.LOCK_NAME}
+    expected_top = {
+        manifest.MANIFEST_NAME,
+        OBJECTS_DIR,
+        manifest.SHARDS_DIR,
+        fs.TMP_DIR,
+        fs.LOCK_NAME,
+    }
     for entry in sorted(os.listdir(root)):
         if entry not in expected_top:
-            report.warning("unexpected-file", entry, "a file confvault did not write is in the vault")
+            report.warning(
+                "unexpected-file",
+                entry,
+                "a file confvault did not write is in the vault",
+            )
     objects_dir = root / OBJECTS_DIR
     if objects_dir.is_dir():
         for bucket in sorted(os.listdir(objects_dir)):
             bucket_path = objects_dir / bucket
             if not bucket_path.is_dir() or bucket_path.is_symlink():
-                report.warning("unexpected-file", f"objects/{bucket}", "not an object bucket")
+                report.warning(
+                    "unexpected-file", f"objects/{bucket}", "not an object bucket"
+                )
                 continue
             for name in os.listdir(bucket_path):
                 if not is_hash(name) or name[:2] != bucket:
-                    report.warning("unexpected-file", f"objects/{bucket}/{name}", "not an object")
+                    report.warning(
+                        "unexpected-file", f"objects/{bucket}/{name}", "not an object"
+                    )
                 elif name not in live:
-                    report.warning("unreferenced", name, "object not in the manifest (left by an interrupted command; harmless)")
+                    report.warning(
+                        "unreferenced",
+                        name,
+                        "object not in the manifest (left by an interrupted command; harmless)",
+                    )
     shards_dir = root / manifest.SHARDS_DIR
     if shards_dir.is_dir():
         for name in os.listdir(shards_dir):
             if name not in shards:
-                report.warning("unreferenced", f"shards/{name}", "shard not in the manifest (harmless)")
+                report.warning(
+                    "unreferenced",
+                    f"shards/{name}",
+                    "shard not in the manifest (harmless)",
+                )
     tmp_dir = root / fs.TMP_DIR
     if tmp_dir.is_dir():
         for name in os.listdir(tmp_dir):
             if name.endswith((".tmp", _txn.JOURNAL_SUFFIX)):
-                report.warning("leftover", f"tmp/{name}", "left by an interrupted command; the next write removes it")
+                report.warning(
+                    "leftover",
+                    f"tmp/{name}",
+                    "left by an interrupted command; the next write removes it",
+                )
 
 
-def verify_deep(vault: Any, report_in: VerifyReport, current: manifest.Manifest,
-                progress: Progress | None = None) -> VerifyReport:
+def verify_deep(
+    vault: Any,
+    report_in: VerifyReport,
+    current: manifest.Manifest,
+    progress: Progress | None = None,
+) -> VerifyReport:
     """Decrypt the root, every client key, index and note; check every signature."""
     report = _Report()
     report.findings.extend(report_in.findings)
@@ -161,10 +245,20 @@ def verify_deep(vault: Any, report_in: VerifyReport, current: manifest.Manifest,
         root = vault._root_doc(current)
     except (ConfvaultError, AgeError) as err:
         report.error("root", "root", f"the root index does not open: {err}")
-        return VerifyReport(report_in.vault, report_in.generation, report_in.objects_checked, 0,
-                            True, tuple(report.findings), report_in.vault_id)
-    total = sum(c.get("notes", 0) + c.get("drafts", 0) for cl in root["clients"].values()
-                for c in cl["compartments"].values())
+        return VerifyReport(
+            report_in.vault,
+            report_in.generation,
+            report_in.objects_checked,
+            0,
+            True,
+            tuple(report.findings),
+            report_in.vault_id,
+        )
+    total = sum(
+        c.get("notes", 0) + c.get("drafts", 0)
+        for cl in root["clients"].values()
+        for c in cl["compartments"].values()
+    )
     for client_id in sorted(root["clients"]):
         for name in (RECORDS, PSYCHOTHERAPY):
             entry = root["clients"][client_id]["compartments"].get(name)
@@ -174,7 +268,11 @@ def verify_deep(vault: Any, report_in: VerifyReport, current: manifest.Manifest,
             try:
                 comp = vault._open_compartment(root, client_id, name)
             except (ConfvaultError, AgeError) as err:
-                report.error("index", f"{client_id}/{name}", f"the {name} index does not open: {err}")
+                report.error(
+                    "index",
+                    f"{client_id}/{name}",
+                    f"the {name} index does not open: {err}",
+                )
                 continue
             for note in comp.notes:
                 reached.add(note["object"])
@@ -190,8 +288,15 @@ def verify_deep(vault: Any, report_in: VerifyReport, current: manifest.Manifest,
                     progress(notes_checked, total)
     for digest in sorted(current.all_objects() - reached):
         report.warning("orphan", digest, "a live object that no index refers to")
-    return VerifyReport(report_in.vault, report_in.generation, report_in.objects_checked,
-                        notes_checked, True, tuple(report.findings), report_in.vault_id)
+    return VerifyReport(
+        report_in.vault,
+        report_in.generation,
+        report_in.objects_checked,
+        notes_checked,
+        True,
+        tuple(report.findings),
+        report_in.vault_id,
+    )
 
 
 class _NullSink:
@@ -199,14 +304,24 @@ class _NullSink:
         return len(data)
 
 
-def verify_vault(root: Path, *, seen: SeenStore, progress: Progress | None = None,
-                 lock_timeout: float = 60.0) -> VerifyReport:
+def verify_vault(
+    root: Path,
+    *,
+    seen: SeenStore,
+    progress: Progress | None = None,
+    lock_timeout: float = 60.0,
+) -> VerifyReport:
     """Keyless verification under the shared lock (no passphrase needed)."""
     with fs.locked(root, exclusive=False, timeout=lock_timeout):
         report, _ = verify_keyless(root, seen=seen, progress=progress)
     if report.vault_id:
-        import datetime as dt  # noqa: PLC0415
+        import datetime as dt
 
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        now = (
+            dt.datetime.now(dt.UTC)
+            .replace(microsecond=0)
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
         seen.record_verify(report.vault_id, now, report.ok)
     return report
