@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from confvault import __version__
-from confvault.cli import age, clients, demo, notes, vault
+from confvault.cli import access, age, clients, demo, notes, vault
 from confvault.cli._context import Options
 from confvault.cli._errors import EXIT_STATUS, ConfvaultGroup
 
@@ -24,7 +24,18 @@ app = typer.Typer(
 app.add_typer(age.app, name="age")
 app.add_typer(clients.app, name="client")
 app.add_typer(notes.app, name="note")
-for _command in (vault.init, vault.status, vault.verify, notes.attach):
+app.add_typer(access.identity_app, name="identity")
+for _command in (
+    vault.init,
+    vault.status,
+    vault.verify,
+    notes.attach,
+    access.grant,
+    access.grants,
+    access.revoke,
+    access.rotate,
+    access.passphrase,
+):
     app.command(epilog=EXIT_STATUS)(_command)
 
 _VAULT_HELP = (

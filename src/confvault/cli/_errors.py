@@ -20,6 +20,8 @@ from confvault.cli import _output
 OK = 0
 FAILURE = 1
 USAGE = 2
+NOTHING_TO_DO = 3  # rotate: the job found nothing to do
+PARTLY_DONE = 4  # rotate/revoke: some clients were done, others failed
 VAULT_NOT_FOUND = 10
 VAULT_LOCKED = 11
 WRONG_KEY = 12
@@ -28,7 +30,8 @@ INTERNAL = 70
 INTERRUPTED = 130
 
 EXIT_STATUS = """\
-Exit status: 0 success; 1 other error; 2 usage error; 10 no vault there;
+Exit status: 0 success; 1 other error; 2 usage error; 3 nothing to do (rotate);
+4 partly done (rotate, revoke); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 70 internal error;
 130 interrupted."""

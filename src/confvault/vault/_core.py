@@ -22,10 +22,12 @@ from typing import Any
 from confvault import age
 from confvault.errors import (
     IntegrityError,
+    NoIdentityMatchError,
     ReadOnlyError,
     UnsafeInputError,
     VaultExistsError,
     VaultNotFoundError,
+    WrongPassphraseError,
 )
 from confvault.vault import _signing, _txn, fs, identity, manifest, records
 from confvault.vault.objects import OBJECTS_DIR, ObjectStore
@@ -34,6 +36,8 @@ from confvault.vault.paths import SeenStore, default_state_dir
 Clock = Callable[[], dt.datetime]
 DEFAULT_LOCK_TIMEOUT = 60.0
 ROOT_FORMAT = "confvault/root/v1"
+GRANTEE_POINTER = "grantee:"
+DEFAULT_MAX_KEY_AGE_DAYS = 180
 
 
 def utc_now() -> dt.datetime:
@@ -119,7 +123,13 @@ class VaultCore:
                 "vault": vault_id,
                 "clients": {},
                 "grants": [],
-                "settings": {"work_factor": work_factor, "created": iso(clock())},
+                "settings": {
+                    "work_factor": work_factor,
+                    "created": iso(clock()),
+                    "max_key_age_days": DEFAULT_MAX_KEY_AGE_DAYS,
+                    # public: lets `identity rotate` keep the recovery key working
+                    "recovery_recipient": str(recovery.recipient) if recovery else None,
+                },
             }
             txn.point("root", txn.put_document(root_doc, [owner.recipient]))
             vault._commit(txn, vault_id)
@@ -160,6 +170,8 @@ class VaultCore:
                 raise ValueError(
                     "open needs a passphrase, a recovery key or a reader identity"
                 )
+            else:
+                vault._grantee_root(current)  # fails now if the key has no grant
             if (
                 vault.owner is not None
                 and _signing.b64(vault.owner.signer) != current.body.signer
@@ -181,7 +193,11 @@ class VaultCore:
         seen = self.seen.get(loaded.body.vault_id)
         if seen is not None:
             generation, signer = seen
-            if signer == loaded.body.signer and loaded.generation < generation:
+            if not manifest.signer_descends(loaded.body, signer):
+                raise IntegrityError(
+                    "the manifest is signed by a different key than this machine saw before"
+                )
+            if loaded.generation < generation:
                 raise IntegrityError(
                     f"the vault was rolled back: generation {loaded.generation} is older "
                     f"than generation {generation} seen before on this machine"
@@ -230,20 +246,71 @@ class VaultCore:
     # --- the root index ---------------------------------------------------------------
 
     def _root_doc(self, current: manifest.Manifest) -> dict[str, Any]:
+        if self.owner is None:
+            return self._grantee_root(current)
         digest = _required_pointer(current, "root")
         if self._root_cache is None or self._root_cache[0] != digest:
             doc = records.open_document(
-                self.store.get(digest), [self._owner().x25519], "root"
+                self.store.get(digest), [self.owner.x25519], "root"
             )
             if doc.get("vault") != current.body.vault_id:
                 raise IntegrityError("the root index belongs to another vault")
             self._root_cache = (digest, doc)
         return self._root_cache[1]
 
+    def _grantee_root(self, current: manifest.Manifest) -> dict[str, Any]:
+        """A grantee's view: the directory of the clients granted to its key."""
+        if self.reader is None:
+            raise ReadOnlyError("no key to open the vault with")
+        for name, digest in sorted(current.body.pointers.items()):
+            if not name.startswith(GRANTEE_POINTER):
+                continue
+            if self._root_cache is not None and self._root_cache[0] == digest:
+                return self._root_cache[1]
+            try:
+                doc = records.open_document(
+                    self.store.get(digest), [self.reader], "grantee"
+                )
+            except NoIdentityMatchError:
+                continue
+            if doc.get("vault") != current.body.vault_id:
+                raise IntegrityError("the grantee directory belongs to another vault")
+            root = {
+                "format": ROOT_FORMAT,
+                "vault": doc["vault"],
+                "clients": doc["clients"],
+                "grants": [],
+                "settings": {},
+                "grantee": doc.get("grant"),
+            }
+            self._root_cache = (digest, root)
+            return root
+        raise WrongPassphraseError(
+            "this key has no access to the vault (no grant, or revoked)"
+        )
+
+    def _identities(self) -> list[age.Identity]:
+        if self.owner is not None:
+            return [self.owner.x25519]
+        if self.reader is not None:
+            return [self.reader]
+        raise ReadOnlyError("no key to open the vault with")
+
+    def _signers(self) -> set[str]:
+        """Every owner signing key this vault has had (current and endorsed former)."""
+        if self.manifest is None:
+            raise VaultNotFoundError("vault not loaded")
+        return {self.manifest.body.signer} | self.manifest.body.former_signers
+
     def _write_root(self, txn: _txn.Transaction, doc: dict[str, Any]) -> None:
+        """Seal the new root index (after bringing grantee directories in line)."""
+        self._sync_grantees(txn, doc)
         current = txn.current
         txn.retire(current.pointer("root") if current else None)
         txn.point("root", txn.put_document(doc, [self._owner().recipient]))
+
+    def _sync_grantees(self, txn: _txn.Transaction, root: dict[str, Any]) -> None:
+        """Overridden by the access mixin; a vault without it has no grants."""
 
     def status(self) -> Any:
         """Counts, key ages, grants and the last verify, for the dashboard."""

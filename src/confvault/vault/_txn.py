@@ -56,6 +56,11 @@ class Transaction:
         else:
             temp.discard()
 
+    def pending_bytes(self, digest: str) -> bytes | None:
+        """The content of an object written in this transaction (for self-checks)."""
+        temp = self._pending.get(digest)
+        return temp.path.read_bytes() if temp is not None else None
+
     def abort(self) -> None:
         """Drop everything written so far; nothing was committed."""
         for temp in self._pending.values():

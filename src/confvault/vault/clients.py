@@ -55,6 +55,8 @@ class ClientsMixin:
     _root_doc: Any
     _write_root: Any
     _owner: Any
+    _identities: Any
+    _signers: Any
     now: Any
 
     # --- compartments -------------------------------------------------------------
@@ -119,9 +121,6 @@ class ClientsMixin:
     def _open_client_key(self, digest: str) -> age.X25519Identity:
         text = age.decrypt(self.store.get(digest), self._identities()).decode("utf-8")
         return age.parse_identities(text)[0]
-
-    def _identities(self) -> list[age.Identity]:
-        return [self._owner().x25519]
 
     def _write_index(self, txn: _txn.Transaction, comp: Compartment) -> None:
         txn.retire(comp.entry.get("index"))

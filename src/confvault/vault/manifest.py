@@ -46,6 +46,12 @@ class ManifestBody:
     shards: dict[str, str]  # "00".."ff" -> shard name (empty shards omitted)
     objects: int
     time: str
+    # Owner signing keys retired by `identity rotate`, each endorsing the next.
+    endorsements: tuple[dict[str, str], ...] = ()
+
+    @property
+    def former_signers(self) -> set[str]:
+        return {e["from"] for e in self.endorsements}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,7 @@ class ManifestBody:
             "shards": dict(sorted(self.shards.items())),
             "objects": self.objects,
             "time": self.time,
+            "endorsements": [dict(e) for e in self.endorsements],
         }
 
     @classmethod
@@ -72,6 +79,14 @@ class ManifestBody:
                 shards={str(k): str(v) for k, v in doc["shards"].items()},
                 objects=int(doc["objects"]),
                 time=str(doc["time"]),
+                endorsements=tuple(
+                    {
+                        "from": str(e["from"]),
+                        "to": str(e["to"]),
+                        "signature": str(e["signature"]),
+                    }
+                    for e in doc["endorsements"]
+                ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise IntegrityError("manifest is malformed") from err
@@ -159,11 +174,42 @@ def load(root: Path, *, expected_signer: str | None = None) -> Manifest:
         raise IntegrityError("the manifest's signature does not verify")
     if canonical(body.to_json()) != canonical(body_doc):
         raise IntegrityError("the manifest has fields that are not signed")
-    if expected_signer is not None and not hmac.compare_digest(
-        body.signer, expected_signer
-    ):
+    _check_endorsements(body)
+    if expected_signer is not None and not signer_descends(body, expected_signer):
         raise IntegrityError("the manifest is signed by a different key than before")
     return Manifest(root, body)
+
+
+def endorsement_message(vault_id: str, new_signer: str) -> bytes:
+    """What a retiring owner key signs to hand the vault to its successor."""
+    return b"confvault/endorse/v1\0" + vault_id.encode() + b"\0" + new_signer.encode()
+
+
+def _check_endorsements(body: ManifestBody) -> None:
+    for e in body.endorsements:
+        try:
+            ok = _signing.verify(
+                _signing.unb64(e["from"]),
+                endorsement_message(body.vault_id, e["to"]),
+                _signing.unb64(e["signature"]),
+            )
+        except ValueError:
+            ok = False
+        if not ok:
+            raise IntegrityError("the manifest has an invalid owner-key endorsement")
+
+
+def signer_descends(body: ManifestBody, earlier: str) -> bool:
+    """True when ``earlier`` is the signer, or endorsed its way to it."""
+    current = earlier
+    steps = {e["from"]: e["to"] for e in body.endorsements}
+    for _ in range(len(steps) + 1):
+        if hmac.compare_digest(current, body.signer):
+            return True
+        if current not in steps:
+            return False
+        current = steps[current]
+    return False
 
 
 def encode(body: ManifestBody, signature: bytes) -> bytes:
@@ -179,6 +225,7 @@ class Changes:
     added: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     pointers: dict[str, str | None] = field(default_factory=dict)
+    endorsement: dict[str, str] | None = None
 
 
 def next_body(
@@ -214,5 +261,10 @@ def next_body(
         else:
             pointers[key] = value
     generation = current.body.generation + 1 if current else 1
-    body = ManifestBody(vault_id, generation, signer, pointers, shards, count, time)
+    endorsements = tuple(current.body.endorsements) if current else ()
+    if changes.endorsement is not None:
+        endorsements += (changes.endorsement,)
+    body = ManifestBody(
+        vault_id, generation, signer, pointers, shards, count, time, endorsements
+    )
     return body, new_files

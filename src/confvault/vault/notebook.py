@@ -80,6 +80,8 @@ class NotesMixin:
     _root_doc: Any
     _write_root: Any
     _owner: Any
+    _identities: Any
+    _signers: Any
     _resolve_client: Any
     _open_compartment: Any
     _new_compartment: Any
@@ -87,9 +89,6 @@ class NotesMixin:
     now: Any
 
     # --- helpers ------------------------------------------------------------------
-
-    def _signers(self) -> set[str]:
-        return {_signing.b64(self._owner().signer)}
 
     def _compartment_for_write(
         self,

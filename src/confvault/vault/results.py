@@ -130,3 +130,107 @@ class VaultStatus:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    id: str
+    recipient: str
+    label: str
+    all_clients: bool
+    clients: tuple[str, ...]  # names of the clients covered now
+    psychotherapy: bool
+    since: str
+    until: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["clients"] = list(self.clients)
+        return doc
+
+
+@dataclass(frozen=True)
+class ClientExposure:
+    """What a revoked grantee could have read (and copied) while the grant lasted."""
+
+    client: str
+    client_name: str
+    compartments: tuple[str, ...]
+    notes: int
+    first_note: str | None
+    last_note: str | None
+    since: str
+    until: str
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["compartments"] = list(self.compartments)
+        return doc
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    client: str
+    client_name: str
+    compartment: str
+    notes: int
+    old_key_created: str
+    new_key_created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RotateReport:
+    revoked_grants: tuple[str, ...]
+    rotated: tuple[RotatedKey, ...]
+    failed: tuple[str, ...]
+    dry_run: bool
+
+    @property
+    def outcome(self) -> str:
+        """done | nothing-to-do | partly-done | failed"""
+        if self.failed:
+            return "partly-done" if self.rotated or self.revoked_grants else "failed"
+        if not self.rotated and not self.revoked_grants:
+            return "nothing-to-do"
+        return "done"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "dry_run": self.dry_run,
+            "revoked_grants": list(self.revoked_grants),
+            "rotated": [r.to_json() for r in self.rotated],
+            "notes_resealed": sum(max(r.notes, 0) for r in self.rotated),
+            "failed": list(self.failed),
+        }
+
+
+@dataclass(frozen=True)
+class RevokeReport:
+    recipient: str
+    label: str
+    grant_removed: bool
+    exposure: tuple[ClientExposure, ...]
+    rotated: tuple[RotatedKey, ...]
+    failed: tuple[str, ...]
+
+    CANNOT_UNDO = (
+        "revocation cannot undo what the grantee already read: copies they made of "
+        "notes, or of client keys, while the grant lasted stay readable to them; "
+        "everything written from now on, and every file now in the vault, is sealed "
+        "to new keys they do not have"
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "label": self.label,
+            "grant_removed": self.grant_removed,
+            "exposure": [e.to_json() for e in self.exposure],
+            "rotated": [r.to_json() for r in self.rotated],
+            "failed": list(self.failed),
+            "cannot_undo": self.CANNOT_UNDO,
+        }

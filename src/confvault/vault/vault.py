@@ -11,11 +11,12 @@ for info in vault.notes(client.id):
 from __future__ import annotations
 
 from confvault.vault._core import VaultCore
+from confvault.vault.access import AccessMixin
 from confvault.vault.clients import ClientsMixin
 from confvault.vault.notebook import NotesMixin
 
 
-class Vault(NotesMixin, ClientsMixin, VaultCore):
+class Vault(AccessMixin, NotesMixin, ClientsMixin, VaultCore):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
 
