@@ -26,14 +26,18 @@ def _objects(vault: Vault) -> dict[str, Path]:
     return {p.name: p for p in (vault.root / "objects").rglob("*") if p.is_file()}
 
 
-def _stock_opens(age_bin: str, key_text: str, vault: Vault, tmp_path: Path) -> dict[str, bytes]:
+def _stock_opens(
+    age_bin: str, key_text: str, vault: Vault, tmp_path: Path
+) -> dict[str, bytes]:
     """Every vault object the stock age binary opens with ``key_text``."""
     key = tmp_path / "key-under-test.txt"
     key.write_text(key_text)
     key.chmod(0o600)
     opened = {}
     for name, path in _objects(vault).items():
-        done = subprocess.run([age_bin, "-d", "-i", str(key), str(path)], capture_output=True, check=False)
+        done = subprocess.run(
+            [age_bin, "-d", "-i", str(key), str(path)], capture_output=True, check=False
+        )
         if done.returncode == 0:
             opened[name] = done.stdout
     return opened
@@ -51,20 +55,30 @@ def practice(vault: Vault) -> dict[str, object]:
     return {"ann": ann, "bob": bob, "notes": notes}
 
 
-def test_grantee_reads_exactly_the_granted_client(vault, practice, state_dir, tmp_path, age_bin) -> None:
+def test_grantee_reads_exactly_the_granted_client(
+    vault, practice, state_dir, tmp_path, age_bin
+) -> None:
     supervisor = age.X25519Identity.generate()
     notes_before = {n: vault.note(n).info for n in practice["notes"]["ann"]}
     objects_before = set(_objects(vault))
     info = vault.grant(str(supervisor.recipient), clients=["Ann"], label="supervisor")
-    assert (info.clients, info.all_clients, info.psychotherapy) == (("Ann",), False, False)
+    assert (info.clients, info.all_clients, info.psychotherapy) == (
+        ("Ann",),
+        False,
+        False,
+    )
     # Granting re-wraps key files only: every note object is untouched.
     assert {vault.note(n).info.id for n in notes_before} == set(notes_before)
     added = set(_objects(vault)) - objects_before
     assert len(added) == 3  # client key, grantee directory, root
 
-    reader = Vault.open(vault.root, reader=supervisor, state_dir=tmp_path / "grantee-state")
+    reader = Vault.open(
+        vault.root, reader=supervisor, state_dir=tmp_path / "grantee-state"
+    )
     assert [c.name for c in reader.clients()] == ["Ann"]
-    assert {n.id for n in reader.notes(psychotherapy=True)} == set(practice["notes"]["ann"])
+    assert {n.id for n in reader.notes(psychotherapy=True)} == set(
+        practice["notes"]["ann"]
+    )
     assert reader.note(practice["notes"]["ann"][0]).body == b"ann 0"
     assert reader.note(practice["notes"]["ann"][0]).signature == "valid"
     with pytest.raises(NotFoundError):
@@ -74,41 +88,66 @@ def test_grantee_reads_exactly_the_granted_client(vault, practice, state_dir, tm
 
     # The stock age binary: the grantee key opens its directory and Ann's key...
     opened = _stock_opens(age_bin, supervisor.encode() + "\n", vault, tmp_path)
-    key_texts = [t.decode() for t in opened.values() if t.startswith(b"# confvault client key")]
+    key_texts = [
+        t.decode() for t in opened.values() if t.startswith(b"# confvault client key")
+    ]
     assert len(opened) == 2
     assert len(key_texts) == 1
     assert "# compartment: records" in key_texts[0]
     # ...and with that client key, exactly Ann's records notes (and her index).
     via_client = _stock_opens(age_bin, key_texts[0], vault, tmp_path)
-    bodies = sorted(t.partition(b"\n")[2] for t in via_client.values() if t.startswith(b'{"addendum_of"'))
+    bodies = sorted(
+        t.partition(b"\n")[2]
+        for t in via_client.values()
+        if t.startswith(b'{"addendum_of"')
+    )
     assert bodies == [b"ann 0", b"ann 1", b"ann 2"]
 
 
-def test_all_grant_covers_clients_added_later_but_not_psychotherapy(vault, practice, tmp_path) -> None:
+def test_all_grant_covers_clients_added_later_but_not_psychotherapy(
+    vault, practice, tmp_path
+) -> None:
     executor = age.X25519Identity.generate()
     vault.grant(str(executor.recipient), all_clients=True, label="executor")
     vault.add_client("Cleo")
     vault.add_note("Cleo", b"cleo 0")
     reader = Vault.open(vault.root, reader=executor, state_dir=tmp_path / "g")
     assert sorted(c.name for c in reader.clients()) == ["Ann", "Bob", "Cleo"]
-    assert practice["notes"]["ann_pt"][0] not in {n.id for n in reader.notes(psychotherapy=True)}
+    assert practice["notes"]["ann_pt"][0] not in {
+        n.id for n in reader.notes(psychotherapy=True)
+    }
     vault.grant(str(executor.recipient), all_clients=True, psychotherapy=True)
     reader = Vault.open(vault.root, reader=executor, state_dir=tmp_path / "g")
-    assert practice["notes"]["ann_pt"][0] in {n.id for n in reader.notes(psychotherapy=True)}
+    assert practice["notes"]["ann_pt"][0] in {
+        n.id for n in reader.notes(psychotherapy=True)
+    }
 
 
-def test_revoke_rotates_so_no_current_file_opens(vault, practice, state_dir, tmp_path, age_bin) -> None:
+def test_revoke_rotates_so_no_current_file_opens(
+    vault, practice, state_dir, tmp_path, age_bin
+) -> None:
     supervisor = age.X25519Identity.generate()
     vault.grant(str(supervisor.recipient), clients=["Ann"], label="supervisor")
-    old_key_text = next(t for t in _stock_opens(age_bin, supervisor.encode() + "\n", vault, tmp_path).values()
-                        if t.startswith(b"# confvault client key")).decode()
-    kept_copy = {n: p.read_bytes() for n, p in _objects(vault).items()}  # what the grantee copied
+    old_key_text = next(
+        t
+        for t in _stock_opens(
+            age_bin, supervisor.encode() + "\n", vault, tmp_path
+        ).values()
+        if t.startswith(b"# confvault client key")
+    ).decode()
+    kept_copy = {
+        n: p.read_bytes() for n, p in _objects(vault).items()
+    }  # what the grantee copied
     bodies = {n: vault.note(n).body for ids in practice["notes"].values() for n in ids}
 
     report = vault.revoke("supervisor")
     assert report.grant_removed
-    assert [(e.client_name, e.compartments, e.notes) for e in report.exposure] == [("Ann", ("records",), 3)]
-    assert [(r.client_name, r.compartment, r.notes) for r in report.rotated] == [("Ann", "records", 3)]
+    assert [(e.client_name, e.compartments, e.notes) for e in report.exposure] == [
+        ("Ann", ("records",), 3)
+    ]
+    assert [(r.client_name, r.compartment, r.notes) for r in report.rotated] == [
+        ("Ann", "records", 3)
+    ]
     assert "cannot undo" in report.CANNOT_UNDO
 
     with pytest.raises(WrongPassphraseError):
@@ -148,14 +187,19 @@ def test_rotate_all_reads_back_identical_and_signed(vault, practice, state_dir) 
     report = vault.rotate(all_clients=True)
     assert report.outcome == "done"
     assert sorted((r.client_name, r.compartment) for r in report.rotated) == [
-        ("Ann", "psychotherapy"), ("Ann", "records"), ("Bob", "records")]
+        ("Ann", "psychotherapy"),
+        ("Ann", "records"),
+        ("Bob", "records"),
+    ]
     assert sum(r.notes for r in report.rotated) == 6
     again = reopen(vault, state_dir)
     assert {n: (again.note(n).body, again.note(n).signature) for n in ids} == before
     assert again.verify(deep=True).findings == ()
 
 
-def test_nightly_rotate_expired_grants_and_old_keys(vault, practice, clock, tmp_path) -> None:
+def test_nightly_rotate_expired_grants_and_old_keys(
+    vault, practice, clock, tmp_path
+) -> None:
     temp = age.X25519Identity.generate()
     vault.grant(str(temp.recipient), clients=["Bob"], label="locum", until="2026-03-10")
     assert vault.rotate(dry_run=True).outcome == "nothing-to-do"
@@ -172,9 +216,14 @@ def test_nightly_rotate_expired_grants_and_old_keys(vault, practice, clock, tmp_
     clock.advance(days=200)
     aged = vault.rotate()
     assert sorted((r.client_name, r.compartment) for r in aged.rotated) == [
-        ("Ann", "psychotherapy"), ("Ann", "records"), ("Bob", "records")]
+        ("Ann", "psychotherapy"),
+        ("Ann", "records"),
+        ("Bob", "records"),
+    ]
     assert vault.rotate().outcome == "nothing-to-do"
-    assert [r.client_name for r in vault.rotate(older_than="1d", dry_run=True).rotated] == []
+    assert [
+        r.client_name for r in vault.rotate(older_than="1d", dry_run=True).rotated
+    ] == []
 
 
 def test_grant_guards(vault, practice) -> None:
@@ -194,7 +243,9 @@ def test_change_passphrase_rewrites_only_owner_key(vault, practice, state_dir) -
     assert len(before - after) == 1
     with pytest.raises(WrongPassphraseError):
         Vault.open(vault.root, passphrase=PASSPHRASE, state_dir=state_dir)
-    assert Vault.open(vault.root, passphrase=b"another long passphrase", state_dir=state_dir).notes()
+    assert Vault.open(
+        vault.root, passphrase=b"another long passphrase", state_dir=state_dir
+    ).notes()
     with pytest.raises(WeakPassphraseError):
         vault.change_passphrase(b"short")
 
@@ -210,7 +261,10 @@ def test_identity_rotation_keeps_signatures_and_recovery(make_vault, state_dir) 
     assert again.manifest.body.signer != old_signer
     assert again.note(note.id).signature == "valid"
     assert again.verify(deep=True).findings == ()
-    assert Vault.open(vault.root, recovery_key=recovery, state_dir=state_dir).notes()[0].id == note.id
+    assert (
+        Vault.open(vault.root, recovery_key=recovery, state_dir=state_dir).notes()[0].id
+        == note.id
+    )
     assert vault.add_note("Ann", b"by the new key").status == "signed"
 
 
@@ -224,7 +278,9 @@ def test_forged_signer_change_detected(make_vault, state_dir) -> None:
     vault.add_client("Ann")
     impostor, _ = make_vault("impostor")
     # An attacker re-signs a manifest for this vault's ID with a key of their own.
-    body = dataclasses.replace(impostor.manifest.body, vault_id=vault.manifest.body.vault_id)
+    body = dataclasses.replace(
+        impostor.manifest.body, vault_id=vault.manifest.body.vault_id
+    )
     signature = impostor.owner.sign(manifest.canonical(body.to_json()))
     shutil.rmtree(vault.root / "shards")
     shutil.copytree(impostor.root / "shards", vault.root / "shards")
