@@ -21,7 +21,7 @@ def _key_file(
     return path, identity
 
 
-def _setup(ready) -> None:  # noqa: ANN001
+def _setup(ready) -> None:
     for name in ("Ann", "Bob"):
         ready("client", "add", name)
         ready("note", "add", name, input=f"{name} note")

@@ -57,9 +57,9 @@ def _env(home: Path) -> dict[str, str]:
 
 def test_cron_line_runs(home: Path) -> None:
     line = next(
-        l
-        for l in re.search(r"```cron\n(.*?)```", DOC, re.DOTALL).group(1).splitlines()
-        if l and not l.startswith("#")
+        ln
+        for ln in re.search(r"```cron\n(.*?)```", DOC, re.DOTALL).group(1).splitlines()
+        if ln and not ln.startswith("#")
     )
     command = " ".join(line.split()[5:])
     done = subprocess.run(
