@@ -59,8 +59,8 @@ def test_hostile_client_names_refused_and_nothing_changes(
     generation = vault.manifest.generation
     with pytest.raises(UnsafeInputError):
         vault.add_client(name)
-    assert vault.clients() == []
     assert vault.manifest.generation == generation
+    assert vault.clients() == []
 
 
 def test_unknown_client(vault: Vault) -> None:

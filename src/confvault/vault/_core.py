@@ -75,6 +75,8 @@ class VaultCore:
         self.seen = SeenStore(state_dir or default_state_dir())
         self.manifest: manifest.Manifest | None = None
         self._root_cache: tuple[str, dict[str, Any]] | None = None
+        self._audit_pending: list[dict[str, Any]] = []
+        self._new_vault_id: str | None = None
 
     # --- creation and opening -------------------------------------------------
 
@@ -132,6 +134,9 @@ class VaultCore:
                 },
             }
             txn.point("root", txn.put_document(root_doc, [owner.recipient]))
+            vault._new_vault_id = vault_id
+            vault._note_audit("vault-init")
+            vault._fold_audit(txn)
             vault._commit(txn, vault_id)
         return vault, (recovery.encode() if recovery else None)
 
@@ -223,11 +228,14 @@ class VaultCore:
             txn = _txn.Transaction(self.root, self.store, current)
             try:
                 yield txn
+                folded = self._fold_audit(txn)
             except BaseException:
                 txn.abort()
+                self._audit_pending.clear()
                 raise
             if not txn.empty:
                 self._commit(txn, current.body.vault_id)
+            self._after_audit_commit(folded)
 
     def _commit(self, txn: _txn.Transaction, vault_id: str) -> None:
         owner = self._owner()
@@ -282,6 +290,7 @@ class VaultCore:
                 "grants": [],
                 "settings": {},
                 "grantee": doc.get("grant"),
+                "owner_recipient": doc.get("owner_recipient"),
             }
             self._root_cache = (digest, root)
             return root
@@ -311,6 +320,25 @@ class VaultCore:
 
     def _sync_grantees(self, txn: _txn.Transaction, root: dict[str, Any]) -> None:
         """Overridden by the access mixin; a vault without it has no grants."""
+
+    def _note_audit(
+        self,
+        action: str,
+        client: str | None = None,
+        note: str | None = None,
+        **details: Any,
+    ) -> None:
+        """Queue an audit entry; it is committed with the current transaction."""
+        self._audit_pending.append(
+            {"action": action, "client": client, "note": note, "details": details}
+        )
+
+    def _fold_audit(self, txn: _txn.Transaction) -> list[Path]:
+        """Overridden by the audit mixin: append queued entries to the chain."""
+        return []
+
+    def _after_audit_commit(self, folded: list[Path]) -> None:
+        """Overridden by the audit mixin: remove inbox files now in the chain."""
 
     def status(self) -> Any:
         """Counts, key ages, grants and the last verify, for the dashboard."""
@@ -364,7 +392,18 @@ class VaultCore:
                 self.manifest = current
                 report = checks.verify_deep(self, report, current, progress)
         self.seen.record_verify(report.vault_id or self.vault_id, self.now(), report.ok)
+        if deep and report.ok:
+            self._audit_read("verify-deep", notes=report.notes_checked)
         return report
+
+    def _audit_read(
+        self,
+        action: str,
+        client: str | None = None,
+        note: str | None = None,
+        **details: Any,
+    ) -> None:
+        """Overridden by the audit mixin."""
 
     @property
     def vault_id(self) -> str:

@@ -82,6 +82,8 @@ class AccessMixin:
     _root_doc: Any
     _write_root: Any
     _owner: Any
+    _note_audit: Any
+    _reseal_audit: Any
     _identities: Any
     _resolve_client: Any
     _open_compartment: Any
@@ -131,6 +133,8 @@ class AccessMixin:
             "grant": grant["id"],
             "label": grant["label"],
             "clients": clients,
+            # so the grantee's reads can be logged in the audit inbox, sealed to the owner
+            "owner_recipient": str(self._owner().recipient),
         }
 
     # --- key wrapping and re-sealing ---------------------------------------------------
@@ -230,6 +234,9 @@ class AccessMixin:
             root["pending_rotation"] = [
                 p for p in pending if not (p[0] == cid and p[1] in compartments)
             ]
+            self._note_audit(
+                "key-rotate", cid, None, compartments=[r.compartment for r in done]
+            )
             self._write_root(txn, root)
             return done
 
@@ -289,6 +296,9 @@ class AccessMixin:
                 for name in client["compartments"]:
                     if _grant_covers(grant, cid, name) and (cid, name) not in before:
                         self._rewrap_key(txn, root, cid, name)
+            self._note_audit(
+                "grant", None, None, grant=grant["id"], label=grant["label"]
+            )
             self._write_root(txn, root)
             return _grant_info(grant, root)
 
@@ -343,6 +353,14 @@ class AccessMixin:
             exposure = self._exposure(root, affected, grant)
             pending = root.setdefault("pending_rotation", [])
             pending.extend([list(p) for p in affected if list(p) not in pending])
+            self._note_audit(
+                "revoke",
+                None,
+                None,
+                grant=grant["id"],
+                label=grant["label"],
+                clients=sorted({c for c, _ in affected}),
+            )
             self._write_root(txn, root)
         rotation = self._finish_pending(progress)
         return RevokeReport(
@@ -490,6 +508,9 @@ class AccessMixin:
                 ]
                 pending = root.setdefault("pending_rotation", [])
                 pending.extend([list(t) for t in targets if list(t) not in pending])
+                self._note_audit(
+                    "grant-expired", None, None, labels=list(revoke_labels)
+                )
                 self._write_root(txn, root)
         return self._rotate_many(targets, progress, revoke_labels)
 
@@ -517,6 +538,7 @@ class AccessMixin:
                     owner.seal_with_passphrase(root["vault"], new_passphrase, factor)
                 ),
             )
+            self._note_audit("passphrase-change", None, None)
             if work_factor:
                 root["settings"]["work_factor"] = work_factor
                 self._write_root(txn, root)
@@ -586,6 +608,8 @@ class AccessMixin:
                     ),
                 }
                 settings["identity_rotated"] = self.now()
+                self._reseal_audit(txn, old.x25519, new.recipient)
+                self._note_audit("identity-rotate", None, None)
                 self._write_root(txn, root)
             except BaseException:
                 self.owner = old

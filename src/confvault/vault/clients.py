@@ -13,8 +13,13 @@ import secrets
 from typing import Any
 
 from confvault import age
-from confvault.errors import AmbiguousNameError, ClientNotFoundError, VaultExistsError
-from confvault.vault import _txn, manifest, names, records
+from confvault.errors import (
+    AmbiguousNameError,
+    ClientNotFoundError,
+    IntegrityError,
+    VaultExistsError,
+)
+from confvault.vault import _txn, names, records
 from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
 from confvault.vault.results import ClientInfo
 
@@ -55,6 +60,8 @@ class ClientsMixin:
     _root_doc: Any
     _write_root: Any
     _owner: Any
+    _note_audit: Any
+    _audit_read: Any
     _identities: Any
     _signers: Any
     now: Any
@@ -113,9 +120,7 @@ class ClientsMixin:
         key = self._open_client_key(entry["key"])
         index = records.open_document(self.store.get(entry["index"]), [key], "index")
         if index.get("client") != client_id or index.get("compartment") != compartment:
-            raise manifest.IntegrityError(
-                f"the index of client {client_id[:8]} was swapped"
-            )
+            raise IntegrityError(f"the index of client {client_id[:8]} was swapped")
         return Compartment(client_id, compartment, entry, key, index)
 
     def _open_client_key(self, digest: str) -> age.X25519Identity:
@@ -194,6 +199,7 @@ class ClientsMixin:
             }
             profile = {"name": name, "fields": clean_fields, "created": self.now()}
             self._new_compartment(txn, root, client_id, RECORDS, profile)
+            self._note_audit("client-add", client_id)
             self._write_root(txn, root)
             return self._client_info(root, client_id, profile)
 
@@ -202,6 +208,7 @@ class ClientsMixin:
         with self._reading() as current:
             root = self._root_doc(current)
             infos = [self._client_info(root, cid) for cid in root["clients"]]
+        self._audit_read("client-list", None, clients=len(infos))
         return sorted(infos, key=lambda c: c.name.casefold())
 
     def client(self, ref: str) -> ClientInfo:
@@ -211,7 +218,9 @@ class ClientsMixin:
             client_id = self._resolve_client(root, ref)
             comp = self._open_compartment(root, client_id, RECORDS)
             profile = comp.index.get("profile") if comp else None
-            return self._client_info(root, client_id, profile)
+            info = self._client_info(root, client_id, profile)
+        self._audit_read("client-show", client_id)
+        return info
 
     def rename_client(self, ref: str, new_name: str) -> ClientInfo:
         """Rename a client (root index and profile change together)."""
@@ -224,11 +233,10 @@ class ClientsMixin:
                     raise VaultExistsError("a client with that name already exists")
             comp = self._open_compartment(root, client_id, RECORDS)
             if comp is None:
-                raise manifest.IntegrityError(
-                    f"client {client_id[:8]} has no records index"
-                )
+                raise IntegrityError(f"client {client_id[:8]} has no records index")
             root["clients"][client_id]["name"] = new_name
             comp.index["profile"]["name"] = new_name
+            self._note_audit("client-rename", client_id)
             self._write_index(txn, comp)
             self._write_root(txn, root)
             return self._client_info(root, client_id, comp.index["profile"])

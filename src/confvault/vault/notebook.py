@@ -80,6 +80,8 @@ class NotesMixin:
     _root_doc: Any
     _write_root: Any
     _owner: Any
+    _note_audit: Any
+    _audit_read: Any
     _identities: Any
     _signers: Any
     _resolve_client: Any
@@ -153,7 +155,9 @@ class NotesMixin:
         meta: fmt.NoteMeta,
         body: bytes,
         replacing: dict[str, Any] | None = None,
+        action: str = "note-add",
     ) -> dict[str, Any]:
+        self._note_audit(action, comp.client_id, meta.id)
         entry = meta.to_json() | {"object": self._seal_note(txn, comp, meta, body)}
         if replacing is not None:
             txn.retire(replacing["object"])
@@ -271,7 +275,8 @@ class NotesMixin:
             )
             if not draft:
                 meta = self._lock(meta)
-            entry = self._store_note(txn, root, comp, meta, body)
+            action = "draft-add" if draft else "note-add"
+            entry = self._store_note(txn, root, comp, meta, body, action=action)
             return _info(entry, root["clients"][client_id]["name"])
 
     def import_notes(
@@ -322,6 +327,7 @@ class NotesMixin:
                 }
                 comp.notes.append(entry)
                 entries.append(entry)
+                self._note_audit("note-import", client_id, meta.id)
                 if progress:
                     progress(number, len(items))
             self._write_index(txn, comp)
@@ -374,6 +380,7 @@ class NotesMixin:
 
             entry = meta.to_json() | {"object": txn.put_stream(write)}
             comp.notes.append(entry)
+            self._note_audit("attachment-add", client_id, meta.id)
             self._write_index(txn, comp)
             self._write_root(txn, root)
             return _info(entry, root["clients"][client_id]["name"])
@@ -395,7 +402,9 @@ class NotesMixin:
                 body_sha256=fmt.body_digest(body),
                 title=names.title(title) if title else entry["title"],
             )
-            new = self._store_note(txn, root, comp, meta, body, replacing=entry)
+            new = self._store_note(
+                txn, root, comp, meta, body, replacing=entry, action="draft-edit"
+            )
             return _info(new, root["clients"][comp.client_id]["name"])
 
     def sign_note(self, ref: str) -> NoteInfo:
@@ -407,7 +416,13 @@ class NotesMixin:
                 raise NoteLockedError(f"note {entry['id']} is already signed")
             meta, body = self._read(comp, entry)
             new = self._store_note(
-                txn, root, comp, self._lock(meta), body, replacing=entry
+                txn,
+                root,
+                comp,
+                self._lock(meta),
+                body,
+                replacing=entry,
+                action="note-sign",
             )
             return _info(new, root["clients"][comp.client_id]["name"])
 
@@ -433,7 +448,7 @@ class NotesMixin:
             )
             if not draft:
                 meta = self._lock(meta)
-            entry = self._store_note(txn, root, comp, meta, body)
+            entry = self._store_note(txn, root, comp, meta, body, action="note-amend")
             return _info(entry, root["clients"][comp.client_id]["name"])
 
     # --- reading -------------------------------------------------------------------
@@ -473,6 +488,7 @@ class NotesMixin:
                     ):
                         continue
                     out.append(_info(entry, name, self._addenda([comp], entry["id"])))
+        self._audit_read("note-list", ids[0] if client else None, notes=len(out))
         return sorted(out, key=lambda n: (n.date, n.created, n.id))
 
     def note(self, ref: str) -> NoteView:
@@ -487,15 +503,22 @@ class NotesMixin:
                 self._addenda([comp], entry["id"]),
             )
             status = fmt.signature_status(meta, self._signers())
-            return NoteView(
+            view = NoteView(
                 info=info, body=body, signature=status, signed_at=meta.signed_at
             )
+        self._audit_read("note-show", info.client, info.id)
+        return view
 
     def save_attachment(self, ref: str, dst: BinaryIO) -> NoteInfo:
         """Stream an attachment's file into ``dst``; IntegrityError if it is not intact.
 
         The caller should write to a temporary file and keep it only on success.
         """
+        info = self._stream_attachment(ref, dst)
+        self._audit_read("attachment-save", info.client, info.id)
+        return info
+
+    def _stream_attachment(self, ref: str, dst: BinaryIO) -> NoteInfo:
         with self._reading() as current:
             root = self._root_doc(current)
             comp, entry = self._find(root, ref)
@@ -556,6 +579,7 @@ class NotesMixin:
                     snippets = tuple(_snippet(text, m) for m in pattern.finditer(text))
                     if snippets:
                         hits.append(SearchHit(_info(entry, name), snippets[:5]))
+        self._audit_read("note-search", ids[0] if client else None, hits=len(hits))
         return sorted(hits, key=lambda h: (h.note.date, h.note.id))
 
 

@@ -234,3 +234,19 @@ class RevokeReport:
             "failed": list(self.failed),
             "cannot_undo": self.CANNOT_UNDO,
         }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    time: str
+    actor: str  # "owner:<key>" or "grantee:<age1…>"
+    action: str
+    client: str | None
+    client_name: str | None
+    note: str | None
+    signed: bool  # False: written by a grantee, not signed by the owner's key
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from confvault.vault._core import VaultCore
 from confvault.vault.access import AccessMixin
+from confvault.vault.audit import AuditMixin
 from confvault.vault.clients import ClientsMixin
 from confvault.vault.notebook import NotesMixin
 
 
-class Vault(AccessMixin, NotesMixin, ClientsMixin, VaultCore):
+class Vault(AuditMixin, AccessMixin, NotesMixin, ClientsMixin, VaultCore):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
 

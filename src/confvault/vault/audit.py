@@ -1,0 +1,331 @@
+"""The audit trail: every command that reads or changes records leaves an entry.
+
+Entries live in sealed segments (age files sealed to the owner, up to
+``SEGMENT_SIZE`` entries each). Each entry carries its sequence number and the
+hash of the previous entry; each segment names the previous segment's object.
+The manifest's ``audit`` pointer names the newest segment, so the whole chain
+is anchored in the signed manifest: removing, reordering, altering or
+truncating entries is detected by ``audit verify`` (and any change to a
+segment file by the keyless ``verify``).
+
+A grantee cannot sign the manifest, so a grantee's reads are written to
+``audit-inbox/`` as entries sealed to the owner; the owner's next command
+folds them into the chain, marked ``"signed": false`` (see SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from confvault import age
+from confvault.errors import AgeError, ConfvaultError, IntegrityError
+from confvault.vault import _signing, _txn, fs, records
+from confvault.vault.manifest import canonical
+from confvault.vault.results import AuditEntry, Finding
+
+AUDIT_FORMAT = "confvault/audit/v1"
+INBOX_DIR = "audit-inbox"
+SEGMENT_SIZE = 256
+_GENESIS = "0" * 64
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    doc = dict(entry)
+    doc.pop("hash", None)
+    return hashlib.sha256(canonical(doc)).hexdigest()
+
+
+class AuditMixin:
+    """Appending, reading and verifying the audit trail."""
+
+    root: Path
+    store: Any
+    owner: Any
+    reader: Any
+    manifest: Any
+    _audit_pending: list[dict[str, Any]]
+    _new_vault_id: str | None
+    _reading: Any
+    _writing: Any
+    _root_doc: Any
+    _owner: Any
+    _resolve_client: Any
+    now: Any
+
+    # --- writing ----------------------------------------------------------------------
+
+    def _actor(self) -> str:
+        if self.owner is not None:
+            return "owner:" + _signing.b64(self.owner.signer)[:16]
+        return "grantee:" + str(self.reader.recipient)
+
+    def _segment(
+        self, digest: str | None, txn: _txn.Transaction | None = None
+    ) -> dict[str, Any] | None:
+        if digest is None:
+            return None
+        data = (txn.pending_bytes(digest) if txn else None) or self.store.get(digest)
+        return records.open_document(data, [self._owner().x25519], "audit")
+
+    def _fold_audit(self, txn: _txn.Transaction) -> list[Path]:
+        """Append queued entries (and the grantee inbox) to the chain in ``txn``."""
+        inbox = sorted((self.root / INBOX_DIR).glob("*.age")) if self.owner else []
+        if not self._audit_pending and not inbox:
+            return []
+        vault_id = txn.current.body.vault_id if txn.current else self._new_vault_id
+        owner = [self._owner().recipient]
+        if "audit" in txn.changes.pointers:  # re-sealed earlier in this transaction
+            head = txn.changes.pointers["audit"]
+        else:
+            head = txn.current.pointer("audit") if txn.current else None
+        segment = self._segment(head, txn) or {
+            "format": AUDIT_FORMAT,
+            "vault": vault_id,
+            "number": 0,
+            "previous": None,
+            "entries": [],
+        }
+        entries = [self._inbox_entry(path) for path in inbox]
+        now = self.now()
+        entries += [
+            dict(e, time=now, actor=self._actor(), signed=True)
+            for e in self._audit_pending
+        ]
+        self._audit_pending.clear()
+        last = segment["entries"][-1] if segment["entries"] else segment.get("carry")
+        dirty = False
+        for entry in entries:
+            if len(segment["entries"]) >= SEGMENT_SIZE:
+                if dirty:
+                    txn.retire(head)
+                    head = txn.put_document(segment, owner)
+                segment = {
+                    "format": AUDIT_FORMAT,
+                    "vault": vault_id,
+                    "number": segment["number"] + 1,
+                    "previous": head,
+                    "entries": [],
+                    "carry": {"seq": last["seq"], "hash": last["hash"]},
+                }
+                head, dirty = None, False
+            entry["seq"] = last["seq"] + 1 if last else 0
+            entry["prev"] = last["hash"] if last else _GENESIS
+            entry["hash"] = entry_hash(entry)
+            segment["entries"].append(entry)
+            last, dirty = entry, True
+        txn.retire(head)
+        txn.point("audit", txn.put_document(segment, owner))
+        return inbox
+
+    def _inbox_entry(self, path: Path) -> dict[str, Any]:
+        try:
+            doc = json.loads(age.decrypt(fs.read_bytes(path), [self._owner().x25519]))
+            entry = {
+                k: doc.get(k)
+                for k in ("action", "client", "note", "details", "time", "actor")
+            }
+            entry["details"] = entry["details"] or {}
+        except (ConfvaultError, ValueError, OSError):
+            entry = {
+                "action": "unreadable-inbox-entry",
+                "client": None,
+                "note": None,
+                "details": {"file": path.name},
+                "time": self.now(),
+                "actor": "unknown",
+            }
+        entry["signed"] = False
+        return entry
+
+    def _after_audit_commit(self, folded: list[Path]) -> None:
+        for path in folded:
+            fs.remove(path)
+
+    def _audit_read(
+        self,
+        action: str,
+        client: str | None = None,
+        note: str | None = None,
+        **details: Any,
+    ) -> None:
+        """Record a read: owner reads are committed; grantee reads go to the inbox."""
+        if self.owner is not None:
+            with self._writing():
+                self._audit_pending.append(
+                    {
+                        "action": action,
+                        "client": client,
+                        "note": note,
+                        "details": details,
+                    }
+                )
+            return
+        directory = self._root_doc(self._load_manifest_for_inbox())
+        owner = directory.get("owner_recipient")
+        if not owner:
+            raise IntegrityError("the grantee directory does not name the owner's key")
+        entry = {
+            "action": action,
+            "client": client,
+            "note": note,
+            "details": details,
+            "time": self.now(),
+            "actor": self._actor(),
+        }
+        sealed = age.encrypt(json.dumps(entry).encode(), [age.parse_recipient(owner)])
+        inbox = self.root / INBOX_DIR
+        fs.ensure_dir(inbox)
+        fs.atomic_write(self.root, inbox / f"{os.urandom(12).hex()}.age", sealed)
+
+    def _load_manifest_for_inbox(self) -> Any:
+        with self._reading() as current:
+            return current
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _segments(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every segment, oldest first."""
+        out = []
+        with self._reading() as current:
+            digest = current.pointer("audit")
+            seen: set[str] = set()
+            while digest is not None:
+                if digest in seen:
+                    raise IntegrityError("the audit chain loops")
+                seen.add(digest)
+                segment = self._segment(digest)
+                out.append((digest, segment))
+                digest = segment.get("previous")
+        return list(reversed(out))
+
+    def audit(
+        self,
+        *,
+        client: str | None = None,
+        since: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """The audit trail, oldest first, filtered."""
+        from confvault.vault.notebook import parse_date
+
+        with self._reading() as current:
+            root = self._root_doc(current)
+            client_id = self._resolve_client(root, client) if client else None
+            names = {cid: c["name"] for cid, c in root["clients"].items()}
+        lower = parse_date(since) if since else None
+        out = []
+        for _, segment in self._segments():
+            for e in segment["entries"]:
+                if client_id and e.get("client") != client_id:
+                    continue
+                if action and e["action"] != action:
+                    continue
+                if lower and e["time"] < lower:
+                    continue
+                out.append(
+                    AuditEntry(
+                        seq=e["seq"],
+                        time=e["time"],
+                        actor=e["actor"],
+                        action=e["action"],
+                        client=e.get("client"),
+                        client_name=names.get(e.get("client") or ""),
+                        note=e.get("note"),
+                        signed=bool(e.get("signed")),
+                        details=dict(e.get("details") or {}),
+                    )
+                )
+        self._audit_read("audit-show", client_id)
+        return out
+
+    def verify_audit(self) -> list[Finding]:
+        """Walk the whole chain: sequence, hashes and segment links."""
+        findings: list[Finding] = []
+        try:
+            segments = self._segments()
+        except (ConfvaultError, AgeError) as err:
+            return [Finding("error", "audit-segment", "audit", str(err))]
+        last: dict[str, Any] | None = None
+        for number, (digest, segment) in enumerate(segments):
+            if segment.get("number") != number:
+                findings.append(
+                    Finding(
+                        "error",
+                        "audit-sequence",
+                        digest,
+                        f"segment {segment.get('number')} where {number} was expected",
+                    )
+                )
+            if segment.get("vault") != self.manifest.body.vault_id:
+                findings.append(
+                    Finding(
+                        "error", "audit-foreign", digest, "segment of another vault"
+                    )
+                )
+            for entry in segment["entries"]:
+                expected_seq = last["seq"] + 1 if last else 0
+                expected_prev = last["hash"] if last else _GENESIS
+                if entry.get("seq") != expected_seq:
+                    findings.append(
+                        Finding(
+                            "error",
+                            "audit-sequence",
+                            str(entry.get("seq")),
+                            f"entry {entry.get('seq')} where {expected_seq} was expected",
+                        )
+                    )
+                if entry.get("prev") != expected_prev:
+                    findings.append(
+                        Finding(
+                            "error",
+                            "audit-chain",
+                            str(entry.get("seq")),
+                            "entry does not link to the one before it",
+                        )
+                    )
+                if entry.get("hash") != entry_hash(entry):
+                    findings.append(
+                        Finding(
+                            "error",
+                            "audit-altered",
+                            str(entry.get("seq")),
+                            "entry content does not match its hash",
+                        )
+                    )
+                last = entry
+        inbox = list((self.root / INBOX_DIR).glob("*.age"))
+        if inbox:
+            findings.append(
+                Finding(
+                    "warning",
+                    "audit-inbox",
+                    INBOX_DIR,
+                    f"{len(inbox)} grantee entries wait to be added by the owner",
+                )
+            )
+        return findings
+
+    def _reseal_audit(
+        self,
+        txn: _txn.Transaction,
+        old_identity: age.X25519Identity,
+        new_recipient: age.X25519Recipient,
+    ) -> None:
+        """Re-seal every segment to a new owner key (identity rotation)."""
+        digest = txn.current.pointer("audit") if txn.current else None
+        chain = []
+        while digest is not None:
+            doc = records.open_document(self.store.get(digest), [old_identity], "audit")
+            chain.append((digest, doc))
+            digest = doc.get("previous")
+        previous = None
+        for old_digest, doc in reversed(chain):
+            doc["previous"] = previous
+            txn.retire(old_digest)
+            previous = txn.put_document(doc, [new_recipient])
+        if previous is not None:
+            txn.point("audit", previous)
