@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from confvault import __version__
-from confvault.cli import access, age, clients, demo, notes, vault
+from confvault.cli import access, age, audit, clients, demo, notes, records, vault
 from confvault.cli._context import Options
 from confvault.cli._errors import EXIT_STATUS, ConfvaultGroup
 
@@ -25,6 +25,8 @@ app.add_typer(age.app, name="age")
 app.add_typer(clients.app, name="client")
 app.add_typer(notes.app, name="note")
 app.add_typer(access.identity_app, name="identity")
+app.add_typer(audit.app, name="audit")
+clients.app.command("shred", epilog=EXIT_STATUS)(records.shred)
 for _command in (
     vault.init,
     vault.status,
@@ -35,6 +37,7 @@ for _command in (
     access.revoke,
     access.rotate,
     access.passphrase,
+    records.export,
 ):
     app.command(epilog=EXIT_STATUS)(_command)
 

@@ -250,3 +250,26 @@ class AuditEntry:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    client: str
+    client_name: str
+    notes: int
+    attachments: int
+    psychotherapy: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ShredResult:
+    client: str
+    notes: int
+    files_destroyed: int
+    limits: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

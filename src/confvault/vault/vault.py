@@ -15,9 +15,10 @@ from confvault.vault.access import AccessMixin
 from confvault.vault.audit import AuditMixin
 from confvault.vault.clients import ClientsMixin
 from confvault.vault.notebook import NotesMixin
+from confvault.vault.records_out import RecordsMixin
 
 
-class Vault(AuditMixin, AccessMixin, NotesMixin, ClientsMixin, VaultCore):
+class Vault(RecordsMixin, AuditMixin, AccessMixin, NotesMixin, ClientsMixin, VaultCore):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
 

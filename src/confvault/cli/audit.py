@@ -1,0 +1,78 @@
+"""`confvault audit`: show the audit trail; `audit verify` checks its chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from confvault.cli import _output
+from confvault.cli._context import options
+from confvault.cli._errors import EXIT_STATUS, INTEGRITY
+
+app = typer.Typer(
+    help="The audit trail: who read or changed which record, and when.",
+    invoke_without_command=True,
+    epilog=EXIT_STATUS,
+)
+JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
+
+
+@app.callback()
+def show(
+    ctx: typer.Context,
+    client: Annotated[
+        str | None, typer.Option("--client", help="only entries about this client")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="only this action, e.g. note-show")
+    ] = None,
+    as_json: JSON = False,
+) -> None:
+    """Show the audit trail (oldest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    entries = options(ctx).open_vault().audit(client=client, since=since, action=action)
+    if as_json:
+        _output.emit_json([e.to_json() for e in entries])
+        return
+    table = Table("#", "time", "actor", "action", "client", "note")
+    for e in entries:
+        actor = e.actor.split(":", 1)[0] + ("" if e.signed else " (unsigned)")
+        table.add_row(
+            str(e.seq),
+            e.time.replace("T", " ")[:19],
+            actor,
+            e.action,
+            escape(e.client_name or (e.client or "")[:8]),
+            (e.note or "")[:16],
+        )
+    _output.stdout.print(table)
+
+
+@app.command("verify", epilog=EXIT_STATUS)
+def verify(ctx: typer.Context, as_json: JSON = False) -> None:
+    """Check the whole audit chain; exit status 13 if it was tampered with."""
+    findings = options(ctx).open_vault().verify_audit()
+    errors = [f for f in findings if f.severity == "error"]
+    if as_json:
+        _output.emit_json(
+            {"ok": not errors, "findings": [f.to_json() for f in findings]}
+        )
+    else:
+        for f in findings:
+            _output.stdout.print(
+                f"{f.severity} {f.code}: {escape(f.subject)} {escape(f.message)}"
+            )
+        _output.stdout.print(
+            "audit trail ok"
+            if not errors
+            else f"audit trail damaged: {len(errors)} problems"
+        )
+    if errors:
+        raise typer.Exit(INTEGRITY)

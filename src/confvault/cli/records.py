@@ -1,0 +1,123 @@
+"""`confvault export` (a records request) and `confvault client shred`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from confvault.cli import _output
+from confvault.cli._context import options
+from confvault.cli.access import _recipient_arg
+from confvault.errors import ConfvaultError, UnsafeInputError
+from confvault.vault.records_out import DirectorySink, seal_export
+
+JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
+CLIENT = Annotated[
+    str,
+    typer.Argument(
+        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
+    ),
+]
+
+
+def export(
+    ctx: typer.Context,
+    client: CLIENT,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="a new directory for readable files")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="seal the record to this age1… key (or key file)"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="the age file to write, with --to"),
+    ] = None,
+    psychotherapy: Annotated[
+        bool, typer.Option("--psychotherapy", help="include psychotherapy notes")
+    ] = False,
+    as_json: JSON = False,
+) -> None:
+    """Export a client's whole record: readable files (--out) or one age file (--to)."""
+    if (out is None) == (to is None):
+        raise UnsafeInputError(
+            "give either --out DIR (plain files) or --to RECIPIENT -o FILE"
+        )
+    vault = options(ctx).open_vault()
+    if out is not None:
+        result = vault.export_client(
+            client, DirectorySink(out), psychotherapy=psychotherapy
+        )
+        _output.warn(
+            f"{out} holds plaintext clinical records (files 0600): keep it private, "
+            "delete it when the request is fulfilled"
+        )
+        where = str(out)
+    else:
+        from confvault import age
+
+        if output is None:
+            raise UnsafeInputError("--to needs -o FILE for the sealed record")
+        recipient = age.parse_recipient(_recipient_arg(to or ""))
+        if output.exists() or output.is_symlink():
+            raise ConfvaultError(f"{output} already exists; not overwriting it")
+        temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                result = seal_export(
+                    vault, client, recipient, f, psychotherapy=psychotherapy
+                )
+            os.replace(temp, output)
+        finally:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        where = str(output)
+    if as_json:
+        _output.emit_json(result.to_json() | {"output": where})
+    else:
+        _output.stdout.print(
+            f"exported {result.notes} notes and {result.attachments} files of "
+            f"{escape(result.client_name)} to {escape(where)}"
+        )
+
+
+def shred(
+    ctx: typer.Context,
+    client: CLIENT,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="do not ask for confirmation (scripts)")
+    ] = False,
+    as_json: JSON = False,
+) -> None:
+    """Destroy a client's keys and records (crypto-shredding) after retention ends."""
+    vault = options(ctx).open_vault(write=True)
+    info = vault.client(client)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UnsafeInputError(
+                "shredding needs a typed confirmation on a terminal, or --yes"
+            )
+        _output.stderr.print(
+            f"This destroys every record of {escape(info.name)} ({info.notes} notes) "
+            "in this vault. It cannot be undone."
+        )
+        typed = input(f"Type the client's name ({info.name}) to confirm: ")
+        if typed.strip() != info.name:
+            raise ConfvaultError("the name did not match; nothing was shredded")
+    result = vault.shred_client(info.id)
+    if as_json:
+        _output.emit_json(result.to_json())
+        return
+    _output.stdout.print(
+        f"shredded client {result.client}: {result.notes} notes, "
+        f"{result.files_destroyed} files destroyed"
+    )
+    _output.warn(result.limits)
