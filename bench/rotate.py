@@ -63,7 +63,7 @@ def build(base: Path, n: int) -> tuple[Path, list[Path]]:
     notes_dir = base / f"plain-{n}"
     vault_dir = base / f"vault-{n}"
     if not notes_dir.exists():
-        rng = random.Random(7)  # noqa: S311 - synthetic text, not secrets
+        rng = random.Random(7)
         tmp = base / f"plain-{n}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
