@@ -174,6 +174,8 @@ def load(root: Path, *, expected_signer: str | None = None) -> Manifest:
         raise IntegrityError("the manifest's signature does not verify")
     if canonical(body.to_json()) != canonical(body_doc):
         raise IntegrityError("the manifest has fields that are not signed")
+    if raw != encode(body, signature):
+        raise IntegrityError("the manifest is not in its canonical form (altered)")
     _check_endorsements(body)
     if expected_signer is not None and not signer_descends(body, expected_signer):
         raise IntegrityError("the manifest is signed by a different key than before")
