@@ -391,7 +391,9 @@ class VaultCore:
             if deep and current is not None and self.owner is not None:
                 self.manifest = current
                 report = checks.verify_deep(self, report, current, progress)
-        self.seen.record_verify(report.vault_id or self.vault_id, self.now(), report.ok)
+            # Under the lock: a writer committing in between would otherwise have
+            # its generation overwritten by this read-modify-write of the memory.
+            self.seen.record_verify(report.vault_id or self.vault_id, self.now(), report.ok)
         if deep and report.ok:
             self._audit_read("verify-deep", notes=report.notes_checked)
         return report

@@ -5,6 +5,7 @@ nothing here raises for a damaged vault, so one report names every problem.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -321,14 +322,9 @@ def verify_vault(
     """Keyless verification under the shared lock (no passphrase needed)."""
     with fs.locked(root, exclusive=False, timeout=lock_timeout):
         report, _ = verify_keyless(root, seen=seen, progress=progress)
-    if report.vault_id:
-        import datetime as dt
-
-        now = (
-            dt.datetime.now(dt.UTC)
-            .replace(microsecond=0)
-            .isoformat()
-            .replace("+00:00", "Z")
-        )
-        seen.record_verify(report.vault_id, now, report.ok)
+        if report.vault_id:
+            # Still under the lock, so no writer can commit between this
+            # read-modify-write of the machine's memory and lower its generation.
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+            seen.record_verify(report.vault_id, now.replace("+00:00", "Z"), report.ok)
     return report
