@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from confvault import __version__
-from confvault.cli import access, age, audit, clients, demo, notes, records, vault
+from confvault.cli import (
+    access,
+    age,
+    audit,
+    backup,
+    clients,
+    demo,
+    notes,
+    records,
+    vault,
+)
 from confvault.cli._context import Options
 from confvault.cli._errors import EXIT_STATUS, ConfvaultGroup
 
@@ -26,6 +36,7 @@ app.add_typer(clients.app, name="client")
 app.add_typer(notes.app, name="note")
 app.add_typer(access.identity_app, name="identity")
 app.add_typer(audit.app, name="audit")
+app.add_typer(backup.app, name="backup")
 clients.app.command("shred", epilog=EXIT_STATUS)(records.shred)
 for _command in (
     vault.init,

@@ -327,7 +327,28 @@ class AccessMixin:
         clients: list[str] | None = None,
         progress: Progress | None = None,
     ) -> RevokeReport:
-        """Remove a grant (or some of its clients) and rotate every affected key."""
+        """Remove a grant (or some of its clients) and rotate every affected key.
+
+        Rerunning it after an interruption finishes the rotations the first
+        run recorded, even though the grant itself is already gone.
+        """
+        with self._reading() as current:
+            root = self._root_doc(current)
+            unfinished = bool(root.get("pending_rotation"))
+            known = any(
+                who in (g["recipient"], g["label"], g["id"])
+                for g in root.get("grants", [])
+            )
+        if unfinished and not known:
+            rotation = self._finish_pending(progress)
+            return RevokeReport(
+                recipient=who,
+                label=who,
+                grant_removed=True,
+                exposure=(),
+                rotated=tuple(rotation.rotated),
+                failed=rotation.failed,
+            )
         with self._writing() as txn:
             root = self._root_doc(txn.current)
             grant = self._find_grant(root, who)

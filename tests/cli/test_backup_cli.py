@@ -1,0 +1,381 @@
+"""`confvault backup create|verify|restore`: no passphrase, exit codes, JSON,
+stdout/stdin tars, and a backup taken while other processes add notes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from confvault.cli import app
+from confvault.cli import backup as backup_cli
+from confvault.vault import Vault, manifest
+from tests.cli.conftest import PASSPHRASE
+
+if not any(group.name == "backup" for group in app.registered_groups):
+    app.add_typer(backup_cli.app, name="backup")  # until cli/__init__.py registers it
+
+# The real entry point, with `backup` registered the same way, for subprocesses.
+SHIM = (
+    "from confvault.cli import app, backup\n"
+    "if not any(g.name == 'backup' for g in app.registered_groups):\n"
+    "    app.add_typer(backup.app, name='backup')\n"
+    "app()\n"
+)
+CONFVAULT = [sys.executable, "-c", SHIM]
+EXIT_INTEGRITY = 13
+
+
+@pytest.fixture
+def vault_with_notes(ready, tmp_path: Path) -> Path:
+    assert ready("client", "add", "Ann").exit_code == 0
+    for number in range(2):
+        result = ready("note", "add", "Ann", input=f"session {number}\n")
+        assert result.exit_code == 0, result.output
+    return ready.vault
+
+
+def _keyless(cli, vault: Path):
+    """Run a command with no passphrase source at all."""
+
+    def run(*args: str, input: bytes | str | None = None):
+        return cli("--vault", str(vault), "backup", *args, input=input)
+
+    return run
+
+
+def _json(result) -> dict:
+    return json.loads(result.stdout)
+
+
+def _open(path: Path, state: Path) -> Vault:
+    return Vault.open(path, passphrase=PASSPHRASE.encode(), state_dir=state)
+
+
+def _bodies(vault: Vault) -> list[bytes]:
+    return sorted(vault.note(n.id).body for n in vault.notes("Ann"))
+
+
+def _modes(root: Path) -> set[tuple[bool, int]]:
+    return {(p.is_dir(), p.stat().st_mode & 0o777) for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("form", ["snap", "vault.tar"])
+def test_create_verify_restore_without_a_passphrase(
+    cli, vault_with_notes: Path, tmp_path: Path, form: str
+) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    created = backup("create", str(tmp_path / form), "--json")
+    assert created.exit_code == 0, created.output
+    doc = _json(created)
+    body = manifest.load(vault_with_notes).body
+    assert (doc["destination"], doc["generation"], doc["vault_id"], doc["objects"]) == (
+        str(tmp_path / form),
+        body.generation,
+        body.vault_id,
+        body.objects,
+    )
+
+    checked = backup("verify", str(tmp_path / form), "--json")
+    assert checked.exit_code == 0, checked.output
+    assert _json(checked)["ok"] is True
+    assert _json(checked)["findings"] == []
+
+    restored = backup(
+        "restore", str(tmp_path / form), str(tmp_path / "restored"), "--json"
+    )
+    assert restored.exit_code == 0, restored.output
+    doc = _json(restored)
+    assert doc["restored"]["generation"] == body.generation
+    assert doc["restored"]["destination"] == str(tmp_path / "restored")
+    assert doc["report"]["ok"] is True
+    assert doc["report"]["findings"] == []
+    assert _modes(tmp_path / "restored") == {(True, 0o700), (False, 0o600)}
+    assert _bodies(_open(tmp_path / "restored", tmp_path / "other-machine")) == [
+        b"session 0\n",
+        b"session 1\n",
+    ]
+    assert PASSPHRASE not in created.output + checked.output + restored.output
+
+
+def test_text_output(cli, vault_with_notes: Path, tmp_path: Path) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    created = backup("create", str(tmp_path / "snap"))
+    generation = manifest.load(vault_with_notes).generation
+    assert created.exit_code == 0
+    assert created.stdout.startswith("backed up vault ")
+    assert f"generation {generation}: " in created.stdout
+    checked = backup("verify", str(tmp_path / "snap"))
+    assert checked.exit_code == 0
+    assert checked.stdout.startswith(f"vault ok: generation {generation}")
+    restored = backup("restore", str(tmp_path / "snap"), str(tmp_path / "r"))
+    assert restored.exit_code == 0
+    assert restored.stdout.startswith("restored vault ")
+
+
+def test_stdout_tar_and_stdin(cli, vault_with_notes: Path, tmp_path: Path) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    created = backup("create", "-")
+    assert created.exit_code == 0, created.stderr
+    data = created.stdout_bytes
+    assert "backed up vault" in created.stderr
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames()[0] == "manifest"
+    # The same generation gives the same bytes as a tar file.
+    assert backup("create", str(tmp_path / "v.tar")).exit_code == 0
+    assert (tmp_path / "v.tar").read_bytes() == data
+
+    checked = backup("verify", "-", "--json", input=data)
+    assert checked.exit_code == 0, checked.output
+    assert _json(checked)["vault"] == "-"
+    restored = backup("restore", "-", str(tmp_path / "restored"), "--json", input=data)
+    assert restored.exit_code == 0, restored.output
+    assert len(_bodies(_open(tmp_path / "restored", tmp_path / "other"))) == 2
+    assert backup("create", "-", "--json").exit_code == 2
+
+
+def _flip_object_byte(data: bytes) -> tuple[bytes, str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = next(
+            m for m in tar.getmembers() if m.name.startswith("objects/") and m.isfile()
+        )
+    damaged = bytearray(data)
+    damaged[member.offset_data + 30] ^= 0x80
+    return bytes(damaged), member.name.rsplit("/", 1)[1]
+
+
+def _with_member(data: bytes, info: tarfile.TarInfo, body: bytes = b"") -> bytes:
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(data)) as src,
+        tarfile.open(fileobj=out, mode="w") as dst,
+    ):
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        dst.addfile(info, io.BytesIO(body) if body else None)
+    return out.getvalue()
+
+
+def test_tampered_backups_exit_13(cli, vault_with_notes: Path, tmp_path: Path) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    data = backup("create", "-").stdout_bytes
+
+    flipped, digest = _flip_object_byte(data)
+    (tmp_path / "flipped.tar").write_bytes(flipped)
+    result = backup("verify", str(tmp_path / "flipped.tar"), "--json")
+    assert result.exit_code == EXIT_INTEGRITY
+    assert [(f["code"], f["subject"]) for f in _json(result)["findings"]] == [
+        ("object-damaged", digest)
+    ]
+
+    evil = tarfile.TarInfo("../evil")
+    evil.size = 4
+    result = backup("verify", "-", input=_with_member(data, evil, b"evil"))
+    assert result.exit_code == EXIT_INTEGRITY
+    assert "hostile-member: ../evil a path that leaves the backup" in result.stdout
+    assert "vault damaged: 1 problems" in result.stdout
+
+    link = tarfile.TarInfo("shards/x")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/shadow"
+    result = backup("verify", "-", "--json", input=_with_member(data, link))
+    assert result.exit_code == EXIT_INTEGRITY
+    assert [(f["code"], f["subject"]) for f in _json(result)["findings"]] == [
+        ("hostile-member", "shards/x")
+    ]
+
+    result = backup("verify", "-", "--json", input=data[: len(data) // 3])
+    assert result.exit_code == EXIT_INTEGRITY
+    assert _json(result)["findings"][0]["code"] == "tar-damaged"
+
+    assert backup("create", str(tmp_path / "snap")).exit_code == 0
+    objects = sorted((tmp_path / "snap" / "objects").rglob("*"))
+    gone = next(p for p in objects if p.is_file())
+    gone.unlink()
+    result = backup("verify", str(tmp_path / "snap"), "--json")
+    assert result.exit_code == EXIT_INTEGRITY
+    assert [(f["code"], f["subject"]) for f in _json(result)["findings"]] == [
+        ("object-missing", gone.name)
+    ]
+
+
+def test_restore_refusals_change_nothing(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    data = backup("create", "-").stdout_bytes
+    (tmp_path / "v.tar").write_bytes(data)
+    busy = tmp_path / "busy"
+    busy.mkdir(mode=0o700)
+    (busy / "notes.txt").write_text("mine")
+    result = backup("restore", str(tmp_path / "v.tar"), str(busy))
+    assert result.exit_code == 1
+    assert "is not empty" in result.stderr
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+    assert (busy / "notes.txt").read_text() == "mine"
+
+    flipped, digest = _flip_object_byte(data)
+    result = backup("restore", "-", str(tmp_path / "new"), "--json", input=flipped)
+    assert result.exit_code == EXIT_INTEGRITY
+    assert [(f["code"], f["subject"]) for f in _json(result)["findings"]] == [
+        ("object-damaged", digest)
+    ]
+    assert "nothing was restored" in result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_restore_of_an_older_backup_and_accept_rollback(
+    cli, ready, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    backup = _keyless(cli, vault_with_notes)
+    assert backup("create", str(tmp_path / "v.tar")).exit_code == 0
+    assert ready("note", "add", "Ann", input="later\n").exit_code == 0
+    result = backup("restore", str(tmp_path / "v.tar"), str(tmp_path / "old"))
+    assert result.exit_code == 0
+    assert "rollback" in result.stdout
+    assert "--accept-rollback" in result.stderr
+    opened = cli(
+        "--vault",
+        str(tmp_path / "old"),
+        "--passphrase-file",
+        str(tmp_path / "pass.txt"),
+        "note",
+        "list",
+    )
+    assert opened.exit_code == EXIT_INTEGRITY
+    assert "rolled back" in opened.stderr
+
+    result = backup(
+        "restore",
+        str(tmp_path / "v.tar"),
+        str(tmp_path / "old2"),
+        "--accept-rollback",
+        "--json",
+    )
+    assert result.exit_code == 0
+    assert [f["code"] for f in _json(result)["report"]["findings"]] == [
+        "rollback-accepted"
+    ]
+    opened = cli(
+        "--vault",
+        str(tmp_path / "old2"),
+        "--passphrase-file",
+        str(tmp_path / "pass.txt"),
+        "note",
+        "list",
+        "--json",
+    )
+    assert opened.exit_code == 0, opened.output
+    assert len(json.loads(opened.stdout)) == 2
+
+
+def _run_on_pty(args: list[str], *, stdin_tty: bool) -> tuple[int, str]:
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*CONFVAULT, *args],
+            stdin=secondary if stdin_tty else subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return proc.returncode, proc.stderr.decode()
+
+
+def test_binary_never_goes_to_a_terminal(vault_with_notes: Path) -> None:
+    code, err = _run_on_pty(
+        ["--vault", str(vault_with_notes), "backup", "create", "-"], stdin_tty=False
+    )
+    assert code == 2
+    assert "refusing to write a binary tar to a terminal" in err
+    code, err = _run_on_pty(["backup", "verify", "-"], stdin_tty=True)
+    assert code == 2
+    assert "not a terminal" in err
+
+
+def test_backup_while_processes_add_notes(
+    cli, vault_with_notes: Path, tmp_path: Path, pass_file: Path
+) -> None:
+    """Real `confvault note add` processes keep writing while the backup is taken."""
+    committed: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def add_notes() -> None:
+        number = 0
+        while not stop.is_set():
+            title = f"live-{number}"
+            proc = subprocess.run(
+                [
+                    *CONFVAULT,
+                    "--vault",
+                    str(vault_with_notes),
+                    "--passphrase-file",
+                    str(pass_file),
+                    "note",
+                    "add",
+                    "Ann",
+                    "--title",
+                    title,
+                ],
+                input=f"written live {number}\n".encode(),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            if proc.returncode != 0:
+                failures.append(proc.stderr.decode())
+            else:
+                committed.append(title)
+            number += 1
+
+    def wait_for(count: int) -> None:
+        while len(committed) < count and not failures:
+            stop.wait(0.02)
+
+    writer = threading.Thread(target=add_notes, daemon=True)
+    writer.start()
+    try:
+        wait_for(1)
+        before = list(committed)
+        result = cli(
+            "--vault",
+            str(vault_with_notes),
+            "backup",
+            "create",
+            str(tmp_path / "v.tar"),
+        )
+        wait_for(len(committed) + 2)  # the second of these started after the backup
+    finally:
+        stop.set()
+        writer.join()
+    assert failures == []
+    assert result.exit_code == 0, result.output
+
+    backup = _keyless(cli, vault_with_notes)
+    assert backup("verify", str(tmp_path / "v.tar")).exit_code == 0
+    assert (
+        backup("restore", str(tmp_path / "v.tar"), str(tmp_path / "restored")).exit_code
+        == 0
+    )
+    vault = _open(tmp_path / "restored", tmp_path / "other-machine")
+    titles = {n.title for n in vault.notes("Ann")} - {""}
+    live = {t for t in titles if t.startswith("live-")}
+    assert set(before) <= live
+    assert live == set(
+        committed[: len(live)]
+    )  # one generation: a prefix of the commits
+    assert len(committed) > len(live)  # the writers went on after the backup
+    assert vault.verify(deep=True).findings == ()
