@@ -1,0 +1,171 @@
+"""`confvault backup create` and `backup verify` of a vault of N notes, side by
+side with plain `tar` of the same directory and `restic backup` of it.
+
+    .venv/bin/python bench/backup.py [--notes 10000] [--dir /dev/shm/confvault-bench-backup] [--runs 3]
+
+Goal (issue 5): within 2x of plain tar. Needs `tar` and `restic`
+(apt-get install -y restic) on PATH; restic is skipped with a note if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from confvault.vault import Vault
+
+PASSPHRASE = b"correct horse battery staple"
+WORDS = ["sleep", "anxiety", "work", "family", "stress", "mood", "plan", "goals", "session", "progress", "coping", "grief"]
+
+
+def build(base: Path, n: int) -> Path:
+    root = base / f"vault-{n}"
+    if (root / "manifest").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(11)
+    vault, _ = Vault.init(
+        root, PASSPHRASE, work_factor=10, min_work_factor=10, state_dir=base / "state"
+    )
+    per_client = 100
+    for c in range(max(1, n // per_client)):
+        vault.add_client(f"Client {c}")
+        items = [
+            (
+                f"n{i}",
+                "2025-01-01",
+                " ".join(rng.choice(WORDS) for _ in range(450)).encode(),
+            )
+            for i in range(per_client)
+        ]
+        vault.add_notes(f"Client {c}", items)
+    return root
+
+
+def median_time(
+    argv: list[str], runs: int, cleanup: Path | None, env: dict[str, str]
+) -> float:
+    times = []
+    for _ in range(runs):
+        if cleanup is not None:
+            if cleanup.is_dir():
+                shutil.rmtree(cleanup)
+            else:
+                cleanup.unlink(missing_ok=True)
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--notes", type=int, default=10_000)
+    parser.add_argument(
+        "--dir", type=Path, default=Path("/dev/shm/confvault-bench-backup")
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    base = args.dir
+    base.mkdir(parents=True, exist_ok=True)
+    confvault = str(Path(sys.executable).parent / "confvault")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+    )
+    print(f"command: {' '.join(sys.argv)}   dir: {base}   notes: {args.notes}")
+    vault = build(base, args.notes)
+    files = sum(1 for p in vault.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in vault.rglob("*") if p.is_file())
+    print(f"vault: {files} files, {size / 1e6:.1f} MB")
+    env = dict(os.environ, XDG_STATE_HOME=str(base / "xdg"))
+    tar_out = base / "plain.tar"
+    snap_tar = base / "snap.tar"
+    snap_dir = base / "snapdir"
+    rows = [
+        (
+            "tar -cf (plain tar of the vault directory)",
+            median_time(
+                ["tar", "-cf", str(tar_out), "-C", str(vault), "."],
+                args.runs,
+                tar_out,
+                env,
+            ),
+        ),
+        (
+            "confvault backup create DEST.tar",
+            median_time(
+                [confvault, "--vault", str(vault), "backup", "create", str(snap_tar)],
+                args.runs,
+                snap_tar,
+                env,
+            ),
+        ),
+        (
+            "confvault backup create DIR",
+            median_time(
+                [confvault, "--vault", str(vault), "backup", "create", str(snap_dir)],
+                args.runs,
+                snap_dir,
+                env,
+            ),
+        ),
+        (
+            "confvault backup verify DEST.tar",
+            median_time(
+                [confvault, "backup", "verify", str(snap_tar)], args.runs, None, env
+            ),
+        ),
+        (
+            "confvault backup verify DIR",
+            median_time(
+                [confvault, "backup", "verify", str(snap_dir)], args.runs, None, env
+            ),
+        ),
+    ]
+    if shutil.which("restic"):
+        repo = base / "restic-repo"
+        renv = dict(
+            env,
+            RESTIC_PASSWORD="bench",  # noqa: S106 - a throwaway benchmark repository
+            RESTIC_REPOSITORY=str(repo),
+            RESTIC_CACHE_DIR=str(base / "restic-cache"),
+        )
+        times = []
+        for _ in range(args.runs):
+            shutil.rmtree(repo, ignore_errors=True)
+            subprocess.run(
+                ["restic", "init"], check=True, env=renv, capture_output=True
+            )
+            start = time.perf_counter()
+            subprocess.run(
+                ["restic", "backup", "--quiet", str(vault)], check=True, env=renv
+            )
+            times.append(time.perf_counter() - start)
+        rows.append(("restic backup DIR (first snapshot)", statistics.median(times)))
+    else:
+        print("restic not installed (apt-get install -y restic): its row is skipped")
+    tar_s = rows[0][1]
+    print()
+    print("| what | median seconds | vs tar |")
+    print("|---|---|---|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.2f} | {seconds / tar_s:.2f}x |")
+    create = rows[1][1]
+    print(
+        f"\ngoal backup create within 2x of tar: {create / tar_s:.2f}x -> "
+        f"{'met' if create / tar_s <= 2 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
