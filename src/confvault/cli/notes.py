@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.text import Text
 from confvault.cli import _editor, _output
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
+from confvault.cli._files import new_private_file
 from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault import Vault
 from confvault.vault._note_format import TEMPLATES
@@ -267,18 +267,8 @@ def show(
 
 
 def _save_attachment(vault: Vault, note: str, output: Path) -> NoteInfo:
-    if output.exists() or output.is_symlink():
-        raise ConfvaultError(f"{output} already exists; not overwriting it")
-    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            info = vault.save_attachment(note, f)
-        os.replace(temp, output)
-    finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-    return info
+    with new_private_file(output) as f:
+        return vault.save_attachment(note, f)
 
 
 @app.command(epilog=EXIT_STATUS)

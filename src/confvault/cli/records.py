@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +11,7 @@ from rich.markup import escape
 
 from confvault.cli import _output
 from confvault.cli._context import options
+from confvault.cli._files import new_private_file
 from confvault.cli.access import _recipient_arg
 from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault.records_out import DirectorySink, seal_export
@@ -66,19 +65,10 @@ def export(
         if output is None:
             raise UnsafeInputError("--to needs -o FILE for the sealed record")
         recipient = age.parse_recipient(_recipient_arg(to or ""))
-        if output.exists() or output.is_symlink():
-            raise ConfvaultError(f"{output} already exists; not overwriting it")
-        temp = output.with_name(f".{output.name}.{os.getpid()}.part")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                result = seal_export(
-                    vault, client, recipient, f, psychotherapy=psychotherapy
-                )
-            os.replace(temp, output)
-        finally:
-            with contextlib.suppress(OSError):
-                temp.unlink()
+        with new_private_file(output) as f:
+            result = seal_export(
+                vault, client, recipient, f, psychotherapy=psychotherapy
+            )
         where = str(output)
     if as_json:
         _output.emit_json(result.to_json() | {"output": where})
