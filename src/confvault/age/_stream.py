@@ -12,7 +12,7 @@ libsodium's ChaCha20-Poly1305 is the bottleneck and cffi releases the GIL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from confvault.age._primitives import TAG_SIZE, ChunkCipher, hkdf_sha256
@@ -25,6 +25,7 @@ _BLOCK_CHUNKS = 64
 _INITIAL_BUFFER = 16 * 1024
 _MAX_COUNTER = (1 << 88) - 1
 _pool: ThreadPoolExecutor | None = None
+_write_pool: ThreadPoolExecutor | None = None
 
 
 def _workers() -> ThreadPoolExecutor:
@@ -32,6 +33,13 @@ def _workers() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="age-stream")
     return _pool
+
+
+def _writer() -> ThreadPoolExecutor:
+    global _write_pool
+    if _write_pool is None:
+        _write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="age-writer")
+    return _write_pool
 
 
 def payload_key(file_key: bytes, nonce: bytes) -> bytes:
@@ -105,46 +113,67 @@ def _split(n: int) -> tuple[range, range]:
 def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO) -> int:
     """Write ``nonce`` and the sealed chunks of everything read from ``src``.
 
-    Returns the number of plaintext bytes sealed.
+    Whole blocks are sealed by two threads into one of two output buffers,
+    and written by a third while the next block is sealed, so the write of
+    block k overlaps the sealing of block k+1. Returns the plaintext size.
     """
     cipher = ChunkCipher(payload_key(file_key, nonce))
-    out_view = memoryview(bytearray(0))
+    outputs: list[memoryview] = []
+    writing: list[Future[object] | None] = [None, None]
     dst.write(nonce)
     counter = 0
     total = 0
 
-    def seal(block: memoryview, base: int, indexes: range) -> None:
+    def seal(block: memoryview, out: memoryview, base: int, indexes: range) -> None:
         for i in indexes:
             cipher.seal_into(
                 _nonce(base + i, False),
                 block[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE],
-                out_view[i * ENCRYPTED_CHUNK_SIZE : (i + 1) * ENCRYPTED_CHUNK_SIZE],
+                out[i * ENCRYPTED_CHUNK_SIZE : (i + 1) * ENCRYPTED_CHUNK_SIZE],
             )
 
-    for block, at_eof in _BlockReader(src, CHUNK_SIZE).blocks():
-        if not at_eof:
-            if not out_view:
-                out_view = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS))
-            first, second = _split(_BLOCK_CHUNKS)
-            job = _workers().submit(seal, block, counter, second)
-            seal(block, counter, first)
-            job.result()
-            dst.write(out_view[: ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS])
-            counter += _BLOCK_CHUNKS
-            total += len(block)
-            continue
-        # The tail: whole chunks, then the final one (empty only if all is).
-        size = len(block)
-        starts = list(range(0, size, CHUNK_SIZE)) or [0]
-        if len(out_view) < min(size, CHUNK_SIZE) + TAG_SIZE:
-            out_view = memoryview(bytearray(min(size, CHUNK_SIZE) + TAG_SIZE))
-        for index, start in enumerate(starts):
-            chunk = block[start : start + CHUNK_SIZE]
-            sealed = out_view[: len(chunk) + TAG_SIZE]
-            cipher.seal_into(_nonce(counter, index == len(starts) - 1), chunk, sealed)
-            dst.write(sealed)
-            counter += 1
-        total += size
+    def drain() -> None:
+        for n, job in enumerate(writing):
+            if job is not None:
+                job.result()
+                writing[n] = None
+
+    try:
+        for number, (block, at_eof) in enumerate(
+            _BlockReader(src, CHUNK_SIZE).blocks()
+        ):
+            if not at_eof:
+                if not outputs:
+                    size = ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS
+                    outputs = [memoryview(bytearray(size)), memoryview(bytearray(size))]
+                slot = number % 2
+                if writing[slot] is not None:
+                    writing[slot].result()  # type: ignore[union-attr]
+                out = outputs[slot]
+                first, second = _split(_BLOCK_CHUNKS)
+                job = _workers().submit(seal, block, out, counter, second)
+                seal(block, out, counter, first)
+                job.result()
+                writing[slot] = _writer().submit(dst.write, out)
+                counter += _BLOCK_CHUNKS
+                total += len(block)
+                continue
+            drain()
+            # The tail: whole chunks, then the final one (empty only if all is).
+            size = len(block)
+            starts = list(range(0, size, CHUNK_SIZE)) or [0]
+            out = memoryview(bytearray(min(size, CHUNK_SIZE) + TAG_SIZE))
+            for index, start in enumerate(starts):
+                chunk = block[start : start + CHUNK_SIZE]
+                sealed = out[: len(chunk) + TAG_SIZE]
+                cipher.seal_into(
+                    _nonce(counter, index == len(starts) - 1), chunk, sealed
+                )
+                dst.write(sealed)
+                counter += 1
+            total += size
+    finally:
+        drain()
     return total
 
 
