@@ -23,7 +23,20 @@ from pathlib import Path
 from confvault.vault import Vault
 
 PASSPHRASE = b"correct horse battery staple"
-WORDS = ["sleep", "anxiety", "work", "family", "stress", "mood", "plan", "goals", "session", "progress", "coping", "grief"]
+WORDS = [
+    "sleep",
+    "anxiety",
+    "work",
+    "family",
+    "stress",
+    "mood",
+    "plan",
+    "goals",
+    "session",
+    "progress",
+    "coping",
+    "grief",
+]
 
 
 def build(base: Path, n: int) -> Path:
