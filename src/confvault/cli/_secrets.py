@@ -69,19 +69,18 @@ def _tty_prompt(prompt: str) -> bytes:
         raise PassphraseUnavailableError(
             "no passphrase given, and stdin is not a terminal to ask on"
         )
-    try:
-        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    try:  # getpass reads from /dev/tty; make sure it exists rather than fall back
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError as err:
         raise PassphraseUnavailableError(
             "no passphrase given and no terminal to ask for one"
         ) from err
     import getpass
 
-    with os.fdopen(tty, "w+", closefd=True) as stream:
-        try:
-            text = getpass.getpass(prompt, stream=stream)
-        except EOFError as err:
-            raise PassphraseUnavailableError("no passphrase entered") from err
+    try:
+        text = getpass.getpass(prompt)
+    except EOFError as err:
+        raise PassphraseUnavailableError("no passphrase entered") from err
     return text.encode("utf-8")
 
 
