@@ -393,7 +393,9 @@ class VaultCore:
                 report = checks.verify_deep(self, report, current, progress)
             # Under the lock: a writer committing in between would otherwise have
             # its generation overwritten by this read-modify-write of the memory.
-            self.seen.record_verify(report.vault_id or self.vault_id, self.now(), report.ok)
+            self.seen.record_verify(
+                report.vault_id or self.vault_id, self.now(), report.ok
+            )
         if deep and report.ok:
             self._audit_read("verify-deep", notes=report.notes_checked)
         return report

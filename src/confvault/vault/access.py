@@ -155,9 +155,9 @@ class AccessMixin:
         digest: str,
         old: age.X25519Identity,
         new: age.X25519Identity,
+        size: int = 0,
     ) -> str:
-        path = self.store.path(digest)
-        if path.stat().st_size <= _STREAM_THRESHOLD:
+        if size <= _STREAM_THRESHOLD:
             plain = age.decrypt(self.store.get(digest), [old])
             return txn.put(age.encrypt(plain, [new.recipient]))
 
@@ -194,7 +194,9 @@ class AccessMixin:
         )[0]
         for note in comp.notes:
             old_digest = note["object"]
-            note["object"] = self._reseal(txn, old_digest, comp.key, new_key)
+            note["object"] = self._reseal(
+                txn, old_digest, comp.key, new_key, note["body_size"] + 4096
+            )
             txn.retire(old_digest)
         if comp.notes:
             sample = comp.notes[0]

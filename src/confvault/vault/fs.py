@@ -132,6 +132,33 @@ class TempFile:
             raise storage_error(err, f"create a file in {tmp_dir}") from err
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
+    @classmethod
+    def of_bytes(cls, root: Path, target: Path, data: bytes) -> TempFile:
+        """A closed temporary file holding ``data`` (the small-object fast path)."""
+        self = cls.__new__(cls)
+        self.target = target
+        self.path = Path(
+            f"{root}/{TMP_DIR}/{target.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        )
+        try:
+            fd = os.open(
+                self.path,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                FILE_MODE,
+            )
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise storage_error(err, f"write {target.name}") from err
+        self.file = None  # type: ignore[assignment]
+        return self
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         try:
             return self.file.write(data)
@@ -165,7 +192,7 @@ class TempFile:
 
     def discard(self) -> None:
         """Close and remove the temporary file (after an error)."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, AttributeError):
             self.file.close()
         with contextlib.suppress(OSError):
             self.path.unlink()

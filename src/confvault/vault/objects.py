@@ -46,20 +46,18 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.dir = root / OBJECTS_DIR
+        self._dir = str(self.dir)
 
     def path(self, digest: str) -> Path:
         """Where the object named ``digest`` lives."""
         if not is_hash(digest):
             raise IntegrityError(f"malformed object name {digest[:70]!r}")
-        return self.dir / digest[:2] / digest
+        return Path(f"{self._dir}/{digest[:2]}/{digest}")
 
     def put(self, data: bytes) -> tuple[str, fs.TempFile]:
         """Write ``data`` to a pending temp file; ``move()`` it in on commit."""
         digest = hashlib.sha256(data).hexdigest()
-        temp = fs.TempFile(self.root, self.path(digest))
-        temp.write(data)
-        temp.close()
-        return digest, temp
+        return digest, fs.TempFile.of_bytes(self.root, self.path(digest), data)
 
     def put_stream(
         self, write: Callable[[_HashingSink], None]
