@@ -101,7 +101,7 @@ class Transaction:
         time: str,
     ) -> manifest.Manifest:
         """Durable objects, then the signed manifest, then garbage removal."""
-        body, shard_files = manifest.next_body(
+        body, shard_files, known = manifest.next_body(
             self.current, self.changes, vault_id=vault_id, signer=signer, time=time
         )
         shards_dir = self.root / manifest.SHARDS_DIR
@@ -129,7 +129,7 @@ class Transaction:
             self.root / manifest.MANIFEST_NAME,
             manifest.encode(body, signature),
         )
-        new = manifest.Manifest(self.root, body)
+        new = manifest.Manifest(self.root, body, known)
         collect(self.root, self.store, journal, new)
         return new
 

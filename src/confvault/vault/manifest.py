@@ -237,19 +237,22 @@ def next_body(
     vault_id: str,
     signer: str,
     time: str,
-) -> tuple[ManifestBody, dict[str, bytes]]:
-    """The next manifest body and the new shard files it needs (name -> bytes)."""
+) -> tuple[ManifestBody, dict[str, bytes], dict[str, frozenset[str]]]:
+    """The next body, the new shard files it needs, and the shard contents known."""
     touched = {d[:2] for d in changes.added | changes.removed}
     shards = dict(current.body.shards) if current else {}
     pointers = dict(current.body.pointers) if current else {}
     count = current.body.objects if current else 0
     new_files: dict[str, bytes] = {}
+    # The next manifest starts with every shard it shares with this one loaded.
+    cache = dict(current._cache) if current else {}
     for prefix in sorted(touched):
         old = current.shard(prefix) if current else frozenset()
         names = (set(old) - {d for d in changes.removed if d[:2] == prefix}) | {
             d for d in changes.added if d[:2] == prefix
         }
         count += len(names) - len(old)
+        cache[prefix] = frozenset(names)
         if names:
             data = shard_bytes(names)
             name = hashlib.sha256(data).hexdigest()
@@ -269,4 +272,4 @@ def next_body(
     body = ManifestBody(
         vault_id, generation, signer, pointers, shards, count, time, endorsements
     )
-    return body, new_files
+    return body, new_files, cache
