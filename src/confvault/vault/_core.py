@@ -316,7 +316,11 @@ class VaultCore:
         self._sync_grantees(txn, doc)
         current = txn.current
         txn.retire(current.pointer("root") if current else None)
-        txn.point("root", txn.put_document(doc, [self._owner().recipient]))
+        digest = txn.put_document(doc, [self._owner().recipient])
+        txn.point("root", digest)
+        # The next command of this process reads this root: keep it, keyed by
+        # its digest (if the commit fails, the manifest names another digest).
+        self._root_cache = (digest, doc)
 
     def _sync_grantees(self, txn: _txn.Transaction, root: dict[str, Any]) -> None:
         """Overridden by the access mixin; a vault without it has no grants."""
