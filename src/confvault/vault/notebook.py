@@ -65,6 +65,11 @@ def _info(
     )
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in fmt.WRITABLE_KINDS:
+        raise UnsafeInputError(f"kind must be one of {', '.join(fmt.WRITABLE_KINDS)}")
+
+
 def _meta(entry: dict[str, Any]) -> fmt.NoteMeta:
     doc = dict(entry)
     doc.pop("object", None)
@@ -255,10 +260,7 @@ class NotesMixin:
         draft: bool = False,
     ) -> NoteInfo:
         """Add a note; unless ``draft``, it is signed and locked at once."""
-        if kind not in fmt.WRITABLE_KINDS:
-            raise UnsafeInputError(
-                f"kind must be one of {', '.join(fmt.WRITABLE_KINDS)}"
-            )
+        _check_kind(kind)
         with self._writing() as txn:
             root = self._root_doc(txn.current)
             client_id = self._resolve_client(root, client)
@@ -301,10 +303,7 @@ class NotesMixin:
         progress: Progress | None = None,
     ) -> list[NoteInfo]:
         """Add many signed notes ``(title, date, body)`` to one client in one commit."""
-        if kind not in fmt.WRITABLE_KINDS:
-            raise UnsafeInputError(
-                f"kind must be one of {', '.join(fmt.WRITABLE_KINDS)}"
-            )
+        _check_kind(kind)
         with self._writing() as txn:
             root = self._root_doc(txn.current)
             client_id = self._resolve_client(root, client)
