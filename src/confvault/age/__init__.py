@@ -57,7 +57,9 @@ __all__ = [
     "decrypt",
     "decrypt_chunks",
     "decrypt_stream",
+    "decrypt_with_file_key",
     "encrypt",
+    "encrypt_keyed",
     "encrypt_stream",
     "EncryptWriter",
     "parse_identities",
@@ -160,9 +162,24 @@ def encrypt(
     data: bytes, recipients: Sequence[Recipient], *, armored: bool = False
 ) -> bytes:
     """Seal ``data`` held in memory."""
-    out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, recipients, armored=armored)
-    return out.getvalue()
+    if armored:
+        out = io.BytesIO()
+        encrypt_stream(io.BytesIO(data), out, recipients, armored=True)
+        return out.getvalue()
+    return encrypt_keyed(data, recipients)[0]
+
+
+def encrypt_keyed(data: bytes, recipients: Sequence[Recipient]) -> tuple[bytes, bytes]:
+    """Seal ``data`` held in memory; return the age file and its file key.
+
+    The 16-byte file key opens this one file (``decrypt_with_file_key``) and
+    nothing else. Whoever keeps it must keep it as secret as the file's
+    plaintext: store it only inside something sealed to the same recipients.
+    """
+    file_key = random_bytes(FILE_KEY_SIZE)
+    header = _make_header(recipients, file_key)
+    payload = _stream.encrypt_payload_bytes(file_key, random_bytes(16), data)
+    return header + payload, file_key
 
 
 class _Prefixed(io.RawIOBase):
@@ -268,3 +285,32 @@ def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
     if not constant_time_equal(_header_mac(file_key, header.mac_input), header.mac):
         raise HeaderMacError("header MAC does not match: the header was altered")
     return _stream.decrypt_payload_bytes(file_key, memoryview(data)[src.tell() :])
+
+
+_MAC_LINE_SIZE = len(_format.MAC_PREFIX) + 1 + 43
+
+
+def decrypt_with_file_key(data: bytes, file_key: bytes) -> bytes:
+    """Open a binary age file held in memory with its file key (all or nothing).
+
+    For a caller that kept the key from ``encrypt_keyed``: it skips the
+    recipient stanzas (no identity, no X25519) but checks the header MAC,
+    which binds the whole header to this key, and then every payload chunk.
+    """
+    if len(file_key) != FILE_KEY_SIZE:
+        raise HeaderError("file key must be 16 bytes")
+    if not data.startswith(_format.VERSION_LINE):
+        raise HeaderError("not a binary age v1 file")
+    # Stanza lines start with "-> " or are base64, so the first line that
+    # starts with "---" is the MAC line that ends the header.
+    mac_at = data.find(b"\n" + _format.MAC_PREFIX, 0, _format.MAX_HEADER) + 1
+    if mac_at == 0:
+        raise HeaderError("header is truncated")
+    end = mac_at + _MAC_LINE_SIZE
+    if data[end : end + 1] != b"\n" or data[mac_at + 3 : mac_at + 4] != b" ":
+        raise HeaderError("malformed header MAC line")
+    mac = _format.b64decode(data[mac_at + 4 : end])
+    mac_input = data[: mac_at + len(_format.MAC_PREFIX)]
+    if not constant_time_equal(_header_mac(file_key, mac_input), mac):
+        raise HeaderMacError("header MAC does not match this file key")
+    return _stream.decrypt_payload_bytes(file_key, memoryview(data)[end + 1 :])

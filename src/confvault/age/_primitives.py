@@ -121,6 +121,14 @@ class ChunkCipher:
             self._key,
         )
 
+    def seal(self, nonce: bytes, plaintext: bytes | memoryview) -> bytes:
+        """``plaintext`` sealed into new bytes (for small payloads held in memory)."""
+        return bytes(
+            nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
+                bytes(plaintext), None, nonce, self._key
+            )
+        )
+
     def open_into(self, nonce: bytes, ciphertext: memoryview, out: memoryview) -> bool:
         """Open ``ciphertext`` into ``out``; False (``out`` is garbage) on a bad tag."""
         n = len(ciphertext)

@@ -270,6 +270,18 @@ def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
         return
 
 
+def encrypt_payload_bytes(file_key: bytes, nonce: bytes, data: bytes) -> bytes:
+    """``nonce`` and the sealed chunks of ``data`` held in memory, in one pass."""
+    cipher = ChunkCipher(payload_key(file_key, nonce))
+    view = memoryview(data)
+    starts = range(0, len(data), CHUNK_SIZE) or range(1)
+    last = len(starts) - 1
+    return nonce + b"".join(
+        cipher.seal(_nonce(n, n == last), view[start : start + CHUNK_SIZE])
+        for n, start in enumerate(starts)
+    )
+
+
 def decrypt_payload_bytes(file_key: bytes, payload: memoryview) -> bytes:
     """Open a whole payload held in memory; the plaintext, or PayloadError."""
     if len(payload) < NONCE_SIZE:
