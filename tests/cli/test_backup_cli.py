@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -379,3 +380,187 @@ def test_backup_while_processes_add_notes(
     )  # one generation: a prefix of the commits
     assert len(committed) > len(live)  # the writers went on after the backup
     assert vault.verify(deep=True).findings == ()
+
+
+# --- `backup create|verify` start without typer, and say what the full app says --------
+
+# main() as the console script runs it; it reports on exit whether typer was loaded.
+FAST = [
+    sys.executable,
+    "-c",
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('typer loaded:', 'typer' in sys.modules,"
+    " file=sys.stderr))\n"
+    "from confvault.cli import main\n"
+    "main()\n",
+]
+FULL = [
+    sys.executable,
+    "-c",
+    "from confvault.cli._app import app\napp(prog_name='confvault')\n",
+]
+
+
+def _both(args: list[str], *, stdin: bytes = b"", env: dict[str, str] | None = None):
+    """(exit code, stdout, stderr) of the entry point and of the full app, and
+    whether the entry point loaded typer; anything either wrote is removed."""
+    runs = []
+    for argv in (FAST, FULL):
+        proc = subprocess.run(
+            [*argv, *args],
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, **(env or {})},
+            timeout=120,
+            check=False,
+        )
+        head, found, tail = proc.stderr.decode().rpartition("typer loaded: ")
+        runs.append((proc.returncode, proc.stdout, head if found else tail))
+        if argv is FAST:
+            typer_loaded = tail.strip() == "True"
+        for path in (Path(a) for a in args if a.startswith("/")):
+            if path.name.startswith("new") and path.exists():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+    assert runs[0] == runs[1]
+    return (*runs[0], typer_loaded)
+
+
+def test_plain_backup_commands_skip_typer_and_match_the_app(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    vault = str(vault_with_notes)
+    snap, tar = str(tmp_path / "new-snap"), str(tmp_path / "new.tar")
+    for args in (
+        ["--vault", vault, "backup", "create", snap],
+        [f"--vault={vault}", "backup", "create", tar, "--json"],
+        ["--vault", vault, "backup", "create", "--json", snap],
+    ):
+        code, out, err, typer_loaded = _both(args)
+        assert (code, typer_loaded) == (0, False), err
+        assert out.startswith((b"backed up vault ", b"{"))
+    code, out, err, typer_loaded = _both(
+        ["backup", "create", tar], env={"CONFVAULT_VAULT": vault}
+    )
+    assert (code, typer_loaded) == (0, False)
+    code, out, err, typer_loaded = _both(["--vault", vault, "backup", "create", "-"])
+    assert (code, typer_loaded) == (0, False)
+    assert err.startswith("backed up vault ")  # the summary: stderr...
+    assert out[:8] == b"manifest"  # ...the tar: stdout
+
+    data = out
+    (tmp_path / "kept.tar").write_bytes(data)
+    for args in (
+        ["backup", "verify", str(tmp_path / "kept.tar")],
+        ["backup", "verify", str(tmp_path / "kept.tar"), "--json"],
+    ):
+        code, out, err, typer_loaded = _both(args)
+        assert (code, typer_loaded) == (0, False)
+    code, out, _, typer_loaded = _both(["backup", "verify", "-"], stdin=data)
+    assert (code, typer_loaded, out.startswith(b"vault ok")) == (0, False, True)
+
+    flipped, _ = _flip_object_byte(data)
+    code, out, _, _ = _both(["backup", "verify", "-"], stdin=flipped)
+    assert code == EXIT_INTEGRITY
+    assert b"object-damaged" in out
+    code, out, _, _ = _both(["backup", "verify", "-", "--json"], stdin=flipped)
+    assert code == EXIT_INTEGRITY
+
+
+def test_backup_errors_help_and_usage_are_the_apps(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    vault = str(vault_with_notes)
+    (tmp_path / "old.tar").write_bytes(b"an older backup")
+    cases = [
+        (["--vault", vault, "backup", "create", str(tmp_path / "old.tar")], 1),
+        (["--vault", str(tmp_path / "none"), "backup", "create", "/tmp/x.tar"], 10),
+        (["--vault", vault, "backup", "create", "-", "--json"], 2),
+        (["--vault", vault, "backup", "create"], 2),
+        (["--vault", vault, "backup", "create", "a", "b"], 2),
+        (["--vault", vault, "backup", "create", "--help"], 0),
+        (["backup", "verify", "--json", "--help"], 0),
+        (["backup", "--help"], 0),
+        (["backup", "verify", str(tmp_path / "nothing")], EXIT_INTEGRITY),
+        (["--vault", "", "backup", "create", str(tmp_path / "new")], None),
+    ]
+    for args, expected in cases:
+        code, out, err, _ = _both(args)
+        assert expected is None or code == expected, (args, out, err)
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+def test_backup_of_a_damaged_vault_exits_13_and_writes_nothing(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    objects = sorted(
+        p for p in (vault_with_notes / "objects").rglob("*") if p.is_file()
+    )
+    victim = objects[len(objects) // 2]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\0")
+    for dest in ("new-snap", "new.tar"):
+        code, _, err, _ = _both(
+            ["--vault", str(vault_with_notes), "backup", "create", str(tmp_path / dest)]
+        )
+        assert code == EXIT_INTEGRITY
+        rel = f"objects/{victim.parent.name}/{victim.name}"
+        assert f"confvault: error: {rel} is damaged" in err
+        assert "run `confvault verify`" in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("new")) == []
+
+
+def test_a_writer_holding_the_lock_exits_11_from_both(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    fd = os.open(vault_with_notes / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        code, _, err, _ = _both(
+            [
+                "--vault",
+                str(vault_with_notes),
+                "backup",
+                "create",
+                str(tmp_path / "new"),
+            ],
+            env={"CONFVAULT_LOCK_TIMEOUT": "0.2"},
+        )
+    finally:
+        os.close(fd)
+    assert code == 11
+    assert "locked" in err
+
+
+def test_verify_reads_a_tar_without_unpacking_its_objects(
+    cli, vault_with_notes: Path, tmp_path: Path
+) -> None:
+    """With files capped at 256 KiB, a tar holding a 1 MiB object still verifies:
+    objects are hashed as they stream by, never written to $TMPDIR."""
+    import hashlib
+    import resource
+
+    backup = _keyless(cli, vault_with_notes)
+    data = backup("create", "-").stdout_bytes
+    big = os.urandom(1 << 20)
+    digest = hashlib.sha256(big).hexdigest()
+    info = tarfile.TarInfo(f"objects/{digest[:2]}/{digest}")
+    info.size = len(big)
+    (tmp_path / "big.tar").write_bytes(_with_member(data, info, big))
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+    proc = subprocess.run(
+        [*FAST, "backup", "verify", str(tmp_path / "big.tar"), "--json"],
+        capture_output=True,
+        preexec_fn=cap,  # a resource limit for the child only
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    findings = json.loads(proc.stdout)["findings"]
+    assert [(f["code"], f["subject"]) for f in findings] == [("unreferenced", digest)]
