@@ -974,3 +974,22 @@ def test_create_refuses_a_symlinked_bucket_and_a_fifo_object(
     assert isinstance(done[0], UnsafeInputError)
     assert "not a regular file" in str(done[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state", "vault"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "verdict"),
+    [
+        ("objects/ab/ab" + "0" * 62, "file", "file"),
+        ("./objects/ab/ab" + "0" * 62, "file", "file"),
+        ("objects/ab/ac" + "0" * 62, "file", "unexpected"),  # another bucket's name
+        ("objects/AB/AB" + "0" * 62, "file", "unexpected"),
+        ("objects/ab/ab" + "0" * 63, "file", "unexpected"),
+        ("objects/ab/ab" + "0" * 62, "dir", "unexpected"),
+        ("objects/ab/ab" + "0" * 62, "link", "hostile"),
+        ("objects/ab/ab" + "0" * 61 + "\\", "file", "hostile"),
+    ],
+)
+def test_member_names_are_classified_the_same_on_the_quick_path(
+    name: str, kind: str, verdict: str
+) -> None:
+    assert backup._classify(name, kind)[0] == verdict
