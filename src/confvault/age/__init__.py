@@ -309,8 +309,9 @@ def decrypt_with_file_key(data: bytes, file_key: bytes) -> bytes:
     end = mac_at + _MAC_LINE_SIZE
     if data[end : end + 1] != b"\n" or data[mac_at + 3 : mac_at + 4] != b" ":
         raise HeaderError("malformed header MAC line")
-    mac = _format.b64decode(data[mac_at + 4 : end])
     mac_input = data[: mac_at + len(_format.MAC_PREFIX)]
-    if not constant_time_equal(_header_mac(file_key, mac_input), mac):
+    # Compare encodings: only the canonical encoding of the right MAC matches.
+    expected = _format.b64encode(_header_mac(file_key, mac_input)).encode("ascii")
+    if not constant_time_equal(expected, data[mac_at + 4 : end]):
         raise HeaderMacError("header MAC does not match this file key")
     return _stream.decrypt_payload_bytes(file_key, memoryview(data)[end + 1 :])

@@ -30,6 +30,8 @@ def random_bytes(n: int) -> bytes:
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
     """HKDF-SHA-256 (RFC 5869): extract with ``salt``, expand with ``info``."""
     prk = hmac.digest(salt or bytes(32), ikm, "sha256")
+    if length <= 32:  # one expand block: every length age uses
+        return hmac.digest(prk, info + b"\x01", "sha256")[:length]
     out = b""
     block = b""
     counter = 1
@@ -123,10 +125,19 @@ class ChunkCipher:
 
     def seal(self, nonce: bytes, plaintext: bytes | memoryview) -> bytes:
         """``plaintext`` sealed into new bytes (for small payloads held in memory)."""
-        return bytes(
-            nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
-                bytes(plaintext), None, nonce, self._key
-            )
+        out = bytearray(len(plaintext) + TAG_SIZE)
+        self.seal_into(nonce, memoryview(plaintext), memoryview(out))
+        return bytes(out)
+
+    def open(self, nonce: bytes, ciphertext: bytes | memoryview) -> bytes | None:
+        """``ciphertext`` opened into new bytes, or ``None`` on a bad tag."""
+        if len(ciphertext) < TAG_SIZE:
+            return None
+        out = bytearray(len(ciphertext) - TAG_SIZE)
+        return (
+            bytes(out)
+            if self.open_into(nonce, memoryview(ciphertext), memoryview(out))
+            else None
         )
 
     def open_into(self, nonce: bytes, ciphertext: memoryview, out: memoryview) -> bool:

@@ -288,6 +288,13 @@ def decrypt_payload_bytes(file_key: bytes, payload: memoryview) -> bytes:
         raise HeaderError("file ends before the payload nonce")
     cipher = ChunkCipher(payload_key(file_key, bytes(payload[:NONCE_SIZE])))
     body = payload[NONCE_SIZE:]
+    if TAG_SIZE <= len(body) <= ENCRYPTED_CHUNK_SIZE:  # one chunk: a note
+        plain = cipher.open(_nonce(0, True), body)
+        if plain is not None:
+            return plain
+        if len(body) < ENCRYPTED_CHUNK_SIZE:
+            raise PayloadError("payload chunk failed authentication")
+        # a full chunk that is not final: the general path says what is wrong
     out = memoryview(
         bytearray(min(max(len(body), TAG_SIZE), ENCRYPTED_CHUNK_SIZE) - TAG_SIZE)
     )
