@@ -295,17 +295,17 @@ def search(
     if not hits:
         _output.info("no notes match")
         return
+    report = Text()  # one print: rendering thousands of lines one by one is slow
     for hit in hits:
         n = hit.note
-        _output.stdout.print(
-            f"[bold]{n.id}[/bold] {n.date[:10]} {escape(n.client_name)} — {escape(n.title)}"
-        )
+        report.append(n.id, style="bold")
+        report.append(f" {n.date[:10]} {n.client_name} — {n.title}\n")
         for before, match, after in hit.snippets:
-            line = Text("    …")
-            line.append(before)
-            line.append(match, style="bold reverse")
-            line.append(after + "…")
-            _output.stdout.print(line)
+            report.append("    …" + before)
+            report.append(match, style="bold reverse")
+            report.append(after + "…\n")
+    report.rstrip()
+    _output.stdout.print(report)
 
 
 @app.command(epilog=EXIT_STATUS)

@@ -12,13 +12,16 @@ are addenda (kind ``addendum``) that point at the original.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from confvault.errors import IntegrityError
+from confvault import age
+from confvault.errors import AgeError, IntegrityError
 from confvault.vault import _signing
 from confvault.vault.manifest import canonical
 from confvault.vault.records import padded_size
@@ -29,6 +32,11 @@ RECORDS = "records"
 PSYCHOTHERAPY = "psychotherapy"
 MAX_TITLE = 200
 MAX_HEADER = 64 * 1024
+
+
+# Fields of an index entry that say where and how the note is stored, not
+# what it is: the object's name and the age file key that opens it.
+STORAGE_FIELDS = ("object", "file_key")
 
 
 def compartment_of(kind: str) -> str:
@@ -78,6 +86,55 @@ class NoteMeta:
         doc = self.to_json()
         del doc["signature"]
         return canonical(doc)
+
+
+def meta_of_entry(entry: dict[str, Any]) -> NoteMeta:
+    """The note metadata an index entry records, without its storage fields."""
+    return NoteMeta.from_json(
+        {k: v for k, v in entry.items() if k not in STORAGE_FIELDS}
+    )
+
+
+def seal_object(txn: Any, plaintext: bytes, key: age.X25519Identity) -> dict[str, str]:
+    """Seal a note's plaintext to its compartment key as a pending object.
+
+    Returns its storage fields: the object's name, and the age file key that
+    opens it, which is kept only in the compartment's index (sealed to the
+    same key), so that reading many notes skips one X25519 each.
+    """
+    sealed, file_key = age.encrypt_keyed(plaintext, [key.recipient])
+    return {"object": txn.put(sealed), "file_key": base64.b64encode(file_key).decode()}
+
+
+def open_object(
+    data: bytes,
+    entry: dict[str, Any],
+    key: age.X25519Identity,
+    *,
+    by_identity: bool = False,
+) -> bytes:
+    """A note object's plaintext, opened with the kept file key when there is one.
+
+    ``by_identity`` opens it with the compartment key instead, as stock age
+    and a recovery would, and then also checks that the kept key opens it.
+    """
+    encoded = entry.get("file_key")
+    if encoded is None:
+        return age.decrypt(data, [key])
+    try:
+        file_key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError, TypeError) as err:
+        raise IntegrityError(f"note {entry['id']} has a malformed file key") from err
+    plain = age.decrypt(data, [key]) if by_identity else None
+    try:
+        opened = age.decrypt_with_file_key(data, file_key)
+    except AgeError as err:
+        raise IntegrityError(
+            f"note {entry['id']} does not open with the file key its index keeps"
+        ) from err
+    if plain is not None and plain != opened:
+        raise IntegrityError(f"note {entry['id']} opens differently with its file key")
+    return opened
 
 
 def body_digest(body: bytes) -> str:
@@ -135,6 +192,36 @@ def parse(plaintext: bytes) -> tuple[NoteMeta, bytes]:
     if end < 0:
         raise IntegrityError("a note has no metadata line")
     return parse_header(plaintext[:end]), plaintext[end + 1 :]
+
+
+def parse_recorded(plaintext: bytes, entry: dict[str, Any]) -> tuple[NoteMeta, bytes]:
+    """Split a note's plaintext, checking its metadata is exactly what ``entry`` says."""
+    end = plaintext.find(b"\n", 0, MAX_HEADER)
+    try:
+        doc = json.loads(plaintext[:end]) if end >= 0 else None
+    except ValueError as err:  # includes a UnicodeDecodeError
+        raise IntegrityError("a note's metadata line is malformed") from err
+    recorded = {k: v for k, v in entry.items() if k not in STORAGE_FIELDS}
+    if doc != recorded:
+        raise IntegrityError(f"note {entry.get('id')} does not match its index entry")
+    return NoteMeta.from_json(doc), plaintext[end + 1 :]
+
+
+def body_recorded(plaintext: bytes, entry: dict[str, Any]) -> bytes:
+    """A note's body, checked against the size and SHA-256 ``entry`` records.
+
+    Those two are covered by the author's signature; the metadata line is
+    skipped unparsed (for search, which shows the index's metadata).
+    """
+    end = plaintext.find(b"\n", 0, MAX_HEADER)
+    body = plaintext[end + 1 :]
+    if (
+        end < 0
+        or len(body) != entry["body_size"]
+        or not hmac.compare_digest(body_digest(body), entry["body_sha256"])
+    ):
+        raise IntegrityError(f"note {entry['id']} body does not match its index entry")
+    return body
 
 
 def parse_header(line: bytes) -> NoteMeta:

@@ -59,7 +59,7 @@ class Transaction:
     def pending_bytes(self, digest: str) -> bytes | None:
         """The content of an object written in this transaction (for self-checks)."""
         temp = self._pending.get(digest)
-        return temp.path.read_bytes() if temp is not None else None
+        return fs.read_bytes(temp.path) if temp is not None else None
 
     def abort(self) -> None:
         """Drop everything written so far; nothing was committed."""
@@ -108,12 +108,13 @@ class Transaction:
         old_shards = set(self.current.body.shards.values()) if self.current else set()
         garbage_shards = old_shards - set(body.shards.values())
         journal = self._write_journal(garbage_shards | set(shard_files))
-        paths = []
-        made: set[Path] = set()
+        paths: list[Path | str] = []
+        made: set[str] = set()
         for temp in self._pending.values():
-            if temp.target.parent not in made:
-                fs.ensure_dir(temp.target.parent)
-                made.add(temp.target.parent)
+            parent = str(temp.target).rpartition("/")[0]
+            if parent not in made:
+                fs.ensure_dir(Path(parent))
+                made.add(parent)
             temp.move()
             paths.append(temp.target)
         for name, data in shard_files.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confvault import age
@@ -23,6 +23,7 @@ from confvault.errors import (
     NotFoundError,
     UnsafeInputError,
 )
+from confvault.vault import _note_format as fmt
 from confvault.vault import _txn, records
 from confvault.vault._core import GRANTEE_POINTER
 from confvault.vault._note_format import RECORDS
@@ -38,6 +39,9 @@ from confvault.vault.results import (
 )
 
 Progress = Callable[[int, int], None]
+# A rotation commits once per batch of clients holding about this many notes.
+_BATCH_NOTES = 1000
+_BATCH_CLIENTS = 64
 GRANTEE_FORMAT = "confvault/grantee/v1"
 _STREAM_THRESHOLD = 1 << 20
 _DIRECTORY_FIELDS = ("key", "index", "key_created", "notes", "drafts", "attachments")
@@ -152,14 +156,17 @@ class AccessMixin:
     def _reseal(
         self,
         txn: _txn.Transaction,
-        digest: str,
+        note: dict[str, Any],
         old: age.X25519Identity,
         new: age.X25519Identity,
-        size: int = 0,
-    ) -> str:
-        if size <= _STREAM_THRESHOLD:
-            plain = age.decrypt(self.store.get(digest), [old])
-            return txn.put(age.encrypt(plain, [new.recipient]))
+    ) -> None:
+        """Re-seal a note to ``new``: new object, new file key, in ``note``."""
+        digest = note["object"]
+        txn.retire(digest)
+        if note["body_size"] + 4096 <= _STREAM_THRESHOLD:
+            plain = fmt.open_object(self.store.get(digest), note, old)
+            note.update(fmt.seal_object(txn, plain, new))
+            return
 
         def write(sink: Any) -> None:
             with (
@@ -169,7 +176,8 @@ class AccessMixin:
                 for chunk in age.decrypt_chunks(src, [old]):
                     w.write(chunk)
 
-        return txn.put_stream(write)
+        note.pop("file_key", None)
+        note["object"] = txn.put_stream(write)
 
     def _rotate_compartment(
         self, txn: _txn.Transaction, root: dict[str, Any], cid: str, name: str
@@ -193,11 +201,7 @@ class AccessMixin:
             age.decrypt(sealed_key, self._identities()).decode()
         )[0]
         for note in comp.notes:
-            old_digest = note["object"]
-            note["object"] = self._reseal(
-                txn, old_digest, comp.key, new_key, note["body_size"] + 4096
-            )
-            txn.retire(old_digest)
+            self._reseal(txn, note, comp.key, new_key)
         if comp.notes:
             sample = comp.notes[0]
             if sample["body_size"] < _STREAM_THRESHOLD:
@@ -218,27 +222,33 @@ class AccessMixin:
             new_key_created=created,
         )
 
-    def _rotate_client(self, cid: str, compartments: list[str]) -> list[RotatedKey]:
+    def _rotate_clients(self, batch: list[tuple[str, list[str]]]) -> list[RotatedKey]:
+        """Rotate the compartments of several clients in one commit."""
         with self._writing() as txn:
             root = self._root_doc(txn.current)
-            if cid not in root["clients"]:
+            done: list[RotatedKey] = []
+            for cid, compartments in batch:
+                if cid in root["clients"]:
+                    rotated = [
+                        r
+                        for name in compartments
+                        if (r := self._rotate_compartment(txn, root, cid, name))
+                    ]
+                    self._note_audit(
+                        "key-rotate",
+                        cid,
+                        None,
+                        compartments=[r.compartment for r in rotated],
+                    )
+                    done += rotated
                 root["pending_rotation"] = [
-                    p for p in root.get("pending_rotation", []) if p[0] != cid
+                    p
+                    for p in root.get("pending_rotation", [])
+                    if not (
+                        p[0] == cid
+                        and (p[1] in compartments or cid not in root["clients"])
+                    )
                 ]
-                self._write_root(txn, root)
-                return []
-            done = [
-                r
-                for name in compartments
-                if (r := self._rotate_compartment(txn, root, cid, name)) is not None
-            ]
-            pending = root.get("pending_rotation", [])
-            root["pending_rotation"] = [
-                p for p in pending if not (p[0] == cid and p[1] in compartments)
-            ]
-            self._note_audit(
-                "key-rotate", cid, None, compartments=[r.compartment for r in done]
-            )
             self._write_root(txn, root)
             return done
 
@@ -442,19 +452,53 @@ class AccessMixin:
             by_client.setdefault(cid, []).append(name)
         rotated: list[RotatedKey] = []
         failed: list[str] = []
-        for number, (cid, names) in enumerate(sorted(by_client.items()), start=1):
+        finished = 0
+        for batch in self._rotation_batches(sorted(by_client.items())):
             try:
-                rotated += self._rotate_client(cid, names)
-            except ConfvaultError as err:  # one damaged client must not stop the job
-                failed.append(f"{cid}: {err}")
+                rotated += self._rotate_clients(batch)
+            except ConfvaultError:
+                # One damaged client must not stop the job: redo this batch
+                # client by client, and report the ones that fail.
+                for cid, names in batch:
+                    try:
+                        rotated += self._rotate_clients([(cid, names)])
+                    except ConfvaultError as err:
+                        failed.append(f"{cid}: {err}")
+            finished += len(batch)
             if progress:
-                progress(number, len(by_client))
+                progress(finished, len(by_client))
         return RotateReport(
             revoked_grants=revoked,
             rotated=tuple(rotated),
             failed=tuple(failed),
             dry_run=False,
         )
+
+    def _rotation_batches(
+        self, work: list[tuple[str, list[str]]]
+    ) -> Iterator[list[tuple[str, list[str]]]]:
+        """Clients grouped so that one commit re-seals about ``_BATCH_NOTES`` notes.
+
+        Each commit rewrites the manifest shards it touches, so a commit per
+        client would rewrite most shards once per client.
+        """
+        with self._reading() as current:
+            clients = self._root_doc(current)["clients"]
+        batch: list[tuple[str, list[str]]] = []
+        notes = 0
+        for cid, names in work:
+            comps = clients.get(cid, {}).get("compartments", {})
+            notes += sum(
+                comps[n].get("notes", 0) + comps[n].get("drafts", 0)
+                for n in names
+                if n in comps
+            )
+            batch.append((cid, names))
+            if notes >= _BATCH_NOTES or len(batch) >= _BATCH_CLIENTS:
+                yield batch
+                batch, notes = [], 0
+        if batch:
+            yield batch
 
     def rotate(
         self,

@@ -15,7 +15,7 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -88,6 +88,11 @@ def ensure_dir(path: Path) -> None:
 
 def open_read(path: Path) -> BinaryIO:
     """Open a vault file for reading, refusing symlinks and non-regular files."""
+    return os.fdopen(_open_private(path)[0], "rb")
+
+
+def _open_private(path: Path | str) -> tuple[int, os.stat_result]:
+    """A read descriptor of a private regular file, and its status."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
@@ -105,23 +110,33 @@ def open_read(path: Path) -> BinaryIO:
         raise UnsafeInputError(
             f"{path} is accessible to other users (mode {info.st_mode & 0o777:o})"
         )
-    return os.fdopen(fd, "rb")
+    return fd, info
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path | str) -> bytes:
     """The whole content of a (small) vault file."""
-    with open_read(path) as f:
-        return f.read()
+    fd, info = _open_private(path)
+    try:
+        parts = []
+        want = info.st_size + 1  # one more, to see the end even if it grew
+        while block := os.read(fd, want):
+            parts.append(block)
+            want = 1 << 20
+        return b"".join(parts) if len(parts) != 1 else parts[0]
+    finally:
+        os.close(fd)
 
 
 class TempFile:
-    """A 0600 temporary file in the vault's tmp/ that becomes ``target`` on commit."""
+    """A 0600 temporary file in the vault's tmp/ that becomes ``target`` on commit.
 
-    def __init__(self, root: Path, target: Path) -> None:
+    Paths are kept as strings: a rotation makes thousands of these.
+    """
+
+    def __init__(self, root: Path, target: Path | str) -> None:
         self.target = target
         tmp_dir = root / TMP_DIR
-        name = f"{target.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        self.path = tmp_dir / name
+        self.path = _temp_name(root, target)
         try:
             fd = os.open(
                 self.path,
@@ -133,13 +148,11 @@ class TempFile:
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
     @classmethod
-    def of_bytes(cls, root: Path, target: Path, data: bytes) -> TempFile:
+    def of_bytes(cls, root: Path, target: Path | str, data: bytes) -> TempFile:
         """A closed temporary file holding ``data`` (the small-object fast path)."""
         self = cls.__new__(cls)
         self.target = target
-        self.path = Path(
-            f"{root}/{TMP_DIR}/{target.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        )
+        self.path = _temp_name(root, target)
         try:
             fd = os.open(
                 self.path,
@@ -154,8 +167,8 @@ class TempFile:
                 os.close(fd)
         except OSError as err:
             with contextlib.suppress(OSError):
-                self.path.unlink()
-            raise storage_error(err, f"write {target.name}") from err
+                os.unlink(self.path)  # noqa: PTH108 (a str path: hot)
+            raise storage_error(err, f"write {self.name}") from err
         self.file = None  # type: ignore[assignment]
         return self
 
@@ -164,7 +177,7 @@ class TempFile:
             return self.file.write(data)
         except OSError as err:
             self.discard()
-            raise storage_error(err, f"write {self.target.name}") from err
+            raise storage_error(err, f"write {self.name}") from err
 
     def close(self, *, fsync: bool = False) -> None:
         """Flush (and optionally fsync) and close; the file stays in tmp/."""
@@ -175,7 +188,12 @@ class TempFile:
             self.file.close()
         except OSError as err:
             self.discard()
-            raise storage_error(err, f"write {self.target.name}") from err
+            raise storage_error(err, f"write {self.name}") from err
+
+    @property
+    def name(self) -> str:
+        """The target's file name (for messages)."""
+        return _basename(self.target)
 
     def move(self) -> None:
         """Rename the closed file onto its target (atomic within the vault)."""
@@ -183,7 +201,7 @@ class TempFile:
             os.replace(self.path, self.target)
         except OSError as err:
             self.discard()
-            raise storage_error(err, f"write {self.target.name}") from err
+            raise storage_error(err, f"write {self.name}") from err
 
     def finish(self, *, fsync: bool) -> None:
         """Close (optionally fsync) and move into place."""
@@ -195,7 +213,17 @@ class TempFile:
         with contextlib.suppress(OSError, AttributeError):
             self.file.close()
         with contextlib.suppress(OSError):
-            self.path.unlink()
+            os.unlink(self.path)  # noqa: PTH108 (a str path: hot)
+
+
+def _basename(path: Path | str) -> str:
+    return str(path).rpartition("/")[2]
+
+
+def _temp_name(root: Path, target: Path | str) -> str:
+    return (
+        f"{root}/{TMP_DIR}/{_basename(target)}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    )
 
 
 def fsync_dir(path: Path) -> None:
@@ -210,7 +238,7 @@ def fsync_dir(path: Path) -> None:
         raise storage_error(err, f"sync {path}") from err
 
 
-def make_durable(root: Path, files: list[Path]) -> None:
+def make_durable(root: Path, files: Sequence[Path | str]) -> None:
     """Make freshly written ``files`` (and their directory entries) durable.
 
     Few files: fsync each and its directory. Many (a rotation): one syncfs
@@ -228,7 +256,8 @@ def make_durable(root: Path, files: list[Path]) -> None:
             os.close(fd)
         return
     dirs: set[Path] = set()
-    for path in files:
+    for name in files:
+        path = Path(name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
@@ -251,14 +280,14 @@ def atomic_write(root: Path, target: Path, data: bytes) -> None:
     fsync_dir(target.parent)
 
 
-def remove(path: Path) -> None:
+def remove(path: Path | str) -> None:
     """Remove a file; a missing one is fine (an earlier run may have removed it)."""
     try:
-        path.unlink()
+        os.unlink(path)  # noqa: PTH108 (a str path: hot)
     except FileNotFoundError:
         pass
     except OSError as err:
-        raise storage_error(err, f"remove {path.name}") from err
+        raise storage_error(err, f"remove {_basename(path)}") from err
 
 
 def clean_tmp(root: Path) -> int:

@@ -239,7 +239,13 @@ def next_body(
     time: str,
 ) -> tuple[ManifestBody, dict[str, bytes], dict[str, frozenset[str]]]:
     """The next body, the new shard files it needs, and the shard contents known."""
-    touched = {d[:2] for d in changes.added | changes.removed}
+    added: dict[str, set[str]] = {}
+    removed: dict[str, set[str]] = {}
+    for digest in changes.added:
+        added.setdefault(digest[:2], set()).add(digest)
+    for digest in changes.removed:
+        removed.setdefault(digest[:2], set()).add(digest)
+    touched = added.keys() | removed.keys()
     shards = dict(current.body.shards) if current else {}
     pointers = dict(current.body.pointers) if current else {}
     count = current.body.objects if current else 0
@@ -248,9 +254,7 @@ def next_body(
     cache = dict(current._cache) if current else {}
     for prefix in sorted(touched):
         old = current.shard(prefix) if current else frozenset()
-        names = (set(old) - {d for d in changes.removed if d[:2] == prefix}) | {
-            d for d in changes.added if d[:2] == prefix
-        }
+        names = (set(old) - removed.get(prefix, set())) | added.get(prefix, set())
         count += len(names) - len(old)
         cache[prefix] = frozenset(names)
         if names:

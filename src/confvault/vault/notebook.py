@@ -70,12 +70,6 @@ def _check_kind(kind: str) -> None:
         raise UnsafeInputError(f"kind must be one of {', '.join(fmt.WRITABLE_KINDS)}")
 
 
-def _meta(entry: dict[str, Any]) -> fmt.NoteMeta:
-    doc = dict(entry)
-    doc.pop("object", None)
-    return fmt.NoteMeta.from_json(doc)
-
-
 class NotesMixin:
     """Note operations of ``Vault``."""
 
@@ -109,9 +103,9 @@ class NotesMixin:
 
     def _seal_note(
         self, txn: _txn.Transaction, comp: Compartment, meta: fmt.NoteMeta, body: bytes
-    ) -> str:
-        plain = fmt.header_line(meta, len(body)) + body
-        return txn.put(age.encrypt(plain, [comp.key.recipient]))
+    ) -> dict[str, str]:
+        """Seal a note; its storage fields (object name and file key) for the index."""
+        return fmt.seal_object(txn, fmt.header_line(meta, len(body)) + body, comp.key)
 
     def _new_meta(
         self,
@@ -163,7 +157,7 @@ class NotesMixin:
         action: str = "note-add",
     ) -> dict[str, Any]:
         self._note_audit(action, comp.client_id, meta.id)
-        entry = meta.to_json() | {"object": self._seal_note(txn, comp, meta, body)}
+        entry = meta.to_json() | self._seal_note(txn, comp, meta, body)
         if replacing is not None:
             txn.retire(replacing["object"])
             comp.notes[comp.notes.index(replacing)] = entry
@@ -213,17 +207,25 @@ class NotesMixin:
         return found[0]
 
     def _read(
-        self, comp: Compartment, entry: dict[str, Any], *, check_signature: bool = True
+        self,
+        comp: Compartment,
+        entry: dict[str, Any],
+        *,
+        check_signature: bool = True,
+        by_identity: bool = False,
     ) -> tuple[fmt.NoteMeta, bytes]:
         """Decrypt a note and check it is the one the index names.
 
         The object's hash chains up to the signed manifest, so its content is
         authenticated; ``check_signature`` also checks the author signature
         (done by show, sign, deep verify; skipped by search for speed).
+        ``by_identity`` opens it with the client key, as stock age would,
+        instead of the file key kept in the index.
         """
-        plain = age.decrypt(self.store.get(entry["object"]), [comp.key])
-        meta, body = fmt.parse(plain)
-        if meta != _meta(entry) or meta.client != comp.client_id:
+        data = self.store.get(entry["object"])
+        plain = fmt.open_object(data, entry, comp.key, by_identity=by_identity)
+        meta, body = fmt.parse_recorded(plain, entry)
+        if meta.client != comp.client_id:
             raise IntegrityError(f"note {entry['id']} does not match its index entry")
         if not fmt.body_matches(meta, body):
             raise IntegrityError(
@@ -321,9 +323,7 @@ class NotesMixin:
                         compartment=compartment,
                     )
                 )
-                entry = meta.to_json() | {
-                    "object": self._seal_note(txn, comp, meta, body)
-                }
+                entry = meta.to_json() | self._seal_note(txn, comp, meta, body)
                 comp.notes.append(entry)
                 entries.append(entry)
                 self._note_audit("note-import", client_id, meta.id)
@@ -396,7 +396,7 @@ class NotesMixin:
                     f"note {entry['id']} is signed and locked; add an addendum"
                 )
             meta = replace(
-                _meta(entry),
+                fmt.meta_of_entry(entry),
                 body_size=len(body),
                 body_sha256=fmt.body_digest(body),
                 title=names.title(title) if title else entry["title"],
@@ -521,7 +521,7 @@ class NotesMixin:
         with self._reading() as current:
             root = self._root_doc(current)
             comp, entry = self._find(root, ref)
-            meta = _meta(entry)
+            meta = fmt.meta_of_entry(entry)
             if fmt.signature_status(meta, self._signers()) != "valid":
                 raise IntegrityError(f"note {entry['id']} has an invalid signature")
             with self.store.open_checked(entry["object"]) as src:
@@ -571,7 +571,10 @@ class NotesMixin:
                     if entry["kind"] == "attachment":
                         text = entry["title"]
                     else:
-                        _, body = self._read(comp, entry, check_signature=False)
+                        data = self.store.get(entry["object"])
+                        body = fmt.body_recorded(
+                            fmt.open_object(data, entry, comp.key), entry
+                        )
                         text = entry["title"] + "\n" + body.decode("utf-8", "replace")
                     if needle not in text.casefold():
                         continue

@@ -172,9 +172,7 @@ class RecordsMixin:
             profile = comps[0].index.get("profile", {}) if comps else {}
             for comp in comps:
                 for entry in sorted(comp.notes, key=lambda e: (e["date"], e["id"])):
-                    meta = fmt.NoteMeta.from_json(
-                        {k: v for k, v in entry.items() if k != "object"}
-                    )
+                    meta = fmt.meta_of_entry(entry)
                     status = fmt.signature_status(meta, self._signers())
                     stem = f"{meta.date[:10]}_{meta.id}"
                     if meta.kind == "attachment":

@@ -284,7 +284,7 @@ def verify_deep(
                     if note["kind"] == "attachment":
                         vault._stream_attachment(note["id"], _NullSink())
                     else:
-                        vault._read(comp, note)
+                        vault._read(comp, note, by_identity=True)
                 except (ConfvaultError, AgeError) as err:
                     report.error("note", note["id"], str(err))
                 if progress:

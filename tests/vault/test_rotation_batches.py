@@ -1,0 +1,65 @@
+"""A rotation commits once per batch of clients, and a damaged client is set aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from confvault.vault import Vault
+
+
+def _generation(vault: Vault) -> int:
+    with vault._reading() as current:
+        return int(current.body.generation)
+
+
+def _note_objects(vault: Vault, client: str) -> list[Path]:
+    with vault._reading() as current:
+        root = vault._root_doc(current)
+        comp = vault._open_compartment(
+            root, vault._resolve_client(root, client), "records"
+        )
+        return [vault.store.path(e["object"]) for e in comp.notes]
+
+
+def _clients(vault: Vault, count: int) -> dict[str, list[str]]:
+    notes = {}
+    for c in range(count):
+        vault.add_client(f"Client {c}")
+        notes[f"Client {c}"] = [
+            vault.add_note(f"Client {c}", f"note {c}.{n}".encode()).id for n in range(3)
+        ]
+    return notes
+
+
+def test_rotating_many_small_clients_is_one_commit(vault: Vault) -> None:
+    notes = _clients(vault, 6)
+    before = _generation(vault)
+    report = vault.rotate(all_clients=True)
+    assert sorted(r.client_name for r in report.rotated) == sorted(notes)
+    assert report.failed == ()
+    assert _generation(vault) == before + 1
+    for client, ids in notes.items():
+        assert [vault.note(i).body for i in ids] == [
+            f"note {client[-1]}.{n}".encode() for n in range(3)
+        ]
+    assert vault.verify(deep=True).ok
+
+
+def test_a_damaged_client_is_reported_and_the_rest_of_its_batch_rotates(
+    vault: Vault,
+) -> None:
+    notes = _clients(vault, 3)
+    damaged = _note_objects(vault, "Client 1")[0]
+    damaged.write_bytes(b"not the sealed note any more")
+    untouched = {p: p.read_bytes() for p in _note_objects(vault, "Client 1")}
+    report = vault.rotate(all_clients=True)
+    assert sorted(r.client_name for r in report.rotated) == ["Client 0", "Client 2"]
+    assert len(report.failed) == 1
+    assert "is damaged or was replaced" in report.failed[0]
+    assert report.outcome == "partly-done"
+    # the damaged client was left exactly as it was
+    assert {p: p.read_bytes() for p in _note_objects(vault, "Client 1")} == untouched
+    for client in ("Client 0", "Client 2"):
+        assert [vault.note(i).body for i in notes[client]] == [
+            f"note {client[-1]}.{n}".encode() for n in range(3)
+        ]
