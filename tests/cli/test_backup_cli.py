@@ -278,11 +278,13 @@ def test_restore_of_an_older_backup_and_accept_rollback(
     assert len(json.loads(opened.stdout)) == 2
 
 
-def _run_on_pty(args: list[str], *, stdin_tty: bool) -> tuple[int, str]:
+def _run_on_pty(
+    args: list[str], *, stdin_tty: bool, entry: list[str] | None = None
+) -> tuple[int, str]:
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.run(
-            [*CONFVAULT, *args],
+            [*(entry or CONFVAULT), *args],
             stdin=secondary if stdin_tty else subprocess.DEVNULL,
             stdout=secondary,
             stderr=subprocess.PIPE,
@@ -295,13 +297,17 @@ def _run_on_pty(args: list[str], *, stdin_tty: bool) -> tuple[int, str]:
     return proc.returncode, proc.stderr.decode()
 
 
-def test_binary_never_goes_to_a_terminal(vault_with_notes: Path) -> None:
+@pytest.mark.parametrize("entry", ["app", "main"])
+def test_binary_never_goes_to_a_terminal(vault_with_notes: Path, entry: str) -> None:
+    run = CONFVAULT if entry == "app" else FAST  # FAST: the console script's main()
     code, err = _run_on_pty(
-        ["--vault", str(vault_with_notes), "backup", "create", "-"], stdin_tty=False
+        ["--vault", str(vault_with_notes), "backup", "create", "-"],
+        stdin_tty=False,
+        entry=run,
     )
     assert code == 2
     assert "refusing to write a binary tar to a terminal" in err
-    code, err = _run_on_pty(["backup", "verify", "-"], stdin_tty=True)
+    code, err = _run_on_pty(["backup", "verify", "-"], stdin_tty=True, entry=run)
     assert code == 2
     assert "not a terminal" in err
 
