@@ -14,7 +14,7 @@ import pytest
 
 from confvault import age
 from confvault.errors import ConfvaultError
-from confvault.vault import Vault
+from confvault.vault import Vault, root_index
 from confvault.vault.paths import SeenStore
 from confvault.vault.verify import verify_vault
 from tests.vault.conftest import PASSPHRASE
@@ -25,6 +25,7 @@ KINDS = [
     "owner",
     "recovery",
     "root",
+    "client-bucket",
     "audit",
     "grantee",
     "client-key",
@@ -55,6 +56,11 @@ def _build(
             GENUINE[vault.add_note(name, f"{name} note {i}".encode()).id] = (
                 f"{name} note {i}".encode()
             )
+    # Client IDs are random: add clients until two root buckets exist (to swap).
+    extra = 0
+    while len({root_index.label_of(c.id) for c in vault.clients()}) < 2:
+        extra += 1
+        vault.add_client(f"Extra {extra}")
     vault.grant(
         str(age.X25519Identity.generate().recipient), all_clients=True, label="executor"
     )
@@ -87,6 +93,9 @@ def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
         "owner": [store.path(pointers["owner"])],
         "recovery": [store.path(pointers["recovery"])],
         "root": [store.path(pointers["root"])],
+        "client-bucket": [
+            store.path(d) for _, (d, _) in sorted(vault._root_buckets.sealed.items())
+        ],
         "audit": [store.path(pointers["audit"])],
         "grantee": [
             store.path(d)
@@ -171,5 +180,5 @@ def test_tamper_case(template, tmp_path: Path, kind: str, attack: str) -> None:
 
 
 def test_matrix_size() -> None:
-    """10 kinds x 6 attacks, less the swaps of kinds that exist once: 55 cases."""
-    assert len(CASES) == len(KINDS) * len(ATTACKS) - len(SINGLE) == 55
+    """11 kinds x 6 attacks, less the swaps of kinds that exist once: 61 cases."""
+    assert len(CASES) == len(KINDS) * len(ATTACKS) - len(SINGLE) == 61

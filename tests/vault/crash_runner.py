@@ -3,7 +3,7 @@
     python tests/vault/crash_runner.py KILL_AT -- <confvault CLI args...>
 
 The durable steps are the calls that make data reach its final place:
-``os.fsync``, ``os.replace``, ``os.rename`` and ``confvault.vault.fs._SYNCFS``
+``os.fsync``, ``os.replace``, ``os.rename`` and syncfs (``confvault.vault.fs._SYNCFS``)
 (libc ``syncfs``). They are wrapped, in this process, by counters; nothing of
 the vault is mocked, every step still happens for real.
 
@@ -84,8 +84,8 @@ def install(kill_at: int, after: bool) -> None:
     os.fsync = _wrap("fsync", os.fsync, kill_at, after)
     os.replace = _wrap("replace", os.replace, kill_at, after)
     os.rename = _wrap("rename", os.rename, kill_at, after)
-    if fs._SYNCFS is not None:
-        fs._SYNCFS = _wrap("syncfs", fs._SYNCFS, kill_at, after)
+    if (syncfs := fs._syncfs()) is not None:
+        fs._SYNCFS = _wrap("syncfs", syncfs, kill_at, after)
 
 
 def main(argv: list[str]) -> int:

@@ -70,7 +70,8 @@ def test_grantee_reads_exactly_the_granted_client(
     # Granting re-wraps key files only: every note object is untouched.
     assert {vault.note(n).info.id for n in notes_before} == set(notes_before)
     added = set(_objects(vault)) - objects_before
-    assert len(added) == 4  # client key, grantee directory, root, audit segment
+    # client key, grantee directory, root index and the client's bucket, audit segment
+    assert len(added) == 5
 
     reader = Vault.open(
         vault.root, reader=supervisor, state_dir=tmp_path / "grantee-state"
@@ -241,7 +242,9 @@ def test_change_passphrase_rewrites_only_owner_key(vault, practice, state_dir) -
     vault.change_passphrase(b"another long passphrase")
     after = vault.manifest.body.pointers
     assert {k for k in after if after[k] != before.get(k)} == {"owner", "audit"}
-    assert len(set(_objects(vault)) - objects_before) == 2  # owner key file, audit segment
+    assert (
+        len(set(_objects(vault)) - objects_before) == 2
+    )  # owner key file, audit segment
     with pytest.raises(WrongPassphraseError):
         Vault.open(vault.root, passphrase=PASSPHRASE, state_dir=state_dir)
     assert Vault.open(

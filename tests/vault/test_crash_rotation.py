@@ -124,7 +124,9 @@ def test_kill_at_every_durable_step_then_rerun(
     shutil.copytree(base, probe)
     total = _steps(probe, command)
     modes = ("", "+") if os.environ.get("CONFVAULT_CRASH_BOTH") else ("",)
-    points = [f"{n}{mode}" for n in range(1, total + 1) for mode in modes] + [f"{total}+"]
+    points = [f"{n}{mode}" for n in range(1, total + 1) for mode in modes] + [
+        f"{total}+"
+    ]
 
     def one(point: str) -> str:
         root = tmp_path / f"p{point.replace('+', 'a')}"

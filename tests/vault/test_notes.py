@@ -76,6 +76,15 @@ def test_client_resolution_by_id_prefix_and_ambiguity(vault: Vault) -> None:
         vault.client("")
 
 
+def test_a_whole_client_id_wins_over_a_client_named_like_it(vault: Vault) -> None:
+    a = vault.add_client("A")
+    named = vault.add_client(a.id)  # a client whose name is A's ID
+    assert vault.client(a.id).id == a.id
+    assert vault.client(a.id.upper()).id == a.id
+    assert vault.client(f" {a.id} ").id == a.id
+    assert vault.client(named.id).name == a.id
+
+
 def test_drafts_edit_then_sign_then_locked(vault: Vault) -> None:
     vault.add_client("Ann")
     draft = vault.add_note("Ann", b"first", draft=True)

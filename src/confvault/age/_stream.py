@@ -12,8 +12,10 @@ libsodium's ChaCha20-Poly1305 is the bottleneck and cffi releases the GIL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # imported when a large payload first needs the threads
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 from confvault.age._primitives import TAG_SIZE, ChunkCipher, hkdf_sha256
 from confvault.errors import HeaderError, PayloadError
@@ -31,6 +33,8 @@ _write_pool: ThreadPoolExecutor | None = None
 def _workers() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="age-stream")
     return _pool
 
@@ -38,6 +42,8 @@ def _workers() -> ThreadPoolExecutor:
 def _writer() -> ThreadPoolExecutor:
     global _write_pool
     if _write_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="age-writer")
     return _write_pool
 

@@ -70,7 +70,7 @@ class Options:
                 lock_timeout=self.lock_timeout,
                 state_dir=default_state_dir(),
             )
-        from confvault.vault._core import check_vault_dir
+        from confvault.vault.paths import check_vault_dir
 
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
         return Vault.open(

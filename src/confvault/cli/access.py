@@ -264,8 +264,7 @@ def identity_rotate(ctx: typer.Context, as_json: JSON = False) -> None:
     """New owner keys; client keys and owner files re-sealed; old key endorses the new."""
     opts = options(ctx)
     secret = opts.passphrase()
-    from confvault.vault._core import check_vault_dir
-    from confvault.vault.paths import default_state_dir
+    from confvault.vault.paths import check_vault_dir, default_state_dir
 
     check_vault_dir(opts.vault_path)
     vault = Vault.open(

@@ -196,7 +196,7 @@ def verify(
     if deep:
         report = opts.open_vault().verify(deep=True)
     else:
-        from confvault.vault._core import check_vault_dir
+        from confvault.vault.paths import check_vault_dir
 
         path = opts.vault_path
         try:

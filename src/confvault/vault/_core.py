@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,25 @@ from confvault.errors import (
     VaultNotFoundError,
     WrongPassphraseError,
 )
-from confvault.vault import _signing, _txn, fs, identity, manifest, records
+from confvault.vault import (
+    _signing,
+    _txn,
+    fs,
+    identity,
+    manifest,
+    records,
+    root_index,
+)
 from confvault.vault.objects import OBJECTS_DIR, ObjectStore
-from confvault.vault.paths import SeenStore, default_state_dir
+from confvault.vault.paths import (
+    DEFAULT_LOCK_TIMEOUT,
+    SeenStore,
+    check_vault_dir,
+    default_state_dir,
+)
 
 Clock = Callable[[], dt.datetime]
-DEFAULT_LOCK_TIMEOUT = 60.0
-ROOT_FORMAT = "confvault/root/v1"
+ROOT_FORMAT = root_index.ROOT_V1  # the grantee's view keeps the v1 shape
 GRANTEE_POINTER = "grantee:"
 DEFAULT_MAX_KEY_AGE_DAYS = 180
 
@@ -75,6 +87,7 @@ class VaultCore:
         self.seen = SeenStore(state_dir or default_state_dir())
         self.manifest: manifest.Manifest | None = None
         self._root_cache: tuple[str, dict[str, Any]] | None = None
+        self._root_buckets = root_index.Buckets()
         self._audit_pending: list[dict[str, Any]] = []
         self._new_vault_id: str | None = None
 
@@ -121,7 +134,6 @@ class VaultCore:
                     "recovery", txn.put(owner.seal_to(vault_id, recovery.recipient))
                 )
             root_doc = {
-                "format": ROOT_FORMAT,
                 "vault": vault_id,
                 "clients": {},
                 "grants": [],
@@ -133,7 +145,10 @@ class VaultCore:
                     "recovery_recipient": str(recovery.recipient) if recovery else None,
                 },
             }
-            txn.point("root", txn.put_document(root_doc, [owner.recipient]))
+            digest, _ = root_index.write(
+                txn, root_doc, root_index.Buckets(), owner.recipient
+            )
+            txn.point("root", digest)
             vault._new_vault_id = vault_id
             vault._note_audit("vault-init")
             vault._fold_audit(txn)
@@ -194,7 +209,11 @@ class VaultCore:
             and not (self.root / manifest.MANIFEST_NAME).is_symlink()
         ):
             raise VaultNotFoundError(f"no vault at {self.root}")
-        loaded = manifest.load(self.root)
+        raw = manifest.read_raw(self.root)
+        if self.manifest is not None and raw == self.manifest.raw:
+            loaded = self.manifest  # the very bytes this process checked or signed
+        else:
+            loaded = manifest.parse(self.root, raw)
         seen = self.seen.get(loaded.body.vault_id)
         if seen is not None:
             generation, signer = seen
@@ -232,6 +251,8 @@ class VaultCore:
             except BaseException:
                 txn.abort()
                 self._audit_pending.clear()
+                # Callers change the cached root in place: forget it.
+                self._root_cache = None
                 raise
             if not txn.empty:
                 self._commit(txn, current.body.vault_id)
@@ -258,11 +279,9 @@ class VaultCore:
             return self._grantee_root(current)
         digest = _required_pointer(current, "root")
         if self._root_cache is None or self._root_cache[0] != digest:
-            doc = records.open_document(
-                self.store.get(digest), [self.owner.x25519], "root"
+            doc, self._root_buckets = root_index.read(
+                self.store, self.owner.x25519, digest, current.body.vault_id
             )
-            if doc.get("vault") != current.body.vault_id:
-                raise IntegrityError("the root index belongs to another vault")
             self._root_cache = (digest, doc)
         return self._root_cache[1]
 
@@ -311,12 +330,22 @@ class VaultCore:
             raise VaultNotFoundError("vault not loaded")
         return {self.manifest.body.signer} | self.manifest.body.former_signers
 
-    def _write_root(self, txn: _txn.Transaction, doc: dict[str, Any]) -> None:
-        """Seal the new root index (after bringing grantee directories in line)."""
+    def _write_root(
+        self,
+        txn: _txn.Transaction,
+        doc: dict[str, Any],
+        changed: Collection[str] | None = None,
+    ) -> None:
+        """Seal the new root index (after bringing grantee directories in line).
+
+        ``changed``: the only clients this write changed (see root_index.write).
+        """
         self._sync_grantees(txn, doc)
         current = txn.current
         txn.retire(current.pointer("root") if current else None)
-        digest = txn.put_document(doc, [self._owner().recipient])
+        digest, self._root_buckets = root_index.write(
+            txn, doc, self._root_buckets, self._owner().recipient, changed
+        )
         txn.point("root", digest)
         # The next command of this process reads this root: keep it, keyed by
         # its digest (if the commit fails, the manifest names another digest).
@@ -428,18 +457,6 @@ def _required_pointer(current: manifest.Manifest, name: str) -> str:
     if digest is None:
         raise IntegrityError(f"the manifest has no {name} entry")
     return digest
-
-
-def check_vault_dir(path: Path) -> None:
-    """Refuse a missing, symlinked or shared vault directory."""
-    try:
-        fs.check_dir(path)
-    except FileNotFoundError as err:
-        raise VaultNotFoundError(f"no vault at {path}") from err
-    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
-        sub_path = path / sub
-        if sub_path.is_symlink() or sub_path.exists():
-            fs.check_dir(sub_path)
 
 
 def _prepare_empty_dir(path: Path) -> None:

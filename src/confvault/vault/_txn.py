@@ -125,12 +125,9 @@ class Transaction:
             paths.append(target)
         fs.make_durable(self.root, paths)
         signature = sign(manifest.canonical(body.to_json()))
-        fs.atomic_write(
-            self.root,
-            self.root / manifest.MANIFEST_NAME,
-            manifest.encode(body, signature),
-        )
-        new = manifest.Manifest(self.root, body, known)
+        raw = manifest.encode(body, signature)
+        fs.atomic_write(self.root, self.root / manifest.MANIFEST_NAME, raw)
+        new = manifest.Manifest(self.root, body, known, raw)
         collect(self.root, self.store, journal, new)
         return new
 

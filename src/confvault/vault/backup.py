@@ -48,9 +48,13 @@ from confvault.errors import (
     VaultNotFoundError,
 )
 from confvault.vault import fs, manifest
-from confvault.vault._core import DEFAULT_LOCK_TIMEOUT, check_vault_dir
 from confvault.vault.objects import OBJECTS_DIR, is_hash
-from confvault.vault.paths import SeenStore, default_state_dir
+from confvault.vault.paths import (
+    DEFAULT_LOCK_TIMEOUT,
+    SeenStore,
+    check_vault_dir,
+    default_state_dir,
+)
 from confvault.vault.results import Finding, VerifyReport
 from confvault.vault.verify import _live_objects, _Report, verify_keyless
 

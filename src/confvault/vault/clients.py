@@ -139,7 +139,10 @@ class ClientsMixin:
     # --- resolution -------------------------------------------------------------------
 
     def _resolve_client(self, root: dict[str, Any], ref: str) -> str:
+        """A whole client ID, else a name, else a unique prefix of an ID."""
         clients = root["clients"]
+        if ref.strip().lower() in clients:  # without a scan of every client
+            return ref.strip().lower()
         wanted = ref.strip().casefold()
         by_name = [cid for cid, c in clients.items() if c["name"].casefold() == wanted]
         if len(by_name) == 1:

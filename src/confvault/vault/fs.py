@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -17,7 +16,7 @@ import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from confvault.errors import (
     StorageError,
@@ -40,19 +39,20 @@ def storage_error(err: OSError, what: str) -> StorageError:
     return StorageError(f"cannot {what}: {reason}")
 
 
-def _syncfs_function():
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        function = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    return function
+_UNRESOLVED: Any = object()
+_SYNCFS: Any = _UNRESOLVED  # libc's syncfs(2) once looked up; None without one
 
 
-_SYNCFS = _syncfs_function()
+def _syncfs() -> Any:
+    """syncfs(2), looked up on first use: the C library is already loaded
+    into this process, so there is nothing to search for at start-up."""
+    global _SYNCFS
+    if _SYNCFS is _UNRESOLVED:
+        try:
+            _SYNCFS = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            _SYNCFS = None
+    return _SYNCFS
 
 
 def check_dir(path: Path) -> None:
@@ -246,10 +246,10 @@ def make_durable(root: Path, files: Sequence[Path | str]) -> None:
     """
     if not files:
         return
-    if len(files) > _BATCH_FSYNC_LIMIT and _SYNCFS is not None:
+    if len(files) > _BATCH_FSYNC_LIMIT and (syncfs := _syncfs()) is not None:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if _SYNCFS(fd) != 0:
+            if syncfs(fd) != 0:
                 err = ctypes.get_errno()
                 raise storage_error(OSError(err, os.strerror(err)), "sync the vault")
         finally:

@@ -166,7 +166,7 @@ class NotesMixin:
         self._write_index(txn, comp)
         client = root["clients"][comp.client_id]
         client["last_note"] = max(client.get("last_note") or "", meta.date)
-        self._write_root(txn, root)
+        self._write_root(txn, root, changed=[comp.client_id])
         return entry
 
     def _compartments(
@@ -335,7 +335,7 @@ class NotesMixin:
                 client_doc["last_note"] = max(
                     [client_doc.get("last_note") or ""] + [e["date"] for e in entries]
                 )
-            self._write_root(txn, root)
+            self._write_root(txn, root, changed=[client_id])
             name = client_doc["name"]
             return [_info(e, name) for e in entries]
 
@@ -381,7 +381,7 @@ class NotesMixin:
             comp.notes.append(entry)
             self._note_audit("attachment-add", client_id, meta.id)
             self._write_index(txn, comp)
-            self._write_root(txn, root)
+            self._write_root(txn, root, changed=[client_id])
             return _info(entry, root["clients"][client_id]["name"])
 
     def edit_draft(

@@ -1,5 +1,6 @@
 """Default locations: the vault (XDG data dir) and this machine's memory of
-each vault (XDG state dir), which is what makes a rollback detectable."""
+each vault (XDG state dir), which is what makes a rollback detectable; and
+the check of a vault directory before anything is read from it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,24 @@ import json
 import os
 from pathlib import Path
 
-from confvault.errors import IntegrityError
+from confvault.errors import IntegrityError, VaultNotFoundError
 from confvault.vault import fs
+from confvault.vault.manifest import SHARDS_DIR
+from confvault.vault.objects import OBJECTS_DIR
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+def check_vault_dir(path: Path) -> None:
+    """Refuse a missing, symlinked or shared vault directory."""
+    try:
+        fs.check_dir(path)
+    except FileNotFoundError as err:
+        raise VaultNotFoundError(f"no vault at {path}") from err
+    for sub in (OBJECTS_DIR, SHARDS_DIR, fs.TMP_DIR):
+        sub_path = path / sub
+        if sub_path.is_symlink() or sub_path.exists():
+            fs.check_dir(sub_path)
 
 
 def default_vault_path() -> Path:

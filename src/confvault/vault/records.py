@@ -36,10 +36,20 @@ def pad_text(data: bytes) -> bytes:
     return data + b" " * (padded_size(len(data)) - len(data))
 
 
+def encode_document(doc: dict[str, Any]) -> bytes:
+    """A JSON document as sealed: compact, keys sorted, UTF-8."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def seal_encoded(data: bytes, recipients: Sequence[age.Recipient]) -> bytes:
+    """An encoded document, padded, sealed to ``recipients``."""
+    return age.encrypt(pad_text(data), recipients)
+
+
 def seal_document(doc: dict[str, Any], recipients: Sequence[age.Recipient]) -> bytes:
     """A JSON document, padded, sealed to ``recipients``."""
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return age.encrypt(pad_text(data.encode("utf-8")), recipients)
+    return seal_encoded(encode_document(doc), recipients)
 
 
 def open_document(

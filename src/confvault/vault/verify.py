@@ -257,6 +257,7 @@ def verify_deep(
             tuple(report.findings),
             report_in.vault_id,
         )
+    reached |= vault._root_buckets.objects
     total = sum(
         c.get("notes", 0) + c.get("drafts", 0)
         for cl in root["clients"].values()

@@ -1,0 +1,166 @@
+"""The owner's root index, sealed as a small top document and client buckets.
+
+The top document (``confvault/root/v2``) holds the settings, the grants and,
+for each of up to 64 buckets, its object name and age file key; each bucket
+(``confvault/clients/v1``) holds the clients whose ID starts with one of its
+four two-digit prefixes (bucket ``a4``: ``a4``-``a7``). A note add changes
+one client, so a write re-seals that client's bucket and the top document
+only: the cost of a write no longer grows with the number of clients. All
+are sealed to the owner key and padded like every sealed document; the kept
+file keys let a reader open 64 buckets without 64 X25519 unwraps.
+
+A version 1 root (every client inline) is still read; the next write turns
+it into version 2.
+
+Callers get one merged dictionary (top document plus ``clients``) and change
+it in place; ``write`` finds the buckets that changed by comparing each with
+an untouched copy parsed from the same plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confvault import age
+from confvault.errors import AgeError, IntegrityError
+from confvault.vault import records
+
+ROOT_V1 = "confvault/root/v1"
+ROOT_V2 = "confvault/root/v2"
+BUCKET_FORMAT = "confvault/clients/v1"
+_HEX_PAIR = re.compile(r"[0-9a-f]{2}")
+
+
+def label_of(client_id: str) -> str:
+    """The bucket of a client: its ID's first byte with the two low bits cleared."""
+    if not _HEX_PAIR.match(client_id):
+        raise IntegrityError("a client ID is not hexadecimal")
+    return f"{int(client_id[:2], 16) & 0xFC:02x}"
+
+
+@dataclass
+class Buckets:
+    """What the vault holds now: bucket label -> (object name, untouched clients),
+    and each bucket's file key (base64)."""
+
+    sealed: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def objects(self) -> set[str]:
+        return {digest for digest, _ in self.sealed.values()}
+
+
+def _parse(plain: bytes, formats: Sequence[str], what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(plain)
+    except ValueError as err:  # includes a UnicodeDecodeError
+        raise IntegrityError(f"the {what} is malformed") from err
+    if not isinstance(doc, dict) or doc.get("format") not in formats:
+        raise IntegrityError(f"the {what} has the wrong format")
+    return doc
+
+
+def read(
+    store: Any, identity: age.Identity, digest: str, vault_id: str
+) -> tuple[dict[str, Any], Buckets]:
+    """The merged root of this vault, and its buckets as sealed now."""
+    top = _parse(
+        age.decrypt(store.get(digest), [identity]), (ROOT_V1, ROOT_V2), "root index"
+    )
+    if top.get("vault") != vault_id:
+        raise IntegrityError("the root index belongs to another vault")
+    if top["format"] == ROOT_V1:
+        return top, Buckets()  # every client inline: all buckets are new
+    clients: dict[str, Any] = {}
+    buckets = Buckets()
+    named = top.pop("buckets", None)
+    if not isinstance(named, dict):
+        raise IntegrityError("the root index names no client buckets")
+    for label, entry in sorted(named.items()):
+        try:
+            file_key = base64.b64decode(entry["file_key"], validate=True)
+            plain = age.decrypt_with_file_key(store.get(entry["object"]), file_key)
+        except (KeyError, TypeError, binascii.Error, ValueError, AgeError) as err:
+            raise IntegrityError(f"client bucket {label} does not open: {err}") from err
+        doc = _parse(plain, (BUCKET_FORMAT,), "client bucket")
+        if (
+            doc.get("vault") != vault_id
+            or doc.get("bucket") != label
+            or not isinstance(doc.get("clients"), dict)
+            or not all(label_of(cid) == label for cid in doc["clients"])
+        ):
+            raise IntegrityError(f"client bucket {label} was swapped or altered")
+        clients.update(doc["clients"])
+        # a second, untouched parse: what ``write`` compares against
+        buckets.sealed[label] = (
+            entry["object"],
+            _parse(plain, (BUCKET_FORMAT,), "")["clients"],
+        )
+        buckets.keys[label] = entry["file_key"]
+    top["clients"] = clients
+    return top, buckets
+
+
+def write(
+    txn: Any,
+    root: dict[str, Any],
+    buckets: Buckets,
+    owner: age.Recipient,
+    changed: Collection[str] | None = None,
+) -> tuple[str, Buckets]:
+    """Seal the changed buckets and a new top document; return its name.
+
+    ``changed``, when given, promises that no client outside it was changed,
+    added or removed: only their buckets are compared (a note add changes
+    one client; comparing every bucket costs O(clients)).
+    """
+    clients = root["clients"]
+    by_label: dict[str, dict[str, Any]] = {}
+    if changed is None or not buckets.sealed:  # a v1 root: write every bucket
+        for cid, client in clients.items():
+            by_label.setdefault(label_of(cid), {})[cid] = client
+        labels = by_label.keys() | buckets.sealed.keys()
+    else:
+        labels = {label_of(cid) for cid in changed}
+        for label in labels:
+            before = buckets.sealed.get(label)
+            ids = {c for c in changed if label_of(c) == label} | set(
+                before[1] if before else ()
+            )
+            by_label[label] = {c: clients[c] for c in sorted(ids) if c in clients}
+    now = Buckets(dict(buckets.sealed), dict(buckets.keys))
+    for label in sorted(labels):
+        members = by_label.get(label, {})
+        before = buckets.sealed.get(label)
+        if before is not None and before[1] == members:
+            continue
+        if before is not None:
+            txn.retire(before[0])
+            del now.sealed[label], now.keys[label]
+        if not members:
+            continue
+        data = records.encode_document(
+            {
+                "format": BUCKET_FORMAT,
+                "vault": root["vault"],
+                "bucket": label,
+                "clients": members,
+            }
+        )
+        sealed, file_key = age.encrypt_keyed(records.pad_text(data), [owner])
+        now.sealed[label] = (txn.put(sealed), json.loads(data)["clients"])
+        now.keys[label] = base64.b64encode(file_key).decode("ascii")
+    root["format"] = ROOT_V2
+    top = {k: v for k, v in root.items() if k != "clients"}
+    top["buckets"] = {
+        label: {"object": digest, "file_key": now.keys[label]}
+        for label, (digest, _) in sorted(now.sealed.items())
+    }
+    return txn.put_document(top, [owner]), now
