@@ -12,7 +12,9 @@ clinical-style notes, 100 notes per client (100 notes = 1 client, 10,000 =
 client per commit. Then it times, as the median of ``--runs`` runs after
 ``--warmup`` untimed ones:
 
-(a) ``Vault.add_note`` on an already-open vault (the library call);
+(a) ``Vault.add_note`` on an already-open vault (the library call), timed
+    round-robin over the sizes so that the machine's changing load weighs
+    on every size alike;
 (b) the whole CLI process ``confvault --vault V --passphrase-file F note add
     CLIENT --title T < note.txt`` (Python start-up, imports and the
     passphrase's scrypt included);
@@ -503,20 +505,45 @@ class Row:
     load: str
 
 
+class LibraryAdder:
+    """One open vault of a size, and its next library ``note add``."""
+
+    def __init__(self, built: Built, runs: int) -> None:
+        self.vault = Vault.open(
+            built.path, passphrase=PASSPHRASE, state_dir=built.state_dir
+        )
+        self.before = self.vault.status()
+        self.client = built.clients[len(built.clients) // 2]
+        rng = random.Random(1000 + built.notes)
+        self.bodies = iter([note_text(rng) for _ in range(3 * runs)])
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+
+    def add(self) -> None:
+        self.vault.add_note(self.client, next(self.bodies), title="Benchmark note")
+
+
+def interleaved_adds(adders: list[LibraryAdder], runs: int, warmup: int) -> None:
+    """Time the library adds round-robin over the sizes (100, 10k, 100k, 100,
+    ...), so that a change in the machine's load during the run weighs on
+    every size alike instead of on whichever was measured then."""
+    for _ in range(warmup):
+        for adder in adders:
+            adder.add()
+    for _ in range(runs):
+        for adder in adders:
+            adder.times += median_time(adder.add, 1, 0, cpu=adder.cpu)
+
+
 def measure_size(
-    built: Built, args: argparse.Namespace, passfile: Path, note_file: Path
+    built: Built,
+    adder: LibraryAdder,
+    args: argparse.Namespace,
+    passfile: Path,
+    note_file: Path,
 ) -> Row:
-    vault = Vault.open(built.path, passphrase=PASSPHRASE, state_dir=built.state_dir)
-    before = vault.status()
-    client = built.clients[len(built.clients) // 2]
-    rng = random.Random(1000 + built.notes)
-    bodies = iter([note_text(rng) for _ in range(2 * (args.runs + args.warmup))])
-
-    def lib_add() -> None:
-        vault.add_note(client, next(bodies), title="Benchmark note")
-
-    lib_cpu: list[float] = []
-    lib = median_time(lib_add, args.runs, args.warmup, cpu=lib_cpu)
+    before, client, lib, lib_cpu = adder.before, adder.client, adder.times, adder.cpu
+    lib_add = adder.add
     cli_args = ["--vault", str(built.path), "--passphrase-file", str(passfile)]
     cli_args += ["note", "add", client, "--title", "Benchmark note"]
     cli_cpu: list[float] = []
@@ -590,7 +617,8 @@ def print_table(
     startup: list[float],
 ) -> None:
     print(
-        f"ONE note add: median of {args.runs} runs after {args.warmup} warm-up; "
+        f"ONE note add: median of {args.runs} runs after {args.warmup} warm-up, "
+        "the library adds round-robin over the sizes; "
         f"wall-clock and CPU (user+sys) time. Work factor {args.work_factor} "
         "(LOW, for benchmarks)."
     )
@@ -756,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     note_file.write_bytes(note_text(random.Random(7)))
     rows = []
     try:
+        builts = []
         for size in args.sizes:
             path = work / f"vault-{size}"
             started = time.perf_counter()
@@ -771,11 +800,16 @@ def main(argv: list[str] | None = None) -> int:
                 else f"built in {time.perf_counter() - started:.1f} s"
             )
             print(
-                f"vault of {size:,} notes ({len(built.clients):,} clients)"
-                f" {how}; measuring...",
+                f"vault of {size:,} notes ({len(built.clients):,} clients) {how}",
                 flush=True,
             )
-            rows.append(measure_size(built, args, passfile, note_file))
+            builts.append(built)
+        adders = [LibraryAdder(built, args.runs + args.warmup) for built in builts]
+        print("measuring library adds, round-robin over the sizes...", flush=True)
+        interleaved_adds(adders, args.runs, args.warmup)
+        for built, adder in zip(builts, adders, strict=True):
+            print(f"measuring the rest at {built.notes:,} notes...", flush=True)
+            rows.append(measure_size(built, adder, args, passfile, note_file))
         startup = cli_times(
             ["--version"], xdg_state=work / "xdg", runs=args.runs, warmup=1
         )
