@@ -141,3 +141,4 @@ def test_kill_at_every_durable_step_then_rerun(
         done = list(pool.map(one, points))
     assert len(done) == len(points)
     assert total > 10
+    print(f"crash points tried for {' '.join(command)}: {len(points)}")

@@ -19,7 +19,7 @@ from confvault import age
 from confvault.vault import fs, manifest, records
 from confvault.vault.objects import ObjectStore
 
-JOURNAL_SUFFIX = ".journal"
+JOURNAL_SUFFIX = fs.JOURNAL_SUFFIX
 
 
 class Transaction:

@@ -39,6 +39,7 @@ def storage_error(err: OSError, what: str) -> StorageError:
     return StorageError(f"cannot {what}: {reason}")
 
 
+JOURNAL_SUFFIX = ".journal"  # a write transaction's journal in tmp/ (see _txn)
 _UNRESOLVED: Any = object()
 _SYNCFS: Any = _UNRESOLVED  # libc's syncfs(2) once looked up; None without one
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from confvault.errors import AgeError, ConfvaultError
-from confvault.vault import _txn, fs, manifest
-from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
+from confvault.vault import fs, manifest
 from confvault.vault.objects import OBJECTS_DIR, is_hash
 from confvault.vault.paths import SeenStore
 from confvault.vault.results import Finding, VerifyReport
@@ -225,7 +224,7 @@ def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) 
     tmp_dir = root / fs.TMP_DIR
     if tmp_dir.is_dir():
         for name in os.listdir(tmp_dir):
-            if name.endswith((".tmp", _txn.JOURNAL_SUFFIX)):
+            if name.endswith((".tmp", fs.JOURNAL_SUFFIX)):
                 report.warning(
                     "leftover",
                     f"tmp/{name}",
@@ -240,6 +239,9 @@ def verify_deep(
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Decrypt the root, every client key, index and note; check every signature."""
+    # Imported here: the keyless checks (and backups) need none of the codec.
+    from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
+
     report = _Report()
     report.findings.extend(report_in.findings)
     reached: set[str] = {d for d in current.body.pointers.values()}
