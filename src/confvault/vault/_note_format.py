@@ -186,14 +186,6 @@ def header_line(meta: NoteMeta, body_size: int) -> bytes:
     return encoded + b" " * (padded_size(total) - total) + b"\n"
 
 
-def parse(plaintext: bytes) -> tuple[NoteMeta, bytes]:
-    """Split a note's plaintext into metadata and body."""
-    end = plaintext.find(b"\n", 0, MAX_HEADER)
-    if end < 0:
-        raise IntegrityError("a note has no metadata line")
-    return parse_header(plaintext[:end]), plaintext[end + 1 :]
-
-
 def parse_recorded(plaintext: bytes, entry: dict[str, Any]) -> tuple[NoteMeta, bytes]:
     """Split a note's plaintext, checking its metadata is exactly what ``entry`` says."""
     end = plaintext.find(b"\n", 0, MAX_HEADER)

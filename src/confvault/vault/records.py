@@ -42,14 +42,9 @@ def encode_document(doc: dict[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def seal_encoded(data: bytes, recipients: Sequence[age.Recipient]) -> bytes:
-    """An encoded document, padded, sealed to ``recipients``."""
-    return age.encrypt(pad_text(data), recipients)
-
-
 def seal_document(doc: dict[str, Any], recipients: Sequence[age.Recipient]) -> bytes:
     """A JSON document, padded, sealed to ``recipients``."""
-    return seal_encoded(encode_document(doc), recipients)
+    return age.encrypt(pad_text(encode_document(doc)), recipients)
 
 
 def open_document(
