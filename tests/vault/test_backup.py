@@ -24,7 +24,7 @@ from confvault.errors import (
     VaultLockedError,
     VaultNotFoundError,
 )
-from confvault.vault import Vault, backup, manifest
+from confvault.vault import Vault, backup, manifest, tarformat
 from confvault.vault.paths import SeenStore
 from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
 
@@ -752,7 +752,7 @@ def test_tar_headers_are_the_bytes_tarfile_writes(
     info.type, info.mode, info.size, info.mtime = kind, mode, size, mtime
     info.uname = info.gname = ""
     expected = info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    assert backup.tar_header(name, kind, mode, size, mtime) == expected
+    assert tarformat.header(name, kind, mode, size, mtime) == expected
 
 
 def test_tar_backup_is_byte_for_byte_what_tarfile_writes(

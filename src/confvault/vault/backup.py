@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
-import functools
 import hashlib
 import hmac
 import lzma
@@ -38,7 +37,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 from confvault.errors import (
     ConfvaultError,
@@ -47,7 +46,7 @@ from confvault.errors import (
     VaultExistsError,
     VaultNotFoundError,
 )
-from confvault.vault import fs, manifest
+from confvault.vault import fs, manifest, tarformat
 from confvault.vault.objects import OBJECTS_DIR, is_hash
 from confvault.vault.paths import (
     DEFAULT_LOCK_TIMEOUT,
@@ -69,10 +68,6 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OBJECTS_PREFIX = OBJECTS_DIR + "/"
-_BLOCK = tarfile.BLOCKSIZE
-_ZERO_BLOCK = bytes(_BLOCK)
-_Read = Callable[[int], "bytes | memoryview"]  # up to n bytes; empty at the end
-_PADDING = tuple(bytes(-n % _BLOCK) for n in range(_BLOCK))  # after n bytes of a block
 
 
 @dataclass(frozen=True)
@@ -301,7 +296,7 @@ def _verify_tar(stream: BinaryIO, label: str) -> VerifyReport:
         meta = _DirSink(_NewDir(Path(work) / "backup"))
         hashes: dict[str, bool] = {}  # object name -> its content matches it
 
-        def put(rel: str, read: _Read) -> int:
+        def put(rel: str, read: tarformat.Read) -> int:
             if not rel.startswith(_OBJECTS_PREFIX):
                 return meta.add_file(rel, read, None)[1]
             digest = rel.rpartition("/")[2]
@@ -563,16 +558,6 @@ def _classify(name: str, kind: str) -> tuple[str, str]:
     return "unexpected", "not part of a vault backup; not restored"
 
 
-def _tar_kind(member: tarfile.TarInfo) -> str:
-    if member.issym() or member.islnk():
-        return "link"
-    if member.isdir():
-        return "dir"
-    if member.isreg() and not member.issparse():
-        return "file"
-    return "special"
-
-
 def _extract_tar(stream: BinaryIO, sink: _DirSink, label: str) -> list[Finding]:
     """Write the tar's vault members into ``sink``; findings for everything else."""
     return _read_tar(
@@ -582,7 +567,7 @@ def _extract_tar(stream: BinaryIO, sink: _DirSink, label: str) -> list[Finding]:
 
 def _read_tar(
     stream: BinaryIO,
-    put: Callable[[str, _Read], int],
+    put: Callable[[str, tarformat.Read], int],
     label: str,
     put_dir: Callable[[str], None] | None = None,
 ) -> list[Finding]:
@@ -594,7 +579,7 @@ def _read_tar(
     findings: list[Finding] = []
     written: set[str] = set()
     try:
-        for name, kind, size, read in _tar_members(stream):
+        for name, kind, size, read in tarformat.members(stream):
             verdict, detail = _classify(name, kind)
             subject = name[:200]
             if verdict == "hostile":
@@ -634,195 +619,6 @@ def _read_tar(
             )
         )
     return findings
-
-
-_Member = tuple[str, str, int, "_Read | None"]
-
-
-def _tar_members(stream: BinaryIO) -> Iterator[_Member]:
-    """(name, kind, size, read) for each member, as ``tarfile`` would list them.
-
-    Plain ustar or GNU headers of files and directories (what ``backup
-    create`` and ``tar -cf`` write for a vault) are read here, about ten
-    times faster than ``tarfile``; the first header of any other kind (pax,
-    long names, links, devices, a compressed or damaged archive) hands the
-    rest of the stream to ``tarfile``. ``read(n)`` gives the member's data
-    (at most ``n`` bytes a call, ``b""`` at its end) and raises
-    ``tarfile.ReadError`` when the archive ends first.
-    """
-    source = _Input(stream)
-    block = source.take_bytes(_BLOCK)
-    parsed = _plain_header(block) if len(block) == _BLOCK else None
-    if parsed is None:  # tarfile detects compression and reports what is wrong
-        yield from _tarfile_members(_Replay(block + source.rest(), stream), "r|*")
-        return
-    while True:
-        name, kind, size = parsed
-        if kind == "dir":
-            yield name, kind, size, None  # tarfile skips no data for a directory
-        else:
-            data = _MemberData(source, size)
-            yield name, kind, size, data.read
-            data.skip()
-        block = source.take_bytes(_BLOCK)
-        if len(block) < _BLOCK:
-            # tarfile ends the listing quietly here; the data stopped without
-            # the zero block that closes an archive
-            raise tarfile.ReadError("no end-of-archive marker")
-        if block == _ZERO_BLOCK:
-            return
-        parsed = _plain_header(block)
-        if parsed is None:
-            if not _checksum_ok(block):
-                return  # tarfile too takes a bad header after the first as the end
-            yield from _tarfile_members(_Replay(block + source.rest(), stream), "r|")
-            return
-
-
-def _tarfile_members(fileobj: Any, mode: Literal["r|*", "r|"]) -> Iterator[_Member]:
-    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
-        for member in tar:
-            kind = _tar_kind(member)
-            if kind == "file":
-                data = tar.extractfile(member)  # never None for a regular file
-                yield member.name, kind, member.size, data.read  # type: ignore[union-attr]
-            else:
-                yield member.name, kind, member.size, None
-        if tar.fileobj.tell() - tar.offset < tarfile.BLOCKSIZE:
-            # tarfile stops quietly when the data ends at a member boundary
-            raise tarfile.ReadError("no end-of-archive marker")
-
-
-_MAGICS = (tarfile.POSIX_MAGIC, tarfile.GNU_MAGIC)
-_PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
-# mode, uid, gid (7 octal digits), size, mtime (11): the canonical form only
-_PLAIN_NUMBERS = re.compile(rb"(?:[0-7]{7}[\0 ]){3}(?:[0-7]{11}[\0 ]){2}")
-_PLAIN_CHKSUM = re.compile(rb"[0-7]{6}\0 ")
-_PLAIN_DEVICES = (b"0000000\0" * 2, bytes(16))  # tarfile's, GNU tar's
-_NO_PREFIX = bytes(155)
-
-
-def _plain_header(block: bytes) -> tuple[str, str, int] | None:
-    """(name, kind, size) of a plain file or directory header, exactly as
-    ``tarfile`` reads it; None for any other header, or a bad checksum."""
-    if (
-        block[257:265] not in _MAGICS
-        or block[156:157] not in _PLAIN_TYPES
-        or block[345:500] != _NO_PREFIX
-        or block[329:345] not in _PLAIN_DEVICES
-        or not _PLAIN_NUMBERS.fullmatch(block, 100, 148)
-        or not _PLAIN_CHKSUM.fullmatch(block, 148, 156)
-        or int(block[148:154], 8) != 256 + _byte_sum(block) - sum(block[148:156])
-    ):
-        return None
-    name = block[:100].partition(b"\0")[0].decode(tarfile.ENCODING, "surrogateescape")
-    kind = block[156:157]
-    if kind == tarfile.DIRTYPE or (kind == tarfile.AREGTYPE and name.endswith("/")):
-        return name.rstrip("/"), "dir", int(block[124:135], 8)
-    return name, "file", int(block[124:135], 8)
-
-
-def _byte_sum(block: bytes) -> int:
-    """sum(block) for 512 bytes, in C: adler32's low half is 1 + the byte sum
-    modulo 65521, exact for 256 bytes (at most 65,280)."""
-    return (
-        (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
-    )
-
-
-def _checksum_ok(block: bytes) -> bool:
-    """tarfile's own test (either signedness)."""
-    try:
-        return tarfile.nti(block[148:156]) in tarfile.calc_chksums(block)  # type: ignore[attr-defined]
-    except tarfile.TarError:
-        return False
-
-
-class _Input:
-    """A tar stream read in large blocks."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.buf = b""
-        self.pos = 0
-
-    def _fill(self, n: int) -> None:
-        parts = [self.buf[self.pos :]]
-        have = len(parts[0])
-        while have < n:
-            more = self.stream.read(max(_CHUNK, n - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        self.buf = b"".join(parts)
-        self.pos = 0
-
-    def take(self, n: int) -> memoryview:
-        """The next ``n`` bytes (fewer only at the end of the stream)."""
-        if len(self.buf) - self.pos < n:
-            self._fill(n)
-        start = self.pos
-        self.pos = min(start + n, len(self.buf))
-        return memoryview(self.buf)[start : self.pos]
-
-    def take_bytes(self, n: int) -> bytes:
-        if len(self.buf) - self.pos < n:
-            self._fill(n)
-        start = self.pos
-        self.pos = min(start + n, len(self.buf))
-        return self.buf[start : self.pos]
-
-    def rest(self) -> bytes:
-        """What was read ahead and not taken."""
-        rest = self.buf[self.pos :]
-        self.buf, self.pos = b"", 0
-        return rest
-
-
-class _MemberData:
-    """One member's data in an ``_Input``; then its padding."""
-
-    def __init__(self, source: _Input, size: int) -> None:
-        self.source = source
-        self.size = size
-        self.left = size
-
-    def read(self, n: int = -1) -> memoryview | bytes:
-        if self.left <= 0:
-            return b""
-        block = self.source.take(min(self.left, _CHUNK if n < 0 else n, _CHUNK))
-        if not block:
-            raise tarfile.ReadError("unexpected end of data")
-        self.left -= len(block)
-        return block
-
-    def skip(self) -> None:
-        """Pass what was not read, and the padding to the next 512-byte block."""
-        left = self.left + (-self.size % _BLOCK)
-        while left > 0:
-            block = self.source.take(min(left, _CHUNK))
-            if not block:
-                raise tarfile.ReadError("unexpected end of data")
-            left -= len(block)
-        self.left = 0
-
-
-class _Replay:
-    """``head``, then the rest of ``stream``: where tarfile takes over."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self.head = head
-        self.stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if not self.head:
-            return self.stream.read(size)
-        if size < 0:
-            out, self.head = self.head + self.stream.read(), b""
-            return out
-        out, self.head = self.head[:size], self.head[size:]
-        return out
 
 
 def _copy_tree(src: Path, sink: _DirSink) -> list[Finding]:
@@ -989,7 +785,9 @@ class _DirSink:
         except OSError as err:
             raise fs.storage_error(err, f"write {rel}") from err
 
-    def add_file(self, rel: str, read: _Read, size: int | None) -> tuple[str, int]:
+    def add_file(
+        self, rel: str, read: tarformat.Read, size: int | None
+    ) -> tuple[str, int]:
         """Copy what ``read`` gives (``size`` bytes, or to the end) to ``rel``."""
         parts = rel.split("/")
         for depth in range(1, len(parts)):  # a tar need not list the directories
@@ -1084,11 +882,13 @@ class _TarSink:
         self.offset += len(buf)
 
     def add_dir(self, rel: str) -> None:
-        self._put(tar_header(rel + "/", tarfile.DIRTYPE, fs.DIR_MODE, 0, self.mtime))
+        self._put(
+            tarformat.header(rel + "/", tarfile.DIRTYPE, fs.DIR_MODE, 0, self.mtime)
+        )
 
     def copy_fd(self, rel: str, source: int, size: int) -> tuple[str, int]:
         """Append a member of ``size`` bytes read from ``source``."""
-        header = tar_header(rel, tarfile.REGTYPE, fs.FILE_MODE, size, self.mtime)
+        header = tarformat.header(rel, tarfile.REGTYPE, fs.FILE_MODE, size, self.mtime)
         if size <= _CHUNK:  # nearly every object: one read, one append
             try:
                 block = os.read(source, size)
@@ -1101,7 +901,7 @@ class _TarSink:
                 block += more
             self.buf += header
             self.buf += block
-            self.buf += _PADDING[size % _BLOCK]
+            self.buf += tarformat.PADDING[size % tarformat.BLOCK]
             if len(self.buf) >= _CHUNK:
                 self._flush()
             return hashlib.sha256(block).hexdigest(), size
@@ -1115,12 +915,12 @@ class _TarSink:
             sha.update(block)
             self._put(block)
             count += len(block)
-        self._put(_PADDING[size % _BLOCK])
+        self._put(tarformat.PADDING[size % tarformat.BLOCK])
         return sha.hexdigest(), count
 
     def finish(self) -> None:
         """Two zero blocks, then zeros to a whole record, as tarfile ends a tar."""
-        self._put(_ZERO_BLOCK * 2)
+        self._put(tarformat.ZERO_BLOCK * 2)
         end = self.offset + len(self.buf)
         if end % tarfile.RECORDSIZE:
             self._put(bytes(tarfile.RECORDSIZE - end % tarfile.RECORDSIZE))
@@ -1186,53 +986,8 @@ class _TarFileSink(_TarSink):
 # --- helpers ----------------------------------------------------------------------------
 
 
-_NUMBER_LIMIT = 8**11  # ustar's 12-byte size and mtime fields: 11 octal digits
-_HEADER_TAIL = (  # linkname, magic, uname, gname, devmajor, devminor, prefix, padding
-    bytes(100) + tarfile.POSIX_MAGIC + bytes(64 + 16 + 155 + 12)
-)
-_OWNER = b"0000000\0" * 2  # uid, gid
-_TAIL_SUM = 256 + sum(_HEADER_TAIL)  # the checksum field counts as eight spaces
-
-
-def tar_header(name: str, kind: bytes, mode: int, size: int, mtime: int) -> bytes:
-    """The header ``tarfile`` writes (PAX_FORMAT) for a member with owner 0
-    and no user or group name. Short ASCII names and sizes under 8 GiB get a
-    plain ustar header built here; anything else is left to tarfile (pax)."""
-    raw = name.encode("ascii") if name.isascii() else b""
-    if not (
-        0 < len(raw) <= 100 and 0 <= size < _NUMBER_LIMIT and 0 <= mtime < _NUMBER_LIMIT
-    ):
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.size, info.mtime = kind, mode, size, mtime
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    fixed = _fixed_fields(kind, mode, mtime)
-    size_field = b"%011o\0" % size
-    checksum = fixed[2] + sum(raw) + sum(size_field)
-    return b"".join(
-        (
-            raw.ljust(100, b"\0"),
-            fixed[0],
-            size_field,
-            fixed[1],
-            b"%06o\0 " % checksum,
-            kind,
-            _HEADER_TAIL,
-        )
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _fixed_fields(kind: bytes, mode: int, mtime: int) -> tuple[bytes, bytes, int]:
-    """(mode uid gid, mtime, their checksum with the tail's) for one kind of member."""
-    head = b"%07o\0" % (mode & 0o7777) + _OWNER
-    mtime_field = b"%011o\0" % mtime
-    return head, mtime_field, _TAIL_SUM + sum(head) + sum(mtime_field) + kind[0]
-
-
 def _pump(
-    read: _Read, write: Callable[[bytes | memoryview], None], size: int | None
+    read: tarformat.Read, write: Callable[[bytes | memoryview], None], size: int | None
 ) -> tuple[str, int]:
     sha = hashlib.sha256()
     count = 0
