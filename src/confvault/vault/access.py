@@ -162,22 +162,22 @@ class AccessMixin:
     ) -> None:
         """Re-seal a note to ``new``: new object, new file key, in ``note``."""
         digest = note["object"]
-        txn.retire(digest)
         if note["body_size"] + 4096 <= _STREAM_THRESHOLD:
             plain = fmt.open_object(self.store.get(digest), note, old)
             note.update(fmt.seal_object(txn, plain, new))
-            return
+        else:
 
-        def write(sink: Any) -> None:
-            with (
-                self.store.open_checked(digest) as src,
-                age.EncryptWriter(sink, [new.recipient]) as w,
-            ):
-                for chunk in age.decrypt_chunks(src, [old]):
-                    w.write(chunk)
+            def write(sink: Any) -> None:
+                with (
+                    self.store.open_checked(digest) as src,
+                    age.EncryptWriter(sink, [new.recipient]) as w,
+                ):
+                    for chunk in age.decrypt_chunks(src, [old]):
+                        w.write(chunk)
 
-        note.pop("file_key", None)
-        note["object"] = txn.put_stream(write)
+            note.pop("file_key", None)
+            note["object"] = txn.put_stream(write)
+        txn.retire(digest)  # after reading it: it may have been written in this txn
 
     def _rotate_compartment(
         self, txn: _txn.Transaction, root: dict[str, Any], cid: str, name: str
