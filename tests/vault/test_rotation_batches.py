@@ -63,3 +63,23 @@ def test_a_damaged_client_is_reported_and_the_rest_of_its_batch_rotates(
         assert [vault.note(i).body for i in notes[client]] == [
             f"note {client[-1]}.{n}".encode() for n in range(3)
         ]
+
+
+def test_a_large_attachment_is_resealed_as_a_stream(
+    vault: Vault, tmp_path: Path
+) -> None:
+    vault.add_client("Ann")
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(bytes(range(256)) * 6000)  # 1.5 MB: above the in-memory limit
+    info = vault.add_attachment("Ann", scan)
+    before = _note_objects(vault, "Ann")
+    report = vault.rotate(all_clients=True)
+    assert [r.client_name for r in report.rotated] == ["Ann"]
+    after = _note_objects(vault, "Ann")
+    assert after != before
+    assert not any(p.exists() for p in before)
+    out = tmp_path / "out.bin"
+    with out.open("wb") as f:
+        vault.save_attachment(info.id, f)
+    assert out.read_bytes() == scan.read_bytes()
+    assert vault.verify(deep=True).ok
