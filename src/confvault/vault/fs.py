@@ -120,8 +120,11 @@ def read_bytes(path: Path | str) -> bytes:
     try:
         parts = []
         want = info.st_size + 1  # one more, to see the end even if it grew
-        while block := os.read(fd, want):
+        while True:
+            block = os.read(fd, want)
             parts.append(block)
+            if len(block) < want:  # a short read of a regular file: its end
+                break
             want = 1 << 20
         return b"".join(parts) if len(parts) != 1 else parts[0]
     finally:
