@@ -103,5 +103,3 @@ def root(
 def demo_command() -> None:
     """Walk through confvault on throwaway data in a temporary directory."""
     demo.run_demo()
-
-

@@ -346,7 +346,9 @@ def next_body(
         for digest in removed.get(prefix, ()):
             at = lines.find(digest.encode("ascii"))
             if at >= 0:
-                if at % _LINE:  # cannot happen with 64-digit names; never cut a line apart
+                if (
+                    at % _LINE
+                ):  # cannot happen with 64-digit names; never cut a line apart
                     raise IntegrityError(f"manifest shard {prefix} is malformed")
                 lines = lines[:at] + lines[at + _LINE :]
         for digest in sorted(added.get(prefix, ())):
