@@ -16,6 +16,7 @@ INSTALL_HINT = {
     "age": "apt-get install -y age",
     "age-keygen": "apt-get install -y age",
     "restic": "apt-get install -y restic",
+    "tar": "apt-get install -y tar",
 }
 
 

@@ -26,6 +26,7 @@ from confvault.errors import (
 )
 from confvault.vault import Vault, backup, manifest, tarformat
 from confvault.vault.paths import SeenStore
+from tests.conftest import require_binary
 from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
 
 NOTES = 3
@@ -862,8 +863,7 @@ def test_a_gnu_tar_of_a_backup_verifies_and_damage_is_found(
     full: Vault, tmp_path: Path
 ) -> None:
     """`tar -cf` (GNU format, ./ names) is read by the fast reader too."""
-    if shutil.which("tar") is None:
-        pytest.skip("no tar binary")
+    require_binary("tar")
     import subprocess
 
     backup.create(full.root, tmp_path / "snap")
