@@ -765,6 +765,10 @@ class _DirSink:
             fd = os.open(self.base + rel, _CREATE_FLAGS, fs.FILE_MODE)
         except OSError as err:
             raise fs.storage_error(err, f"create {rel}") from err
+        return self._private(fd, rel)
+
+    def _private(self, fd: int, rel: str) -> int:
+        """``fd``, made 0600 whatever the umask; the file is removed if that fails."""
         try:
             os.fchmod(fd, fs.FILE_MODE)
         except OSError as err:
@@ -819,11 +823,7 @@ class _DirSink:
             fd = os.open(name, _CREATE_FLAGS, fs.FILE_MODE, dir_fd=self.dir_fd)
         except OSError as err:
             raise fs.storage_error(err, f"create {rel}") from err
-        try:
-            os.fchmod(fd, fs.FILE_MODE)
-        except OSError as err:
-            self._discard(fd, rel)
-            raise fs.storage_error(err, f"create {rel}") from err
+        fd = self._private(fd, rel)
         try:
             sha = hashlib.sha256()
             count = 0

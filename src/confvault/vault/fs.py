@@ -142,11 +142,7 @@ class TempFile:
         tmp_dir = root / TMP_DIR
         self.path = _temp_name(root, target)
         try:
-            fd = os.open(
-                self.path,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                FILE_MODE,
-            )
+            fd = _create_new(self.path)
         except OSError as err:
             raise storage_error(err, f"create a file in {tmp_dir}") from err
         self.file: BinaryIO = os.fdopen(fd, "wb")
@@ -158,11 +154,7 @@ class TempFile:
         self.target = target
         self.path = _temp_name(root, target)
         try:
-            fd = os.open(
-                self.path,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                FILE_MODE,
-            )
+            fd = _create_new(self.path)
             try:
                 view = memoryview(data)
                 while view:
@@ -218,6 +210,15 @@ class TempFile:
             self.file.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)  # noqa: PTH108 (a str path: hot)
+
+
+def _create_new(path: str) -> int:
+    """A write descriptor of a new 0600 file (never an existing one or a symlink)."""
+    return os.open(
+        path,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        FILE_MODE,
+    )
 
 
 def _basename(path: Path | str) -> str:
