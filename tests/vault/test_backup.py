@@ -24,7 +24,7 @@ from confvault.errors import (
     VaultLockedError,
     VaultNotFoundError,
 )
-from confvault.vault import Vault, backup, manifest, tarformat
+from confvault.vault import Vault, backup, backup_check, manifest, tarformat
 from confvault.vault.paths import SeenStore
 from tests.conftest import require_binary
 from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
@@ -992,4 +992,4 @@ def test_create_refuses_a_symlinked_bucket_and_a_fifo_object(
 def test_member_names_are_classified_the_same_on_the_quick_path(
     name: str, kind: str, verdict: str
 ) -> None:
-    assert backup._classify(name, kind)[0] == verdict
+    assert backup_check._classify(name, kind)[0] == verdict

@@ -8,7 +8,6 @@ vault lock. ``OSError`` is translated into confvault errors at this boundary.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
@@ -49,6 +48,8 @@ def _syncfs() -> Any:
     into this process, so there is nothing to search for at start-up."""
     global _SYNCFS
     if _SYNCFS is _UNRESOLVED:
+        import ctypes  # only for syncfs: a backup to a tar never needs it
+
         try:
             _SYNCFS = ctypes.CDLL(None, use_errno=True).syncfs
         except (OSError, AttributeError):
@@ -255,6 +256,8 @@ def make_durable(root: Path, files: Sequence[Path | str]) -> None:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             if syncfs(fd) != 0:
+                import ctypes
+
                 err = ctypes.get_errno()
                 raise storage_error(OSError(err, os.strerror(err)), "sync the vault")
         finally:
