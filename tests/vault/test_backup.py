@@ -993,3 +993,27 @@ def test_member_names_are_classified_the_same_on_the_quick_path(
     name: str, kind: str, verdict: str
 ) -> None:
     assert backup_check._classify(name, kind)[0] == verdict
+
+
+def test_a_streamed_manifest_or_shard_too_large_to_hold_is_an_error(
+    full: Vault, tar_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tar's manifest and shards are held in memory while it streams by, up
+    to a bound far above any vault's; a hostile archive cannot exhaust memory."""
+    manifest_size = len((full.root / manifest.MANIFEST_NAME).read_bytes())
+    monkeypatch.setattr(backup_check, "_META_LIMIT", manifest_size)
+    report = _verify_bytes(tar_bytes)
+    assert not report.ok
+    shards = sorted(manifest.load(full.root).body.shards.values())
+    too_large = [f for f in report.findings if f.code == "too-large"]
+    assert [f.subject for f in too_large] == [f"shards/{n}" for n in shards]
+    assert too_large[0].message == (
+        f"more manifest and shards than any vault has (over {manifest_size:,} "
+        "bytes in all); not read"
+    )
+    assert ("error", "shard") in _codes(report)
+    monkeypatch.setattr(backup_check, "_META_LIMIT", manifest_size - 1)
+    report = _verify_bytes(tar_bytes)
+    assert _codes(report)[0] == ("error", "too-large")
+    assert report.findings[0].subject == "manifest"
+    assert ("error", "manifest") in _codes(report)

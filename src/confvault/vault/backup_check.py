@@ -16,10 +16,8 @@ import hmac
 import lzma
 import os
 import re
-import shutil
 import stat
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +36,8 @@ _BUCKET = re.compile(r"[0-9a-f]{2}")
 _OBJECT_NAME = re.compile(r"objects/([0-9a-f]{2})/\1[0-9a-f]{62}")
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 _OBJECTS_PREFIX = OBJECTS_DIR + "/"
+_SHARDS_PREFIX = manifest.SHARDS_DIR + "/"
+_META_LIMIT = 256 << 20  # manifest and shards held while a tar streams by (~4M objects)
 
 
 # --- verify ---------------------------------------------------------------------------
@@ -79,47 +79,82 @@ def _verify_dir(path: Path, lock_timeout: float) -> VerifyReport:
 
 
 def _verify_tar(stream: BinaryIO, label: str) -> VerifyReport:
-    """Verify a tar as it streams by: objects are hashed, never written.
+    """Verify a tar as it streams by: nothing is written anywhere.
 
-    Only the manifest and the shard files (a few bytes per object) go to a
-    private temporary directory, where the manifest's own checks read them;
-    the findings are those ``verify_keyless`` gives for the unpacked copy.
+    Objects are hashed as they pass; the manifest and the shard files (65
+    bytes per object) are kept in memory, up to ``_META_LIMIT`` in all, and
+    checked as ``manifest.load`` checks them on disk; the findings are those
+    ``verify_keyless`` gives for the unpacked copy.
     """
-    try:
-        work = tempfile.mkdtemp(prefix="confvault-verify-")  # 0700
-    except OSError as err:
-        raise fs.storage_error(err, "create a temporary directory") from err
-    try:
-        meta = DirSink(NewDir(Path(work) / "backup"))
-        hashes: dict[str, bool] = {}  # object name -> its content matches it
+    meta: dict[str, bytes] = {}  # manifest and shards/<name>: their bytes
+    hashes: dict[str, bool] = {}  # object name -> its content matches it
+    too_large: set[str] = set()
+    room = _META_LIMIT
 
-        def put(rel: str, read: tarformat.Read) -> int:
-            if not rel.startswith(_OBJECTS_PREFIX):
-                return meta.add_file(rel, read, None)[1]
-            digest = rel.rpartition("/")[2]
-            sha = hashlib.sha256()
-            count = 0
-            while block := read(CHUNK):
+    def put(rel: str, read: tarformat.Read, size: int) -> int:
+        nonlocal room
+        is_object = rel.startswith(_OBJECTS_PREFIX)
+        block = read(size) if is_object else b""
+        if is_object and len(block) == size:  # the whole object at once: nearly always
+            digest = rel[-64:]
+            hashes[digest] = hmac.compare_digest(
+                hashlib.sha256(block).hexdigest(), digest
+            )
+            return size
+        sha = hashlib.sha256(block)
+        kept: list[bytes] | None = None if is_object else []
+        count = len(block)
+        while block := read(CHUNK):
+            count += len(block)
+            if kept is None:
                 sha.update(block)
-                count += len(block)
+            elif count <= room:
+                kept.append(bytes(block))
+            else:  # far larger than any vault's: kept as nothing, so damaged
+                kept = None
+                meta[rel] = b""
+                too_large.add(rel)
+        if is_object:
+            digest = rel[-64:]
             hashes[digest] = hmac.compare_digest(sha.hexdigest(), digest)
-            return count
+        elif kept is not None:
+            meta[rel] = b"".join(kept)
+            room -= count
+        return count
 
-        findings = _read_tar(stream, put, label)
-        report = _check_streamed(meta.root, hashes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return _merged(report, findings, label)
+    findings = _read_tar(stream, put, label)
+    findings += [
+        Finding(
+            "error",
+            "too-large",
+            rel,
+            f"more manifest and shards than any vault has (over "
+            f"{_META_LIMIT:,} bytes in all); not read",
+        )
+        for rel in sorted(too_large)
+    ]
+    return _merged(_check_streamed(meta, hashes, label), findings, label)
 
 
-def _check_streamed(meta_root: Path, hashes: dict[str, bool]) -> VerifyReport:
-    """``verify_keyless`` for a backup whose objects were hashed in the stream."""
+def _check_streamed(
+    meta: dict[str, bytes], hashes: dict[str, bool], label: str
+) -> VerifyReport:
+    """``verify_keyless`` for a backup whose files went by in a stream."""
     report = _Report()
+    shard_files = {
+        rel.removeprefix(_SHARDS_PREFIX): data
+        for rel, data in meta.items()
+        if rel.startswith(_SHARDS_PREFIX)
+    }
     try:
-        current = manifest.load(meta_root)
+        raw = meta.get(manifest.MANIFEST_NAME)
+        if raw is None:
+            raise IntegrityError("the manifest is missing")
+        current = manifest.parse(Path(label), raw)
     except ConfvaultError as err:
         report.error("manifest", manifest.MANIFEST_NAME, str(err))
-        return VerifyReport(str(meta_root), 0, 0, 0, False, tuple(report.findings))
+        return VerifyReport(label, 0, 0, 0, False, tuple(report.findings))
+    current.shard_files = shard_files
     body = current.body
     live = _live_objects(current, report)
     for digest in sorted(live):
@@ -139,16 +174,12 @@ def _check_streamed(meta_root: Path, hashes: dict[str, bool]) -> VerifyReport:
             "object not in the manifest (left by an interrupted command; harmless)",
         )
     shards = set(body.shards.values())
-    with contextlib.suppress(FileNotFoundError):
-        for name in sorted(os.listdir(meta_root / manifest.SHARDS_DIR)):
-            if name not in shards:
-                report.warning(
-                    "unreferenced",
-                    f"shards/{name}",
-                    "shard not in the manifest (harmless)",
-                )
+    for name in sorted(shard_files.keys() - shards):
+        report.warning(
+            "unreferenced", f"shards/{name}", "shard not in the manifest (harmless)"
+        )
     return VerifyReport(
-        str(meta_root),
+        label,
         body.generation,
         len(live),
         0,
@@ -160,6 +191,9 @@ def _check_streamed(meta_root: Path, hashes: dict[str, bool]) -> VerifyReport:
 
 def _verify_copy(fill: Callable[[DirSink], list[Finding]], label: str) -> VerifyReport:
     """Copy a backup into a private temporary directory and verify it there."""
+    import shutil  # only here: a backup with loose modes
+    import tempfile
+
     try:
         work = tempfile.mkdtemp(prefix="confvault-verify-")  # 0700
     except OSError as err:
@@ -318,13 +352,16 @@ def _classify(name: str, kind: str) -> tuple[str, str]:
 def _extract_tar(stream: BinaryIO, sink: DirSink, label: str) -> list[Finding]:
     """Write the tar's vault members into ``sink``; findings for everything else."""
     return _read_tar(
-        stream, lambda rel, read: sink.add_file(rel, read, None)[1], label, sink.add_dir
+        stream,
+        lambda rel, read, _: sink.add_file(rel, read, None)[1],
+        label,
+        sink.add_dir,
     )
 
 
 def _read_tar(
     stream: BinaryIO,
-    put: Callable[[str, tarformat.Read], int],
+    put: Callable[[str, tarformat.Read, int], int],
     label: str,
     put_dir: Callable[[str], None] | None = None,
 ) -> list[Finding]:
@@ -364,7 +401,7 @@ def _read_tar(
                     )
                     continue
                 written.add(detail)
-                if put(detail, read) != size:
+                if put(detail, read, size) != size:
                     raise tarfile.ReadError("unexpected end of data")
     except _READ_ERRORS as err:
         findings.append(

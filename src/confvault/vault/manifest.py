@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,9 @@ class Manifest:
     body: ManifestBody
     _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
     raw: bytes = field(default=b"", repr=False)  # the file, as checked or written
+    # Shard files by name, already in memory (a backup checked as it streams
+    # by); None: read from root/shards.
+    shard_files: Mapping[str, bytes] | None = field(default=None, repr=False)
 
     @property
     def generation(self) -> int:
@@ -129,7 +133,14 @@ class Manifest:
         body = self._cache.get(prefix)
         if body is None:
             name = self.body.shards.get(prefix)
-            body = b"" if name is None else read_shard_lines(self.root, name, prefix)
+            if name is None:
+                body = b""
+            elif self.shard_files is None:
+                body = read_shard_lines(self.root, name, prefix)
+            elif name in self.shard_files:
+                body = check_shard_lines(self.shard_files[name], name, prefix)
+            else:
+                raise IntegrityError(f"manifest shard {prefix} is missing")
             self._cache[prefix] = body
         return body
 
@@ -160,6 +171,11 @@ def read_shard_lines(root: Path, name: str, prefix: str) -> bytes:
         data = fs.read_bytes(root / SHARDS_DIR / name)
     except FileNotFoundError as err:
         raise IntegrityError(f"manifest shard {prefix} is missing") from err
+    return check_shard_lines(data, name, prefix)
+
+
+def check_shard_lines(data: bytes, name: str, prefix: str) -> bytes:
+    """Check one shard file's bytes against its name: its lines of names."""
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), name):
         raise IntegrityError(f"manifest shard {prefix} is damaged or was replaced")
     body = data[len(_SHARD_HEADER) :]

@@ -88,9 +88,9 @@ def _tarfile_members(fileobj: Any, mode: Literal["r|*", "r|"]) -> Iterator[Membe
 
 _MAGICS = (tarfile.POSIX_MAGIC, tarfile.GNU_MAGIC)
 _PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
-# mode, uid, gid (7 octal digits), size, mtime (11): the canonical form only
-_PLAIN_NUMBERS = re.compile(rb"(?:[0-7]{7}[\0 ]){3}(?:[0-7]{11}[\0 ]){2}")
-_PLAIN_CHKSUM = re.compile(rb"[0-7]{6}\0 ")
+# mode, uid, gid (7 octal digits), size, mtime (11), then the checksum (6):
+# the canonical form only
+_PLAIN_NUMBERS = re.compile(rb"(?:[0-7]{7}[\0 ]){3}(?:[0-7]{11}[\0 ]){2}[0-7]{6}\0 ")
 _PLAIN_DEVICES = (b"0000000\0" * 2, bytes(16))  # tarfile's, GNU tar's
 _NO_PREFIX = bytes(155)
 
@@ -103,8 +103,7 @@ def _plain_header(block: bytes) -> tuple[str, str, int] | None:
         or block[156:157] not in _PLAIN_TYPES
         or block[345:500] != _NO_PREFIX
         or block[329:345] not in _PLAIN_DEVICES
-        or not _PLAIN_NUMBERS.fullmatch(block, 100, 148)
-        or not _PLAIN_CHKSUM.fullmatch(block, 148, 156)
+        or not _PLAIN_NUMBERS.fullmatch(block, 100, 156)
         or int(block[148:154], 8) != 256 + _byte_sum(block) - sum(block[148:156])
     ):
         return None
@@ -193,6 +192,11 @@ class _MemberData:
     def skip(self) -> None:
         """Pass what was not read, and the padding to the next 512-byte block."""
         left = self.left + (-self.size % BLOCK)
+        source = self.source
+        if len(source.buf) - source.pos >= left:  # in the buffer: nearly always
+            source.pos += left
+            self.left = 0
+            return
         while left > 0:
             block = self.source.take(min(left, _CHUNK))
             if not block:
