@@ -155,6 +155,54 @@ def test_planted_symlink_reported_and_refused(
         reopen(vault, state_dir).note(ids[0])
 
 
+def test_a_fifo_in_place_of_an_object_is_reported_not_waited_on(
+    filled, state_dir: Path
+) -> None:
+    """Opening a FIFO for reading waits for a writer: verify must not hang."""
+    vault, ids = filled
+    path = _object_of(vault, ids[0])
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    report = verify_vault(vault.root, seen=SeenStore(state_dir))
+    assert [(f.code, f.subject) for f in report.findings if f.severity == "error"] == [
+        ("object-unsafe", path.name)
+    ]
+
+
+def test_every_entry_of_the_tree_is_checked_in_walk_order(
+    filled, state_dir: Path, tmp_path: Path
+) -> None:
+    """Permissions and symlinks at every depth, reported in os.walk's order
+    (each directory's subdirectories, then its files, then deeper)."""
+    vault, ids = filled
+    root = vault.root
+    obj = _object_of(vault, ids[0])
+    os.chmod(obj, 0o644)
+    os.chmod(root / "shards", 0o750)  # noqa: S103 - the hostile case under test
+    (root / "objects" / "zz").symlink_to(tmp_path)
+    report = verify_vault(vault.root, seen=SeenStore(state_dir))
+    tree = [
+        (f.code, f.subject)
+        for f in report.findings
+        if f.code in ("permissions", "symlink")
+    ]
+    expected = []
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs + files:
+            path = Path(directory) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                expected.append(("symlink", rel))
+            elif path.lstat().st_mode & 0o077:
+                expected.append(("permissions", rel))
+    assert tree == expected
+    assert set(tree) == {
+        ("permissions", str(obj.relative_to(root))),
+        ("permissions", "shards"),
+        ("symlink", "objects/zz"),
+    }
+
+
 def test_world_readable_vault_refused(filled, state_dir: Path) -> None:
     vault, _ = filled
     os.chmod(vault.root, 0o755)  # noqa: S103 - the hostile case under test

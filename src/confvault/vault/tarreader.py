@@ -136,6 +136,7 @@ class _Input:
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         self.buf = b""
+        self.view = memoryview(self.buf)  # of buf: slices without copies
         self.pos = 0
 
     def _fill(self, n: int) -> None:
@@ -148,27 +149,32 @@ class _Input:
             parts.append(more)
             have += len(more)
         self.buf = b"".join(parts)
+        self.view = memoryview(self.buf)
         self.pos = 0
 
     def take(self, n: int) -> memoryview:
         """The next ``n`` bytes (fewer only at the end of the stream)."""
-        if len(self.buf) - self.pos < n:
-            self._fill(n)
         start = self.pos
-        self.pos = min(start + n, len(self.buf))
-        return memoryview(self.buf)[start : self.pos]
+        end = start + n
+        if end > len(self.buf):
+            self._fill(n)
+            start, end = 0, min(n, len(self.buf))
+        self.pos = end
+        return self.view[start:end]
 
     def take_bytes(self, n: int) -> bytes:
-        if len(self.buf) - self.pos < n:
-            self._fill(n)
         start = self.pos
-        self.pos = min(start + n, len(self.buf))
-        return self.buf[start : self.pos]
+        end = start + n
+        if end > len(self.buf):
+            self._fill(n)
+            start, end = 0, min(n, len(self.buf))
+        self.pos = end
+        return self.buf[start:end]
 
     def rest(self) -> bytes:
         """What was read ahead and not taken."""
         rest = self.buf[self.pos :]
-        self.buf, self.pos = b"", 0
+        self.buf, self.view, self.pos = b"", memoryview(b""), 0
         return rest
 
 
@@ -181,9 +187,12 @@ class _MemberData:
         self.left = size
 
     def read(self, n: int = -1) -> memoryview | bytes:
-        if self.left <= 0:
+        left = self.left
+        if left <= 0:
             return b""
-        block = self.source.take(min(self.left, _CHUNK if n < 0 else n, _CHUNK))
+        if 0 <= n < left:
+            left = n
+        block = self.source.take(left if left < _CHUNK else _CHUNK)
         if not block:
             raise tarfile.ReadError("unexpected end of data")
         self.left -= len(block)
