@@ -198,6 +198,23 @@ def test_a_child_that_reaches_its_limit_leaves_the_rest_here(
     assert last.count("/") == 2
 
 
+def test_when_no_process_can_be_forked_the_backup_is_the_same(
+    vault_root: Path, tmp_path: Path
+) -> None:
+    alone = _one_process_tar(vault_root)
+    dest = tmp_path / "snap.tar"
+    pairs, error = _fresh(
+        "import errno, os",
+        "def no_fork():",
+        "    raise BlockingIOError(errno.EAGAIN, 'Resource temporarily unavailable')",
+        "os.fork = no_fork",
+        f"backup.create(Path({str(vault_root)!r}), Path({str(dest)!r}), jobs=2)",
+    )
+    assert error is None
+    assert len(pairs) == 1  # split, then both halves done in this process
+    assert dest.read_bytes() == alone
+
+
 @pytest.mark.parametrize("side", ["first", "second"])
 @pytest.mark.parametrize("kind", ["tar", "dir"])
 def test_a_damaged_object_in_either_half_fails_and_leaves_nothing(

@@ -167,3 +167,22 @@ def test_no_fork_beside_another_thread() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout == "True False True True\n"
+
+
+def test_without_a_second_process_both_run_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process limit or no memory for a fork slows the work, never fails it."""
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    order: list[str] = []
+    here, there = forked.run_pair(
+        lambda: order.append("here") or os.getpid(),
+        lambda: order.append("there") or (os.getpid(), "text"),
+    )
+    assert order == ["here", "there"]
+    assert here == os.getpid()
+    assert there == [os.getpid(), "text"]  # a list, as it comes through the pipe
