@@ -12,6 +12,10 @@ KILL_AT:
   ``N+``  perform step N, then SIGKILL this process;
   ``0``   never kill.
 
+``CRASH_RUNNER_BATCH_CLIENTS=N`` in the environment makes a rotation commit
+every N clients (the product batches about 1,000 notes), so that a small
+vault crosses batch boundaries.
+
 Unless killed, the last line on stderr is ``durable-steps: TOTAL``. Each step
 is also traced on stderr, before it is performed, as
 ``durable-step N: OP ARGS`` (written unbuffered, so a killed run's trace is
@@ -98,6 +102,10 @@ def main(argv: list[str]) -> int:
         _say(f"crash_runner: bad KILL_AT {argv[0]!r}: {err}")
         return 2
     install(kill_at, after)
+    if batch := os.environ.get("CRASH_RUNNER_BATCH_CLIENTS"):
+        from confvault.vault import access
+
+        access._BATCH_CLIENTS = int(batch)
     from confvault.cli import main as cli_main
 
     sys.argv = ["confvault", *argv[2:]]

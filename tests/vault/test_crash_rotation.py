@@ -43,12 +43,16 @@ def _make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
     return bodies, grantee
 
 
-def _run(root: Path, kill_at: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(
+    root: Path, kill_at: str, args: list[str], batch_clients: int | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(
         os.environ,
         XDG_STATE_HOME=str(root / "xdg"),
         PYTHONPATH=str(RUNNER.parents[2] / "src"),
     )
+    if batch_clients is not None:
+        env["CRASH_RUNNER_BATCH_CLIENTS"] = str(batch_clients)
     return subprocess.run(
         [
             sys.executable,
@@ -69,8 +73,8 @@ def _run(root: Path, kill_at: str, args: list[str]) -> subprocess.CompletedProce
     )
 
 
-def _steps(root: Path, args: list[str]) -> int:
-    done = _run(root, "0", args)
+def _steps(root: Path, args: list[str], batch_clients: int | None = None) -> int:
+    done = _run(root, "0", args, batch_clients)
     assert done.returncode == 0, done.stderr
     return int(done.stderr.strip().splitlines()[-1].split(": ")[1])
 
@@ -107,22 +111,30 @@ def _check(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("command", "rerun", "revoked"),
+    ("command", "rerun", "revoked", "batch_clients"),
     [
-        (["revoke", "locum"], ["revoke", "locum"], True),
-        (["rotate", "--all"], ["rotate"], False),
+        (["revoke", "locum"], ["revoke", "locum"], True, None),
+        (["rotate", "--all"], ["rotate"], False, None),
+        (["rotate", "--all"], ["rotate"], False, 1),
     ],
-    ids=["revoke", "rotate-all"],
+    ids=["revoke", "rotate-all", "rotate-all-one-client-per-batch"],
 )
 def test_kill_at_every_durable_step_then_rerun(
-    tmp_path: Path, command, rerun, revoked, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    command,
+    rerun,
+    revoked,
+    batch_clients,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = tmp_path / "base"
     base.mkdir()
     bodies, grantee = _make_base(base)
     probe = tmp_path / "probe"
     shutil.copytree(base, probe)
-    total = _steps(probe, command)
+    total = _steps(probe, command, batch_clients)
+    if batch_clients is not None:  # three clients: three commits, not one
+        assert total > 2 * _steps(_fresh_copy(base, tmp_path / "probe1"), command)
     modes = ("", "+") if os.environ.get("CONFVAULT_CRASH_BOTH") else ("",)
     points = [f"{n}{mode}" for n in range(1, total + 1) for mode in modes] + [
         f"{total}+"
@@ -131,7 +143,7 @@ def test_kill_at_every_durable_step_then_rerun(
     def one(point: str) -> str:
         root = tmp_path / f"p{point.replace('+', 'a')}"
         shutil.copytree(base, root)
-        run = _run(root, point, command)
+        run = _run(root, point, command, batch_clients)
         assert run.returncode in (-9, 0, 3), run.stderr
         _check(root, bodies, grantee, rerun, revoked)
         shutil.rmtree(root)
@@ -141,7 +153,11 @@ def test_kill_at_every_durable_step_then_rerun(
         done = list(pool.map(one, points))
     assert len(done) == len(points)
     assert total > 10
+    label = " ".join(command) + (f" (batches of {batch_clients})" * bool(batch_clients))
     with capsys.disabled():  # the figure RELIABILITY.md quotes
-        sys.stdout.write(
-            f"\ncrash points tried for {' '.join(command)}: {len(points)}\n"
-        )
+        sys.stdout.write(f"\ncrash points tried for {label}: {len(points)}\n")
+
+
+def _fresh_copy(base: Path, to: Path) -> Path:
+    shutil.copytree(base, to)
+    return to
