@@ -105,6 +105,38 @@ def test_grantee_reads_exactly_the_granted_client(
     assert bodies == [b"ann 0", b"ann 1", b"ann 2"]
 
 
+def test_a_note_rebuilds_only_the_directories_of_grants_that_cover_its_client(
+    vault, practice, tmp_path, monkeypatch
+) -> None:
+    """A grantee directory lists every client its grant covers; a note for
+    another client must not rebuild it (that was O(clients) per note per
+    grant), and one for a covered client must, so the grantee sees it."""
+    ann_reader, bob_reader, everyone = (age.X25519Identity.generate() for _ in "abc")
+    vault.grant(str(ann_reader.recipient), clients=["Ann"], label="ann")
+    vault.grant(str(bob_reader.recipient), clients=["Bob"], label="bob")
+    vault.grant(str(everyone.recipient), all_clients=True, label="all")
+    built: list[str] = []
+    real = type(vault)._directory
+
+    def counting(self, root, grant):
+        built.append(grant["label"])
+        return real(self, root, grant)
+
+    monkeypatch.setattr(type(vault), "_directory", counting)
+    vault.add_note("Ann", b"ann new")
+    assert built == ["ann", "all"]
+    built.clear()
+    new = vault.add_note("Bob", b"bob new").id
+    assert built == ["bob", "all"]
+    built.clear()
+    vault.add_client("Cleo")  # no hint of what changed: every directory
+    assert built == ["ann", "bob", "all"]
+    for identity, sees in ((bob_reader, True), (ann_reader, False), (everyone, True)):
+        reader = Vault.open(vault.root, reader=identity, state_dir=tmp_path / "g")
+        assert (new in {n.id for n in reader.notes()}) is sees
+    assert vault.verify(deep=True).ok
+
+
 def test_all_grant_covers_clients_added_later_but_not_psychotherapy(
     vault, practice, tmp_path
 ) -> None:

@@ -340,7 +340,7 @@ class VaultCore:
 
         ``changed``: the only clients this write changed (see root_index.write).
         """
-        self._sync_grantees(txn, doc)
+        self._sync_grantees(txn, doc, changed)
         current = txn.current
         txn.retire(current.pointer("root") if current else None)
         digest, self._root_buckets = root_index.write(
@@ -351,7 +351,12 @@ class VaultCore:
         # its digest (if the commit fails, the manifest names another digest).
         self._root_cache = (digest, doc)
 
-    def _sync_grantees(self, txn: _txn.Transaction, root: dict[str, Any]) -> None:
+    def _sync_grantees(
+        self,
+        txn: _txn.Transaction,
+        root: dict[str, Any],
+        changed: Collection[str] | None = None,
+    ) -> None:
         """Overridden by the access mixin; a vault without it has no grants."""
 
     def _note_audit(

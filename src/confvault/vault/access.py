@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from confvault import age
@@ -98,8 +98,18 @@ class AccessMixin:
 
     # --- grantee directories ------------------------------------------------------
 
-    def _sync_grantees(self, txn: _txn.Transaction, root: dict[str, Any]) -> None:
-        """Reseal each grantee's directory whose content changed; drop stale ones."""
+    def _sync_grantees(
+        self,
+        txn: _txn.Transaction,
+        root: dict[str, Any],
+        changed: Collection[str] | None = None,
+    ) -> None:
+        """Reseal each grantee's directory whose content changed; drop stale ones.
+
+        ``changed``: the only clients this write changed (a note written); a
+        grant that covers none of them lists nothing new and is passed over
+        without rebuilding its directory, which lists every client it covers.
+        """
         current = txn.current
         live = {f"{GRANTEE_POINTER}{g['id']}" for g in root.get("grants", [])}
         for name, digest in current.body.pointers.items() if current else []:
@@ -107,9 +117,18 @@ class AccessMixin:
                 txn.retire(digest)
                 txn.point(name, None)
         for grant in root.get("grants", []):
+            name = f"{GRANTEE_POINTER}{grant['id']}"
+            if (
+                changed is not None
+                and grant.get("directory")
+                and current is not None
+                and current.pointer(name)
+                and not grant.get("all")
+                and not set(changed) & set(grant.get("clients", []))
+            ):
+                continue
             doc = self._directory(root, grant)
             digest = hashlib.sha256(canonical(doc)).hexdigest()
-            name = f"{GRANTEE_POINTER}{grant['id']}"
             if grant.get("directory") == digest and current and current.pointer(name):
                 continue
             recipient = age.parse_recipient(grant["recipient"])
