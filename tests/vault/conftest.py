@@ -37,20 +37,26 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+def init_vault(
+    path: Path, state_dir: Path, **kwargs: object
+) -> tuple[Vault, str | None]:
+    """A new vault with the tests' passphrase and fast KDF (any fixture scope)."""
+    return Vault.init(
+        path,
+        PASSPHRASE,
+        work_factor=WORK_FACTOR,
+        min_work_factor=WORK_FACTOR,
+        state_dir=state_dir,
+        **kwargs,
+    )
+
+
 @pytest.fixture
 def make_vault(
     tmp_path: Path, clock: Clock, state_dir: Path
 ) -> Callable[..., tuple[Vault, str | None]]:
     def make(name: str = "vault", **kwargs: object) -> tuple[Vault, str | None]:
-        return Vault.init(
-            tmp_path / name,
-            PASSPHRASE,
-            work_factor=WORK_FACTOR,
-            min_work_factor=WORK_FACTOR,
-            clock=clock,
-            state_dir=state_dir,
-            **kwargs,
-        )
+        return init_vault(tmp_path / name, state_dir, clock=clock, **kwargs)
 
     return make
 

@@ -27,7 +27,7 @@ from confvault.errors import (
 from confvault.vault import Vault, backup, backup_check, manifest, tarformat
 from confvault.vault.paths import SeenStore
 from tests.conftest import require_binary
-from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
+from tests.vault.conftest import PASSPHRASE, init_vault
 
 NOTES = 3
 
@@ -36,13 +36,7 @@ NOTES = 3
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One vault with a client and NOTES notes, built once and copied per test."""
     root = tmp_path_factory.mktemp("template")
-    vault, _ = Vault.init(
-        root / "vault",
-        PASSPHRASE,
-        work_factor=WORK_FACTOR,
-        min_work_factor=WORK_FACTOR,
-        state_dir=root / "state",
-    )
+    vault, _ = init_vault(root / "vault", root / "state")
     vault.add_client("Ann")
     for number in range(NOTES):
         vault.add_note("Ann", f"session {number}".encode())

@@ -14,21 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from confvault.vault import Vault, backup, manifest, tarformat
-from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
+from confvault.vault import backup, manifest, tarformat
+from tests.vault.conftest import init_vault
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A vault whose objects spread over many ``objects/<xx>`` buckets."""
     root = tmp_path_factory.mktemp("split")
-    vault, _ = Vault.init(
-        root / "vault",
-        PASSPHRASE,
-        work_factor=WORK_FACTOR,
-        min_work_factor=WORK_FACTOR,
-        state_dir=root / "state",
-    )
+    vault, _ = init_vault(root / "vault", root / "state")
     for client in ("Ann", "Bo", "Cy"):
         vault.add_client(client)
         vault.add_notes(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from confvault.vault import Vault, manifest
-from tests.vault.conftest import PASSPHRASE, WORK_FACTOR
+from confvault.vault import manifest
+from tests.vault.conftest import init_vault
 
 # In a new process: this one may hold the age codec's worker threads, and a
 # process with threads never forks.
@@ -46,13 +46,7 @@ def _verify(root: Path, split_from: int) -> dict:
 
 @pytest.fixture
 def vault_root(tmp_path: Path) -> Path:
-    vault, _ = Vault.init(
-        tmp_path / "vault",
-        PASSPHRASE,
-        work_factor=WORK_FACTOR,
-        min_work_factor=WORK_FACTOR,
-        state_dir=tmp_path / "state",
-    )
+    vault, _ = init_vault(tmp_path / "vault", tmp_path / "state")
     for client in ("Ann", "Bo"):
         vault.add_client(client)
         vault.add_notes(

@@ -147,7 +147,12 @@ class DirSink:
         parts = rel.split("/")
         for depth in range(1, len(parts)):  # a tar need not list the directories
             self.add_dir("/".join(parts[:depth]))
-        fd = self._create(rel)
+        return self._fill(self._create(rel), rel, read, size)
+
+    def _fill(
+        self, fd: int, rel: str, read: tarformat.Read, size: int | None
+    ) -> tuple[str, int]:
+        """Write what ``read`` gives to the new file ``fd``; removed if that fails."""
         try:
             digest, count = pump(read, lambda b: self._write(fd, b, rel), size)
         except BaseException:
@@ -174,24 +179,9 @@ class DirSink:
             fd = os.open(name, _CREATE_FLAGS, fs.FILE_MODE, dir_fd=self.dir_fd)
         except OSError as err:
             raise fs.storage_error(err, f"create {rel}") from err
-        fd = self._private(fd, rel)
-        try:
-            sha = hashlib.sha256()
-            count = 0
-            while count < size:
-                block = read_fd(source, min(CHUNK, size - count), rel)
-                if not block:
-                    break
-                sha.update(block)
-                self._write(fd, block, rel)
-                count += len(block)
-        except BaseException:
-            self._discard(fd, rel)
-            raise
-        os.close(fd)
-        self.written.append(rel)
-        self.bytes_written += count
-        return sha.hexdigest(), count
+        return self._fill(
+            self._private(fd, rel), rel, lambda n: read_fd(source, n, rel), size
+        )
 
     def side(self) -> DirSink:
         """A sink for a forked copier: the same directory (its directories made)."""

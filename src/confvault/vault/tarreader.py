@@ -152,23 +152,24 @@ class _Input:
         self.view = memoryview(self.buf)
         self.pos = 0
 
-    def take(self, n: int) -> memoryview:
-        """The next ``n`` bytes (fewer only at the end of the stream)."""
+    def _span(self, n: int) -> tuple[int, int]:
+        """Where the next ``n`` bytes are in ``buf`` (fewer only at the end
+        of the stream), now taken."""
         start = self.pos
         end = start + n
         if end > len(self.buf):
             self._fill(n)
             start, end = 0, min(n, len(self.buf))
         self.pos = end
+        return start, end
+
+    def take(self, n: int) -> memoryview:
+        """The next ``n`` bytes, without a copy."""
+        start, end = self._span(n)
         return self.view[start:end]
 
     def take_bytes(self, n: int) -> bytes:
-        start = self.pos
-        end = start + n
-        if end > len(self.buf):
-            self._fill(n)
-            start, end = 0, min(n, len(self.buf))
-        self.pos = end
+        start, end = self._span(n)
         return self.buf[start:end]
 
     def rest(self) -> bytes:
