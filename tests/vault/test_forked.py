@@ -74,7 +74,7 @@ def test_any_other_exception_in_the_child_is_a_storage_error() -> None:
         raise ValueError("boom")
 
     with pytest.raises(
-        StorageError, match=r"^the second copier failed: ValueError: boom$"
+        StorageError, match=r"^the second process failed: ValueError: boom$"
     ):
         forked.run_pair(lambda: None, there)
 
@@ -82,7 +82,7 @@ def test_any_other_exception_in_the_child_is_a_storage_error() -> None:
 def test_a_result_that_is_not_json_is_reported_not_lost() -> None:
     with pytest.raises(
         StorageError,
-        match=r"^the second copier exited with status 1 before it finished$",
+        match=r"^the second process exited with status 1 before it finished$",
     ):
         forked.run_pair(lambda: None, object)
 
@@ -93,7 +93,7 @@ def test_a_child_killed_by_a_signal_is_a_storage_error(tmp_path: Path) -> None:
 
     with pytest.raises(
         StorageError,
-        match=r"^the second copier was stopped by signal 9 before it finished$",
+        match=r"^the second process was stopped by signal 9 before it finished$",
     ):
         forked.run_pair(lambda: None, _recording(tmp_path / "pid", die))
     assert _reaped(int((tmp_path / "pid").read_text()))

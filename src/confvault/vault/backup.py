@@ -142,23 +142,23 @@ def _copy_snapshot(
     if jobs is None:
         jobs = 2 if files >= _SPLIT_FILES and forked.processors() > 1 else 1
     half = len(entries) // 2
-    part = sink.side() if jobs > 1 and half and forked.available() else None
-    if part is None:
+    side = sink.side() if jobs > 1 and half and forked.available() else None
+    if side is None:
         return files, _copy_entries(root, entries, dirs, sink)[1]
+
+    def there() -> tuple[int, int]:  # in the child
+        done = _copy_entries(root, entries[half:], dirs, side, _SIDE_LIMIT)
+        side.settle()
+        return done
+
     try:
-
-        def there() -> tuple[int, int]:
-            done = _copy_entries(root, entries[half:], dirs, part, _SIDE_LIMIT)
-            part.settle()
-            return done
-
         mine, (done, theirs) = forked.run_pair(
             lambda: _copy_entries(root, entries[:half], dirs, sink), there
         )
         copied = entries[half : half + done]
-        sink.join(part, [rel for rel in copied if rel not in dirs], theirs)
+        sink.join(side, [rel for rel in copied if rel not in dirs], theirs)
     finally:
-        part.close()
+        side.close()
     rest = _copy_entries(root, entries[half + done :], dirs, sink)
     return files, mine[1] + theirs + rest[1]
 

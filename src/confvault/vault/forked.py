@@ -99,9 +99,9 @@ def _child(there: Callable[[], Any], pipe: int, parent: int) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Be killed if ``parent`` dies (SIGKILL, a crash): an orphan copier would
-    go on holding the vault's shared lock (the descriptor is shared) and
-    writing into a backup nobody will finish."""
+    """Be killed if ``parent`` dies (SIGKILL, a crash): an orphan would go on
+    holding the vault's shared lock (the descriptor is shared) and writing
+    into a backup nobody will finish."""
     import ctypes  # in the child only
 
     pr_set_pdeathsig = 1
@@ -121,17 +121,16 @@ def _outcome(message: bytes, status: int) -> Any:
     if isinstance(decoded, dict) and _FAILED in decoded:
         name, text = decoded[_FAILED]
         cls = getattr(errors, name, None) if name else None
+        error: Exception = errors.StorageError(f"the second process failed: {text}")
         if isinstance(cls, type) and issubclass(cls, errors.ConfvaultError):
-            with contextlib.suppress(
-                TypeError
-            ):  # a class that wants more than a message
-                raise cls(text)
-        raise errors.StorageError(f"the second copier failed: {text}")
+            with contextlib.suppress(TypeError):  # a class that wants more than text
+                error = cls(text)
+        raise error
     if os.WIFSIGNALED(status):
         why = f"was stopped by signal {os.WTERMSIG(status)}"
     else:
         why = f"exited with status {os.waitstatus_to_exitcode(status)}"
-    raise errors.StorageError(f"the second copier {why} before it finished")
+    raise errors.StorageError(f"the second process {why} before it finished")
 
 
 def _stop(pid: int) -> None:
