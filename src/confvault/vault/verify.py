@@ -36,11 +36,14 @@ class _Report:
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A bucket is opened as a path lookup would (a symlinked bucket is followed):
+# the tree walk reports the symlink itself, and its objects are still checked.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def _hash_file(name: str, dir_fd: int | None = None) -> str | None:
-    """SHA-256 of a regular file (not a symlink); None when it is not one.
+def _hash_file(name: str, dir_fd: int) -> str | None:
+    """SHA-256 of the regular file ``name`` in ``dir_fd`` (not a symlink);
+    None when it is not one.
 
     O_NONBLOCK: a FIFO planted in the vault cannot hang the check.
     """
