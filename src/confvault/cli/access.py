@@ -13,7 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from confvault import age
-from confvault.cli import _output, _secrets
+from confvault.cli import _argv, _output, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO, PARTLY_DONE
 from confvault.errors import KeyFormatError
@@ -23,7 +23,11 @@ from confvault.vault.results import RevokeReport, RotateReport
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 CLIENTS = Annotated[
     list[str] | None,
-    typer.Option("--client", help="a client name or ID prefix (repeatable)"),
+    typer.Option(
+        "--client",
+        help="a client name or ID prefix (repeatable); a name is "
+        + _argv.in_ps("the ID or --client-file"),
+    ),
 ]
 identity_app = typer.Typer(
     help="The owner's keys.", no_args_is_help=True, epilog=EXIT_STATUS
@@ -61,6 +65,7 @@ def grant(
         str, typer.Argument(help="an age1… key, or a file holding one")
     ],
     client: CLIENTS = None,
+    client_file: _argv.CLIENT_FILES = None,
     all_clients: Annotated[
         bool, typer.Option("--all", help="every client, also those added later")
     ] = False,
@@ -76,6 +81,7 @@ def grant(
     as_json: JSON = False,
 ) -> None:
     """Give a colleague's age key read access to clients (instant at any size)."""
+    client = _argv.values(ctx, client, client_file, option="--client-file")
     vault = options(ctx).open_vault(write=True)
     info = vault.grant(
         _recipient_arg(recipient),
@@ -145,9 +151,11 @@ def revoke(
         str, typer.Argument(metavar="RECIPIENT|LABEL", help="the grant to remove")
     ],
     client: CLIENTS = None,
+    client_file: _argv.CLIENT_FILES = None,
     as_json: JSON = False,
 ) -> None:
     """Remove a grant and rotate every affected client key in the same run."""
+    client = _argv.values(ctx, client, client_file, option="--client-file")
     vault = options(ctx).open_vault(write=True)
     with _progress("rotating keys") as progress:
         report = vault.revoke(who, clients=client, progress=progress)
@@ -182,6 +190,7 @@ def revoke(
 def rotate(
     ctx: typer.Context,
     client: CLIENTS = None,
+    client_file: _argv.CLIENT_FILES = None,
     all_clients: Annotated[bool, typer.Option("--all", help="every client")] = False,
     older_than: Annotated[
         str | None,
@@ -196,6 +205,7 @@ def rotate(
     as_json: JSON = False,
 ) -> None:
     """New client keys, notes re-sealed. No selector: the nightly job."""
+    client = _argv.values(ctx, client, client_file, option="--client-file")
     vault = options(ctx).open_vault(write=True)
     with _progress("rotating keys") as progress:
         report = vault.rotate(

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from confvault.cli import _output
+from confvault.cli import _argv, _output
+from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.vault import names
@@ -17,10 +18,12 @@ app = typer.Typer(
     help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS
 )
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
-CLIENT = Annotated[
-    str,
-    typer.Argument(
-        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
+NAME_FILE = Annotated[
+    str | None,
+    typer.Option(
+        "--name-file",
+        metavar="FILE",
+        help="the name from FILE, one line ('-': stdin); not in `ps`",
     ),
 ]
 
@@ -51,16 +54,38 @@ def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
 def add(
     ctx: typer.Context,
     name: Annotated[
-        str, typer.Argument(help="the client's name (stored only inside sealed files)")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            show_default=False,
+            help="the client's name (stored only inside sealed files); "
+            + _argv.in_ps("--name-file or the prompt"),
+        ),
+    ] = None,
+    name_file: NAME_FILE = None,
     field: Annotated[
         list[str] | None,
-        typer.Option("--field", help="KEY=VALUE profile field (repeatable)"),
+        typer.Option(
+            "--field",
+            help="KEY=VALUE profile field (repeatable); " + _argv.in_ps("--field-file"),
+        ),
+    ] = None,
+    field_file: Annotated[
+        str | None,
+        typer.Option(
+            "--field-file",
+            metavar="FILE",
+            help="KEY=VALUE profile fields, one a line ('-': stdin); not in `ps`",
+        ),
     ] = None,
     as_json: JSON = False,
 ) -> None:
     """Add a client with a random ID and its own keys."""
-    fields = dict(names.field(item) for item in field or [])
+    name = _argv.required(
+        ctx, name, name_file, name="NAME", option="--name-file", prompt="Client name"
+    )
+    items = _argv.values(ctx, field, field_file, option="--field-file")
+    fields = dict(names.field(item) for item in items or [])
     info = options(ctx).open_vault(write=True).add_client(name, fields)
     _show(info, as_json, "added")
 
@@ -94,19 +119,52 @@ def ls(ctx: typer.Context, as_json: JSON = False) -> None:
 
 
 @app.command(epilog=EXIT_STATUS)
-def show(ctx: typer.Context, client: CLIENT, as_json: JSON = False) -> None:
+def show(
+    ctx: typer.Context,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
+    as_json: JSON = False,
+) -> None:
     """Show a client's profile and counts."""
+    client = _argv.client(ctx, client, client_file)
     _show(options(ctx).open_vault().client(client), as_json)
 
 
 @app.command(epilog=EXIT_STATUS)
 def rename(
     ctx: typer.Context,
-    client: CLIENT,
-    new_name: Annotated[str, typer.Argument(help="the new name")],
+    client: CLIENT = None,
+    new_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NEW_NAME",
+            show_default=False,
+            help="the new name; " + _argv.in_ps("--new-name-file or the prompt"),
+        ),
+    ] = None,
+    client_file: CLIENT_FILE = None,
+    new_name_file: Annotated[
+        str | None,
+        typer.Option(
+            "--new-name-file",
+            metavar="FILE",
+            help="the new name from FILE, one line ('-': stdin); not in `ps`",
+        ),
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Rename a client."""
+    if client_file is not None and new_name is None and new_name_file is None:
+        client, new_name = None, client  # `rename --client-file F NEW_NAME`
+    client = _argv.client(ctx, client, client_file)
+    new_name = _argv.required(
+        ctx,
+        new_name,
+        new_name_file,
+        name="NEW_NAME",
+        option="--new-name-file",
+        prompt="New name",
+    )
     _show(
         options(ctx).open_vault(write=True).rename_client(client, new_name),
         as_json,

@@ -13,7 +13,8 @@ from rich.progress import Progress
 from rich.table import Column, Table
 from rich.text import Text
 
-from confvault.cli import _editor, _output
+from confvault.cli import _argv, _editor, _output
+from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._files import new_private_file
@@ -26,12 +27,6 @@ app = typer.Typer(
     help="Write, read and search notes.", no_args_is_help=True, epilog=EXIT_STATUS
 )
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
-CLIENT = Annotated[
-    str,
-    typer.Argument(
-        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
-    ),
-]
 NOTE = Annotated[
     str,
     typer.Argument(
@@ -42,7 +37,20 @@ FILE = Annotated[
     str | None,
     typer.Option("--file", "-f", help="read the text from FILE ('-' for stdin)"),
 ]
-TITLE = Annotated[str | None, typer.Option("--title", "-t", help="the note's title")]
+TITLE = Annotated[
+    str | None,
+    typer.Option(
+        "--title", "-t", help="the note's title; " + _argv.in_ps("--title-file")
+    ),
+]
+TITLE_FILE = Annotated[
+    str | None,
+    typer.Option(
+        "--title-file",
+        metavar="FILE",
+        help="the title from FILE, one line ('-': stdin); not in `ps`",
+    ),
+]
 INSECURE = Annotated[
     bool,
     typer.Option(
@@ -77,8 +85,26 @@ def _template_text(name: str | None) -> str:
         ) from err
 
 
+def _text_on_stdin(file: str | None) -> bool:
+    """Whether the note's text comes from stdin (so no other value can)."""
+    return file == "-" or (file is None and not sys.stdin.isatty())
+
+
+def _title(
+    ctx: typer.Context, title: str | None, title_file: str | None, file: str | None
+) -> str | None:
+    return _argv.value(
+        ctx,
+        title,
+        title_file,
+        name="--title",
+        option="--title-file",
+        stdin_free=not _text_on_stdin(file),
+    )
+
+
 def _read_text(file: str | None, initial: str, insecure_tmp: bool) -> bytes:
-    if file == "-" or (file is None and not sys.stdin.isatty()):
+    if _text_on_stdin(file):
         data = sys.stdin.buffer.read(MAX_TEXT + 1)
     elif file is not None:
         try:
@@ -132,7 +158,7 @@ def _notes_table(notes: list[NoteInfo]) -> Table:
 @app.command(epilog=EXIT_STATUS)
 def add(
     ctx: typer.Context,
-    client: CLIENT,
+    client: CLIENT = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -143,6 +169,8 @@ def add(
         str, typer.Option("--kind", help="progress, psychotherapy or intake")
     ] = "progress",
     title: TITLE = None,
+    title_file: TITLE_FILE = None,
+    client_file: CLIENT_FILE = None,
     file: FILE = None,
     draft: Annotated[
         bool,
@@ -158,6 +186,8 @@ def add(
     as_json: JSON = False,
 ) -> None:
     """Write a note from $EDITOR, stdin or a file; signed and locked unless --draft."""
+    client = _argv.client(ctx, client, client_file, stdin_free=not _text_on_stdin(file))
+    title = _title(ctx, title, title_file, file)
     body = _read_text(file, _template_text(template), insecure_tmp)
     vault = options(ctx).open_vault(write=True)
     info = vault.add_note(
@@ -170,8 +200,15 @@ def add(
 def list_notes(
     ctx: typer.Context,
     client: Annotated[
-        str | None, typer.Argument(metavar="[CLIENT]", help="only this client's notes")
+        str | None,
+        typer.Argument(
+            metavar="CLIENT",
+            show_default=False,
+            help="only this client's notes; a name is "
+            + _argv.in_ps("the ID or --client-file"),
+        ),
     ] = None,
+    client_file: CLIENT_FILE = None,
     since: Annotated[
         str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")
     ] = None,
@@ -187,6 +224,9 @@ def list_notes(
     as_json: JSON = False,
 ) -> None:
     """List notes by date (psychotherapy notes only with --psychotherapy)."""
+    client = _argv.value(
+        ctx, client, client_file, name="CLIENT", option="--client-file"
+    )
     notes = (
         options(ctx)
         .open_vault()
@@ -274,16 +314,44 @@ def _save_attachment(vault: Vault, note: str, output: Path) -> NoteInfo:
 @app.command(epilog=EXIT_STATUS)
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="text to find (case-insensitive)")],
-    client: Annotated[
-        str | None, typer.Option("--client", help="only this client's notes")
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="QUERY",
+            show_default=False,
+            help="text to find (case-insensitive); "
+            + _argv.in_ps("--query-file or the prompt"),
+        ),
     ] = None,
+    query_file: Annotated[
+        str | None,
+        typer.Option(
+            "--query-file",
+            metavar="FILE",
+            help="the text to find from FILE, one line ('-': stdin); not in `ps`",
+        ),
+    ] = None,
+    client: Annotated[
+        str | None,
+        typer.Option(
+            "--client",
+            help="only this client's notes; a name is "
+            + _argv.in_ps("the ID or --client-file"),
+        ),
+    ] = None,
+    client_file: CLIENT_FILE = None,
     psychotherapy: Annotated[
         bool, typer.Option("--psychotherapy", help="include psychotherapy notes")
     ] = False,
     as_json: JSON = False,
 ) -> None:
     """Full-text search across notes, with highlighted snippets."""
+    query = _argv.required(
+        ctx, query, query_file, name="QUERY", option="--query-file", prompt="Search for"
+    )
+    client = _argv.value(
+        ctx, client, client_file, name="--client", option="--client-file"
+    )
     hits = (
         options(ctx)
         .open_vault()
@@ -314,10 +382,12 @@ def edit(
     note: NOTE,
     file: FILE = None,
     title: TITLE = None,
+    title_file: TITLE_FILE = None,
     insecure_tmp: INSECURE = False,
     as_json: JSON = False,
 ) -> None:
     """Change a draft (signed notes never change: use `note amend`)."""
+    title = _title(ctx, title, title_file, file)
     vault = options(ctx).open_vault(write=True)
     current = vault.note(note)
     if current.info.status != "draft":
@@ -342,6 +412,7 @@ def amend(
     note: NOTE,
     file: FILE = None,
     title: TITLE = None,
+    title_file: TITLE_FILE = None,
     draft: Annotated[
         bool, typer.Option("--draft", help="keep the addendum as a draft")
     ] = False,
@@ -349,6 +420,7 @@ def amend(
     as_json: JSON = False,
 ) -> None:
     """Add an addendum linked to a signed note (the original never changes)."""
+    title = _title(ctx, title, title_file, file)
     body = _read_text(file, "", insecure_tmp)
     _done(
         options(ctx).open_vault(write=True).amend(note, body, title=title, draft=draft),
@@ -360,17 +432,29 @@ def amend(
 @app.command("import", epilog=EXIT_STATUS)
 def import_notes(
     ctx: typer.Context,
-    client: CLIENT,
+    client: CLIENT = None,
     paths: Annotated[
-        list[Path],
-        typer.Argument(metavar="PATH...", help="text or Markdown files, one note each"),
-    ],
+        list[Path] | None,
+        typer.Argument(
+            metavar="PATH...",
+            show_default=False,
+            help="text or Markdown files, one note each",
+        ),
+    ] = None,
+    client_file: CLIENT_FILE = None,
     kind: Annotated[
         str, typer.Option("--kind", help="progress, psychotherapy or intake")
     ] = "progress",
     as_json: JSON = False,
 ) -> None:
     """Import existing notes (dated from front matter or file time), one commit."""
+    if client_file is not None and client is not None:
+        client, paths = None, [Path(client), *(paths or [])]  # no CLIENT in argv
+    if not paths:
+        raise typer.BadParameter(
+            "give at least one file", ctx=ctx, param_hint="'PATH...'"
+        )
+    client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault(write=True)
     with Progress(
         console=_output.stderr, transient=True, disable=not _output.stderr.is_terminal
@@ -392,13 +476,26 @@ def import_notes(
 
 def attach(
     ctx: typer.Context,
-    client: CLIENT,
+    client: CLIENT = None,
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="any file (streamed, any size)")
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="FILE", show_default=False, help="any file (streamed, any size)"
+        ),
+    ] = None,
+    client_file: CLIENT_FILE = None,
     title: TITLE = None,
+    title_file: TITLE_FILE = None,
     as_json: JSON = False,
 ) -> None:
     """Seal a file (a signed consent form, a letter) as an attachment note."""
+    if client_file is not None and file is None and client is not None:
+        client, file = None, Path(client)  # `attach --client-file F FILE`
+    if file is None:
+        raise typer.BadParameter(
+            "give the file to attach", ctx=ctx, param_hint="'FILE'"
+        )
+    client = _argv.client(ctx, client, client_file)
+    title = _argv.value(ctx, title, title_file, name="--title", option="--title-file")
     info = options(ctx).open_vault(write=True).add_attachment(client, file, title=title)
     _done(info, as_json, "attached")
