@@ -83,6 +83,10 @@ class WeakPassphraseError(VaultError):
     """The passphrase is too weak to protect clinical records."""
 
 
+class WorkFactorError(VaultError, ValueError):
+    """A new owner key file was asked for an scrypt work factor out of bounds."""
+
+
 class PassphraseUnavailableError(VaultError):
     """No passphrase source was given and no terminal is available to ask."""
 

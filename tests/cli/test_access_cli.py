@@ -191,3 +191,148 @@ def test_identity_rotate(ready) -> None:
         json.loads(ready("note", "show", shown[0]["id"], "--json").stdout)["signature"]
         == "valid"
     )
+
+
+# --- passphrase: work factor bounds, --rekey, what it does and does not protect --------
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _secret_file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_passphrase_work_factor_bounds_are_inits(
+    ready, cli, tmp_path: Path, pass_file: Path
+) -> None:
+    _setup(ready)
+    new = _secret_file(tmp_path, "new.txt", "a completely new passphrase")
+    before = _tree(ready.vault)
+    for factor in ("1", "23", "14"):
+        for extra in ((), ("--rekey",)):
+            refused = ready(
+                "passphrase", "--new-passphrase-file", str(new), "--work-factor",
+                factor, *extra,
+            )  # fmt: skip
+            assert refused.exit_code == 2
+            fresh = tmp_path / f"fresh-{factor}"
+            init = cli(
+                "--vault", str(fresh), "--passphrase-file", str(pass_file),
+                "init", "--work-factor", factor,
+            )  # fmt: skip
+            assert init.exit_code == 2
+            assert refused.stderr == init.stderr
+            assert refused.stderr.startswith(
+                "confvault: error: --work-factor must be between 15 and 22\n"
+                "confvault: hint: it is log2 of scrypt's N"
+            )
+            assert not fresh.exists()
+    assert _tree(ready.vault) == before
+    # The floor gives way only where init's does, and the vault opens afterwards.
+    assert ready(
+        "passphrase", "--new-passphrase-file", str(new), "--work-factor", "0",
+        "--allow-weak-work-factor",
+    ).stderr.startswith("confvault: error: --work-factor must be between 1 and 22")  # fmt: skip
+    weak = ready(
+        "passphrase", "--new-passphrase-file", str(new), "--work-factor", "11",
+        "--allow-weak-work-factor", "--json",
+    )  # fmt: skip
+    assert weak.exit_code == 0
+    assert json.loads(weak.stdout)["work_factor"] == 11
+    reopened = cli(
+        "--vault", str(ready.vault), "--passphrase-file", str(new), "note", "list"
+    )  # fmt: skip
+    assert reopened.exit_code == 0
+
+
+def test_rekey_with_wrong_passphrase_changes_nothing(ready, cli, tmp_path) -> None:
+    _setup(ready)
+    new = _secret_file(tmp_path, "new.txt", "a completely new passphrase")
+    wrong = _secret_file(tmp_path, "wrong.txt", "not the passphrase at all")
+    before = _tree(ready.vault)
+    result = cli(
+        "--vault", str(ready.vault), "--passphrase-file", str(wrong),
+        "passphrase", "--rekey", "--new-passphrase-file", str(new), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 12
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "confvault: error: the passphrase does not open this vault\n"
+    )
+    assert _tree(ready.vault) == before
+    assert ready("verify", "--deep").exit_code == 0  # the old passphrase still opens
+
+
+def test_passphrase_json_says_what_was_done(ready, cli, tmp_path: Path) -> None:
+    _setup(ready)
+    new = _secret_file(tmp_path, "new.txt", "a completely new passphrase")
+    newer = _secret_file(tmp_path, "newer.txt", "and yet another passphrase")
+    plain = ready("passphrase", "--new-passphrase-file", str(new), "--json")
+    assert plain.exit_code == 0
+    doc = json.loads(plain.stdout)
+    assert {k: doc[k] for k in ("action", "passphrase_changed", "rekey")} == {
+        "action": "passphrase-change",
+        "passphrase_changed": True,
+        "rekey": False,
+    }
+    assert doc["rewritten"] == ["owner key file"]
+    assert doc["protects"] == (
+        "the old passphrase no longer opens this vault's owner key file"
+    )
+    assert doc["does_not_protect"].startswith(
+        "a copy of the vault taken before the change still opens with the old "
+        "passphrase"
+    )
+    assert "passphrase --rekey" in doc["does_not_protect"]
+    assert (
+        "confvault: warning: the old passphrase no longer opens this vault's owner "
+        "key file, but a copy of the vault taken before the change still opens"
+    ) in plain.stderr
+
+    as_new = ("--vault", str(ready.vault), "--passphrase-file", str(new))
+    rekeyed = cli(*as_new, "passphrase", "--rekey", "--new-passphrase-file",
+                  str(newer), "--json")  # fmt: skip
+    assert rekeyed.exit_code == 0, rekeyed.stderr
+    doc = json.loads(rekeyed.stdout)
+    assert {
+        k: doc[k]
+        for k in (
+            "action", "passphrase_changed", "rekey", "outcome", "client_keys_rotated",
+            "notes_resealed", "client_keys_rewrapped", "failed",
+        )
+    } == {
+        "action": "rekey", "passphrase_changed": True, "rekey": True,
+        "outcome": "done", "client_keys_rotated": 2, "notes_resealed": 2,
+        "client_keys_rewrapped": 2, "failed": [],
+    }  # fmt: skip
+    assert sorted(r["client_name"] for r in doc["rotated"]) == ["Ann", "Bob"]
+    assert (
+        "opened with the old passphrase or its owner key, opens no file"
+        in (doc["protects"])
+    )
+    assert doc["does_not_protect"].startswith("what a copy taken before held")
+    as_newer = ("--vault", str(ready.vault), "--passphrase-file", str(newer))
+    assert cli(*as_newer, "verify", "--deep").exit_code == 0
+    assert cli(*as_new, "note", "list").exit_code == 12
+
+    rotated = cli(*as_newer, "identity", "rotate", "--rekey", "--json")
+    assert rotated.exit_code == 0, rotated.stderr
+    doc = json.loads(rotated.stdout)
+    assert (doc["action"], doc["passphrase_changed"], doc["client_keys_rotated"]) == (
+        "rekey",
+        False,
+        2,
+    )
+    assert "the passphrase is unchanged" in doc["protects"]
+    plain_rotate = json.loads(cli(*as_newer, "identity", "rotate", "--json").stdout)
+    assert (plain_rotate["action"], plain_rotate["rekey"]) == ("identity-rotate", False)
+    assert plain_rotate["does_not_protect"].startswith("the client keys are unchanged")

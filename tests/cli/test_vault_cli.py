@@ -73,7 +73,7 @@ def test_init_refuses_non_empty_directory(vcli) -> None:
 
 def test_init_work_factor_floor(vcli) -> None:
     result = vcli("init", "--work-factor", "12")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error (WorkFactorError), like `passphrase`
     assert "--work-factor must be between 15 and 22" in result.stderr
 
 

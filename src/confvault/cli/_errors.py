@@ -31,7 +31,7 @@ INTERRUPTED = 130
 
 EXIT_STATUS = """\
 Exit status: 0 success; 1 other error; 2 usage error; 3 nothing to do (rotate);
-4 partly done (rotate, revoke); 10 no vault there;
+4 partly done (rotate, revoke, --rekey); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 70 internal error;
 130 interrupted."""
@@ -52,6 +52,10 @@ _HINT_NO_MATCH = "was it sealed to another key? pass the right -i, or the passph
 _HINT_WORK = "the file asks for more scrypt work than allowed; it may be hostile"
 _HINT_VERIFY = "run `confvault verify` for the full report; restore from a backup"
 _HINT_SOURCE = "pass --passphrase-file FILE, or set CONFVAULT_PASSPHRASE_FILE"
+_HINT_WORK_FACTOR = (
+    "it is log2 of scrypt's N (default 18); below 15 only with "
+    "--allow-weak-work-factor, for tests and benchmarks"
+)
 
 # Order matters: the first class that matches wins, so subclasses come first.
 TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
@@ -69,6 +73,7 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(INTEGRITY, ("the armor is damaged or has extra text",)),
     ),
     (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
+    (errors.WorkFactorError, Mapping(USAGE, (_HINT_WORK_FACTOR,))),
     (
         errors.ClientNotFoundError,
         Mapping(FAILURE, ("`confvault client list` shows names and IDs",)),

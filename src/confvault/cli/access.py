@@ -17,8 +17,8 @@ from confvault.cli import _argv, _output, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO, PARTLY_DONE
 from confvault.errors import KeyFormatError
-from confvault.vault import Vault
-from confvault.vault.results import RevokeReport, RotateReport
+from confvault.vault import Vault, identity
+from confvault.vault.results import RekeyReport, RevokeReport, RotateReport
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 CLIENTS = Annotated[
@@ -230,6 +230,39 @@ def rotate(
     _exit_for(report.outcome)
 
 
+REKEY_HELP = (
+    "also new owner keys, every client key rotated and every note re-sealed, so a "
+    "copy of the vault taken before opens nothing in it: use it when the passphrase "
+    "may have leaked"
+)
+IDENTITY_REKEY_HELP = (
+    "also rotate every client key and re-seal every note, so the keys of a copy of "
+    "the vault taken before open nothing in it: use it when a key may have leaked "
+    "(if the passphrase may have, use `passphrase --rekey`)"
+)
+
+
+def _report_rekey(report: RekeyReport, as_json: bool) -> None:
+    """Print what a re-key did and did not protect; exit 4 when clients remain."""
+    if as_json:
+        _output.emit_json(report.to_json())
+    else:
+        _output.stdout.print(
+            ("passphrase changed; " if report.passphrase_changed else "")
+            + f"new owner keys; {len(report.rotated)} client keys rotated, "
+            f"{sum(max(r.notes, 0) for r in report.rotated)} notes re-sealed"
+        )
+        _output.info(report.protects)
+    for failure in report.failed:
+        _output.error(f"not rotated: {failure}")
+    if not report.owner.recovery_key_kept:
+        _output.warn("this vault has no recovery key")
+    _output.warn(report.DOES_NOT_PROTECT)
+    if report.failed:
+        _output.warn(report.UNFINISHED)
+        raise typer.Exit(PARTLY_DONE)
+
+
 def passphrase(
     ctx: typer.Context,
     new_passphrase_file: Annotated[
@@ -244,10 +277,30 @@ def passphrase(
         ),
     ] = None,
     work_factor: Annotated[
-        int | None, typer.Option("--work-factor", help="new scrypt cost, log2(N)")
+        int | None,
+        typer.Option(
+            "--work-factor",
+            help="new scrypt cost, log2(N): 15-22, as for init (default: unchanged)",
+        ),
     ] = None,
+    allow_weak_work_factor: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-work-factor",
+            help="allow a work factor below the floor (tests and benchmarks only)",
+        ),
+    ] = False,
+    rekey: Annotated[bool, typer.Option("--rekey", help=REKEY_HELP)] = False,
+    as_json: JSON = False,
 ) -> None:
-    """Change the passphrase (old one, or the recovery key, required)."""
+    """Change the passphrase (old one, or the recovery key, required).
+
+    Without --rekey only the owner key file is rewritten: a copy of the vault
+    taken before still opens with the old passphrase, and its keys open what is
+    written afterwards.
+    """
+    if work_factor is not None:  # before any prompt: nothing asked, nothing changed
+        identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
     opts = options(ctx)
     if recovery_key_file is not None:
         text = recovery_key_file.read_text(encoding="utf-8")
@@ -265,13 +318,35 @@ def passphrase(
     new = _secrets.obtain(
         file=new_passphrase_file, confirm=True, prompt="New passphrase: ", use_env=False
     )
-    vault.change_passphrase(new, work_factor=work_factor)
-    _output.stdout.print("passphrase changed (only the owner key file was rewritten)")
+    if rekey:
+        with _progress("re-keying the vault") as progress:
+            report = vault.rekey(
+                new,
+                work_factor=work_factor,
+                allow_weak_work_factor=allow_weak_work_factor,
+                progress=progress,
+            )
+        _report_rekey(report, as_json)
+        return
+    changed = vault.change_passphrase(
+        new, work_factor=work_factor, allow_weak_work_factor=allow_weak_work_factor
+    )
+    if as_json:
+        _output.emit_json(changed.to_json())
+    else:
+        _output.stdout.print(
+            "passphrase changed (only the owner key file was rewritten)"
+        )
+    _output.warn(f"{changed.PROTECTS}, but {changed.DOES_NOT_PROTECT}")
 
 
 @identity_app.command("rotate", epilog=EXIT_STATUS)
-def identity_rotate(ctx: typer.Context, as_json: JSON = False) -> None:
-    """New owner keys; client keys and owner files re-sealed; old key endorses the new."""
+def identity_rotate(
+    ctx: typer.Context,
+    rekey: Annotated[bool, typer.Option("--rekey", help=IDENTITY_REKEY_HELP)] = False,
+    as_json: JSON = False,
+) -> None:
+    """New owner keys; client keys re-wrapped to them (--rekey: rotated too)."""
     opts = options(ctx)
     secret = opts.passphrase()
     from confvault.vault.paths import check_vault_dir, default_state_dir
@@ -283,18 +358,24 @@ def identity_rotate(ctx: typer.Context, as_json: JSON = False) -> None:
         state_dir=default_state_dir(),
         lock_timeout=opts.lock_timeout,
     )
+    if rekey:
+        with _progress("re-keying the vault") as progress:
+            report = vault.rekey(secret, passphrase_changed=False, progress=progress)
+        _report_rekey(report, as_json)
+        return
     with _progress("re-sealing client keys") as progress:
         result = vault.rotate_identity(secret, progress=progress)
     if as_json:
         _output.emit_json(result)
-        return
-    _output.stdout.print(
-        f"new owner keys; {result['client_keys_rewrapped']} client keys re-sealed"
-    )
-    if result["recovery_key_kept"]:
-        _output.stdout.print("your recovery key still works")
     else:
+        _output.stdout.print(
+            f"new owner keys; {result['client_keys_rewrapped']} client keys re-sealed"
+        )
+        if result["recovery_key_kept"]:
+            _output.stdout.print("your recovery key still works")
+    if not result["recovery_key_kept"]:
         _output.warn("this vault has no recovery key")
+    _output.warn(f"{result['protects']}, but {result['does_not_protect']}")
 
 
 __all__ = [

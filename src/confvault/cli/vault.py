@@ -55,12 +55,7 @@ def init(
     """Create a vault: owner keys sealed with your passphrase, and a recovery key."""
     opts = options(ctx)
     path = opts.vault_path
-    floor = 1 if allow_weak_work_factor else identity.MIN_WORK_FACTOR
-    if not floor <= work_factor <= identity.MAX_WORK_FACTOR:
-        raise ConfvaultError(
-            f"--work-factor must be between {identity.MIN_WORK_FACTOR} and "
-            f"{identity.MAX_WORK_FACTOR}"
-        )
+    identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
     if recovery_key_file is not None and (
         recovery_key_file.exists() or recovery_key_file.is_symlink()
     ):
@@ -80,7 +75,7 @@ def init(
         work_factor=work_factor,
         recovery_key=not no_recovery_key,
         state_dir=default_state_dir(),
-        min_work_factor=floor,
+        min_work_factor=min(work_factor, identity.MIN_WORK_FACTOR),
     )
     if recovery is not None and recovery_key_file is not None:
         fd = os.open(recovery_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

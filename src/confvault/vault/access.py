@@ -22,17 +22,21 @@ from confvault.errors import (
     ConfvaultError,
     NotFoundError,
     UnsafeInputError,
+    WeakPassphraseError,
 )
 from confvault.vault import _note_format as fmt
-from confvault.vault import _txn, records
+from confvault.vault import _signing, _txn, identity, records, root_index
 from confvault.vault._core import GRANTEE_POINTER
 from confvault.vault._note_format import RECORDS
 from confvault.vault.clients import Compartment, _grant_covers
-from confvault.vault.manifest import canonical
+from confvault.vault.manifest import canonical, endorsement_message
 from confvault.vault.notebook import parse_date
 from confvault.vault.results import (
     ClientExposure,
     GrantInfo,
+    OwnerRotation,
+    PassphraseReport,
+    RekeyReport,
     RevokeReport,
     RotatedKey,
     RotateReport,
@@ -603,19 +607,24 @@ class AccessMixin:
     # --- owner keys ------------------------------------------------------------------------
 
     def change_passphrase(
-        self, new_passphrase: bytes, *, work_factor: int | None = None
-    ) -> None:
-        """Re-seal only the owner key file with a new passphrase."""
-        from confvault.vault import identity
+        self,
+        new_passphrase: bytes,
+        *,
+        work_factor: int | None = None,
+        allow_weak_work_factor: bool = False,
+    ) -> PassphraseReport:
+        """Re-seal only the owner key file with a new passphrase.
 
-        weakness = identity.check_passphrase_strength(new_passphrase)
-        if weakness:
-            from confvault.errors import WeakPassphraseError
-
-            raise WeakPassphraseError(f"passphrase too weak: {weakness}")
+        The owner keys stay: a copy of the vault taken before still opens with
+        the old passphrase and its keys open what is written afterwards
+        (``PassphraseReport.DOES_NOT_PROTECT``). ``rekey`` changes them too.
+        """
+        _check_new_secret(new_passphrase, work_factor, allow_weak_work_factor)
         with self._writing() as txn:
             root = self._root_doc(txn.current)
-            factor = work_factor or root["settings"]["work_factor"]
+            factor = root["settings"]["work_factor"]
+            if work_factor is not None:
+                factor = root["settings"]["work_factor"] = work_factor
             owner = self._owner()
             txn.retire(txn.current.pointer("owner"))
             txn.point(
@@ -625,26 +634,69 @@ class AccessMixin:
                 ),
             )
             self._note_audit("passphrase-change", None, None)
-            if work_factor:
-                root["settings"]["work_factor"] = work_factor
+            if work_factor is not None:
                 self._write_root(txn, root)
+        return PassphraseReport(work_factor=factor)
 
     def rotate_identity(
         self, passphrase: bytes, progress: Progress | None = None
     ) -> dict[str, Any]:
-        """New owner keys; root, client keys and owner files re-sealed; old key endorses new."""
-        from confvault.vault import (
-            _signing,
-            identity,
-        )
-        from confvault.vault.manifest import endorsement_message
+        """New owner keys in one commit; client keys re-wrapped to them, not changed.
 
+        Root, client keys, audit, recovery and owner files are re-sealed; the
+        old signing key endorses the new one. Returns ``OwnerRotation.to_json()``.
+        ``rekey`` also rotates every client key.
+        """
+        return self._new_owner(passphrase, None, progress, rekey=False).to_json()
+
+    def rekey(
+        self,
+        passphrase: bytes,
+        *,
+        passphrase_changed: bool = True,
+        work_factor: int | None = None,
+        allow_weak_work_factor: bool = False,
+        progress: Progress | None = None,
+    ) -> RekeyReport:
+        """The full re-key: new owner keys sealed with ``passphrase``, then every
+        client key rotated and every note re-sealed.
+
+        ``passphrase`` is a new one, or (``passphrase_changed=False``, which
+        only changes what the report says) the current one: identity rotation.
+        Afterwards the keys of a copy of the vault taken before, and with a new
+        passphrase the old one, open no file in the vault and nothing written
+        later.
+        The first commit (the new owner keys) records every client key as
+        still to rotate, so an interrupted run is finished by ``rotate``; the
+        rotation commits in batches like ``revoke``'s.
+        """
+        _check_new_secret(passphrase, work_factor, allow_weak_work_factor)
+        owner = self._new_owner(passphrase, work_factor, progress, rekey=True)
+        rotation = self._finish_pending(progress)
+        return RekeyReport(owner, rotation.rotated, rotation.failed, passphrase_changed)
+
+    def _new_owner(
+        self,
+        passphrase: bytes,
+        work_factor: int | None,
+        progress: Progress | None,
+        *,
+        rekey: bool,
+    ) -> OwnerRotation:
+        """Swap in new owner keys in one commit; with ``rekey``, queue every client key."""
+        # Grantees seal their audit-inbox entries to the owner key. Fold them
+        # into the chain while that is still the key here (an empty write
+        # commits nothing): after the swap no key here opens them.
+        with self._writing():
+            pass
         old = self._owner()
         new = identity.OwnerIdentity.generate()
         with self._writing() as txn:
             root = self._root_doc(txn.current)
             vault_id = root["vault"]
             settings = root["settings"]
+            if work_factor is not None:
+                settings["work_factor"] = work_factor
             keys = [
                 (cid, n)
                 for cid in root["clients"]
@@ -669,6 +721,9 @@ class AccessMixin:
                     )
                     if progress:
                         progress(number, len(keys))
+                if rekey:
+                    pending = root.setdefault("pending_rotation", [])
+                    pending.extend([list(k) for k in keys if list(k) not in pending])
                 txn.retire(txn.current.pointer("owner"))
                 txn.point(
                     "owner",
@@ -695,13 +750,29 @@ class AccessMixin:
                 }
                 settings["identity_rotated"] = self.now()
                 self._reseal_audit(txn, old.x25519, new.recipient)
-                self._note_audit("identity-rotate", None, None)
+                self._note_audit("identity-rotate", None, None, rekey=rekey)
+                # Every client bucket is re-sealed to the new key, changed or not.
+                for digest in self._root_buckets.objects:
+                    txn.retire(digest)
+                self._root_buckets = root_index.Buckets()
                 self._write_root(txn, root)
             except BaseException:
                 self.owner = old
                 raise
-        return {
-            "client_keys_rewrapped": len(keys),
-            "recovery_key_kept": bool(recovery),
-            "signer": new_signer,
-        }
+        return OwnerRotation(
+            work_factor=settings["work_factor"],
+            client_keys_rewrapped=len(keys),
+            recovery_key_kept=bool(recovery),
+            signer=new_signer,
+        )
+
+
+def _check_new_secret(
+    passphrase: bytes, work_factor: int | None, allow_weak_work_factor: bool
+) -> None:
+    """Refuse a weak passphrase or an out-of-bounds work factor before any change."""
+    weakness = identity.check_passphrase_strength(passphrase)
+    if weakness:
+        raise WeakPassphraseError(f"passphrase too weak: {weakness}")
+    if work_factor is not None:
+        identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)

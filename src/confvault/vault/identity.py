@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from confvault import age
-from confvault.errors import IntegrityError, NoIdentityMatchError, WrongPassphraseError
+from confvault.errors import (
+    IntegrityError,
+    NoIdentityMatchError,
+    WorkFactorError,
+    WrongPassphraseError,
+)
 from confvault.vault import _signing
 
 MIN_WORK_FACTOR = 15  # below this, a stolen vault's passphrase is too cheap to guess
@@ -26,6 +31,21 @@ DEFAULT_WORK_FACTOR = age.scrypt.DEFAULT_WORK_FACTOR
 MIN_PASSPHRASE_CHARS = 12
 _SEED_PREFIX = "# ed25519-signing-seed: "
 _COMMON = {"password1234", "123456789012", "passwordpassword", "qwertyuiopas"}
+
+
+def check_work_factor(work_factor: int, *, allow_weak: bool = False) -> int:
+    """``work_factor`` when a new owner key file may use it, else WorkFactorError.
+
+    The bounds of ``init`` and ``passphrase`` alike: at least MIN_WORK_FACTOR
+    (1 with ``allow_weak``, for tests and benchmarks) and at most
+    MAX_WORK_FACTOR, the most this vault and the stock age tool open.
+    """
+    floor = 1 if allow_weak else MIN_WORK_FACTOR
+    if not floor <= work_factor <= MAX_WORK_FACTOR:
+        raise WorkFactorError(
+            f"--work-factor must be between {floor} and {MAX_WORK_FACTOR}"
+        )
+    return work_factor
 
 
 def check_passphrase_strength(passphrase: bytes) -> str | None:

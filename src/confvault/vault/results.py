@@ -237,6 +237,121 @@ class RevokeReport:
 
 
 @dataclass(frozen=True)
+class PassphraseReport:
+    """A plain passphrase change: only the owner key file was rewritten."""
+
+    work_factor: int
+
+    PROTECTS = "the old passphrase no longer opens this vault's owner key file"
+    DOES_NOT_PROTECT = (
+        "a copy of the vault taken before the change still opens with the old "
+        "passphrase, and the owner keys in it are still this vault's: they open the "
+        "client keys, and so the notes, written afterwards, and they still sign as "
+        "you; use `confvault passphrase --rekey` if the passphrase may have leaked"
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "passphrase-change",
+            "passphrase_changed": True,
+            "rekey": False,
+            "work_factor": self.work_factor,
+            "rewritten": ["owner key file"],
+            "protects": self.PROTECTS,
+            "does_not_protect": self.DOES_NOT_PROTECT,
+        }
+
+
+@dataclass(frozen=True)
+class OwnerRotation:
+    """New owner keys, sealed with the same passphrase; client keys re-wrapped."""
+
+    work_factor: int
+    client_keys_rewrapped: int
+    recovery_key_kept: bool
+    signer: str
+
+    PROTECTS = "the old owner key opens no file now in the vault"
+    DOES_NOT_PROTECT = (
+        "the client keys are unchanged: a copy of the vault taken before holds them, "
+        "and they open the notes written afterwards; use `confvault identity rotate "
+        "--rekey` if a key may have leaked, `confvault passphrase --rekey` if the "
+        "passphrase may have"
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "identity-rotate",
+            "passphrase_changed": False,
+            "rekey": False,
+            "work_factor": self.work_factor,
+            "client_keys_rewrapped": self.client_keys_rewrapped,
+            "recovery_key_kept": self.recovery_key_kept,
+            "signer": self.signer,
+            "protects": self.PROTECTS,
+            "does_not_protect": self.DOES_NOT_PROTECT,
+        }
+
+
+@dataclass(frozen=True)
+class RekeyReport:
+    """A full re-key: new owner keys, then every client key rotated."""
+
+    owner: OwnerRotation
+    rotated: tuple[RotatedKey, ...]
+    failed: tuple[str, ...]
+    passphrase_changed: bool
+
+    PROTECTS_CHANGED = (
+        "new passphrase, new owner keys and new client keys, every note re-sealed: a "
+        "copy of the vault taken before, opened with the old passphrase or its owner "
+        "key, opens no file now in the vault and nothing written from now on"
+    )
+    PROTECTS_KEPT = (
+        "new owner keys and new client keys, every note re-sealed: the keys of a copy "
+        "of the vault taken before open no file now in the vault and nothing written "
+        "from now on; the passphrase is unchanged, and with it a later copy opens: "
+        "use `confvault passphrase --rekey` if it may have leaked"
+    )
+    DOES_NOT_PROTECT = (
+        "what a copy taken before held stays readable to whoever can open that copy; "
+        "the recovery key, if the vault has one, is unchanged"
+    )
+    UNFINISHED = (
+        "the clients named as not rotated still have their old keys, which a copy "
+        "taken before opens: run `confvault rotate` to finish them"
+    )
+
+    @property
+    def outcome(self) -> str:
+        """done | partly-done"""
+        return "partly-done" if self.failed else "done"
+
+    @property
+    def protects(self) -> str:
+        """What the re-key protects, for the passphrase given to it."""
+        if self.passphrase_changed:
+            return self.PROTECTS_CHANGED
+        return self.PROTECTS_KEPT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.owner.to_json(),
+            "action": "rekey",
+            "passphrase_changed": self.passphrase_changed,
+            "rekey": True,
+            "outcome": self.outcome,
+            "client_keys_rotated": len(self.rotated),
+            "notes_resealed": sum(max(r.notes, 0) for r in self.rotated),
+            "rotated": [r.to_json() for r in self.rotated],
+            "failed": list(self.failed),
+            "protects": self.protects,
+            "does_not_protect": self.DOES_NOT_PROTECT
+            + ("; " + self.UNFINISHED if self.failed else ""),
+        }
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     seq: int
     time: str
