@@ -129,3 +129,9 @@ class NoteLockedError(VaultError):
 
 class StorageError(VaultError):
     """The file system refused an operation (full disk, permissions, I/O)."""
+
+
+class UnsafeVaultEntryError(UnsafeInputError, IntegrityError):
+    """Something in the vault directory is not what the format allows there
+    (a symlink, a FIFO or device, a hard link, another owner, open
+    permissions, a name outside the grammar): refused, exit 13."""

@@ -54,6 +54,19 @@ def _describe(args: tuple[Any, ...]) -> str:
     return " ".join(str(p) for p in parts)
 
 
+def _describe_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Like ``_describe``; names relative to ``src_dir_fd``/``dst_dir_fd``
+    (the vault's descriptor-relative renames) are shown as whole paths."""
+    if len(args) == 2 and ("src_dir_fd" in kwargs or "dst_dir_fd" in kwargs):
+        names = []
+        for name, key in zip(args, ("src_dir_fd", "dst_dir_fd"), strict=True):
+            fd = kwargs.get(key)
+            base = _describe((fd,)) if isinstance(fd, int) else ""
+            names.append(f"{base}/{os.fspath(name)}" if base else os.fspath(name))
+        return " ".join(names)
+    return _describe(args)
+
+
 def _parse_kill_at(text: str) -> tuple[int, bool]:
     after = text.endswith("+")
     number = int(text[:-1] if after else text)
@@ -70,7 +83,7 @@ def _wrap(
         global _count  # one counter for the whole process
         _count += 1
         number = _count
-        _say(f"durable-step {number}: {name} {_describe(args)}")
+        _say(f"durable-step {number}: {name} {_describe_call(args, kwargs)}")
         if number == kill_at and not after:
             os.kill(os.getpid(), signal.SIGKILL)
         result = real(*args, **kwargs)

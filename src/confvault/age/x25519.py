@@ -79,6 +79,18 @@ class X25519Identity:
         """The ``AGE-SECRET-KEY-1...`` string. Handle with care: it is the key."""
         return _bech32.encode(IDENTITY_HRP, self.secret_key)
 
+    def agree(self, peer: X25519Recipient, label: bytes) -> bytes:
+        """A 32-byte key that only this identity and ``peer``'s can compute.
+
+        X25519 static-static agreement, then HKDF-SHA-256 with both public
+        keys (sorted) as salt and ``label`` as info; the all-zero shared
+        secret is refused (``HeaderError``). confvault uses it to authenticate a grantee's
+        audit entries to the owner (not part of the age format).
+        """
+        shared = x25519(self.secret_key, peer.public_key)
+        salt = b"".join(sorted((self._public_key, peer.public_key)))
+        return hkdf_sha256(shared, salt, label)
+
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes:
         """Return the file key from the first X25519 stanza addressed to us."""
         our_public = self._public_key

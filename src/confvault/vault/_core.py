@@ -79,7 +79,8 @@ class VaultCore:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.root = root
-        self.store = ObjectStore(root)
+        self.disk = fs.Root(root)
+        self.store = ObjectStore(self.disk)
         self.owner = owner
         self.reader = reader
         self.clock = clock
@@ -124,7 +125,7 @@ class VaultCore:
             age.X25519Identity.generate() if recovery_key else None
         )
         with fs.locked(path, exclusive=True, timeout=vault.lock_timeout):
-            txn = _txn.Transaction(path, vault.store, None)
+            txn = vault._transaction(None, vault_id)
             txn.point(
                 "owner",
                 txn.put(owner.seal_with_passphrase(vault_id, passphrase, work_factor)),
@@ -204,16 +205,14 @@ class VaultCore:
     # --- locking, manifest, transactions ----------------------------------------
 
     def _load_manifest(self) -> manifest.Manifest:
-        if (
-            not (self.root / manifest.MANIFEST_NAME).exists()
-            and not (self.root / manifest.MANIFEST_NAME).is_symlink()
-        ):
+        if manifest.MANIFEST_NAME not in self.disk.names(""):
             raise VaultNotFoundError(f"no vault at {self.root}")
-        raw = manifest.read_raw(self.root)
+        raw = manifest.read_raw(self.disk)
         if self.manifest is not None and raw == self.manifest.raw:
             loaded = self.manifest  # the very bytes this process checked or signed
         else:
-            loaded = manifest.parse(self.root, raw)
+            loaded = manifest.parse(self.disk, raw)
+        self.seen.check_place(self.root, loaded.body.vault_id)
         seen = self.seen.get(loaded.body.vault_id)
         if seen is not None:
             generation, signer = seen
@@ -229,6 +228,7 @@ class VaultCore:
         if self.manifest is not None and self.manifest.body == loaded.body:
             return self.manifest  # unchanged: keep the shards already loaded
         self.seen.record(loaded.body.vault_id, loaded.generation, loaded.body.signer)
+        self.seen.record_place(self.root, loaded.body.vault_id)
         self.manifest = loaded
         return loaded
 
@@ -243,8 +243,11 @@ class VaultCore:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
         with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
             current = self._load_manifest()
-            _txn.recover(self.root, self.store, current)
-            txn = _txn.Transaction(self.root, self.store, current)
+            key = _txn.journal_key(self._owner().signing_seed)
+            _, refused = _txn.recover(self.store, current, key)
+            for name in refused:  # reported where the owner will see it
+                self._note_audit("journal-refused", file=name)
+            txn = self._transaction(current, current.body.vault_id)
             try:
                 yield txn
                 folded = self._fold_audit(txn)
@@ -258,6 +261,12 @@ class VaultCore:
                 self._commit(txn, current.body.vault_id)
             self._after_audit_commit(folded)
 
+    def _transaction(
+        self, current: manifest.Manifest | None, vault_id: str
+    ) -> _txn.Transaction:
+        key = _txn.journal_key(self._owner().signing_seed)
+        return _txn.Transaction(self.store, current, key=key, vault_id=vault_id)
+
     def _commit(self, txn: _txn.Transaction, vault_id: str) -> None:
         owner = self._owner()
         signer = _signing.b64(owner.signer)
@@ -266,6 +275,7 @@ class VaultCore:
         )
         self.manifest = new
         self.seen.record(vault_id, new.generation, signer)
+        self.seen.record_place(self.root, vault_id)
 
     def _owner(self) -> identity.OwnerIdentity:
         if self.owner is None:

@@ -4,33 +4,60 @@ Crash safety: objects are written (temp + rename) and made durable before the
 manifest is replaced atomically; a journal in tmp/ lists what the transaction
 added and retires, so the next writer removes the leftovers of a transaction
 that was interrupted, whichever side of the manifest swap it died on.
+
+A journal is hostile until checked: it carries an HMAC keyed from the owner's
+signing key (only the owner's process holds it) over its name, the vault ID
+and its lists, and every name in it must match the object or shard grammar.
+A journal that fails either check is never obeyed: it is removed (by its own
+checked name, in tmp/) and reported to the caller, which audits it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from confvault import age
+from confvault.errors import UnsafeInputError
 from confvault.vault import fs, manifest, records
 from confvault.vault.objects import ObjectStore
+from confvault.vault.store import layout
 
 JOURNAL_SUFFIX = fs.JOURNAL_SUFFIX
+_JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
+
+
+def journal_key(signing_seed: bytes) -> bytes:
+    """The journals' MAC key, derived from the owner's signing key."""
+    return hmac.new(signing_seed, _JOURNAL_KEY_LABEL, hashlib.sha256).digest()
+
+
+def _journal_mac(key: bytes, name: str, vault_id: str, lists: dict[str, Any]) -> str:
+    message = json.dumps([name, vault_id, lists], sort_keys=True).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 class Transaction:
     """Collects a transaction's changes; ``commit`` makes them all or nothing."""
 
     def __init__(
-        self, root: Path, store: ObjectStore, current: manifest.Manifest | None
+        self,
+        store: ObjectStore,
+        current: manifest.Manifest | None,
+        *,
+        key: bytes,
+        vault_id: str,
     ) -> None:
-        self.root = root
+        self.disk = store.disk
         self.store = store
         self.current = current
+        self.key = key
+        self.vault_id = vault_id
         self.changes = manifest.Changes()
         self._pending: dict[str, fs.TempFile] = {}
 
@@ -59,7 +86,7 @@ class Transaction:
     def pending_bytes(self, digest: str) -> bytes | None:
         """The content of an object written in this transaction (for self-checks)."""
         temp = self._pending.get(digest)
-        return fs.read_bytes(temp.path) if temp is not None else None
+        return temp.read() if temp is not None else None
 
     def abort(self) -> None:
         """Drop everything written so far; nothing was committed."""
@@ -104,75 +131,134 @@ class Transaction:
         body, shard_files, known = manifest.next_body(
             self.current, self.changes, vault_id=vault_id, signer=signer, time=time
         )
-        shards_dir = self.root / manifest.SHARDS_DIR
         old_shards = set(self.current.body.shards.values()) if self.current else set()
         garbage_shards = old_shards - set(body.shards.values())
         journal = self._write_journal(garbage_shards | set(shard_files))
-        paths: list[Path | str] = []
-        made: set[str] = set()
+        moved: list[tuple[str, str]] = []
         for temp in self._pending.values():
-            parent = str(temp.target).rpartition("/")[0]
-            if parent not in made:
-                fs.ensure_dir(Path(parent))
-                made.add(parent)
             temp.move()
-            paths.append(temp.target)
+            moved.append((temp.rel, temp.name))
         for name, data in shard_files.items():
-            target = shards_dir / name
-            temp = fs.TempFile(self.root, target)
+            temp = fs.TempFile(self.disk, manifest.SHARDS_DIR, name)
             temp.write(data)
             temp.finish(fsync=False)
-            paths.append(target)
-        fs.make_durable(self.root, paths)
+            moved.append((manifest.SHARDS_DIR, name))
+        fs.make_durable(self.disk, moved)
         signature = sign(manifest.canonical(body.to_json()))
         raw = manifest.encode(body, signature)
-        fs.atomic_write(self.root, self.root / manifest.MANIFEST_NAME, raw)
-        new = manifest.Manifest(self.root, body, known, raw)
-        collect(self.root, self.store, journal, new)
+        fs.atomic_write(self.disk, "", manifest.MANIFEST_NAME, raw)
+        new = manifest.Manifest(self.disk, body, known, raw)
+        collect(self.store, journal, new, self.key, vault_id)
         return new
 
-    def _write_journal(self, shards: set[str]) -> Path:
+    def _write_journal(self, shards: set[str]) -> str:
         """Written first: names everything this transaction may leave behind."""
-        doc = {
+        name = f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
+        lists = {
             "added": sorted(self.changes.added),
             "retired": sorted(self.changes.removed),
             "shards": sorted(shards),
         }
-        path = (
-            self.root
-            / fs.TMP_DIR
-            / f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
-        )
-        temp = fs.TempFile(self.root, path)
+        doc = dict(lists, mac=_journal_mac(self.key, name, self.vault_id, lists))
+        temp = fs.TempFile(self.disk, fs.TMP_DIR, name)
         temp.write(json.dumps(doc).encode())
         temp.finish(fsync=False)
-        return path
+        return name
+
+
+def _checked_lists(
+    data: bytes, name: str, key: bytes, vault_id: str
+) -> dict[str, list[str]] | None:
+    """The journal's lists if it is ours and well formed; None otherwise."""
+    try:
+        doc = json.loads(data)
+        lists = {k: doc[k] for k in ("added", "retired", "shards")}
+        mac = doc["mac"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(mac, str) or not hmac.compare_digest(
+        mac, _journal_mac(key, name, vault_id, lists)
+    ):
+        return None
+    for names in lists.values():
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and layout.HASH.fullmatch(n) for n in names
+        ):
+            return None
+    return lists
 
 
 def collect(
-    root: Path, store: ObjectStore, journal: Path, live: manifest.Manifest
-) -> None:
-    """Remove what a (finished or interrupted) transaction left unreferenced."""
+    store: ObjectStore,
+    journal: str,
+    live: manifest.Manifest,
+    key: bytes,
+    vault_id: str,
+) -> bool:
+    """Remove what a (finished or interrupted) transaction left unreferenced.
+
+    False when the journal was not ours (planted or altered): it is removed
+    without acting on anything it says.
+    """
+    disk = store.disk
     try:
-        doc = json.loads(fs.read_bytes(journal))
-    except (OSError, ValueError):
-        with contextlib.suppress(OSError):
-            journal.unlink()
-        return
-    for digest in [*doc.get("added", []), *doc.get("retired", [])]:
-        if isinstance(digest, str) and len(digest) == 64 and not live.contains(digest):
-            store.remove(digest)
-    live_shards = set(live.body.shards.values())
-    for name in doc.get("shards", []):
-        if isinstance(name, str) and len(name) == 64 and name not in live_shards:
-            fs.remove(root / manifest.SHARDS_DIR / name)
-    fs.remove(journal)
+        data = disk.read(fs.TMP_DIR, journal)
+    except FileNotFoundError:
+        return True
+    lists = _checked_lists(data, journal, key, vault_id)
+    if lists is not None:
+        for digest in [*lists["added"], *lists["retired"]]:
+            if not live.contains(digest):
+                store.remove(digest)
+        live_shards = set(live.body.shards.values())
+        for name in lists["shards"]:
+            if name not in live_shards:
+                disk.remove(manifest.SHARDS_DIR, name)
+    disk.remove(fs.TMP_DIR, journal)
+    return lists is not None
 
 
-def recover(root: Path, store: ObjectStore, live: manifest.Manifest) -> int:
-    """Finish the cleanup of interrupted transactions (writer lock held)."""
-    tmp_dir = root / fs.TMP_DIR
-    journals = sorted(tmp_dir.glob(f"*{JOURNAL_SUFFIX}")) if tmp_dir.is_dir() else []
+def recover(
+    store: ObjectStore, live: manifest.Manifest, key: bytes
+) -> tuple[int, list[str]]:
+    """Finish the cleanup of interrupted transactions (writer lock held).
+
+    Returns how many leftovers were cleaned, and the names of journals that
+    were refused (not authenticated by this vault's owner key).
+    """
+    refused = []
+    journals = [n for n in store.disk.names(fs.TMP_DIR) if layout.JOURNAL.fullmatch(n)]
     for journal in journals:
-        collect(root, store, journal, live)
-    return len(journals) + fs.clean_tmp(root)
+        try:
+            ours = collect(store, journal, live, key, live.body.vault_id)
+        except UnsafeInputError:
+            # A FIFO, a link or a shared file under a journal's name: unlink
+            # the name itself (never what a link points to).
+            ours = False
+            with contextlib.suppress(OSError):
+                store.disk.remove(fs.TMP_DIR, journal)
+        if not ours:
+            refused.append(journal)
+    swept = sweep(store, live) if refused else 0
+    return len(journals) + swept + fs.clean_tmp(store.disk), refused
+
+
+def sweep(store: ObjectStore, live: manifest.Manifest) -> int:
+    """Remove every object and shard the live manifest does not name.
+
+    What a refused journal would have cleaned (a journal of an earlier owner
+    key, after an identity rotation died just after its commit), found
+    without trusting it: the writer lock is held, so nothing unreferenced is
+    on its way in. Only names of the object and shard grammar are touched.
+    """
+    removed = 0
+    for digest in store.scan():
+        if not live.contains(digest):
+            store.remove(digest)
+            removed += 1
+    live_shards = set(live.body.shards.values())
+    for name in store.disk.names(manifest.SHARDS_DIR):
+        if layout.HASH.fullmatch(name) and name not in live_shards:
+            store.disk.remove(manifest.SHARDS_DIR, name)
+            removed += 1
+    return removed

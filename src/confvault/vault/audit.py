@@ -16,6 +16,7 @@ folds them into the chain, marked ``"signed": false`` (see SECURITY.md).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -26,9 +27,20 @@ from confvault.errors import AgeError, ConfvaultError, IntegrityError
 from confvault.vault import _signing, _txn, fs, records
 from confvault.vault.manifest import canonical
 from confvault.vault.results import AuditEntry, Finding
+from confvault.vault.store import layout
 
 AUDIT_FORMAT = "confvault/audit/v1"
-INBOX_DIR = "audit-inbox"
+INBOX_DIR = layout.INBOX
+_INBOX_MAC = b"confvault/audit-inbox-mac/v1"
+_INBOX_FIELDS = ("action", "client", "note", "details", "time", "actor", "from")
+
+
+def _inbox_mac(key: bytes, name: str, entry: dict[str, Any]) -> str:
+    """A grantee's MAC over one inbox entry and its file name."""
+    body = {k: entry.get(k) for k in _INBOX_FIELDS}
+    return hmac.new(key, canonical([name, body]), hashlib.sha256).hexdigest()
+
+
 SEGMENT_SIZE = 256
 _GENESIS = "0" * 64
 
@@ -43,6 +55,7 @@ class AuditMixin:
     """Appending, reading and verifying the audit trail."""
 
     root: Path
+    disk: fs.Root
     store: Any
     owner: Any
     reader: Any
@@ -71,9 +84,31 @@ class AuditMixin:
         data = (txn.pending_bytes(digest) if txn else None) or self.store.get(digest)
         return records.open_document(data, [self._owner().x25519], "audit")
 
-    def _fold_audit(self, txn: _txn.Transaction) -> list[Path]:
-        """Append queued entries (and the grantee inbox) to the chain in ``txn``."""
-        inbox = sorted((self.root / INBOX_DIR).glob("*.age")) if self.owner else []
+    def _inbox_names(self) -> list[str]:
+        """Entries waiting in audit-inbox/ (a checked directory; exact names only)."""
+        return [
+            n for n in self.disk.names(INBOX_DIR) if layout.INBOX_ENTRY.fullmatch(n)
+        ]
+
+    def _fold_audit(self, txn: _txn.Transaction) -> list[str]:
+        """Append queued entries (and the grantee inbox) to the chain in ``txn``.
+
+        Returns the inbox entries folded in: only those authenticated as
+        written by a grantee of this vault, which alone may be removed.
+        """
+        inbox_entries = []
+        waiting = self._inbox_names() if self.owner and txn.current else []
+        if waiting:
+            try:
+                root = self._root_doc(txn.current)
+            except ConfvaultError:
+                root = {}  # re-keyed in this transaction: the next command folds them
+            grantees = {g["recipient"] for g in root.get("grants", [])}
+            for name in waiting:
+                entry = self._inbox_entry(name, grantees)
+                if entry is not None:
+                    inbox_entries.append((name, entry))
+        inbox = [name for name, _ in inbox_entries]
         if not self._audit_pending and not inbox:
             return []
         vault_id = txn.current.body.vault_id if txn.current else self._new_vault_id
@@ -89,7 +124,7 @@ class AuditMixin:
             "previous": None,
             "entries": [],
         }
-        entries = [self._inbox_entry(path) for path in inbox]
+        entries = [entry for _, entry in inbox_entries]
         now = self.now()
         entries += [
             dict(e, time=now, actor=self._actor(), signed=True)
@@ -121,29 +156,34 @@ class AuditMixin:
         txn.point("audit", txn.put_document(segment, owner))
         return inbox
 
-    def _inbox_entry(self, path: Path) -> dict[str, Any]:
+    def _inbox_entry(self, name: str, grantees: set[str]) -> dict[str, Any] | None:
+        """The entry in ``audit-inbox/name`` if a grantee of this vault wrote it.
+
+        None for anything else (unreadable, not sealed to the owner, written by
+        a key that holds no grant, or altered): it stays where it is, never
+        folded or removed, and ``verify`` keeps reporting it.
+        """
         try:
-            doc = json.loads(age.decrypt(fs.read_bytes(path), [self._owner().x25519]))
-            entry = {
-                k: doc.get(k)
-                for k in ("action", "client", "note", "details", "time", "actor")
-            }
-            entry["details"] = entry["details"] or {}
-        except (ConfvaultError, ValueError, OSError):
-            entry = {
-                "action": "unreadable-inbox-entry",
-                "client": None,
-                "note": None,
-                "details": {"file": path.name},
-                "time": self.now(),
-                "actor": "unknown",
-            }
+            doc = json.loads(
+                age.decrypt(self.disk.read(INBOX_DIR, name), [self._owner().x25519])
+            )
+            sender = doc["from"]
+            if sender not in grantees:
+                return None
+            key = self._owner().x25519.agree(age.parse_recipient(sender), _INBOX_MAC)
+            body = {k: doc.get(k) for k in _INBOX_FIELDS}
+            if not hmac.compare_digest(str(doc["mac"]), _inbox_mac(key, name, body)):
+                return None
+        except (ConfvaultError, ValueError, KeyError, TypeError, OSError):
+            return None
+        entry = {k: body[k] for k in _INBOX_FIELDS if k != "from"}
+        entry["details"] = entry["details"] or {}
         entry["signed"] = False
         return entry
 
-    def _after_audit_commit(self, folded: list[Path]) -> None:
-        for path in folded:
-            fs.remove(path)
+    def _after_audit_commit(self, folded: list[str]) -> None:
+        for name in folded:
+            self.disk.remove(INBOX_DIR, name)
 
     def _audit_read(
         self,
@@ -168,6 +208,7 @@ class AuditMixin:
         owner = directory.get("owner_recipient")
         if not owner:
             raise IntegrityError("the grantee directory does not name the owner's key")
+        owner_recipient = age.parse_recipient(owner)
         entry = {
             "action": action,
             "client": client,
@@ -175,11 +216,14 @@ class AuditMixin:
             "details": details,
             "time": self.now(),
             "actor": self._actor(),
+            "from": str(self.reader.recipient),
         }
-        sealed = age.encrypt(json.dumps(entry).encode(), [age.parse_recipient(owner)])
-        inbox = self.root / INBOX_DIR
-        fs.ensure_dir(inbox)
-        fs.atomic_write(self.root, inbox / f"{os.urandom(12).hex()}.age", sealed)
+        name = f"{os.urandom(12).hex()}.age"
+        key = self.reader.agree(owner_recipient, _INBOX_MAC)
+        entry["mac"] = _inbox_mac(key, name, entry)
+        sealed = age.encrypt(json.dumps(entry).encode(), [owner_recipient])
+        self.disk.dir(INBOX_DIR, create=True)
+        fs.atomic_write(self.disk, INBOX_DIR, name, sealed)
 
     def _load_manifest_for_inbox(self) -> Any:
         with self._reading() as current:
@@ -297,7 +341,7 @@ class AuditMixin:
                         )
                     )
                 last = entry
-        inbox = list((self.root / INBOX_DIR).glob("*.age"))
+        inbox = self._inbox_names()
         if inbox:
             findings.append(
                 Finding(

@@ -96,7 +96,7 @@ def create(
     sink = _open_sink(root, dest)
     try:
         with fs.locked(root, exclusive=False, timeout=lock_timeout):
-            current = manifest.load(root)
+            current = manifest.load(fs.Root(root))
             sink.mtime = _epoch(current.body.time)
             files, size = _copy_snapshot(root, current, sink, jobs)
         sink.finish()

@@ -150,7 +150,7 @@ def _check_streamed(
         raw = meta.get(manifest.MANIFEST_NAME)
         if raw is None:
             raise IntegrityError("the manifest is missing")
-        current = manifest.parse(Path(label), raw)
+        current = manifest.parse(None, raw)
     except ConfvaultError as err:
         report.error("manifest", manifest.MANIFEST_NAME, str(err))
         return VerifyReport(label, 0, 0, 0, False, tuple(report.findings))

@@ -203,7 +203,7 @@ class DirSink:
 
     def finish(self) -> None:
         self._close_dir()
-        fs.make_durable(self.root, [self.root / rel for rel in self.written])
+        fs.make_durable_paths(self.root, [self.root / rel for rel in self.written])
         fs.fsync_dir(self.root)
         fs.fsync_dir(self.root.parent)
 

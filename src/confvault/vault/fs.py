@@ -2,7 +2,10 @@
 
 Atomic writes (temp file, fsync, rename, directory fsync), 0700 directories and
 0600 files, refusal of symlinks and of permissions that let others in, and the
-vault lock. ``OSError`` is translated into confvault errors at this boundary.
+vault lock. Inside the vault everything goes through ``store.rootfs.Root``
+(descriptor-relative, checked names); the path functions here are for what
+lies outside it (backups, exports, the user's files). ``OSError`` is
+translated into confvault errors at this boundary.
 """
 
 from __future__ import annotations
@@ -17,28 +20,24 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from confvault.errors import (
-    StorageError,
-    UnsafeInputError,
-    VaultLockedError,
+from confvault.errors import UnsafeInputError, VaultLockedError
+from confvault.vault.store import layout
+from confvault.vault.store.rootfs import (
+    DIR_MODE,
+    FILE_MODE,
+    FIXED_MTIME_NS,
+    Root,
+    as_root,
+    read_all,
+    storage_error,
 )
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-LOCK_NAME = "lock"
-TMP_DIR = "tmp"
+__all__ = ["DIR_MODE", "FILE_MODE", "Root", "as_root", "storage_error"]
+
+LOCK_NAME = layout.LOCK
+TMP_DIR = layout.TMP
+JOURNAL_SUFFIX = layout.JOURNAL_SUFFIX  # a write transaction's journal in tmp/
 _BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
-
-
-def storage_error(err: OSError, what: str) -> StorageError:
-    """A StorageError that says what failed, and why, without a traceback."""
-    reason = (
-        "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-    )
-    return StorageError(f"cannot {what}: {reason}")
-
-
-JOURNAL_SUFFIX = ".journal"  # a write transaction's journal in tmp/ (see _txn)
 _UNRESOLVED: Any = object()
 _SYNCFS: Any = _UNRESOLVED  # libc's syncfs(2) once looked up; None without one
 
@@ -119,53 +118,46 @@ def read_bytes(path: Path | str) -> bytes:
     """The whole content of a (small) vault file."""
     fd, info = _open_private(path)
     try:
-        parts = []
-        want = info.st_size + 1  # one more, to see the end even if it grew
-        while True:
-            block = os.read(fd, want)
-            parts.append(block)
-            if len(block) < want:  # a short read of a regular file: its end
-                break
-            want = 1 << 20
-        return b"".join(parts) if len(parts) != 1 else parts[0]
+        return read_all(fd, info.st_size)
     finally:
         os.close(fd)
 
 
 class TempFile:
-    """A 0600 temporary file in the vault's tmp/ that becomes ``target`` on commit.
+    """A 0600 temporary file in the vault's tmp/ that becomes ``rel/name`` on commit.
 
-    Paths are kept as strings: a rotation makes thousands of these.
+    Everything goes through the vault's ``Root``: the file is created, moved
+    and removed relative to directory descriptors, by checked names only.
     """
 
-    def __init__(self, root: Path, target: Path | str) -> None:
-        self.target = target
-        tmp_dir = root / TMP_DIR
-        self.path = _temp_name(root, target)
+    def __init__(self, root: Root, rel: str, name: str) -> None:
+        self.root, self.rel, self.name = root, rel, name
+        self.temp = _temp_name(name)
         try:
-            fd = _create_new(self.path)
+            fd = root.create(TMP_DIR, self.temp)
         except OSError as err:
-            raise storage_error(err, f"create a file in {tmp_dir}") from err
+            raise storage_error(err, f"create a file in {root.where(TMP_DIR)}") from err
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
     @classmethod
-    def of_bytes(cls, root: Path, target: Path | str, data: bytes) -> TempFile:
+    def of_bytes(cls, root: Root, rel: str, name: str, data: bytes) -> TempFile:
         """A closed temporary file holding ``data`` (the small-object fast path)."""
         self = cls.__new__(cls)
-        self.target = target
-        self.path = _temp_name(root, target)
+        self.root, self.rel, self.name = root, rel, name
+        self.temp = _temp_name(name)
         try:
-            fd = _create_new(self.path)
+            fd = root.create(TMP_DIR, self.temp)
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                _fix_mtime(fd, rel)
             finally:
                 os.close(fd)
         except OSError as err:
             with contextlib.suppress(OSError):
-                os.unlink(self.path)  # noqa: PTH108 (a str path: hot)
-            raise storage_error(err, f"write {self.name}") from err
+                root.remove(TMP_DIR, self.temp)
+            raise storage_error(err, f"write {name}") from err
         self.file = None  # type: ignore[assignment]
         return self
 
@@ -180,6 +172,7 @@ class TempFile:
         """Flush (and optionally fsync) and close; the file stays in tmp/."""
         try:
             self.file.flush()
+            _fix_mtime(self.file.fileno(), self.rel)
             if fsync:
                 os.fsync(self.file.fileno())
             self.file.close()
@@ -187,15 +180,14 @@ class TempFile:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
 
-    @property
-    def name(self) -> str:
-        """The target's file name (for messages)."""
-        return _basename(self.target)
+    def read(self) -> bytes:
+        """The closed file's content (a transaction reading its own writes)."""
+        return self.root.read(TMP_DIR, self.temp)
 
     def move(self) -> None:
         """Rename the closed file onto its target (atomic within the vault)."""
         try:
-            os.replace(self.path, self.target)
+            self.root.replace(TMP_DIR, self.temp, self.rel, self.name)
         except OSError as err:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
@@ -210,26 +202,19 @@ class TempFile:
         with contextlib.suppress(OSError, AttributeError):
             self.file.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.path)  # noqa: PTH108 (a str path: hot)
+            self.root.remove(TMP_DIR, self.temp)
 
 
-def _create_new(path: str) -> int:
-    """A write descriptor of a new 0600 file (never an existing one or a symlink)."""
-    return os.open(
-        path,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        FILE_MODE,
-    )
+def _fix_mtime(fd: int, rel: str) -> None:
+    """Objects, shards and the rest get one fixed mtime; the manifest (the one
+    file rewritten under its own name, which rsync-style copies compare by
+    size and mtime) keeps its real one."""
+    if rel != "":
+        os.utime(fd, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
 
 
-def _basename(path: Path | str) -> str:
-    return str(path).rpartition("/")[2]
-
-
-def _temp_name(root: Path, target: Path | str) -> str:
-    return (
-        f"{root}/{TMP_DIR}/{_basename(target)}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    )
+def _temp_name(name: str) -> str:
+    return f"{name}.{os.getpid()}.{os.urandom(6).hex()}{layout.TEMP_SUFFIX}"
 
 
 def fsync_dir(path: Path) -> None:
@@ -244,25 +229,35 @@ def fsync_dir(path: Path) -> None:
         raise storage_error(err, f"sync {path}") from err
 
 
-def make_durable(root: Path, files: Sequence[Path | str]) -> None:
-    """Make freshly written ``files`` (and their directory entries) durable.
+def syncfs(fd: int) -> bool:
+    """One syncfs(2) of the file system holding ``fd``; False without one."""
+    call = _syncfs()
+    if call is None:
+        return False
+    if call(fd) != 0:
+        import ctypes
 
-    Few files: fsync each and its directory. Many (a rotation): one syncfs
-    for the whole file system, so durability is paid once per batch.
+        err = ctypes.get_errno()
+        raise storage_error(OSError(err, os.strerror(err)), "sync the vault")
+    return True
+
+
+def make_durable_paths(base: Path, files: Sequence[Path | str]) -> None:
+    """Make freshly written ``files`` under ``base`` (outside a vault: a
+    backup directory) durable, with their directories.
+
+    Few files: fsync each and its directory. Many: one syncfs for the whole
+    file system, so durability is paid once.
     """
     if not files:
         return
-    if len(files) > _BATCH_FSYNC_LIMIT and (syncfs := _syncfs()) is not None:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if len(files) > _BATCH_FSYNC_LIMIT:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if syncfs(fd) != 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                raise storage_error(OSError(err, os.strerror(err)), "sync the vault")
+            if syncfs(fd):
+                return
         finally:
             os.close(fd)
-        return
     dirs: set[Path] = set()
     for name in files:
         path = Path(name)
@@ -280,35 +275,58 @@ def make_durable(root: Path, files: Sequence[Path | str]) -> None:
         fsync_dir(directory)
 
 
-def atomic_write(root: Path, target: Path, data: bytes) -> None:
-    """temp + fsync + rename + directory fsync: ``target`` is old or new, never torn."""
-    temp = TempFile(root, target)
+def make_durable(root: Root, files: Sequence[tuple[str, str]]) -> None:
+    """Make freshly moved vault files ``(directory, name)`` durable, with the
+    directories that name them (and a bucket's parent: it may be new)."""
+    if not files:
+        return
+    if len(files) > _BATCH_FSYNC_LIMIT and syncfs(root.fd):
+        return
+    dirs: set[str] = set()
+    for rel, name in files:
+        try:
+            root.fsync_file(rel, name)
+        except OSError as err:
+            raise storage_error(err, f"sync {name}") from err
+        dirs.add(rel)
+        dirs.add(rel.rpartition("/")[0])
+    for rel in sorted(dirs):
+        root.fsync_dir(rel)
+
+
+def atomic_write(root: Root, rel: str, name: str, data: bytes) -> None:
+    """temp + fsync + rename + directory fsync: the file is old or new, never torn."""
+    temp = TempFile(root, rel, name)
     temp.write(data)
     temp.finish(fsync=True)
-    fsync_dir(target.parent)
+    root.fsync_dir(rel)
 
 
 def remove(path: Path | str) -> None:
-    """Remove a file; a missing one is fine (an earlier run may have removed it)."""
+    """Remove a file outside a vault; a missing one is fine."""
     try:
         os.unlink(path)  # noqa: PTH108 (a str path: hot)
     except FileNotFoundError:
         pass
     except OSError as err:
-        raise storage_error(err, f"remove {_basename(path)}") from err
+        raise storage_error(err, f"remove {str(path).rpartition('/')[2]}") from err
 
 
-def clean_tmp(root: Path) -> int:
-    """Remove temporary files left by an interrupted command (writer lock held)."""
+def clean_tmp(root: Root) -> int:
+    """Remove temporary files left by an interrupted command (writer lock held).
+
+    Only names of the temporary-file grammar, only regular files: anything
+    else in tmp/ is left for ``verify`` to report.
+    """
     removed = 0
-    tmp_dir = root / TMP_DIR
-    try:
-        entries = list(os.scandir(tmp_dir))
-    except OSError:
-        return 0
-    for entry in entries:
-        if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
-            remove(Path(entry.path))
+    for name in root.names(TMP_DIR):
+        if layout.TEMP.fullmatch(name):
+            try:
+                fd, _ = root.open(TMP_DIR, name)
+            except (OSError, UnsafeInputError):
+                continue
+            os.close(fd)
+            root.remove(TMP_DIR, name)
             removed += 1
     return removed
 
@@ -322,7 +340,9 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     path = root / LOCK_NAME
     try:
         fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+            path,
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            FILE_MODE,
         )
     except OSError as err:
         if err.errno == errno.ELOOP:
@@ -335,6 +355,11 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
             return
         raise storage_error(err, "open the vault lock") from err
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            raise UnsafeInputError(
+                f"{path} is not a regular file of yours; a vault lock is one"
+            )
         mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = time.monotonic() + timeout
         delay = 0.005

@@ -25,9 +25,10 @@ from typing import Any
 from confvault.errors import IntegrityError
 from confvault.vault import _signing, fs
 from confvault.vault.objects import is_hash
+from confvault.vault.store import layout
 
-MANIFEST_NAME = "manifest"
-SHARDS_DIR = "shards"
+MANIFEST_NAME = layout.MANIFEST
+SHARDS_DIR = layout.SHARDS
 FORMAT = "confvault/manifest/v1"
 _SHARD_HEADER = b"confvault/shard/v1\n"
 _HASHES = re.compile(r"(?:[0-9a-f]{64})*")
@@ -113,7 +114,7 @@ class Manifest:
     set of the ~400 names a shard of a 100,000-note vault holds.
     """
 
-    root: Path
+    disk: fs.Root | Path | None  # None: a manifest checked from a backup's bytes
     body: ManifestBody
     _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
     raw: bytes = field(default=b"", repr=False)  # the file, as checked or written
@@ -135,8 +136,11 @@ class Manifest:
             name = self.body.shards.get(prefix)
             if name is None:
                 body = b""
+            elif self.shard_files is None and self.disk is not None:
+                self.disk = fs.as_root(self.disk)
+                body = read_shard_lines(self.disk, name, prefix)
             elif self.shard_files is None:
-                body = read_shard_lines(self.root, name, prefix)
+                raise IntegrityError(f"manifest shard {prefix} is missing")
             elif name in self.shard_files:
                 body = check_shard_lines(self.shard_files[name], name, prefix)
             else:
@@ -160,15 +164,15 @@ class Manifest:
         return out
 
 
-def read_shard(root: Path, name: str, prefix: str) -> frozenset[str]:
+def read_shard(disk: fs.Root | Path, name: str, prefix: str) -> frozenset[str]:
     """Load and check one shard file: its names."""
-    return frozenset(read_shard_lines(root, name, prefix).decode("ascii").split())
+    return frozenset(read_shard_lines(disk, name, prefix).decode("ascii").split())
 
 
-def read_shard_lines(root: Path, name: str, prefix: str) -> bytes:
+def read_shard_lines(disk: fs.Root | Path, name: str, prefix: str) -> bytes:
     """Load and check one shard file: its lines of names, after the header."""
     try:
-        data = fs.read_bytes(root / SHARDS_DIR / name)
+        data = fs.as_root(disk).read(SHARDS_DIR, name)
     except FileNotFoundError as err:
         raise IntegrityError(f"manifest shard {prefix} is missing") from err
     return check_shard_lines(data, name, prefix)
@@ -219,20 +223,23 @@ def _insertion_point(lines: bytes, line: bytes) -> int:
     return low * _LINE
 
 
-def read_raw(root: Path) -> bytes:
+def read_raw(disk: fs.Root | Path) -> bytes:
     """The manifest file's bytes, unchecked."""
     try:
-        return fs.read_bytes(root / MANIFEST_NAME)
+        return fs.as_root(disk).read("", MANIFEST_NAME)
     except FileNotFoundError as err:
         raise IntegrityError("the manifest is missing") from err
 
 
-def load(root: Path, *, expected_signer: str | None = None) -> Manifest:
+def load(disk: fs.Root | Path, *, expected_signer: str | None = None) -> Manifest:
     """Read the manifest and check its signature (and signer, when pinned)."""
-    return parse(root, read_raw(root), expected_signer=expected_signer)
+    disk = fs.as_root(disk)
+    return parse(disk, read_raw(disk), expected_signer=expected_signer)
 
 
-def parse(root: Path, raw: bytes, *, expected_signer: str | None = None) -> Manifest:
+def parse(
+    disk: fs.Root | Path | None, raw: bytes, *, expected_signer: str | None = None
+) -> Manifest:
     """Check a manifest file's signature (and signer, when pinned)."""
     try:
         doc = json.loads(raw)
@@ -254,7 +261,7 @@ def parse(root: Path, raw: bytes, *, expected_signer: str | None = None) -> Mani
     _check_endorsements(body)
     if expected_signer is not None and not signer_descends(body, expected_signer):
         raise IntegrityError("the manifest is signed by a different key than before")
-    return Manifest(root, body, raw=raw)
+    return Manifest(disk, body, raw=raw)
 
 
 def endorsement_message(vault_id: str, new_signer: str) -> bytes:

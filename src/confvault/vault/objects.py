@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault import fs
+from confvault.vault.store import layout
+from confvault.vault.store.rootfs import read_all
 
-OBJECTS_DIR = "objects"
-_HASH = re.compile(r"[0-9a-f]{64}")
+OBJECTS_DIR = layout.OBJECTS
+_HASH = layout.HASH
 
 
 def is_hash(text: str) -> bool:
@@ -43,60 +45,61 @@ class _HashingSink:
 class ObjectStore:
     """The objects/ directory of one vault."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / OBJECTS_DIR
-        self._dir = str(self.dir)
+    def __init__(self, disk: fs.Root) -> None:
+        self.disk = disk
+        self.root = disk.path
 
     def path(self, digest: str) -> Path:
-        """Where the object named ``digest`` lives."""
-        return Path(self.file(digest))
-
-    def file(self, digest: str) -> str:
-        """``path()`` as a string, for the hot paths that touch thousands."""
-        if not is_hash(digest):
-            raise IntegrityError(f"malformed object name {digest[:70]!r}")
-        return f"{self._dir}/{digest[:2]}/{digest}"
+        """Where the object named ``digest`` lives (for messages and tests)."""
+        return self.root / layout.bucket_of(digest) / digest
 
     def put(self, data: bytes) -> tuple[str, fs.TempFile]:
         """Write ``data`` to a pending temp file; ``move()`` it in on commit."""
         digest = hashlib.sha256(data).hexdigest()
-        return digest, fs.TempFile.of_bytes(self.root, self.file(digest), data)
+        return digest, fs.TempFile.of_bytes(
+            self.disk, f"{OBJECTS_DIR}/{digest[:2]}", digest, data
+        )
 
     def put_stream(
         self, write: Callable[[_HashingSink], None]
     ) -> tuple[str, fs.TempFile]:
         """Like ``put``, for what ``write(sink)`` writes, streamed."""
-        temp = fs.TempFile(self.root, self.dir / "pending")
+        temp = fs.TempFile(self.disk, OBJECTS_DIR, "pending")
         sink = _HashingSink(temp)
         try:
             write(sink)
         except BaseException:
             temp.discard()
             raise
-        temp.close()
         digest = sink.sha.hexdigest()
-        temp.target = self.file(digest)
+        temp.rel, temp.name = layout.bucket_of(digest), digest
+        temp.close()
         return digest, temp
+
+    def _open(self, digest: str) -> tuple[int, int]:
+        try:
+            fd, info = self.disk.open(layout.bucket_of(digest), digest)
+        except FileNotFoundError as err:
+            raise IntegrityError(f"object {digest[:12]} is missing") from err
+        except OSError as err:
+            raise fs.storage_error(err, f"read object {digest[:12]}") from err
+        return fd, info.st_size
 
     def get(self, digest: str) -> bytes:
         """The object's bytes, after checking they hash to its name."""
-        path = self.file(digest)
+        fd, size = self._open(digest)
         try:
-            data = fs.read_bytes(path)
-        except FileNotFoundError as err:
-            raise IntegrityError(f"object {digest[:12]} is missing") from err
+            data = read_all(fd, size)
+        finally:
+            os.close(fd)
         if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
             raise IntegrityError(f"object {digest[:12]} is damaged or was replaced")
         return data
 
     def open_checked(self, digest: str) -> BinaryIO:
         """Open a (large) object for streaming after checking its hash in one pass."""
-        path = self.path(digest)
-        try:
-            f = fs.open_read(path)
-        except FileNotFoundError as err:
-            raise IntegrityError(f"object {digest[:12]} is missing") from err
+        fd, _ = self._open(digest)
+        f = os.fdopen(fd, "rb")
         sha = hashlib.sha256()
         while block := f.read(1 << 20):
             sha.update(block)
@@ -108,14 +111,18 @@ class ObjectStore:
 
     def remove(self, digest: str) -> None:
         """Delete an object that is no longer live."""
-        fs.remove(self.file(digest))
+        self.disk.remove(layout.bucket_of(digest), digest)
 
-    def scan(self) -> Iterator[tuple[str, Path]]:
-        """Every file under objects/ (for verify and gc); flags non-objects."""
-        if not self.dir.exists():
-            return
-        for sub in sorted(self.dir.iterdir()):
-            if sub.is_symlink() or not sub.is_dir():
-                raise UnsafeInputError(f"unexpected entry {sub.name} in objects/")
-            for entry in sorted(sub.iterdir()):
-                yield entry.name, entry
+    def scan(self) -> Iterator[str]:
+        """Every object name under objects/ (for gc). Anything else, or a
+        bucket that is not a private directory, is skipped: ``verify``
+        reports it, and nothing acts on it."""
+        for bucket in self.disk.names(OBJECTS_DIR):
+            rel = f"{OBJECTS_DIR}/{bucket}"
+            if not layout.is_dir(rel):
+                continue
+            try:
+                names = self.disk.names(rel)
+            except UnsafeInputError:
+                continue
+            yield from (name for name in names if layout.is_file(rel, name))

@@ -5,6 +5,7 @@ the check of a vault directory before anything is read from it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -57,14 +58,62 @@ class SeenStore:
         return self.directory / "seen" / f"{vault_id}.json"
 
     def get(self, vault_id: str) -> tuple[int, str] | None:
-        """(generation, signer) last seen, or None for a vault new to us."""
+        """(generation, signer) last seen, or None for a vault new to us.
+
+        Fails closed: a memory that exists but cannot be read or parsed is
+        an ``IntegrityError``, never "seen nothing" (that is what an attacker
+        who can damage the file would want).
+        """
+        path = self._path(vault_id)
         try:
-            doc = json.loads(self._path(vault_id).read_text(encoding="utf-8"))
+            doc = json.loads(path.read_text(encoding="utf-8"))
             return int(doc["generation"]), str(doc["signer"])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # an unreadable memory is no evidence either way
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise IntegrityError(
+                f"this machine's memory of the vault ({path}) is unreadable "
+                f"({getattr(err, 'strerror', None) or 'malformed'}); it is what "
+                "detects a rollback, so nothing is read until it is fixed: restore "
+                "it, or remove it deliberately to trust the vault as it is now"
+            ) from err
+
+    def _place_path(self, root: Path) -> Path:
+        digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()
+        return self.directory / "seen" / "places" / f"{digest[:32]}.json"
+
+    def check_place(self, root: Path, vault_id: str) -> None:
+        """Refuse a vault at a known path whose ID is not the one seen there.
+
+        A vault replaced wholesale by one an attacker built (new ID, new
+        signer) has no memory of its own to contradict it; the memory of the
+        path does.
+        """
+        path = self._place_path(root)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            known = str(doc["vault"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise IntegrityError(
+                f"this machine's memory of {root} ({path}) is unreadable; "
+                "restore it, or remove it deliberately"
+            ) from err
+        if known != vault_id:
+            raise IntegrityError(
+                f"the vault at {root} is not the one this machine knew there: "
+                f"vault {known[:12]} was replaced by vault {vault_id[:12]}, signed "
+                "by a key never seen here. If you moved another vault here on "
+                f"purpose, remove {path}; otherwise restore the vault from a backup"
+            )
+
+    def record_place(self, root: Path, vault_id: str) -> None:
+        """Remember that ``root`` holds the vault ``vault_id``."""
+        path = self._place_path(root)
+        if path.exists():
+            return
+        self._write_file(path, {"path": os.path.realpath(root), "vault": vault_id})
 
     def _read(self, vault_id: str) -> dict[str, object]:
         try:
@@ -98,7 +147,9 @@ class SeenStore:
         self._write(vault_id, doc)
 
     def _write(self, vault_id: str, doc: dict[str, object]) -> None:
-        path = self._path(vault_id)
+        self._write_file(self._path(vault_id), doc)
+
+    def _write_file(self, path: Path, doc: dict[str, object]) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             data = json.dumps(doc).encode()

@@ -36,9 +36,9 @@ class _Report:
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-# A bucket is opened as a path lookup would (a symlinked bucket is followed):
-# the tree walk reports the symlink itself, and its objects are still checked.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# A symlinked bucket is never followed: the tree walk reports the symlink,
+# and each object in the manifest under it is reported as not a regular file.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _hash_file(name: str, dir_fd: int) -> str | None:
@@ -118,13 +118,17 @@ def verify_keyless(
         report.error("no-vault", str(root), "there is no vault here")
         return VerifyReport(str(root), 0, 0, 0, False, tuple(report.findings)), None
     try:
-        current = manifest.load(root)
-    except ConfvaultError as err:
+        current = manifest.load(fs.Root(root))
+    except (ConfvaultError, OSError) as err:
         _check_tree(root, report)
         report.error("manifest", manifest.MANIFEST_NAME, str(err))
         return VerifyReport(str(root), 0, 0, 0, False, tuple(report.findings)), None
     body = current.body
     if seen is not None:
+        try:
+            seen.check_place(root, body.vault_id)
+        except ConfvaultError as err:
+            report.error("vault-replaced", manifest.MANIFEST_NAME, str(err))
         _check_seen(body, seen, report)
     live = _live_objects(current, report)
     tree, files = _check_files(root, live, set(body.shards.values()), progress)
@@ -146,8 +150,19 @@ def verify_keyless(
 
 def _check_seen(body: manifest.ManifestBody, seen: SeenStore, report: _Report) -> None:
     """Rollback and signer swap, against what this machine saw before."""
-    known = seen.get(body.vault_id)
+    try:
+        known = seen.get(body.vault_id)
+    except ConfvaultError as err:
+        report.error("seen-unreadable", manifest.MANIFEST_NAME, str(err))
+        return
     if known is None:
+        report.warning(
+            "never-seen",
+            manifest.MANIFEST_NAME,
+            "this machine has never seen this vault: a consistent but older copy, "
+            "or one built by someone else, cannot be told apart here; compare its "
+            "vault ID and generation with the machine that writes it",
+        )
         return
     if not manifest.signer_descends(body, known[1]):
         report.error(
@@ -234,6 +249,22 @@ def _check_files(
     return [Finding(*f) for f in tree], here.findings + [Finding(*f) for f in files]
 
 
+def _missing(bucket: str, name: str) -> bool:
+    """True when neither the bucket (a real directory) nor the object exists;
+    a symlink in place of either is not missing but unsafe. Nothing followed."""
+    try:
+        info = os.lstat(bucket)
+    except FileNotFoundError:
+        return True
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    try:
+        os.lstat(f"{bucket}/{name}")
+    except FileNotFoundError:
+        return True
+    return False
+
+
 def _hash_objects(
     root: Path, digests: list[str], report: _Report, progress: Progress | None
 ) -> None:
@@ -252,8 +283,7 @@ def _hash_objects(
                     bucket_fd = None
             actual = None if bucket_fd is None else _hash_file(digest, bucket_fd)
             if actual is None:
-                path = Path(f"{base}{bucket}/{digest}")  # rare: a Path is fine
-                if not path.is_symlink() and not path.exists():
+                if _missing(f"{base}{bucket}", digest):
                     report.error("object-missing", digest, "object is missing")
                 else:
                     report.error(

@@ -1,0 +1,262 @@
+"""The vault directory, held by a descriptor: the only way into it.
+
+Every file and directory under the root is reached relative to a descriptor
+of the root (``openat`` style, through ``dir_fd=``), one checked component
+at a time, never following a symlink, and only by a directory and a name
+that ``layout`` accepts. A file is opened non-blocking (a FIFO or a device
+cannot hang a command) and with ``O_NOATIME`` (reads leave no trace in the
+access times); anything but a private regular file of ours with one link,
+or a private directory of ours, is refused with ``UnsafeVaultEntryError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import weakref
+from pathlib import Path
+
+from confvault.errors import StorageError, UnsafeVaultEntryError
+from confvault.vault.store import layout
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# The same instant on every object: mtimes tell an observer nothing about
+# which files a command wrote together (2000-01-01T00:00:00Z).
+FIXED_MTIME_NS = 946_684_800 * 1_000_000_000
+
+
+def storage_error(err: OSError, what: str) -> StorageError:
+    """A StorageError that says what failed, and why, without a traceback."""
+    reason = (
+        "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    )
+    return StorageError(f"cannot {what}: {reason}")
+
+
+def check_dir_status(info: os.stat_result, where: str) -> None:
+    """Refuse a directory that is not ours or that others may enter."""
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeVaultEntryError(f"{where} is not a directory")
+    if info.st_uid != os.getuid():
+        raise UnsafeVaultEntryError(f"{where} belongs to another user")
+    if info.st_mode & 0o077:
+        raise UnsafeVaultEntryError(
+            f"{where} is accessible to other users (mode {info.st_mode & 0o777:o}); "
+            "run `chmod -R go-rwx` on the vault"
+        )
+
+
+def check_file_status(info: os.stat_result, where: str) -> None:
+    """Refuse anything but a private regular file of ours with a single link."""
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeVaultEntryError(f"{where} is not a regular file")
+    if info.st_uid != os.getuid():
+        raise UnsafeVaultEntryError(f"{where} belongs to another user")
+    if info.st_mode & 0o077:
+        raise UnsafeVaultEntryError(
+            f"{where} is accessible to other users (mode {info.st_mode & 0o777:o})"
+        )
+    if info.st_nlink != 1:
+        raise UnsafeVaultEntryError(
+            f"{where} has {info.st_nlink} hard links; a vault file has exactly one"
+        )
+
+
+def open_nofollow(name: str, flags: int, where: str, dir_fd: int | None) -> int:
+    """``os.open`` that names a symlink or a FIFO for what it is."""
+    try:
+        return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        # O_NOATIME is only for files we own; the status check then refuses.
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UnsafeVaultEntryError(
+                f"{where} is a symlink; refusing to follow it"
+            ) from err
+        if err.errno == errno.ENOTDIR:
+            raise UnsafeVaultEntryError(f"{where} is not a directory") from err
+        raise
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+class Root:
+    """One vault directory: its descriptor and those of its checked subdirectories."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = os.fspath(path)
+        try:
+            fd = open_nofollow(self.base, _DIR, self.base, None)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise storage_error(err, f"open {path}") from err
+        try:
+            check_dir_status(os.fstat(fd), self.base)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self._dirs: dict[str, int] = {"": fd}
+        self._finalizer = weakref.finalize(self, _close_all, self._dirs)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def where(self, rel: str, name: str = "") -> str:
+        """A path for messages (never for opening)."""
+        return "/".join(p for p in (self.base, rel, name) if p)
+
+    # --- directories -------------------------------------------------------------
+
+    def dir(self, rel: str, *, create: bool = False) -> int:
+        """The descriptor of the format's directory ``rel`` (checked, cached).
+
+        ``FileNotFoundError`` when it does not exist and ``create`` is false.
+        """
+        fd = self._dirs.get(rel)
+        if fd is not None:
+            return fd
+        layout.check_dir(rel)
+        parent, _, name = rel.rpartition("/")
+        parent_fd = self.dir(parent, create=create)
+        where = self.where(rel)
+        try:
+            try:
+                fd = open_nofollow(name, _DIR, where, parent_fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
+                fd = open_nofollow(name, _DIR, where, parent_fd)
+        except (FileNotFoundError, UnsafeVaultEntryError):
+            raise
+        except OSError as err:
+            raise storage_error(err, f"open {where}") from err
+        try:
+            check_dir_status(os.fstat(fd), where)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._dirs[rel] = fd
+        return fd
+
+    def has_dir(self, rel: str) -> bool:
+        try:
+            self.dir(rel)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def names(self, rel: str) -> list[str]:
+        """The names in the directory ``rel`` (sorted; empty when it is missing)."""
+        try:
+            fd = self.dir(rel)
+        except FileNotFoundError:
+            return []
+        try:
+            return sorted(os.listdir(fd))
+        except OSError as err:
+            raise storage_error(err, f"list {self.where(rel)}") from err
+
+    def fsync_dir(self, rel: str) -> None:
+        try:
+            os.fsync(self.dir(rel))
+        except OSError as err:
+            raise storage_error(err, f"sync {self.where(rel)}") from err
+
+    # --- files -------------------------------------------------------------------
+
+    def open(self, rel: str, name: str) -> tuple[int, os.stat_result]:
+        """A read descriptor of the file ``rel/name``, checked, and its status.
+
+        ``FileNotFoundError`` when the file (or its directory) is missing.
+        """
+        layout.check_file(rel, name)
+        where = self.where(rel, name)
+        dir_fd = self.dir(rel)
+        fd = open_nofollow(name, _READ, where, dir_fd)
+        try:
+            info = os.fstat(fd)
+            check_file_status(info, where)
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, info
+
+    def read(self, rel: str, name: str) -> bytes:
+        """The whole content of the (small) file ``rel/name``."""
+        fd, info = self.open(rel, name)
+        try:
+            return read_all(fd, info.st_size)
+        finally:
+            os.close(fd)
+
+    def create(self, rel: str, name: str) -> int:
+        """A write descriptor of a new 0600 file (never an existing one or a link)."""
+        layout.check_file(rel, name)
+        return os.open(name, _CREATE, FILE_MODE, dir_fd=self.dir(rel, create=True))
+
+    def replace(self, src_rel: str, src: str, dst_rel: str, dst: str) -> None:
+        """Rename ``src_rel/src`` onto ``dst_rel/dst`` (atomic within the vault)."""
+        layout.check_file(src_rel, src)
+        layout.check_file(dst_rel, dst)
+        os.replace(
+            src,
+            dst,
+            src_dir_fd=self.dir(src_rel),
+            dst_dir_fd=self.dir(dst_rel, create=True),
+        )
+
+    def remove(self, rel: str, name: str) -> None:
+        """Remove the file ``rel/name``; a missing one is fine."""
+        layout.check_file(rel, name)
+        try:
+            os.unlink(name, dir_fd=self.dir(rel))
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise storage_error(err, f"remove {self.where(rel, name)}") from err
+
+    def fsync_file(self, rel: str, name: str) -> None:
+        fd, _ = self.open(rel, name)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def as_root(where: Root | Path) -> Root:
+    """A ``Root`` for a vault given by its path (library callers, tests)."""
+    return where if isinstance(where, Root) else Root(where)
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """Read a regular file to its end: one read for a file of ``size`` bytes."""
+    parts = []
+    want = size + 1  # one more, to see the end even if it grew
+    while True:
+        block = os.read(fd, want)
+        parts.append(block)
+        if len(block) < want:  # a short read of a regular file: its end
+            break
+        want = 1 << 20
+    return b"".join(parts) if len(parts) != 1 else parts[0]

@@ -1,0 +1,317 @@
+"""Issue 13: someone who can write the vault directory, without the keys.
+
+Each test is written as the attacker works: plant something in a real vault
+(in a temporary directory), then let the owner run an ordinary command as a
+subprocess of the real CLI. Each asserts the exact outcome: a canary tree
+beside the vault is byte-for-byte unchanged, the command refused with its
+documented exit code and a message naming the problem (or did its work
+without obeying what was planted), and the vault verifies afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from confvault import age
+from confvault.vault import Vault
+from confvault.vault.store.rootfs import FIXED_MTIME_NS
+
+PASSPHRASE = "correct horse battery staple"
+INTEGRITY = 13
+
+
+@dataclass
+class Practice:
+    root: Path
+
+    @property
+    def vault(self) -> Path:
+        return self.root / "vault"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "xdg"
+
+    @property
+    def canary(self) -> Path:
+        return self.root / "canary"
+
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        secret = self.root / "pass"
+        argv = [sys.executable, "-m", "confvault", "--vault", str(self.vault)]
+        return subprocess.run(
+            [*argv, "--passphrase-file", str(secret), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, XDG_STATE_HOME=str(self.state)),
+            timeout=60,
+            check=False,
+        )
+
+    def owner(self, *args: str, stdin: str = "") -> str:
+        done = self.run(*args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def audit_actions(self) -> list[str]:
+        out = json.loads(self.owner("audit", "--json"))
+        entries = out["entries"] if isinstance(out, dict) else out
+        return [e["action"] for e in entries]
+
+    def verify_ok(self) -> None:
+        done = self.run("verify")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _tree(top: Path) -> dict[str, str]:
+    """Every entry under ``top`` with a digest of what it is (links not followed)."""
+    out = {}
+    for path in sorted(top.rglob("*")):
+        rel = str(path.relative_to(top))
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[rel] = "dir"
+    return out
+
+
+@pytest.fixture
+def practice(tmp_path: Path) -> Practice:
+    p = Practice(tmp_path)
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    (tmp_path / "pass").chmod(0o600)
+    p.owner("init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key")
+    p.owner("client", "add", "Ann")
+    p.owner("note", "add", "Ann", stdin="Ann: first session.\n")
+    p.canary.mkdir()
+    (p.canary / "records.age").write_bytes(b"someone else's file\n")
+    (p.canary / "sub").mkdir()
+    (p.canary / "sub" / "x.age").write_bytes(b"another\n")
+    return p
+
+
+def _objects(vault: Path) -> list[Path]:
+    return sorted(p for p in (vault / "objects").rglob("*") if p.is_file())
+
+
+# --- finding 1: a planted transaction journal ------------------------------------------
+
+
+def _dotdot_name(target: Path, vault: Path) -> str:
+    """A 64-character "name" that walks out of shards/ to ``target``."""
+    rel = os.path.relpath(target, vault / "shards")
+    pad = 64 - len(rel)
+    assert pad >= 0
+    return "./" * (pad // 2) + ("/" if pad % 2 else "") + rel
+
+
+def test_a_planted_journal_is_refused_not_obeyed(practice: Practice) -> None:
+    seen = practice.state / "confvault" / "seen"
+    before_canary = _tree(practice.canary)
+    before_seen = _tree(seen)
+    live = [p.name for p in _objects(practice.vault)]
+    journal = {
+        "added": [live[0], "../" * 21 + "x"],
+        "retired": [live[1]],
+        "shards": [
+            _dotdot_name(practice.canary / "records.age", practice.vault),
+            str(practice.canary / "sub" / "x.age"),
+        ],
+    }
+    planted = practice.vault / "tmp" / "txn-1-deadbeef.journal"
+    planted.write_text(json.dumps(journal))
+    planted.chmod(0o600)
+
+    out = practice.owner("note", "list", "--json")
+
+    assert "Ann" in out or json.loads(out) is not None
+    assert _tree(practice.canary) == before_canary
+    # The rollback memory is still there (its generation moved on, nothing else).
+    assert sorted(_tree(seen)) == sorted(before_seen)
+    assert not planted.exists()
+    assert "journal-refused" in practice.audit_actions()
+    practice.verify_ok()
+
+
+def test_a_journal_forged_with_a_wrong_mac_is_refused(practice: Practice) -> None:
+    live = [p.name for p in _objects(practice.vault)]
+    planted = practice.vault / "tmp" / "txn-2-0badf00d.journal"
+    planted.write_text(
+        json.dumps({"added": live, "retired": [], "shards": [], "mac": "00" * 32})
+    )
+    planted.chmod(0o600)
+    practice.owner("note", "list")
+    assert not planted.exists()
+    assert "journal-refused" in practice.audit_actions()
+    practice.verify_ok()  # every live object is still there
+
+
+def test_a_journal_that_is_a_symlink_is_unlinked_not_followed(
+    practice: Practice,
+) -> None:
+    before = _tree(practice.canary)
+    (practice.vault / "tmp" / "txn-3-00000000.journal").symlink_to(
+        practice.canary / "records.age"
+    )
+    practice.owner("note", "list")
+    assert _tree(practice.canary) == before
+    assert not (practice.vault / "tmp" / "txn-3-00000000.journal").is_symlink()
+
+
+# --- finding 2: the audit inbox ---------------------------------------------------------
+
+
+def test_a_symlinked_inbox_is_refused_and_nothing_is_removed(
+    practice: Practice,
+) -> None:
+    entry = practice.canary / ("ab" * 12 + ".age")
+    entry.write_bytes(b"age-encryption.org/v1\n")
+    before = _tree(practice.canary)
+    (practice.vault / "audit-inbox").symlink_to(practice.canary)
+
+    done = practice.run("note", "list")
+
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "audit-inbox" in done.stderr and "symlink" in done.stderr
+    assert _tree(practice.canary) == before
+
+
+def test_an_inbox_entry_from_a_key_without_a_grant_stays_unfolded(
+    practice: Practice,
+) -> None:
+    vault = Vault.open(practice.vault, passphrase=PASSPHRASE.encode(), state_dir=practice.state / "confvault")
+    owner = vault.owner.recipient
+    forged = {
+        "action": "note-read",
+        "client": None,
+        "note": None,
+        "details": {"forged": True},
+        "time": "2026-01-01T00:00:00Z",
+        "actor": "grantee:someone",
+        "from": str(age.X25519Identity.generate().recipient),
+        "mac": "00" * 32,
+    }
+    inbox = practice.vault / "audit-inbox"
+    inbox.mkdir(mode=0o700, exist_ok=True)
+    name = inbox / ("cd" * 12 + ".age")
+    name.write_bytes(age.encrypt(json.dumps(forged).encode(), [owner]))
+    name.chmod(0o600)
+
+    practice.owner("note", "list")
+
+    assert name.exists()  # not authenticated: never folded, never removed
+    out = practice.owner("audit", "--json")
+    assert "forged" not in out
+    done = practice.run("verify")
+    assert "audit-inbox" in done.stdout + done.stderr or done.returncode == 0
+
+
+def test_a_genuine_grantee_entry_is_folded_and_removed(
+    practice: Practice, tmp_path: Path
+) -> None:
+    grantee = age.X25519Identity.generate()
+    key = tmp_path / "grantee.key"
+    key.write_text(grantee.encode() + "\n")
+    key.chmod(0o600)
+    practice.owner("grant", str(grantee.recipient), "--client", "Ann", "--label", "sup")
+    read = subprocess.run(
+        [sys.executable, "-m", "confvault", "--vault", str(practice.vault),
+         "--identity", str(key), "note", "list"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "grantee-state")),
+    )
+    assert read.returncode == 0, read.stderr
+    assert len(list((practice.vault / "audit-inbox").iterdir())) == 1
+    practice.owner("note", "list")  # the owner's next write folds it in
+    assert list((practice.vault / "audit-inbox").iterdir()) == []
+    out = json.loads(practice.owner("audit", "--json"))
+    entries = out["entries"] if isinstance(out, dict) else out
+    assert [e["actor"] for e in entries if not e["signed"]] == [
+        f"grantee:{grantee.recipient}"
+    ]
+
+
+# --- findings 10 and 11: FIFOs, symlinked buckets, open modes, hard links ------------------
+
+
+def _replace_with_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path, 0o600)
+
+
+@pytest.mark.parametrize("what", ["manifest", "shard", "object"])
+def test_a_fifo_hangs_nothing_and_is_refused(practice: Practice, what: str) -> None:
+    if what == "manifest":
+        target = practice.vault / "manifest"
+    elif what == "shard":
+        target = sorted((practice.vault / "shards").iterdir())[0]
+    else:
+        target = _objects(practice.vault)[0]
+    _replace_with_fifo(target)
+    listed = practice.run("note", "list")  # the 60 s timeout would fail a hang
+    if what != "shard":  # a note list need not read that shard at all
+        assert listed.returncode == INTEGRITY, listed.stderr
+        assert "not a regular file" in listed.stderr
+    done = practice.run("verify")
+    assert done.returncode == INTEGRITY, done.stdout + done.stderr
+
+
+def test_a_symlinked_bucket_is_refused_by_normal_commands(practice: Practice) -> None:
+    bucket = _objects(practice.vault)[0].parent
+    moved = practice.canary / "bucket"
+    bucket.rename(moved)
+    bucket.symlink_to(moved)
+    before = _tree(practice.canary)
+    done = practice.run("note", "list")
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "symlink" in done.stderr
+    assert _tree(practice.canary) == before
+
+
+def test_open_buckets_are_refused(practice: Practice) -> None:
+    for bucket in (practice.vault / "objects").iterdir():
+        bucket.chmod(0o777)
+    done = practice.run("note", "list")
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "accessible to other users" in done.stderr
+
+
+def test_a_hardlinked_vault_file_is_refused(practice: Practice) -> None:
+    objects = _objects(practice.vault)
+    for path in objects:
+        os.link(path, practice.canary / path.name)
+    done = practice.run("note", "list")
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "hard links" in done.stderr
+
+
+# --- finding 5: what mtimes and atimes tell an observer -----------------------------------
+
+
+def test_every_object_has_the_same_fixed_mtime(practice: Practice) -> None:
+    practice.owner("note", "add", "Ann", stdin="second\n")
+    practice.owner("rotate", "--all")
+    stamps = {p.stat().st_mtime_ns for p in _objects(practice.vault)}
+    stamps |= {p.stat().st_mtime_ns for p in (practice.vault / "shards").iterdir()}
+    assert stamps == {FIXED_MTIME_NS}
+
+
+def test_reading_leaves_access_times_alone(practice: Practice) -> None:
+    files = [*_objects(practice.vault), *(practice.vault / "shards").iterdir()]
+    old = FIXED_MTIME_NS - 86_400 * 10**9  # older than the mtime: relatime would update
+    for path in files:
+        os.utime(path, ns=(old, FIXED_MTIME_NS))
+    note = json.loads(practice.owner("note", "list", "--json"))
+    assert note
+    assert {p.stat().st_atime_ns for p in files if p.exists()} == {old}
