@@ -91,7 +91,9 @@ def practice(tmp_path: Path) -> Practice:
     p = Practice(tmp_path)
     (tmp_path / "pass").write_text(PASSPHRASE + "\n")
     (tmp_path / "pass").chmod(0o600)
-    p.owner("init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key")
+    p.owner(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+    )
     p.owner("client", "add", "Ann")
     p.owner("note", "add", "Ann", stdin="Ann: first session.\n")
     p.canary.mkdir()
@@ -183,14 +185,19 @@ def test_a_symlinked_inbox_is_refused_and_nothing_is_removed(
     done = practice.run("note", "list")
 
     assert done.returncode == INTEGRITY, done.stderr
-    assert "audit-inbox" in done.stderr and "symlink" in done.stderr
+    assert "audit-inbox" in done.stderr
+    assert "symlink" in done.stderr
     assert _tree(practice.canary) == before
 
 
 def test_an_inbox_entry_from_a_key_without_a_grant_stays_unfolded(
     practice: Practice,
 ) -> None:
-    vault = Vault.open(practice.vault, passphrase=PASSPHRASE.encode(), state_dir=practice.state / "confvault")
+    vault = Vault.open(
+        practice.vault,
+        passphrase=PASSPHRASE.encode(),
+        state_dir=practice.state / "confvault",
+    )
     owner = vault.owner.recipient
     forged = {
         "action": "note-read",
@@ -213,8 +220,9 @@ def test_an_inbox_entry_from_a_key_without_a_grant_stays_unfolded(
     assert name.exists()  # not authenticated: never folded, never removed
     out = practice.owner("audit", "--json")
     assert "forged" not in out
-    done = practice.run("verify")
-    assert "audit-inbox" in done.stdout + done.stderr or done.returncode == 0
+    done = practice.run("verify", "--json")
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert codes == ["audit-inbox"]
 
 
 def test_a_genuine_grantee_entry_is_folded_and_removed(
@@ -226,9 +234,21 @@ def test_a_genuine_grantee_entry_is_folded_and_removed(
     key.chmod(0o600)
     practice.owner("grant", str(grantee.recipient), "--client", "Ann", "--label", "sup")
     read = subprocess.run(
-        [sys.executable, "-m", "confvault", "--vault", str(practice.vault),
-         "--identity", str(key), "note", "list"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "confvault",
+            "--vault",
+            str(practice.vault),
+            "--identity",
+            str(key),
+            "note",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "grantee-state")),
     )
     assert read.returncode == 0, read.stderr
@@ -315,3 +335,48 @@ def test_reading_leaves_access_times_alone(practice: Practice) -> None:
     note = json.loads(practice.owner("note", "list", "--json"))
     assert note
     assert {p.stat().st_atime_ns for p in files if p.exists()} == {old}
+
+
+# --- finding 3: a vault replaced wholesale, and the rollback memory ----------------------
+
+
+def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
+    practice: Practice,
+) -> None:
+    other = practice.root / "attacker"
+    other.mkdir()
+    (other / "pass").write_text(PASSPHRASE + "\n")
+    built = Practice(other)
+    built.owner(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+    )
+    import shutil
+
+    shutil.rmtree(practice.vault)
+    shutil.copytree(built.vault, practice.vault, symlinks=True)
+
+    for command in (["note", "list"], ["verify"]):
+        done = practice.run(*command)
+        assert done.returncode == INTEGRITY, done.stdout + done.stderr
+        assert "not the one this machine knew there" in done.stdout + done.stderr
+
+
+def test_a_damaged_rollback_memory_fails_closed(practice: Practice) -> None:
+    (memory,) = (practice.state / "confvault" / "seen").glob("*.json")
+    memory.write_text("{not json")
+    done = practice.run("note", "list")
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "memory of the vault" in done.stderr
+    assert memory.read_text() == "{not json"
+
+
+def test_verify_says_when_this_machine_never_saw_the_vault(
+    practice: Practice,
+) -> None:
+    import shutil
+
+    shutil.rmtree(practice.state)
+    done = practice.run("verify", "--json")
+    assert done.returncode == 0, done.stderr
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert codes == ["never-seen"]

@@ -19,6 +19,7 @@ from confvault.vault import forked, fs, manifest
 from confvault.vault.objects import OBJECTS_DIR, is_hash
 from confvault.vault.paths import SeenStore
 from confvault.vault.results import Finding, VerifyReport
+from confvault.vault.store import layout
 
 Progress = Callable[[int, int], None]
 _READ = 1 << 20
@@ -302,6 +303,26 @@ def _hash_objects(
             os.close(bucket_fd)
 
 
+def _inbox_files(root: Path, report: _Report) -> None:
+    """Entries waiting in audit-inbox/, and anything there that is not one."""
+    inbox = root / layout.INBOX
+    if inbox.is_dir() and not inbox.is_symlink():
+        names = sorted(os.listdir(inbox))
+        waiting = [n for n in names if layout.INBOX_ENTRY.fullmatch(n)]
+        for name in names:
+            if name not in waiting:
+                report.warning(
+                    "unexpected-file", f"{layout.INBOX}/{name}", "not an inbox entry"
+                )
+        if waiting:
+            report.warning(
+                "audit-inbox",
+                layout.INBOX,
+                f"{len(waiting)} grantee entries wait for the owner's next command; "
+                "one that stays is not authenticated (inspect it, then remove it)",
+            )
+
+
 def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) -> None:
     expected_top = {
         manifest.MANIFEST_NAME,
@@ -347,6 +368,7 @@ def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) 
                     f"shards/{name}",
                     "shard not in the manifest (harmless)",
                 )
+    _inbox_files(root, report)
     tmp_dir = root / fs.TMP_DIR
     if tmp_dir.is_dir():
         for name in os.listdir(tmp_dir):
