@@ -380,3 +380,10 @@ def test_verify_says_when_this_machine_never_saw_the_vault(
     assert done.returncode == 0, done.stderr
     codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
     assert codes == ["never-seen"]
+
+
+def test_an_open_vault_directory_is_refused_with_exit_13(practice: Practice) -> None:
+    practice.vault.chmod(0o777)
+    done = practice.run("note", "list")
+    assert done.returncode == INTEGRITY, done.stderr
+    assert "accessible to other users" in done.stderr

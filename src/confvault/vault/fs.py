@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from confvault.errors import UnsafeInputError, VaultLockedError
+from confvault.errors import UnsafeInputError, UnsafeVaultEntryError, VaultLockedError
 from confvault.vault.store import layout
 from confvault.vault.store.rootfs import (
     DIR_MODE,
@@ -65,16 +65,18 @@ def check_dir(path: Path) -> None:
     except OSError as err:
         raise storage_error(err, f"inspect {path}") from err
     if stat.S_ISLNK(info.st_mode):
-        raise UnsafeInputError(f"{path} is a symlink; a vault never contains symlinks")
+        raise UnsafeVaultEntryError(
+            f"{path} is a symlink; a vault never contains symlinks"
+        )
     if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeInputError(f"{path} is not a directory")
+        raise UnsafeVaultEntryError(f"{path} is not a directory")
     if info.st_mode & 0o077:
-        raise UnsafeInputError(
+        raise UnsafeVaultEntryError(
             f"{path} is accessible to other users (mode {info.st_mode & 0o777:o}); "
             "run `chmod -R go-rwx` on the vault"
         )
     if info.st_uid != os.getuid():
-        raise UnsafeInputError(f"{path} belongs to another user")
+        raise UnsafeVaultEntryError(f"{path} belongs to another user")
 
 
 def ensure_dir(path: Path) -> None:
@@ -98,17 +100,17 @@ def _open_private(path: Path | str) -> tuple[int, os.stat_result]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UnsafeInputError(
+            raise UnsafeVaultEntryError(
                 f"{path} is a symlink; refusing to follow it"
             ) from err
         raise
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise UnsafeInputError(f"{path} is not a regular file")
+        raise UnsafeVaultEntryError(f"{path} is not a regular file")
     if info.st_mode & 0o077:
         os.close(fd)
-        raise UnsafeInputError(
+        raise UnsafeVaultEntryError(
             f"{path} is accessible to other users (mode {info.st_mode & 0o777:o})"
         )
     return fd, info
@@ -346,7 +348,7 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
         )
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UnsafeInputError(
+            raise UnsafeVaultEntryError(
                 f"{path} is a symlink; refusing to follow it"
             ) from err
         if err.errno in (errno.EROFS, errno.EACCES) and not exclusive:
@@ -357,7 +359,7 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            raise UnsafeInputError(
+            raise UnsafeVaultEntryError(
                 f"{path} is not a regular file of yours; a vault lock is one"
             )
         mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
