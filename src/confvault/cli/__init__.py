@@ -39,6 +39,9 @@ def _age_only_app() -> Any:
 def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1 and sys.argv[1] == "age":
+        from confvault.vault.hardening import harden_process
+
+        harden_process()  # every `age` command handles keys or plaintext
         _age_only_app()(prog_name="confvault")
         return
     call = _plain_backup_call(sys.argv[1:])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from confvault.cli import _output
 from confvault.errors import ConfvaultError, PassphraseUnavailableError
+from confvault.vault.hardening import harden_process
 
 ENV_PASSPHRASE_FILE = "CONFVAULT_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 ENV_PASSPHRASE = "CONFVAULT_PASSPHRASE"  # noqa: S105 - a variable name
@@ -93,6 +94,7 @@ def obtain(
     use_env: bool = True,
 ) -> bytes:
     """The passphrase, from the first source that is given."""
+    harden_process()  # from here on this process holds a secret
     if file is not None:
         return read_passphrase_file(file)
     if fd is not None:

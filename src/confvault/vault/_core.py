@@ -38,6 +38,7 @@ from confvault.vault import (
     records,
     root_index,
 )
+from confvault.vault.hardening import harden_process
 from confvault.vault.objects import OBJECTS_DIR, ObjectStore
 from confvault.vault.paths import (
     DEFAULT_LOCK_TIMEOUT,
@@ -78,6 +79,7 @@ class VaultCore:
         state_dir: Path | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
+        harden_process()  # keys and plaintext may live in this process from now on
         self.root = root
         self.disk = fs.Root(root)
         self.store = ObjectStore(self.disk)
