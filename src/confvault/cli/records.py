@@ -29,7 +29,11 @@ def export(
     ctx: typer.Context,
     client: CLIENT,
     out: Annotated[
-        Path | None, typer.Option("--out", help="a new directory for readable files")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="a new directory for readable files (in an existing one)",
+        ),
     ] = None,
     to: Annotated[
         str | None,
@@ -49,11 +53,12 @@ def export(
         raise UnsafeInputError(
             "give either --out DIR (plain files) or --to RECIPIENT -o FILE"
         )
+    # Refuse an existing --out before the passphrase; nothing is written
+    # until the export's audit entry is committed.
+    sink = DirectorySink(out) if out is not None else None
     vault = options(ctx).open_vault()
-    if out is not None:
-        result = vault.export_client(
-            client, DirectorySink(out), psychotherapy=psychotherapy
-        )
+    if out is not None and sink is not None:
+        result = vault.export_client(client, sink, psychotherapy=psychotherapy)
         _output.warn(
             f"{out} holds plaintext clinical records (files 0600): keep it private, "
             "delete it when the request is fulfilled"

@@ -3,17 +3,26 @@ and crypto-shredding a client at the end of the retention period."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import shutil
+import stat
 import tarfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from confvault import age
-from confvault.errors import VaultExistsError
+from confvault.errors import (
+    ConfvaultError,
+    StorageError,
+    UnsafeInputError,
+    VaultExistsError,
+)
 from confvault.vault import _note_format as fmt
 from confvault.vault import fs
 from confvault.vault.clients import Compartment
@@ -36,45 +45,197 @@ def safe_name(text: str, limit: int = 80) -> str:
 
 
 class ExportSink(Protocol):
+    """Where an export goes: ``begin`` once the audit entry is committed, then
+    the files, then ``finish`` on success or ``abort`` on any failure."""
+
+    def begin(self) -> None: ...
     def add(self, path: str, data: bytes) -> None: ...
     def add_stream(self, path: str, size: int, write: Writer) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+# One component of an export path as safe_name and the exporter make them:
+# portable characters, never a leading dot (so never "." or "..").
+_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
+TEMP_MARK = ".confvault-export-"
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(dir_fd: int, src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` within ``dir_fd``, never replacing ``dst``.
+
+    renameat2(RENAME_NOREPLACE) where the kernel and file system have it;
+    elsewhere a check, then rename(2), which at worst replaces an empty
+    directory created in between, never one holding anything.
+    """
+    import ctypes
+
+    call = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if call is not None:
+        done = call(
+            dir_fd, os.fsencode(src), dir_fd, os.fsencode(dst), _RENAME_NOREPLACE
+        )
+        if done == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), dst)
+    try:
+        os.stat(dst, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
 
 
 class DirectorySink:
-    """Plain files in a new private directory (0700 directories, 0600 files)."""
+    """Plain files in a new private directory (0700 directories, 0600 files).
+
+    Nothing is written until ``begin``. The files go into a hidden 0700
+    directory beside the target (``.NAME.confvault-export-RANDOM``, on the same
+    file system), each synced; ``finish`` syncs the directories and renames it
+    to the target, which must not exist. ``abort`` removes it and everything
+    in it, so a failed export leaves no plaintext. Every path is checked to be
+    one or two portable components: nothing can land outside the target.
+    """
 
     def __init__(self, root: Path) -> None:
-        if root.is_symlink() or (root.exists() and any(root.iterdir())):
-            raise VaultExistsError(
-                f"{root} exists and is not empty; choose a new directory"
-            )
-        try:
-            root.mkdir(mode=fs.DIR_MODE, parents=True, exist_ok=True)
-        except OSError as err:
-            raise fs.storage_error(err, f"create {root}") from err
-        root.chmod(fs.DIR_MODE)
-        self.root = root
+        self.root = Path(root)
+        self._parent_fd: int | None = None
+        self._fd: int | None = None  # the temporary directory, while writing
+        self._dirs: dict[str, int] = {}
+        self._temp = ""
+        self._ident = (0, 0)
+        self._placed = False
+        self._check_target()
 
-    def _open(self, path: str) -> BinaryIO:
-        target = self.root / path
-        try:
-            target.parent.mkdir(mode=fs.DIR_MODE, parents=True, exist_ok=True)
-            fd = os.open(
-                target,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                fs.FILE_MODE,
+    def _check_target(self) -> None:
+        if self.root.name in ("", ".", ".."):
+            raise UnsafeInputError(f"{self.root} does not name a new directory")
+        if self.root.is_symlink() or self.root.exists():
+            raise VaultExistsError(f"{self.root} exists; choose a new directory")
+        if not self.root.parent.is_dir():
+            raise StorageError(
+                f"{self.root.parent} is not a directory; create it first"
             )
+
+    def begin(self) -> None:
+        """Create the private temporary directory beside the target."""
+        self._check_target()
+        name = f".{safe_name(self.root.name, 40)}{TEMP_MARK}{os.urandom(8).hex()}"
+        try:
+            self._parent_fd = os.open(
+                self.root.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+            )
+            os.mkdir(name, fs.DIR_MODE, dir_fd=self._parent_fd)
+            self._temp = name
+            info = os.stat(name, dir_fd=self._parent_fd, follow_symlinks=False)
+            self._ident = (info.st_dev, info.st_ino)
+            self._fd = self._open_dir(name, self._parent_fd)
         except OSError as err:
-            raise fs.storage_error(err, f"write {target}") from err
-        return os.fdopen(fd, "wb")
+            where = self.root.parent
+            raise fs.storage_error(err, f"create a directory in {where}") from err
+
+    def _open_dir(self, name: str, dir_fd: int) -> int:
+        fd = os.open(
+            name,
+            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+            dir_fd=dir_fd,
+        )
+        info = os.fstat(fd)
+        mine = name != self._temp or (info.st_dev, info.st_ino) == self._ident
+        if not mine or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            os.close(fd)
+            raise UnsafeInputError(f"{name} in {self.root.parent} is not private")
+        os.fchmod(fd, fs.DIR_MODE)  # exactly 0700, whatever the umask
+        return fd
+
+    def _dir_for(self, parts: list[str]) -> int:
+        if self._fd is None:
+            raise StorageError("the export directory was not begun")
+        if len(parts) == 1:
+            return self._fd
+        if parts[0] not in self._dirs:
+            os.mkdir(parts[0], fs.DIR_MODE, dir_fd=self._fd)
+            self._dirs[parts[0]] = self._open_dir(parts[0], self._fd)
+        return self._dirs[parts[0]]
+
+    def _write(self, path: str, fill: Callable[[BinaryIO], object]) -> None:
+        parts = path.split("/")
+        if len(parts) > 2 or not all(_COMPONENT.fullmatch(p) for p in parts):
+            raise UnsafeInputError("an export path is not a plain relative name")
+        try:
+            fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                fs.FILE_MODE,
+                dir_fd=self._dir_for(parts),
+            )
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(fd, fs.FILE_MODE)
+                fill(f)
+                f.flush()
+                os.fsync(fd)
+        except OSError as err:
+            raise fs.storage_error(err, f"write {path} of the export") from err
 
     def add(self, path: str, data: bytes) -> None:
-        with self._open(path) as f:
-            f.write(data)
+        self._write(path, lambda f: f.write(data))
 
     def add_stream(self, path: str, size: int, write: Writer) -> None:
-        with self._open(path) as f:
-            write(f)
+        self._write(path, write)
+
+    def finish(self) -> None:
+        """Sync every directory, then rename the whole export into place."""
+        if self._fd is None or self._parent_fd is None:
+            raise StorageError("the export directory was not begun")
+        try:
+            for fd in [*self._dirs.values(), self._fd]:
+                os.fsync(fd)
+            _rename_noreplace(self._parent_fd, self._temp, self.root.name)
+            self._placed = True
+            os.fsync(self._parent_fd)
+        except FileExistsError as err:
+            raise VaultExistsError(
+                f"{self.root} appeared during the export; nothing was written there"
+            ) from err
+        except OSError as err:
+            raise fs.storage_error(err, f"move the export into {self.root}") from err
+        self._close()
+
+    def abort(self) -> None:
+        """Remove the export directory, wherever it is now, and all it holds."""
+        parent = self._parent_fd
+        self._close(keep_parent=True)
+        if parent is None:
+            return
+        name = self.root.name if self._placed else self._temp
+        try:
+            if name:
+                info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if (
+                    stat.S_ISDIR(info.st_mode)
+                    and (info.st_dev, info.st_ino) == self._ident
+                ):
+                    shutil.rmtree(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise fs.storage_error(
+                err, f"remove the partial export {self.root.parent / name}"
+            ) from err
+        finally:
+            os.close(parent)
+            self._parent_fd = None
+
+    def _close(self, *, keep_parent: bool = False) -> None:
+        for fd in [*self._dirs.values(), *([self._fd] if self._fd is not None else [])]:
+            os.close(fd)
+        self._dirs, self._fd = {}, None
+        if not keep_parent and self._parent_fd is not None:
+            os.close(self._parent_fd)
+            self._parent_fd = None
 
 
 class TarSink:
@@ -115,8 +276,16 @@ class TarSink:
         if errors:
             raise errors[0]
 
-    def close(self) -> None:
+    def begin(self) -> None:
+        """Nothing to prepare: the caller made the stream."""
+
+    def finish(self) -> None:
         self.tar.close()
+
+    def abort(self) -> None:
+        """Nothing to undo here: the caller discards the stream."""
+
+    close = finish
 
 
 def _front_matter(meta: fmt.NoteMeta, signature: str, name: str) -> str:
@@ -141,6 +310,35 @@ def _front_matter(meta: fmt.NoteMeta, signature: str, name: str) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one export holds, read from one snapshot."""
+
+    cid: str
+    name: str
+    profile: dict[str, Any]
+    items: list[tuple[Compartment, dict[str, Any], fmt.NoteMeta]]
+    psychotherapy: bool
+
+    @property
+    def attachments(self) -> int:
+        return sum(meta.kind == "attachment" for _, _, meta in self.items)
+
+    @property
+    def notes(self) -> int:
+        return len(self.items) - self.attachments
+
+    def ids(self) -> tuple[str, list[str]]:
+        return self.cid, [meta.id for _, _, meta in self.items]
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "notes": self.notes,
+            "attachments": self.attachments,
+            "psychotherapy": self.psychotherapy,
+        }
+
+
 class RecordsMixin:
     """export_client and shred_client of ``Vault``."""
 
@@ -161,84 +359,116 @@ class RecordsMixin:
     def export_client(
         self, client: str, sink: ExportSink, *, psychotherapy: bool = False
     ) -> ExportResult:
-        """Write a client's whole record (notes as Markdown, files, an index) to ``sink``."""
-        rows = []
-        notes = attachments = 0
+        """Write a client's whole record (notes as Markdown, files, an index) to ``sink``.
+
+        The audit entry comes first: it is committed before any plaintext is
+        written, so an export is on record as soon as it may have produced
+        anything (an entry means "exported, or tried to"), and an export whose
+        entry cannot be committed (the vault is locked, ...) writes nothing.
+        The files then come from a snapshot that must hold exactly the notes
+        the entry counts; on any failure the sink is aborted.
+        """
         with self._reading() as current:
-            root = self._root_doc(current)
-            cid = self._resolve_client(root, client)
-            name = root["clients"][cid]["name"]
-            comps: list[Compartment] = self._compartments(root, [cid], psychotherapy)
-            profile = comps[0].index.get("profile", {}) if comps else {}
-            for comp in comps:
-                for entry in sorted(comp.notes, key=lambda e: (e["date"], e["id"])):
-                    meta = fmt.meta_of_entry(entry)
-                    status = fmt.signature_status(meta, self._signers())
-                    stem = f"{meta.date[:10]}_{meta.id}"
-                    if meta.kind == "attachment":
-                        file_name = f"attachments/{meta.id}_{safe_name(meta.filename or 'file')}"
-                        sink.add_stream(
-                            file_name,
-                            meta.body_size,
-                            lambda dst, note=entry["id"]: self._stream_attachment(
-                                note, dst
-                            ),
-                        )
-                        sink.add(
-                            f"notes/{stem}.md",
-                            _front_matter(meta, status, name).encode(),
-                        )
-                        attachments += 1
-                    else:
-                        _, body = self._read(comp, entry)
-                        sink.add(
-                            f"notes/{stem}.md",
-                            _front_matter(meta, status, name).encode() + body,
-                        )
-                        file_name = f"notes/{stem}.md"
-                        notes += 1
-                    rows.append(
-                        f"| {meta.date[:10]} | {meta.kind} | {meta.title} | {meta.status} "
-                        f"| {status} | {file_name} |"
-                    )
-            index = [
-                f"# Record of {name}",
-                "",
-                f"Client ID: {cid}",
-                f"Exported: {self.now()}",
-                "",
-            ]
-            index += [
-                f"- {k}: {v}" for k, v in sorted(profile.get("fields", {}).items())
-            ]
-            if not psychotherapy:
-                index += [
-                    "",
-                    "Psychotherapy notes are not included (export with --psychotherapy).",
-                ]
-            index += [
-                "",
-                "| date | kind | title | status | signature | file |",
-                "|---|---|---|---|---|---|",
-                *rows,
-                "",
-            ]
-            sink.add("index.md", "\n".join(index).encode())
-        self._audit_read(
-            "export",
-            cid,
-            None,
-            notes=notes,
-            attachments=attachments,
-            psychotherapy=psychotherapy,
-        )
+            audited = self._export_plan(current, client, psychotherapy)
+        self._audit_read("export", audited.cid, None, **audited.details())
+        try:
+            sink.begin()
+            with self._reading() as current:
+                plan = self._export_plan(
+                    current, audited.cid, psychotherapy, expect=audited
+                )
+                self._fill_export(sink, plan)
+            sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
         return ExportResult(
-            client=cid,
-            client_name=name,
-            notes=notes,
-            attachments=attachments,
+            client=plan.cid,
+            client_name=plan.name,
+            notes=plan.notes,
+            attachments=plan.attachments,
             psychotherapy=psychotherapy,
         )
+
+    def _export_plan(
+        self,
+        current: Any,
+        client: str,
+        psychotherapy: bool,
+        *,
+        expect: _Plan | None = None,
+    ) -> _Plan:
+        """The export of ``client`` in snapshot ``current``; with ``expect``,
+        refused unless it holds the very notes of that (audited) plan."""
+        root = self._root_doc(current)
+        cid = self._resolve_client(root, client)
+        comps: list[Compartment] = self._compartments(root, [cid], psychotherapy)
+        items = [
+            (comp, entry, fmt.meta_of_entry(entry))
+            for comp in comps
+            for entry in sorted(comp.notes, key=lambda e: (e["date"], e["id"]))
+        ]
+        plan = _Plan(
+            cid=cid,
+            name=root["clients"][cid]["name"],
+            profile=comps[0].index.get("profile", {}) if comps else {},
+            items=items,
+            psychotherapy=psychotherapy,
+        )
+        if expect is not None and plan.ids() != expect.ids():
+            raise ConfvaultError(
+                "the client's record changed after the export was audited; "
+                "nothing was exported: run export again"
+            )
+        return plan
+
+    def _fill_export(self, sink: ExportSink, plan: _Plan) -> None:
+        rows = []
+        for comp, entry, meta in plan.items:
+            status = fmt.signature_status(meta, self._signers())
+            front = _front_matter(meta, status, plan.name).encode()
+            stem = f"{safe_name(meta.date[:10])}_{safe_name(meta.id)}"
+            if meta.kind == "attachment":
+                file_name = (
+                    f"attachments/{safe_name(meta.id)}_"
+                    f"{safe_name(meta.filename or 'file')}"
+                )
+                sink.add_stream(
+                    file_name,
+                    meta.body_size,
+                    lambda dst, note=entry["id"]: self._stream_attachment(note, dst),
+                )
+                sink.add(f"notes/{stem}.md", front)
+            else:
+                _, body = self._read(comp, entry)
+                file_name = f"notes/{stem}.md"
+                sink.add(file_name, front + body)
+            rows.append(
+                f"| {meta.date[:10]} | {meta.kind} | {meta.title} | {meta.status} "
+                f"| {status} | {file_name} |"
+            )
+        index = [
+            f"# Record of {plan.name}",
+            "",
+            f"Client ID: {plan.cid}",
+            f"Exported: {self.now()}",
+            "",
+        ]
+        fields = plan.profile.get("fields", {})
+        index += [f"- {k}: {v}" for k, v in sorted(fields.items())]
+        if not plan.psychotherapy:
+            index += [
+                "",
+                "Psychotherapy notes are not included (export with --psychotherapy).",
+            ]
+        index += [
+            "",
+            "| date | kind | title | status | signature | file |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+        sink.add("index.md", "\n".join(index).encode())
 
     def shred_client(self, client: str) -> ShredResult:
         """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
@@ -279,9 +509,7 @@ def seal_export(
 ) -> ExportResult:
     """The export as one age file (a tar inside) that ``recipient`` opens with stock age."""
     with age.EncryptWriter(out, [recipient]) as writer:
-        sink = TarSink(writer)
         result: ExportResult = vault.export_client(
-            client, sink, psychotherapy=psychotherapy
+            client, TarSink(writer), psychotherapy=psychotherapy
         )
-        sink.close()
     return result
