@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from confvault.cli import _output
+from confvault.cli import _argv, _output
+from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, INTEGRITY
 
@@ -24,8 +25,14 @@ JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instea
 def show(
     ctx: typer.Context,
     client: Annotated[
-        str | None, typer.Option("--client", help="only entries about this client")
+        str | None,
+        typer.Option(
+            "--client",
+            help="only entries about this client; a name is "
+            + _argv.in_ps("the ID or --client-file"),
+        ),
     ] = None,
+    client_file: CLIENT_FILE = None,
     since: Annotated[
         str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")
     ] = None,
@@ -37,6 +44,9 @@ def show(
     """Show the audit trail (oldest first)."""
     if ctx.invoked_subcommand is not None:
         return
+    client = _argv.value(
+        ctx, client, client_file, name="--client", option="--client-file"
+    )
     entries = options(ctx).open_vault().audit(client=client, since=since, action=action)
     if as_json:
         _output.emit_json([e.to_json() for e in entries])

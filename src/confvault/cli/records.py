@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from confvault.cli import _output
+from confvault.cli import _argv, _output
+from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._files import new_private_file
 from confvault.cli.access import _recipient_arg
@@ -17,17 +18,12 @@ from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault.records_out import DirectorySink, seal_export
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
-CLIENT = Annotated[
-    str,
-    typer.Argument(
-        metavar="CLIENT", help="the client's name, or a unique prefix of its ID"
-    ),
-]
 
 
 def export(
     ctx: typer.Context,
-    client: CLIENT,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -53,9 +49,11 @@ def export(
         raise UnsafeInputError(
             "give either --out DIR (plain files) or --to RECIPIENT -o FILE"
         )
-    # Refuse an existing --out before the passphrase; nothing is written
-    # until the export's audit entry is committed.
+    # Refuse an existing --out before the passphrase (and before asking for
+    # the client); nothing is written until the export's audit entry is
+    # committed.
     sink = DirectorySink(out) if out is not None else None
+    client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault()
     if out is not None and sink is not None:
         result = vault.export_client(client, sink, psychotherapy=psychotherapy)
@@ -86,13 +84,15 @@ def export(
 
 def shred(
     ctx: typer.Context,
-    client: CLIENT,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
     yes: Annotated[
         bool, typer.Option("--yes", help="do not ask for confirmation (scripts)")
     ] = False,
     as_json: JSON = False,
 ) -> None:
     """Destroy a client's keys and records (crypto-shredding) after retention ends."""
+    client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault(write=True)
     info = vault.client(client)
     if not yes:
