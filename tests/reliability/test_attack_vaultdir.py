@@ -276,9 +276,12 @@ def test_a_fifo_hangs_nothing_and_is_refused(practice: Practice, what: str) -> N
         target = practice.vault / "manifest"
     elif what == "shard":
         target = sorted((practice.vault / "shards").iterdir())[0]
-    else:
-        target = _objects(practice.vault)[0]
-    _replace_with_fifo(target)
+    else:  # every object, so that whichever one a note list reads first is a FIFO
+        target = None
+        for path in _objects(practice.vault):
+            _replace_with_fifo(path)
+    if target is not None:
+        _replace_with_fifo(target)
     listed = practice.run("note", "list")  # the 60 s timeout would fail a hang
     if what != "shard":  # a note list need not read that shard at all
         assert listed.returncode == INTEGRITY, listed.stderr
@@ -335,6 +338,77 @@ def test_reading_leaves_access_times_alone(practice: Practice) -> None:
     note = json.loads(practice.owner("note", "list", "--json"))
     assert note
     assert {p.stat().st_atime_ns for p in files if p.exists()} == {old}
+
+
+def _stanzas(path: Path) -> int:
+    """How many recipient stanzas an age file's header holds (as anyone sees)."""
+    header = path.read_bytes().split(b"\n---", 1)[0]
+    return sum(line.startswith(b"-> ") for line in header.split(b"\n"))
+
+
+def _grantee(tmp_path: Path, name: str) -> tuple[age.X25519Identity, Path]:
+    identity = age.X25519Identity.generate()
+    key = tmp_path / f"{name}.key"
+    key.write_text(identity.encode() + "\n")
+    key.chmod(0o600)
+    return identity, key
+
+
+def _as_grantee(vault: Path, key: Path, state: Path, *args: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "confvault",
+            "--vault",
+            str(vault),
+            "--identity",
+            str(key),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ, XDG_STATE_HOME=str(state)),
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_key_files_do_not_tell_how_many_grantees_a_client_has(
+    practice: Practice, tmp_path: Path
+) -> None:
+    practice.owner("client", "add", "Bob")
+    grantees = [_grantee(tmp_path, f"g{n}")[0] for n in range(3)]
+    for n, grantee in enumerate(grantees):
+        practice.owner(
+            "grant", str(grantee.recipient), "--client", "Bob", "--label", f"g{n}"
+        )
+    practice.owner("rotate", "--all")  # re-sealed keys, as rotation writes them
+    practice.owner("revoke", str(grantees[0].recipient))  # re-wrapped, rotated
+    objects = _objects(practice.vault)
+    counts = {p: _stanzas(p) for p in objects}
+    keys = [p for p, n in counts.items() if n != 1]
+    # Ann (no grantee) and Bob (two grantees left): one key file each, alike.
+    assert sorted(counts.values()) == [1] * (len(objects) - 2) + [8, 8]
+    assert len({p.stat().st_size for p in keys}) == 1
+    practice.verify_ok()
+
+
+def test_grantee_audit_entries_are_padded_alike(
+    practice: Practice, tmp_path: Path
+) -> None:
+    grantee, key = _grantee(tmp_path, "sup")
+    practice.owner("grant", str(grantee.recipient), "--client", "Ann", "--label", "s")
+    state = tmp_path / "grantee-state"
+    _as_grantee(practice.vault, key, state, "note", "list")
+    _as_grantee(practice.vault, key, state, "note", "search", "first")
+    entries = list((practice.vault / "audit-inbox").iterdir())
+    assert len(entries) == 2
+    assert {p.stat().st_size for p in entries} == {
+        entries[0].stat().st_size
+    }  # a list and a search with its details: one size
+    assert entries[0].stat().st_size > 1024  # the padding bucket, sealed
 
 
 # --- finding 3: a vault replaced wholesale, and the rollback memory ----------------------

@@ -174,7 +174,7 @@ class AccessMixin:
         text = age.decrypt(self.store.get(entry["key"]), self._identities())
         recipients = self._key_recipients(root, cid, name)
         txn.retire(entry["key"])
-        entry["key"] = txn.put(age.encrypt(text, recipients))
+        entry["key"] = txn.put(records.seal_key_file(text, recipients))
 
     def _reseal(
         self,
@@ -212,11 +212,8 @@ class AccessMixin:
         old_created = entry["key_created"]
         new_key = age.X25519Identity.generate()
         created = self.now()
-        key_text = (
-            f"# confvault client key\n# client: {cid}\n# compartment: {name}\n"
-            f"# created: {created}\n{new_key.encode()}\n"
-        )
-        sealed_key = records.seal_document_text(
+        key_text = records.client_key_text(cid, name, created, new_key.encode())
+        sealed_key = records.seal_key_file(
             key_text, self._key_recipients(root, cid, name)
         )
         # Check before we drop: the owner opens the new key, and it opens a note.
@@ -715,7 +712,7 @@ class AccessMixin:
                     entry = root["clients"][cid]["compartments"][name]
                     txn.retire(entry["key"])
                     entry["key"] = txn.put(
-                        age.encrypt(
+                        records.seal_key_file(
                             texts[(cid, name)], self._key_recipients(root, cid, name)
                         )
                     )

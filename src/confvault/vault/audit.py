@@ -221,7 +221,10 @@ class AuditMixin:
         name = f"{os.urandom(12).hex()}.age"
         key = self.reader.agree(owner_recipient, _INBOX_MAC)
         entry["mac"] = _inbox_mac(key, name, entry)
-        sealed = age.encrypt(json.dumps(entry).encode(), [owner_recipient])
+        # padded like every sealed object: the size says nothing of the entry
+        sealed = age.encrypt(
+            records.pad_text(json.dumps(entry).encode()), [owner_recipient]
+        )
         self.disk.dir(INBOX_DIR, create=True)
         fs.atomic_write(self.disk, INBOX_DIR, name, sealed)
 

@@ -87,13 +87,12 @@ class ClientsMixin:
     ) -> Compartment:
         key = age.X25519Identity.generate()
         created = self.now()
-        key_text = (
-            f"# confvault client key\n# client: {client_id}\n# compartment: {compartment}\n"
-            f"# created: {created}\n{key.encode()}\n"
+        key_text = records.client_key_text(
+            client_id, compartment, created, key.encode()
         )
         recipients = self._key_recipients(root, client_id, compartment)
         entry = {
-            "key": txn.put(records.seal_document_text(key_text, recipients)),
+            "key": txn.put(records.seal_key_file(key_text, recipients)),
             "key_created": created,
             "notes": 0,
             "drafts": 0,

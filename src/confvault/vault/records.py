@@ -61,6 +61,39 @@ def open_document(
     return doc
 
 
-def seal_document_text(text: str, recipients: Sequence[age.Recipient]) -> bytes:
-    """A text document (an identity file), sealed to ``recipients``."""
-    return age.encrypt(text.encode("utf-8"), recipients)
+# A client key file holds this many recipient stanzas, or a multiple of it:
+# the owner, the compartment's grantees, and decoys (stanzas to fresh random
+# X25519 keys, which no one holds and which look like any other stanza).
+KEY_STANZAS = 8
+
+
+def client_key_text(client_id: str, compartment: str, created: str, key: str) -> bytes:
+    """The identity file a client key is sealed as (stock age reads it)."""
+    return (
+        f"# confvault client key\n# client: {client_id}\n"
+        f"# compartment: {compartment}\n# created: {created}\n{key}\n"
+    ).encode()
+
+
+def _pad_identity_text(text: bytes) -> bytes:
+    """Pad an identity file to its bucket with one trailing comment line.
+
+    An earlier padding line (``#`` then only spaces) is dropped first, so
+    re-sealing a key file opened from the vault gives the same size again.
+    """
+    lines = text.rstrip(b"\n").split(b"\n")
+    while lines and lines[-1].startswith(b"#") and not lines[-1][1:].strip(b" "):
+        lines.pop()
+    core = b"\n".join(lines) + b"\n"
+    total = padded_size(len(core) + 2)
+    return core + b"#" + b" " * (total - len(core) - 2) + b"\n"
+
+
+def seal_key_file(text: bytes, recipients: Sequence[age.Recipient]) -> bytes:
+    """A client key file: padded to a bucket, and with a stanza count that is
+    a multiple of ``KEY_STANZAS`` whatever the number of grantees."""
+    decoys = [
+        age.X25519Identity.generate().recipient
+        for _ in range(-len(recipients) % KEY_STANZAS)
+    ]
+    return age.encrypt(_pad_identity_text(text), [*recipients, *decoys])
