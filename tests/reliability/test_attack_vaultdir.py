@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -291,10 +292,11 @@ def test_a_fifo_hangs_nothing_and_is_refused(practice: Practice, what: str) -> N
 
 
 def test_a_symlinked_bucket_is_refused_by_normal_commands(practice: Practice) -> None:
-    bucket = _objects(practice.vault)[0].parent
-    moved = practice.canary / "bucket"
-    bucket.rename(moved)
-    bucket.symlink_to(moved)
+    # Every bucket, so the test never depends on which objects `note list` reads.
+    for bucket in sorted({path.parent for path in _objects(practice.vault)}):
+        moved = practice.canary / f"bucket-{bucket.name}"
+        bucket.rename(moved)
+        bucket.symlink_to(moved)
     before = _tree(practice.canary)
     done = practice.run("note", "list")
     assert done.returncode == INTEGRITY, done.stderr
@@ -354,8 +356,11 @@ def _grantee(tmp_path: Path, name: str) -> tuple[age.X25519Identity, Path]:
     return identity, key
 
 
-def _as_grantee(vault: Path, key: Path, state: Path, *args: str) -> None:
-    done = subprocess.run(
+def _grantee_run(
+    vault: Path, key: Path, state: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """A grantee's command, on a machine whose memory is ``state``."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -372,6 +377,10 @@ def _as_grantee(vault: Path, key: Path, state: Path, *args: str) -> None:
         check=False,
         env=dict(os.environ, XDG_STATE_HOME=str(state)),
     )
+
+
+def _as_grantee(vault: Path, key: Path, state: Path, *args: str) -> None:
+    done = _grantee_run(vault, key, state, *args)
     assert done.returncode == 0, done.stderr
 
 
@@ -424,8 +433,6 @@ def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
     built.owner(
         "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
     )
-    import shutil
-
     shutil.rmtree(practice.vault)
     shutil.copytree(built.vault, practice.vault, symlinks=True)
 
@@ -433,6 +440,63 @@ def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
         done = practice.run(*command)
         assert done.returncode == INTEGRITY, done.stdout + done.stderr
         assert "not the one this machine knew there" in done.stdout + done.stderr
+
+
+def test_a_grantee_pins_the_owner_key_and_refuses_a_vault_signed_by_another(
+    practice: Practice, tmp_path: Path
+) -> None:
+    grantee, key = _grantee(tmp_path, "sup")
+    granted = json.loads(
+        practice.owner(
+            "grant", str(grantee.recipient), "--client", "Ann", "--label", "s", "--json"
+        )
+    )
+    owner_key = granted["owner_key"]
+    assert owner_key == json.loads(practice.owner("status", "--json"))["owner_key"]
+    assert len(owner_key.replace(" ", "")) == 32
+
+    # First use on the grantee's machine: a notice naming the key it trusts.
+    state = tmp_path / "grantee-state"
+    first = _grantee_run(practice.vault, key, state, "note", "list")
+    assert first.returncode == 0, first.stderr
+    assert "first use of this vault" in first.stderr
+    assert owner_key in first.stderr
+    again = _grantee_run(practice.vault, key, state, "note", "list")
+    assert again.returncode == 0, again.stderr
+    assert "first use" not in again.stderr
+
+    # An attacker builds a vault of their own that grants the same grantee and
+    # puts it in place of the grantee's copy.
+    other = practice.root / "attacker"
+    other.mkdir()
+    (other / "pass").write_text(PASSPHRASE + "\n")
+    built = Practice(other)
+    built.owner(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+    )
+    built.owner("client", "add", "Ann")
+    built.owner("note", "add", "Ann", stdin="forged: stop the medication.\n")
+    built.owner("grant", str(grantee.recipient), "--client", "Ann", "--label", "s")
+    copy = tmp_path / "grantee-copy"
+    shutil.copytree(built.vault, copy, symlinks=True)
+
+    # With the key pinned from the grant, even a machine that never saw the
+    # vault refuses it; without the pin, the first-use notice names another key.
+    fresh = tmp_path / "fresh-state"
+    pin = ("--owner-key", owner_key)
+    pinned = _grantee_run(copy, key, fresh, *pin, "note", "list")
+    assert pinned.returncode == INTEGRITY, pinned.stdout + pinned.stderr
+    assert "not signed by the owner key you pinned" in pinned.stderr
+    assert "forged" not in pinned.stdout
+    unpinned = _grantee_run(copy, key, fresh, "note", "list")
+    assert owner_key not in unpinned.stderr
+    assert "first use of this vault" in unpinned.stderr
+
+    # The genuine vault passes the pin, also after the owner rotates identity.
+    practice.owner("identity", "rotate")
+    ok = _grantee_run(practice.vault, key, tmp_path / "third", *pin, "note", "list")
+    assert ok.returncode == 0, ok.stderr
+    assert "first use" not in ok.stderr
 
 
 def test_a_damaged_rollback_memory_fails_closed(practice: Practice) -> None:
@@ -447,8 +511,6 @@ def test_a_damaged_rollback_memory_fails_closed(practice: Practice) -> None:
 def test_verify_says_when_this_machine_never_saw_the_vault(
     practice: Practice,
 ) -> None:
-    import shutil
-
     shutil.rmtree(practice.state)
     done = practice.run("verify", "--json")
     assert done.returncode == 0, done.stderr

@@ -83,6 +83,15 @@ def root(
             "--identity", help="open read-only with a grantee's age identity file"
         ),
     ] = None,
+    owner_key: Annotated[
+        str | None,
+        typer.Option(
+            "--owner-key",
+            metavar="FINGERPRINT",
+            help="refuse a vault not signed by this owner key (as `grant` and "
+            "`status` show it; else $CONFVAULT_OWNER_KEY)",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -96,6 +105,7 @@ def root(
         passphrase_file=passphrase_file,
         passphrase_fd=passphrase_fd,
         identity=identity,
+        owner_key=owner_key,
     )
 
 

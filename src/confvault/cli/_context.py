@@ -10,12 +10,13 @@ from typing import Any
 import typer
 
 from confvault import age
-from confvault.cli import _secrets
+from confvault.cli import _output, _secrets
 from confvault.vault import Vault
 from confvault.vault.paths import default_state_dir, default_vault_path
 
 ENV_VAULT = "CONFVAULT_VAULT"
 ENV_LOCK_TIMEOUT = "CONFVAULT_LOCK_TIMEOUT"
+ENV_OWNER_KEY = "CONFVAULT_OWNER_KEY"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Options:
     passphrase_file: Path | None = None
     passphrase_fd: int | None = None
     identity: Path | None = None
+    owner_key: str | None = None
 
     @property
     def vault_path(self) -> Path:
@@ -64,12 +66,22 @@ class Options:
                 )
             text = self.identity.read_text(encoding="utf-8")
             reader = age.parse_identities(text)[0]
-            return Vault.open(
+            vault = Vault.open(
                 path,
                 reader=reader,
                 lock_timeout=self.lock_timeout,
                 state_dir=default_state_dir(),
+                owner_key=self.pinned_owner_key,
             )
+            if vault.first_use and not self.pinned_owner_key:
+                _output.warn(
+                    "first use of this vault on this machine: trusting the owner "
+                    f"key {vault.owner_key_fingerprint()} that signs it. Check it "
+                    "with the owner (`confvault status` shows it on their machine) "
+                    "or pin it with --owner-key; from now on a vault signed by any "
+                    "other key is refused here"
+                )
+            return vault
         from confvault.vault.paths import check_vault_dir
 
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
@@ -78,7 +90,12 @@ class Options:
             passphrase=self.passphrase(),
             lock_timeout=self.lock_timeout,
             state_dir=default_state_dir(),
+            owner_key=self.pinned_owner_key,
         )
+
+    @property
+    def pinned_owner_key(self) -> str | None:
+        return self.owner_key or os.environ.get(ENV_OWNER_KEY) or None
 
 
 def options(ctx: typer.Context) -> Options:

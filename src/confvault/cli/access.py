@@ -91,8 +91,9 @@ def grant(
         until=until,
         psychotherapy=psychotherapy,
     )
+    owner_key = vault.owner_key_fingerprint()
     if as_json:
-        _output.emit_json(info.to_json())
+        _output.emit_json({**info.to_json(), "owner_key": owner_key})
         return
     scope = "all clients" if info.all_clients else ", ".join(info.clients)
     _output.stdout.print(
@@ -100,7 +101,9 @@ def grant(
         + (f" until {info.until[:10]}" if info.until else "")
     )
     _output.info(
-        "they read with `confvault --vault DIR --identity THEIR_KEY_FILE note list`"
+        "they read with `confvault --vault DIR --identity THEIR_KEY_FILE "
+        f"--owner-key '{owner_key}' note list`; give them this owner key "
+        "fingerprint yourself, not through the vault's sync folder"
     )
 
 

@@ -138,6 +138,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ),
         ("grants", str(info.grants)),
         ("recovery key", "yes" if info.recovery_key else "none"),
+        ("owner key", info.owner_key),
         ("last verify", info.last_verify or "never on this machine"),
     ]
     for key, value in rows:

@@ -22,6 +22,7 @@ from typing import Any
 from confvault import age
 from confvault.errors import (
     IntegrityError,
+    KeyFormatError,
     NoIdentityMatchError,
     ReadOnlyError,
     UnsafeInputError,
@@ -93,6 +94,10 @@ class VaultCore:
         self._root_buckets = root_index.Buckets()
         self._audit_pending: list[dict[str, Any]] = []
         self._new_vault_id: str | None = None
+        # True when this machine had no memory of the vault before this open
+        # (trust on first use: the caller tells the user whose key it trusts).
+        self.first_use = False
+        self.pinned_owner_key = ""  # 32 hex digits, from --owner-key
 
     # --- creation and opening -------------------------------------------------
 
@@ -169,8 +174,14 @@ class VaultCore:
         clock: Clock = utc_now,
         state_dir: Path | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        owner_key: str | None = None,
     ) -> Any:
-        """Open with the passphrase, the recovery key, or (read-only) a grantee key."""
+        """Open with the passphrase, the recovery key, or (read-only) a grantee key.
+
+        ``owner_key`` pins the owner's signing key by its fingerprint (as
+        ``owner_key_fingerprint`` shows it, given with a grant): a manifest
+        signed by any key that does not descend from it is refused.
+        """
         check_vault_dir(path)
         vault = cls(
             path,
@@ -180,6 +191,13 @@ class VaultCore:
             state_dir=state_dir,
             lock_timeout=lock_timeout,
         )
+        if owner_key is not None:
+            vault.pinned_owner_key = _signing.normal_fingerprint(owner_key)
+            if not vault.pinned_owner_key:
+                raise KeyFormatError(
+                    "an owner key fingerprint is 32 hex digits (as `confvault "
+                    "status` shows it)"
+                )
         with vault._reading() as current:
             if passphrase is not None:
                 sealed = vault.store.get(_required_pointer(current, "owner"))
@@ -214,8 +232,17 @@ class VaultCore:
             loaded = self.manifest  # the very bytes this process checked or signed
         else:
             loaded = manifest.parse(self.disk, raw)
+        if self.pinned_owner_key and not manifest.descends_from_fingerprint(
+            loaded.body, self.pinned_owner_key
+        ):
+            raise IntegrityError(
+                "the manifest is not signed by the owner key you pinned "
+                f"(--owner-key): it is signed by {self.owner_key_fingerprint(loaded)}"
+            )
         self.seen.check_place(self.root, loaded.body.vault_id)
         seen = self.seen.get(loaded.body.vault_id)
+        if seen is None and self.manifest is None:
+            self.first_use = True
         if seen is not None:
             generation, signer = seen
             if not manifest.signer_descends(loaded.body, signer):
@@ -233,6 +260,13 @@ class VaultCore:
         self.seen.record_place(self.root, loaded.body.vault_id)
         self.manifest = loaded
         return loaded
+
+    def owner_key_fingerprint(self, current: manifest.Manifest | None = None) -> str:
+        """The fingerprint of the key that signs this vault's manifests."""
+        loaded = current or self.manifest
+        if loaded is None:
+            raise VaultNotFoundError(f"no manifest loaded for {self.root}")
+        return _signing.fingerprint(loaded.body.signer)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[manifest.Manifest]:
@@ -426,6 +460,7 @@ class VaultCore:
                 grants=len(root.get("grants", [])),
                 work_factor=root.get("settings", {}).get("work_factor"),
                 recovery_key=current.pointer("recovery") is not None,
+                owner_key=self.owner_key_fingerprint(current),
             )
 
     # --- verification -----------------------------------------------------------------

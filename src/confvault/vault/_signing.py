@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import nacl.exceptions
 import nacl.signing
@@ -41,3 +42,20 @@ def b64(data: bytes) -> str:
 def unb64(text: str) -> bytes:
     """Decode base64 text from a vault document (ValueError when malformed)."""
     return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def fingerprint(signer: str) -> str:
+    """A signing key as a person compares it: 32 hex digits of its SHA-256, in 8 groups.
+
+    ``signer`` is the base64 text of the key, as a manifest names it.
+    """
+    digest = hashlib.sha256(unb64(signer)).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def normal_fingerprint(text: str) -> str:
+    """``text`` as 32 lowercase hex digits (spaces, colons, case ignored), or ""."""
+    flat = "".join(c for c in text.lower() if c not in " :-")
+    if len(flat) != 32 or any(c not in "0123456789abcdef" for c in flat):
+        return ""
+    return flat

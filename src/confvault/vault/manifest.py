@@ -296,6 +296,22 @@ def signer_descends(body: ManifestBody, earlier: str) -> bool:
     return False
 
 
+def descends_from_fingerprint(body: ManifestBody, pinned: str) -> bool:
+    """True when the signer is the key with fingerprint ``pinned``, or endorsed by it.
+
+    ``pinned`` is 32 hex digits (``_signing.normal_fingerprint``).
+    """
+    candidates = {body.signer, *(e["from"] for e in body.endorsements)}
+    for signer in candidates:
+        try:
+            flat = _signing.fingerprint(signer).replace(" ", "")
+        except ValueError:
+            continue
+        if hmac.compare_digest(flat, pinned) and signer_descends(body, signer):
+            return True
+    return False
+
+
 def encode(body: ManifestBody, signature: bytes) -> bytes:
     """The manifest file: indented JSON so ``grep``/``sed`` can read a pointer."""
     doc = {"body": body.to_json(), "signature": _signing.b64(signature)}

@@ -127,6 +127,7 @@ class VaultStatus:
     grants: int
     work_factor: int | None
     recovery_key: bool
+    owner_key: str  # fingerprint of the key that signs the manifests
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
