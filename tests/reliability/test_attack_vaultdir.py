@@ -423,9 +423,8 @@ def test_grantee_audit_entries_are_padded_alike(
 # --- finding 3: a vault replaced wholesale, and the rollback memory ----------------------
 
 
-def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
-    practice: Practice,
-) -> None:
+def _attackers_own_vault(practice: Practice) -> Practice:
+    """A vault the attacker built beside the owner's, with a key of their own."""
     other = practice.root / "attacker"
     other.mkdir()
     (other / "pass").write_text(PASSPHRASE + "\n")
@@ -433,6 +432,13 @@ def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
     built.owner(
         "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
     )
+    return built
+
+
+def test_a_vault_replaced_wholesale_at_a_known_path_is_refused(
+    practice: Practice,
+) -> None:
+    built = _attackers_own_vault(practice)
     shutil.rmtree(practice.vault)
     shutil.copytree(built.vault, practice.vault, symlinks=True)
 
@@ -467,13 +473,7 @@ def test_a_grantee_pins_the_owner_key_and_refuses_a_vault_signed_by_another(
 
     # An attacker builds a vault of their own that grants the same grantee and
     # puts it in place of the grantee's copy.
-    other = practice.root / "attacker"
-    other.mkdir()
-    (other / "pass").write_text(PASSPHRASE + "\n")
-    built = Practice(other)
-    built.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
+    built = _attackers_own_vault(practice)
     built.owner("client", "add", "Ann")
     built.owner("note", "add", "Ann", stdin="forged: stop the medication.\n")
     built.owner("grant", str(grantee.recipient), "--client", "Ann", "--label", "s")
