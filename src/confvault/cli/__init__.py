@@ -97,12 +97,12 @@ def _plain_backup(
         return None  # a usage error: the app says it
     try:
         from confvault.vault import backup
-        from confvault.vault.paths import default_vault_path
+        from confvault.vault.paths import DEFAULT_LOCK_TIMEOUT, default_vault_path
 
         try:
-            lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, "60"))
+            lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT))
         except ValueError:
-            lock_timeout = 60.0
+            lock_timeout = DEFAULT_LOCK_TIMEOUT
         if command == "verify":
             if target == "-":
                 report = backup.verify(sys.stdin.buffer)

@@ -12,7 +12,11 @@ import typer
 from confvault import age
 from confvault.cli import _output, _secrets
 from confvault.vault import Vault
-from confvault.vault.paths import default_state_dir, default_vault_path
+from confvault.vault.paths import (
+    DEFAULT_LOCK_TIMEOUT,
+    default_state_dir,
+    default_vault_path,
+)
 
 ENV_VAULT = "CONFVAULT_VAULT"
 ENV_LOCK_TIMEOUT = "CONFVAULT_LOCK_TIMEOUT"
@@ -40,9 +44,9 @@ class Options:
     @property
     def lock_timeout(self) -> float:
         try:
-            return float(os.environ.get(ENV_LOCK_TIMEOUT, "60"))
+            return float(os.environ.get(ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT))
         except ValueError:
-            return 60.0
+            return DEFAULT_LOCK_TIMEOUT
 
     def passphrase(
         self, *, confirm: bool = False, prompt: str = "Vault passphrase: "

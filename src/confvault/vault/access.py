@@ -26,7 +26,7 @@ from confvault.errors import (
 )
 from confvault.vault import _note_format as fmt
 from confvault.vault import _signing, _txn, identity, records, root_index
-from confvault.vault._core import GRANTEE_POINTER
+from confvault.vault._core import DEFAULT_MAX_KEY_AGE_DAYS, GRANTEE_POINTER
 from confvault.vault._note_format import RECORDS
 from confvault.vault.clients import Compartment, _grant_covers
 from confvault.vault.manifest import canonical, endorsement_message
@@ -551,9 +551,8 @@ class AccessMixin:
                         for n in root["clients"][cid]["compartments"]
                         if _grant_covers(g, cid, n)
                     ]
-            max_age = older_than or (
-                f"{root['settings'].get('max_key_age_days', 180)}d" if nightly else None
-            )
+            days = root["settings"].get("max_key_age_days", DEFAULT_MAX_KEY_AGE_DAYS)
+            max_age = older_than or (f"{days}d" if nightly else None)
             chosen = set(root["clients"]) if all_clients else set()
             chosen |= {self._resolve_client(root, c) for c in clients or []}
             if max_age:

@@ -29,9 +29,9 @@ from confvault.vault.backup_sinks import CHUNK, STREAM_LABEL, DirSink, NewDir
 from confvault.vault.objects import OBJECTS_DIR, is_hash
 from confvault.vault.paths import SeenStore, default_state_dir
 from confvault.vault.results import Finding, VerifyReport
+from confvault.vault.store import layout
 from confvault.vault.verify import _live_objects, _Report, verify_keyless
 
-_AUDIT_INBOX = "audit-inbox"  # grantee reads waiting for the owner's next command
 _BUCKET = re.compile(r"[0-9a-f]{2}")
 _OBJECT_NAME = re.compile(r"objects/([0-9a-f]{2})/\1[0-9a-f]{62}")
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
@@ -324,7 +324,7 @@ def _classify(name: str, kind: str) -> tuple[str, str]:
     top = parts[0] if parts else ""
     if top in (fs.LOCK_NAME, fs.TMP_DIR):
         return "skip", "transient vault state"
-    if top == _AUDIT_INBOX:
+    if top == layout.INBOX:  # grantee reads waiting for the owner
         return (
             "unexpected",
             "grantee audit entries not yet in the signed chain; not restored",

@@ -17,7 +17,7 @@ from typing import Any
 from confvault.errors import AgeError, ConfvaultError
 from confvault.vault import forked, fs, manifest
 from confvault.vault.objects import OBJECTS_DIR, is_hash
-from confvault.vault.paths import SeenStore
+from confvault.vault.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
 from confvault.vault.results import Finding, VerifyReport
 from confvault.vault.store import layout
 
@@ -330,7 +330,7 @@ def _extra_files(root: Path, live: set[str], shards: set[str], report: _Report) 
         manifest.SHARDS_DIR,
         fs.TMP_DIR,
         fs.LOCK_NAME,
-        "audit-inbox",  # grantee audit entries waiting for the owner
+        layout.INBOX,  # grantee audit entries waiting for the owner
     }
     for entry in sorted(os.listdir(root)):
         if entry not in expected_top:
@@ -468,7 +468,7 @@ def verify_vault(
     *,
     seen: SeenStore,
     progress: Progress | None = None,
-    lock_timeout: float = 60.0,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> VerifyReport:
     """Keyless verification under the shared lock (no passphrase needed)."""
     with fs.locked(root, exclusive=False, timeout=lock_timeout):
