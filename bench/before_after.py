@@ -42,6 +42,7 @@ from pathlib import Path
 
 from vault_scale import (  # the corpus of bench/vault_scale.py (same directory)
     PASSPHRASE,
+    cpu_model,
     note_text,
 )
 
@@ -133,14 +134,7 @@ def workloads(note: Path) -> list[tuple[str, list[str], Path | None]]:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
