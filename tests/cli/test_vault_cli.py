@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import PASSPHRASE
 
 
@@ -264,25 +266,61 @@ def test_import_and_attach(ready, tmp_path: Path) -> None:
     assert "already exists" in again.stderr
 
 
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _object_path(vault: Path, digest: str) -> Path:
+    return vault / "objects" / digest[:2] / digest
+
+
 def test_verify_ok_then_tampered_exit_13(ready) -> None:
     ready("client", "add", "Ann")
     ready("note", "add", "Ann", input="text")
     ok = _json(ready("verify", "--json"))
     assert ok["ok"] is True
     assert ok["findings"] == []
-    victim = max(
-        (p for p in (ready.vault / "objects").rglob("*") if p.is_file()),
-        key=lambda p: p.stat().st_mtime_ns,
-    )
-    data = bytearray(victim.read_bytes())
-    data[100] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    root = json.loads((ready.vault / "manifest").read_text())["body"]["pointers"][
+        "root"
+    ]
+    _flip_byte(_object_path(ready.vault, root))
     bad = ready("verify")
     assert bad.exit_code == 13
     assert "vault damaged" in bad.stdout
     deep = ready("verify", "--deep", "--json")
     assert deep.exit_code == 13
-    assert json.loads(deep.stdout)["ok"] is False
+    doc = json.loads(deep.stdout)
+    assert doc["ok"] is False
+    assert ("object-damaged", root) in {
+        (f["code"], f["subject"]) for f in doc["findings"]
+    }
+
+
+@pytest.mark.parametrize("pointer", ["owner", "root", "audit"])
+def test_verify_deep_reports_damage_even_when_the_keys_do_not_open(
+    ready, pointer: str
+) -> None:
+    """Every object named by the manifest, the owner's own key among them:
+    `verify --deep --json` still prints a report a script can read."""
+    ready("client", "add", "Ann")
+    ready("note", "add", "Ann", input="text")
+    digest = json.loads((ready.vault / "manifest").read_text())["body"]["pointers"][
+        pointer
+    ]
+    _flip_byte(_object_path(ready.vault, digest))
+    before = {p: p.read_bytes() for p in ready.vault.rglob("*") if p.is_file()}
+    deep = ready("verify", "--deep", "--json")
+    assert deep.exit_code == 13
+    doc = json.loads(deep.stdout)
+    assert doc["ok"] is False
+    assert doc["deep"] is True
+    codes = {(f["code"], f["subject"]) for f in doc["findings"]}
+    assert ("object-damaged", digest) in codes
+    if pointer == "owner":
+        assert ("unlock", "owner") in codes
+    assert {p: p.read_bytes() for p in ready.vault.rglob("*") if p.is_file()} == before
 
 
 def test_verify_needs_no_passphrase(ready, cli) -> None:

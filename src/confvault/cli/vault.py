@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +11,12 @@ import typer
 from rich.table import Table
 
 from confvault.cli import _output
-from confvault.cli._context import options
+from confvault.cli._context import Options, options
 from confvault.cli._errors import INTEGRITY
-from confvault.errors import ConfvaultError, WeakPassphraseError
+from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
 from confvault.vault import Vault, identity
 from confvault.vault.paths import SeenStore, default_state_dir
-from confvault.vault.results import VerifyReport
+from confvault.vault.results import Finding, VerifyReport
 from confvault.vault.verify import verify_vault
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
@@ -190,18 +191,31 @@ def verify(
     """Check the whole vault; without --deep no passphrase is needed."""
     opts = options(ctx)
     if deep:
-        report = opts.open_vault().verify(deep=True)
-    else:
-        from confvault.vault.paths import check_vault_dir
-
-        path = opts.vault_path
         try:
-            check_vault_dir(path)
-        except ConfvaultError as err:
-            if not path.is_dir():
-                raise
-            _output.warn(str(err))
-        report = verify_vault(
-            path, seen=SeenStore(default_state_dir()), lock_timeout=opts.lock_timeout
-        )
+            report = opts.open_vault().verify(deep=True)
+        except IntegrityError as err:
+            # The keys themselves are damaged: still a report, not a bare error,
+            # so that a script reading --json learns what else is wrong.
+            keyless = _keyless_report(opts)
+            unlock = Finding(
+                "error", "unlock", "owner", f"the vault does not open: {err}"
+            )
+            report = replace(keyless, deep=True, findings=(*keyless.findings, unlock))
+    else:
+        report = _keyless_report(opts)
     render_report(report, as_json)
+
+
+def _keyless_report(opts: Options) -> VerifyReport:
+    from confvault.vault.paths import check_vault_dir
+
+    path = opts.vault_path
+    try:
+        check_vault_dir(path)
+    except ConfvaultError as err:
+        if not path.is_dir():
+            raise
+        _output.warn(str(err))
+    return verify_vault(
+        path, seen=SeenStore(default_state_dir()), lock_timeout=opts.lock_timeout
+    )
