@@ -68,8 +68,8 @@ import confvault
 from confvault import age
 from confvault.errors import ConfvaultError
 from confvault.vault import Vault
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_vault
+from confvault.vault.check.keyless import verify_vault
+from confvault.vault.store.paths import SeenStore
 
 PASSPHRASE = b"correct horse battery staple"
 CONFVAULT = Path(sys.executable).with_name("confvault")

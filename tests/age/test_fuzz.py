@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from confvault import age
 from confvault.age import _format, armor
 from confvault.errors import ConfvaultError
-from confvault.vault import _note_format, manifest, records
+from confvault.vault.model import note_format
+from confvault.vault.store import manifest, sealing
 
 EXAMPLES = int(os.environ.get("CONFVAULT_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -136,11 +137,11 @@ def test_manifest_body_parser(doc: object) -> None:
 def test_note_metadata_parser(line: bytes) -> None:
     entry = {"id": "0" * 16, "body_size": 0, "body_sha256": "0" * 64}
     with contextlib.suppress(ConfvaultError):
-        _note_format.parse_header(line)
+        note_format.parse_header(line)
     with contextlib.suppress(ConfvaultError):
-        _note_format.parse_recorded(line, entry)
+        note_format.parse_recorded(line, entry)
     with contextlib.suppress(ConfvaultError):
-        _note_format.body_recorded(line, entry)
+        note_format.body_recorded(line, entry)
 
 
 @FUZZ
@@ -154,7 +155,7 @@ def test_note_metadata_parser(line: bytes) -> None:
 def test_note_metadata_fields(doc: dict[str, object]) -> None:
     # The index entry says the same as the note: only the field checks decide.
     with contextlib.suppress(ConfvaultError):
-        _note_format.parse_recorded(json.dumps(doc).encode() + b"\nbody", doc)
+        note_format.parse_recorded(json.dumps(doc).encode() + b"\nbody", doc)
 
 
 @FUZZ
@@ -162,4 +163,4 @@ def test_note_metadata_fields(doc: dict[str, object]) -> None:
 def test_sealed_document_parser(plain: bytes) -> None:
     sealed = age.encrypt(plain, [IDENTITY.recipient])
     with contextlib.suppress(ConfvaultError):
-        records.open_document(sealed, [IDENTITY], "root")
+        sealing.open_document(sealed, [IDENTITY], "root")

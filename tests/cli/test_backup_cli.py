@@ -18,7 +18,8 @@ import pytest
 
 from confvault.cli import app
 from confvault.cli import backup as backup_cli
-from confvault.vault import Vault, manifest
+from confvault.vault import Vault
+from confvault.vault.store import manifest
 from tests.cli.conftest import PASSPHRASE
 
 if not any(group.name == "backup" for group in app.registered_groups):

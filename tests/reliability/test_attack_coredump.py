@@ -135,7 +135,7 @@ def test_a_key_holding_process_allows_no_core_file(vault: Path) -> None:
 
 def test_the_hardening_call_itself(tmp_path: Path) -> None:
     code = (
-        "from confvault.vault import hardening as h; import resource;"
+        "from confvault.vault.store import hardening as h; import resource;"
         "h.harden_process();"
         "print(resource.getrlimit(resource.RLIMIT_CORE), h.is_dumpable())"
     )

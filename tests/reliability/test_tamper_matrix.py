@@ -14,9 +14,10 @@ import pytest
 
 from confvault import age
 from confvault.errors import ConfvaultError
-from confvault.vault import Vault, root_index
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_vault
+from confvault.vault import Vault
+from confvault.vault.check.keyless import verify_vault
+from confvault.vault.store import root_index
+from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import PASSPHRASE
 
 KINDS = [

@@ -3,7 +3,7 @@
     python tests/vault/crash_runner.py KILL_AT -- <confvault CLI args...>
 
 The durable steps are the calls that make data reach its final place:
-``os.fsync``, ``os.replace``, ``os.rename`` and syncfs (``confvault.vault.fs._SYNCFS``)
+``os.fsync``, ``os.replace``, ``os.rename`` and syncfs (``confvault.vault.store.fs._SYNCFS``)
 (libc ``syncfs``). They are wrapped, in this process, by counters; nothing of
 the vault is mocked, every step still happens for real.
 
@@ -96,7 +96,7 @@ def _wrap(
 
 def install(kill_at: int, after: bool) -> None:
     """Wrap the durable steps of this process."""
-    from confvault.vault import fs  # imported here: after sys.path is fixed
+    from confvault.vault.store import fs  # imported here: after sys.path is fixed
 
     os.fsync = _wrap("fsync", os.fsync, kill_at, after)
     os.replace = _wrap("replace", os.replace, kill_at, after)

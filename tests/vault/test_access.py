@@ -308,7 +308,7 @@ def test_forged_signer_change_detected(make_vault, state_dir) -> None:
     import dataclasses
     import shutil
 
-    from confvault.vault import manifest
+    from confvault.vault.store import manifest
 
     vault, _ = make_vault()
     vault.add_client("Ann")

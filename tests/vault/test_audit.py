@@ -7,9 +7,10 @@ import json
 import pytest
 
 from confvault import age
-from confvault.vault import Vault, records
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_vault
+from confvault.vault import Vault
+from confvault.vault.check.keyless import verify_vault
+from confvault.vault.store import sealing
+from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import reopen
 
 
@@ -121,9 +122,9 @@ def test_tampering_with_the_trail_is_detected(
     ):  # an older copy of the segment, without the newest entry
         path.write_bytes(old_copy)
     elif attack == "reorder":
-        doc = records.open_document(data, [vault.owner.x25519], "audit")
+        doc = sealing.open_document(data, [vault.owner.x25519], "audit")
         doc["entries"][1], doc["entries"][2] = doc["entries"][2], doc["entries"][1]
-        path.write_bytes(records.seal_document(doc, [vault.owner.recipient]))
+        path.write_bytes(sealing.seal_document(doc, [vault.owner.recipient]))
     else:
         path.unlink()
     keyless = verify_vault(vault.root, seen=SeenStore(state_dir))
@@ -139,7 +140,7 @@ def test_logically_broken_chain_is_reported(vault: Vault) -> None:
     vault.add_note("Ann", b"x")
     with vault._writing() as txn:
         digest = txn.current.pointer("audit")
-        doc = records.open_document(
+        doc = sealing.open_document(
             vault.store.get(digest), [vault.owner.x25519], "audit"
         )
         doc["entries"][1]["action"] = (

@@ -24,8 +24,11 @@ from confvault.errors import (
     VaultLockedError,
     VaultNotFoundError,
 )
-from confvault.vault import Vault, backup, backup_check, manifest, tarformat
-from confvault.vault.paths import SeenStore
+from confvault.vault import Vault, backup
+from confvault.vault.backup import check as backup_check
+from confvault.vault.backup import tarformat
+from confvault.vault.store import manifest
+from confvault.vault.store.paths import SeenStore
 from tests.conftest import require_binary
 from tests.vault.conftest import PASSPHRASE, init_vault
 
@@ -756,7 +759,7 @@ def test_tar_backup_is_byte_for_byte_what_tarfile_writes(
     """The same bytes as before the header writer (and as any tarfile reader expects)."""
     backup.create(full.root, tmp_path / "snap")
     backup.create(full.root, tmp_path / "vault.tar")
-    mtime = backup._epoch(manifest.load(full.root).body.time)
+    mtime = backup.snapshot._epoch(manifest.load(full.root).body.time)
     expected = io.BytesIO()
     with tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         snap = tmp_path / "snap"

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from confvault.vault import backup, manifest, tarformat
+from confvault.vault import backup
+from confvault.vault.backup import tarformat
+from confvault.vault.store import manifest
 from tests.vault.conftest import init_vault
 
 
@@ -43,7 +45,8 @@ def vault_root(template: Path, tmp_path: Path) -> Path:
 _SPY = """
 import json, sys
 from pathlib import Path
-from confvault.vault import backup, forked
+from confvault.vault import backup
+from confvault.vault.store import forked
 pairs, error = [], None
 real = forked.run_pair
 def spy(here, there):
@@ -82,12 +85,12 @@ def _one_process_tar(root: Path) -> bytes:
 
 
 def _entries(root: Path) -> list[str]:
-    return backup._listing(manifest.load(root))[0]
+    return backup.snapshot._listing(manifest.load(root))[0]
 
 
 def test_the_listing_is_the_sorted_paths_of_the_live_state(vault_root: Path) -> None:
     current = manifest.load(vault_root)
-    entries, dirs = backup._listing(current)
+    entries, dirs = backup.snapshot._listing(current)
     live = current.all_objects()
     expected_files = {manifest.MANIFEST_NAME}
     expected_files |= {f"shards/{n}" for n in current.body.shards.values()}
@@ -177,7 +180,7 @@ def test_a_child_that_reaches_its_limit_leaves_the_rest_here(
     alone = _one_process_tar(vault_root)
     dest = tmp_path / "snap.tar"
     pairs, error = _fresh(
-        "backup._SIDE_LIMIT = 1  # the child stops after its first file",
+        "backup.snapshot._SIDE_LIMIT = 1  # the child stops after its first file",
         f"backup.create(Path({str(vault_root)!r}), Path({str(dest)!r}), jobs=2)",
     )
     assert error is None
@@ -257,8 +260,8 @@ def test_making_a_backup_loads_none_of_the_checking_code(
         "from confvault.vault import backup\n"
         f"backup.create(Path({str(vault_root)!r}), Path({str(tmp_path / 's.tar')!r}))\n"
         "print(sorted(m for m in ('tarfile', 'tempfile', 'shutil', 'ctypes',\n"
-        "  'confvault.vault.backup_check', 'confvault.vault.tarreader',\n"
-        "  'confvault.vault.results', 'confvault.vault.verify') if m in sys.modules))\n"
+        "  'confvault.vault.backup.check', 'confvault.vault.backup.tarreader',\n"
+        "  'confvault.vault.model.results', 'confvault.vault.check.keyless') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True

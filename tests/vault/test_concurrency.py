@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from confvault.errors import IntegrityError
-from confvault.vault import Vault, manifest
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_keyless
+from confvault.vault import Vault
+from confvault.vault.check.keyless import verify_keyless
+from confvault.vault.store import manifest
+from confvault.vault.store.paths import SeenStore
 
 PASSPHRASE = b"correct horse battery staple"
 WRITERS = 4

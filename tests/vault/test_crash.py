@@ -35,8 +35,8 @@ import pytest
 
 from confvault.errors import WrongPassphraseError
 from confvault.vault import Vault
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_keyless
+from confvault.vault.check.keyless import verify_keyless
+from confvault.vault.store.paths import SeenStore
 
 pytestmark = pytest.mark.slow
 
@@ -467,7 +467,7 @@ def _worker_init(path: str) -> None:
     """
     if path not in sys.path:
         sys.path.insert(0, path)
-    from confvault.vault import fs
+    from confvault.vault.store import fs
 
     os.fsync = lambda fd: None
     fs._SYNCFS = None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from confvault.errors import IntegrityError, StorageError
-from confvault.vault import forked
+from confvault.vault.store import forked
 
 
 def _reaped(pid: int) -> bool:
@@ -123,7 +123,7 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
         f"""
         import os, signal, time
         from pathlib import Path
-        from confvault.vault import forked
+        from confvault.vault.store import forked
 
         def there():
             Path({str(pid_file)!r}).write_text(f"{{os.getpid()}}\\n")
@@ -152,7 +152,7 @@ def test_no_fork_beside_another_thread() -> None:
     script = textwrap.dedent(
         """
         import threading
-        from confvault.vault import forked
+        from confvault.vault.store import forked
         alone = forked.available()
         stop = threading.Event()
         thread = threading.Thread(target=stop.wait)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from confvault.errors import IntegrityError
-from confvault.vault import manifest
+from confvault.vault.store import manifest
 
 
 def _write_shard(root: Path, data: bytes) -> str:

@@ -12,7 +12,8 @@ import pytest
 
 from confvault import age
 from confvault.errors import UnsafeInputError
-from confvault.vault import Vault, records, root_index
+from confvault.vault import Vault
+from confvault.vault.store import root_index, sealing
 
 from .conftest import PASSPHRASE
 
@@ -87,7 +88,7 @@ def test_a_version_1_root_is_read_and_converted_by_the_next_write(
         txn.retire(txn.current.pointer("root"))
         for digest, _ in vault._root_buckets.sealed.values():
             txn.retire(digest)
-        txn.point("root", txn.put(records.seal_document(v1, [vault.owner.recipient])))
+        txn.point("root", txn.put(sealing.seal_document(v1, [vault.owner.recipient])))
     vault._root_cache = None
     old = _reopen(vault, state_dir)
     assert sorted(c.name for c in old.clients()) == sorted(names)
@@ -145,14 +146,14 @@ def test_a_bucket_holding_a_client_of_another_digit_is_refused(
             for k, (d, _) in buckets.items()
         }
         sealed, file_key = age.encrypt_keyed(
-            records.pad_text(records.encode_document(doc)), [vault.owner.recipient]
+            sealing.pad_text(sealing.encode_document(doc)), [vault.owner.recipient]
         )
         top["buckets"][other] = {
             "object": txn.put(sealed),
             "file_key": base64.b64encode(file_key).decode(),
         }
         txn.retire(txn.current.pointer("root"))
-        txn.point("root", txn.put(records.seal_document(top, [vault.owner.recipient])))
+        txn.point("root", txn.put(sealing.seal_document(top, [vault.owner.recipient])))
     with pytest.raises(
         Exception, match=f"client bucket {other} was swapped or altered"
     ):

@@ -12,8 +12,8 @@ import pytest
 
 from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault import Vault
-from confvault.vault.paths import SeenStore
-from confvault.vault.verify import verify_vault
+from confvault.vault.check.keyless import verify_vault
+from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import PASSPHRASE, reopen
 
 

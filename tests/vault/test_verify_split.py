@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from confvault.vault import manifest
+from confvault.vault.store import manifest
 from tests.vault.conftest import init_vault
 
 # In a new process: this one may hold the age codec's worker threads, and a
@@ -19,15 +19,16 @@ from tests.vault.conftest import init_vault
 _RUN = """
 import json, sys
 from pathlib import Path
-from confvault.vault import forked, verify
-verify._SPLIT_OBJECTS = int(sys.argv[2])
+from confvault.vault.store import forked
+from confvault.vault.check import keyless
+keyless._SPLIT_OBJECTS = int(sys.argv[2])
 splits = []
 real = forked.run_pair
 def spy(here, there):
     splits.append(1)
     return real(here, there)
 forked.run_pair = spy
-report, _ = verify.verify_keyless(Path(sys.argv[1]))
+report, _ = keyless.verify_keyless(Path(sys.argv[1]))
 print(json.dumps({"splits": len(splits), "ok": report.ok, "objects": report.objects_checked,
                   "findings": [[f.severity, f.code, f.subject, f.message] for f in report.findings]}))
 """

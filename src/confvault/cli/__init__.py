@@ -39,7 +39,7 @@ def _age_only_app() -> Any:
 def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1 and sys.argv[1] == "age":
-        from confvault.vault.hardening import harden_process
+        from confvault.vault.store.hardening import harden_process
 
         harden_process()  # every `age` command handles keys or plaintext
         _age_only_app()(prog_name="confvault")
@@ -97,7 +97,7 @@ def _plain_backup(
         return None  # a usage error: the app says it
     try:
         from confvault.vault import backup
-        from confvault.vault.paths import DEFAULT_LOCK_TIMEOUT, default_vault_path
+        from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, default_vault_path
 
         try:
             lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT))

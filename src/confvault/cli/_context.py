@@ -12,7 +12,7 @@ import typer
 from confvault import age
 from confvault.cli import _output, _secrets
 from confvault.vault import Vault
-from confvault.vault.paths import (
+from confvault.vault.store.paths import (
     DEFAULT_LOCK_TIMEOUT,
     default_state_dir,
     default_vault_path,
@@ -86,7 +86,7 @@ class Options:
                     "other key is refused here"
                 )
             return vault
-        from confvault.vault.paths import check_vault_dir
+        from confvault.vault.store.paths import check_vault_dir
 
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
         return Vault.open(

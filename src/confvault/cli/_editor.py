@@ -21,7 +21,7 @@ from pathlib import Path
 
 from confvault.cli import _secrets
 from confvault.errors import ConfvaultError, UnsafeInputError
-from confvault.vault.hardening import harden_process
+from confvault.vault.store.hardening import harden_process
 
 _RAM_FS = {"tmpfs", "ramfs"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from confvault.cli import _output
 from confvault.errors import ConfvaultError, PassphraseUnavailableError
-from confvault.vault.hardening import harden_process
+from confvault.vault.store.hardening import harden_process
 
 ENV_PASSPHRASE_FILE = "CONFVAULT_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 ENV_PASSPHRASE = "CONFVAULT_PASSPHRASE"  # noqa: S105 - a variable name

@@ -17,8 +17,9 @@ from confvault.cli import _argv, _output, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO, PARTLY_DONE
 from confvault.errors import KeyFormatError
-from confvault.vault import Vault, identity
-from confvault.vault.results import RekeyReport, RevokeReport, RotateReport
+from confvault.vault import Vault
+from confvault.vault.model import identity
+from confvault.vault.model.results import RekeyReport, RevokeReport, RotateReport
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 CLIENTS = Annotated[
@@ -308,7 +309,7 @@ def passphrase(
     if recovery_key_file is not None:
         text = recovery_key_file.read_text(encoding="utf-8")
         key = age.parse_identities(text)[0].encode()
-        from confvault.vault.paths import default_state_dir
+        from confvault.vault.store.paths import default_state_dir
 
         vault = Vault.open(
             opts.vault_path,
@@ -352,7 +353,7 @@ def identity_rotate(
     """New owner keys; client keys re-wrapped to them (--rekey: rotated too)."""
     opts = options(ctx)
     secret = opts.passphrase()
-    from confvault.vault.paths import check_vault_dir, default_state_dir
+    from confvault.vault.store.paths import check_vault_dir, default_state_dir
 
     check_vault_dir(opts.vault_path)
     vault = Vault.open(

@@ -14,8 +14,8 @@ from confvault.cli._errors import EXIT_STATUS, USAGE
 from confvault.cli.vault import render_report
 from confvault.errors import IntegrityError
 from confvault.vault import backup
-from confvault.vault.paths import default_state_dir
-from confvault.vault.results import Finding, VerifyReport
+from confvault.vault.model.results import Finding, VerifyReport
+from confvault.vault.store.paths import default_state_dir
 
 app = typer.Typer(
     help=(

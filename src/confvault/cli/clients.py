@@ -11,8 +11,8 @@ from confvault.cli import _argv, _output
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
-from confvault.vault import names
-from confvault.vault.results import ClientInfo
+from confvault.vault.model import names
+from confvault.vault.model.results import ClientInfo
 
 app = typer.Typer(
     help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS

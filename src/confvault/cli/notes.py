@@ -20,8 +20,8 @@ from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._files import new_private_file
 from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault import Vault
-from confvault.vault._note_format import TEMPLATES
-from confvault.vault.results import NoteInfo, NoteView
+from confvault.vault.model.note_format import TEMPLATES
+from confvault.vault.model.results import NoteInfo, NoteView
 
 app = typer.Typer(
     help="Write, read and search notes.", no_args_is_help=True, epilog=EXIT_STATUS

@@ -14,10 +14,11 @@ from confvault.cli import _output
 from confvault.cli._context import Options, options
 from confvault.cli._errors import INTEGRITY
 from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
-from confvault.vault import Vault, identity
-from confvault.vault.paths import SeenStore, default_state_dir
-from confvault.vault.results import Finding, VerifyReport
-from confvault.vault.verify import verify_vault
+from confvault.vault import Vault
+from confvault.vault.check.keyless import verify_vault
+from confvault.vault.model import identity
+from confvault.vault.model.results import Finding, VerifyReport
+from confvault.vault.store.paths import SeenStore, default_state_dir
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 
@@ -207,7 +208,7 @@ def verify(
 
 
 def _keyless_report(opts: Options) -> VerifyReport:
-    from confvault.vault.paths import check_vault_dir
+    from confvault.vault.store.paths import check_vault_dir
 
     path = opts.vault_path
     try:

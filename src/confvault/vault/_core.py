@@ -30,18 +30,18 @@ from confvault.errors import (
     VaultNotFoundError,
     WrongPassphraseError,
 )
-from confvault.vault import (
-    _signing,
-    _txn,
+from confvault.vault.model import identity
+from confvault.vault.store import (
     fs,
-    identity,
     manifest,
-    records,
     root_index,
+    sealing,
+    signing,
+    transaction,
 )
-from confvault.vault.hardening import harden_process
-from confvault.vault.objects import OBJECTS_DIR, ObjectStore
-from confvault.vault.paths import (
+from confvault.vault.store.hardening import harden_process
+from confvault.vault.store.objects import OBJECTS_DIR, ObjectStore
+from confvault.vault.store.paths import (
     DEFAULT_LOCK_TIMEOUT,
     SeenStore,
     check_vault_dir,
@@ -192,7 +192,7 @@ class VaultCore:
             lock_timeout=lock_timeout,
         )
         if owner_key is not None:
-            vault.pinned_owner_key = _signing.normal_fingerprint(owner_key)
+            vault.pinned_owner_key = signing.normal_fingerprint(owner_key)
             if not vault.pinned_owner_key:
                 raise KeyFormatError(
                     "an owner key fingerprint is 32 hex digits (as `confvault "
@@ -215,7 +215,7 @@ class VaultCore:
                 vault._grantee_root(current)  # fails now if the key has no grant
             if (
                 vault.owner is not None
-                and _signing.b64(vault.owner.signer) != current.body.signer
+                and signing.b64(vault.owner.signer) != current.body.signer
             ):
                 raise IntegrityError(
                     "the manifest is not signed by this vault's owner key"
@@ -266,7 +266,7 @@ class VaultCore:
         loaded = current or self.manifest
         if loaded is None:
             raise VaultNotFoundError(f"no manifest loaded for {self.root}")
-        return _signing.fingerprint(loaded.body.signer)
+        return signing.fingerprint(loaded.body.signer)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[manifest.Manifest]:
@@ -274,13 +274,13 @@ class VaultCore:
             yield self._load_manifest()
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[_txn.Transaction]:
+    def _writing(self) -> Iterator[transaction.Transaction]:
         if self.owner is None:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
         with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
             current = self._load_manifest()
-            key = _txn.journal_key(self._owner().signing_seed)
-            _, refused = _txn.recover(self.store, current, key)
+            key = transaction.journal_key(self._owner().signing_seed)
+            _, refused = transaction.recover(self.store, current, key)
             for name in refused:  # reported where the owner will see it
                 self._note_audit("journal-refused", file=name)
             txn = self._transaction(current, current.body.vault_id)
@@ -299,13 +299,13 @@ class VaultCore:
 
     def _transaction(
         self, current: manifest.Manifest | None, vault_id: str
-    ) -> _txn.Transaction:
-        key = _txn.journal_key(self._owner().signing_seed)
-        return _txn.Transaction(self.store, current, key=key, vault_id=vault_id)
+    ) -> transaction.Transaction:
+        key = transaction.journal_key(self._owner().signing_seed)
+        return transaction.Transaction(self.store, current, key=key, vault_id=vault_id)
 
-    def _commit(self, txn: _txn.Transaction, vault_id: str) -> None:
+    def _commit(self, txn: transaction.Transaction, vault_id: str) -> None:
         owner = self._owner()
-        signer = _signing.b64(owner.signer)
+        signer = signing.b64(owner.signer)
         new = txn.commit(
             vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock())
         )
@@ -341,7 +341,7 @@ class VaultCore:
             if self._root_cache is not None and self._root_cache[0] == digest:
                 return self._root_cache[1]
             try:
-                doc = records.open_document(
+                doc = sealing.open_document(
                     self.store.get(digest), [self.reader], "grantee"
                 )
             except NoIdentityMatchError:
@@ -378,7 +378,7 @@ class VaultCore:
 
     def _write_root(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         doc: dict[str, Any],
         changed: Collection[str] | None = None,
     ) -> None:
@@ -399,7 +399,7 @@ class VaultCore:
 
     def _sync_grantees(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         root: dict[str, Any],
         changed: Collection[str] | None = None,
     ) -> None:
@@ -417,7 +417,7 @@ class VaultCore:
             {"action": action, "client": client, "note": note, "details": details}
         )
 
-    def _fold_audit(self, txn: _txn.Transaction) -> list[Path]:
+    def _fold_audit(self, txn: transaction.Transaction) -> list[Path]:
         """Overridden by the audit mixin: append queued entries to the chain."""
         return []
 
@@ -426,7 +426,7 @@ class VaultCore:
 
     def status(self) -> Any:
         """Counts, key ages, grants and the last verify, for the dashboard."""
-        from confvault.vault.results import VaultStatus
+        from confvault.vault.model.results import VaultStatus
 
         with self._reading() as current:
             root = self._root_doc(current)
@@ -467,7 +467,7 @@ class VaultCore:
 
     def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
         """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
-        from confvault.vault import verify as checks
+        from confvault.vault.check import keyless as checks
 
         with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
             report, current = checks.verify_keyless(

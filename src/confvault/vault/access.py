@@ -24,14 +24,12 @@ from confvault.errors import (
     UnsafeInputError,
     WeakPassphraseError,
 )
-from confvault.vault import _note_format as fmt
-from confvault.vault import _signing, _txn, identity, records, root_index
 from confvault.vault._core import DEFAULT_MAX_KEY_AGE_DAYS, GRANTEE_POINTER
-from confvault.vault._note_format import RECORDS
 from confvault.vault.clients import Compartment, _grant_covers
-from confvault.vault.manifest import canonical, endorsement_message
-from confvault.vault.notebook import parse_date
-from confvault.vault.results import (
+from confvault.vault.model import identity
+from confvault.vault.model import note_format as fmt
+from confvault.vault.model.note_format import RECORDS
+from confvault.vault.model.results import (
     ClientExposure,
     GrantInfo,
     OwnerRotation,
@@ -41,6 +39,9 @@ from confvault.vault.results import (
     RotatedKey,
     RotateReport,
 )
+from confvault.vault.notebook import parse_date
+from confvault.vault.store import root_index, sealing, signing, transaction
+from confvault.vault.store.manifest import canonical, endorsement_message
 
 Progress = Callable[[int, int], None]
 # A rotation commits once per batch of clients holding about this many notes.
@@ -104,7 +105,7 @@ class AccessMixin:
 
     def _sync_grantees(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         root: dict[str, Any],
         changed: Collection[str] | None = None,
     ) -> None:
@@ -167,18 +168,18 @@ class AccessMixin:
     # --- key wrapping and re-sealing ---------------------------------------------------
 
     def _rewrap_key(
-        self, txn: _txn.Transaction, root: dict[str, Any], cid: str, name: str
+        self, txn: transaction.Transaction, root: dict[str, Any], cid: str, name: str
     ) -> None:
         """Seal a compartment's key to the current owner + grantee set."""
         entry = root["clients"][cid]["compartments"][name]
         text = age.decrypt(self.store.get(entry["key"]), self._identities())
         recipients = self._key_recipients(root, cid, name)
         txn.retire(entry["key"])
-        entry["key"] = txn.put(records.seal_key_file(text, recipients))
+        entry["key"] = txn.put(sealing.seal_key_file(text, recipients))
 
     def _reseal(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         note: dict[str, Any],
         old: age.X25519Identity,
         new: age.X25519Identity,
@@ -203,7 +204,7 @@ class AccessMixin:
         txn.retire(digest)  # after reading it: it may have been written in this txn
 
     def _rotate_compartment(
-        self, txn: _txn.Transaction, root: dict[str, Any], cid: str, name: str
+        self, txn: transaction.Transaction, root: dict[str, Any], cid: str, name: str
     ) -> RotatedKey | None:
         comp: Compartment | None = self._open_compartment(root, cid, name)
         if comp is None:
@@ -212,8 +213,8 @@ class AccessMixin:
         old_created = entry["key_created"]
         new_key = age.X25519Identity.generate()
         created = self.now()
-        key_text = records.client_key_text(cid, name, created, new_key.encode())
-        sealed_key = records.seal_key_file(
+        key_text = sealing.client_key_text(cid, name, created, new_key.encode())
+        sealed_key = sealing.seal_key_file(
             key_text, self._key_recipients(root, cid, name)
         )
         # Check before we drop: the owner opens the new key, and it opens a note.
@@ -711,7 +712,7 @@ class AccessMixin:
                     entry = root["clients"][cid]["compartments"][name]
                     txn.retire(entry["key"])
                     entry["key"] = txn.put(
-                        records.seal_key_file(
+                        sealing.seal_key_file(
                             texts[(cid, name)], self._key_recipients(root, cid, name)
                         )
                     )
@@ -736,11 +737,11 @@ class AccessMixin:
                         "recovery",
                         txn.put(new.seal_to(vault_id, age.parse_recipient(recovery))),
                     )
-                new_signer = _signing.b64(new.signer)
+                new_signer = signing.b64(new.signer)
                 txn.changes.endorsement = {
-                    "from": _signing.b64(old.signer),
+                    "from": signing.b64(old.signer),
                     "to": new_signer,
-                    "signature": _signing.b64(
+                    "signature": signing.b64(
                         old.sign(endorsement_message(vault_id, new_signer))
                     ),
                 }

@@ -24,10 +24,9 @@ from typing import Any
 
 from confvault import age
 from confvault.errors import AgeError, ConfvaultError, IntegrityError
-from confvault.vault import _signing, _txn, fs, records
-from confvault.vault.manifest import canonical
-from confvault.vault.results import AuditEntry, Finding
-from confvault.vault.store import layout
+from confvault.vault.model.results import AuditEntry, Finding
+from confvault.vault.store import fs, layout, sealing, signing, transaction
+from confvault.vault.store.manifest import canonical
 
 AUDIT_FORMAT = "confvault/audit/v1"
 INBOX_DIR = layout.INBOX
@@ -73,16 +72,16 @@ class AuditMixin:
 
     def _actor(self) -> str:
         if self.owner is not None:
-            return "owner:" + _signing.b64(self.owner.signer)[:16]
+            return "owner:" + signing.b64(self.owner.signer)[:16]
         return "grantee:" + str(self.reader.recipient)
 
     def _segment(
-        self, digest: str | None, txn: _txn.Transaction | None = None
+        self, digest: str | None, txn: transaction.Transaction | None = None
     ) -> dict[str, Any] | None:
         if digest is None:
             return None
         data = (txn.pending_bytes(digest) if txn else None) or self.store.get(digest)
-        return records.open_document(data, [self._owner().x25519], "audit")
+        return sealing.open_document(data, [self._owner().x25519], "audit")
 
     def _inbox_names(self) -> list[str]:
         """Entries waiting in audit-inbox/ (a checked directory; exact names only)."""
@@ -90,7 +89,7 @@ class AuditMixin:
             n for n in self.disk.names(INBOX_DIR) if layout.INBOX_ENTRY.fullmatch(n)
         ]
 
-    def _fold_audit(self, txn: _txn.Transaction) -> list[str]:
+    def _fold_audit(self, txn: transaction.Transaction) -> list[str]:
         """Append queued entries (and the grantee inbox) to the chain in ``txn``.
 
         Returns the inbox entries folded in: only those authenticated as
@@ -223,7 +222,7 @@ class AuditMixin:
         entry["mac"] = _inbox_mac(key, name, entry)
         # padded like every sealed object: the size says nothing of the entry
         sealed = age.encrypt(
-            records.pad_text(json.dumps(entry).encode()), [owner_recipient]
+            sealing.pad_text(json.dumps(entry).encode()), [owner_recipient]
         )
         self.disk.dir(INBOX_DIR, create=True)
         fs.atomic_write(self.disk, INBOX_DIR, name, sealed)
@@ -358,7 +357,7 @@ class AuditMixin:
 
     def _reseal_audit(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         old_identity: age.X25519Identity,
         new_recipient: age.X25519Recipient,
     ) -> None:
@@ -366,7 +365,7 @@ class AuditMixin:
         digest = txn.current.pointer("audit") if txn.current else None
         chain = []
         while digest is not None:
-            doc = records.open_document(self.store.get(digest), [old_identity], "audit")
+            doc = sealing.open_document(self.store.get(digest), [old_identity], "audit")
             chain.append((digest, doc))
             digest = doc.get("previous")
         previous = None

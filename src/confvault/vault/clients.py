@@ -19,9 +19,10 @@ from confvault.errors import (
     IntegrityError,
     VaultExistsError,
 )
-from confvault.vault import _txn, names, records
-from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
-from confvault.vault.results import ClientInfo
+from confvault.vault.model import names
+from confvault.vault.model.note_format import PSYCHOTHERAPY, RECORDS
+from confvault.vault.model.results import ClientInfo
+from confvault.vault.store import sealing, transaction
 
 INDEX_FORMAT = "confvault/index/v1"
 ID_BYTES = 8  # 16 hex characters
@@ -79,7 +80,7 @@ class ClientsMixin:
 
     def _new_compartment(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         root: dict[str, Any],
         client_id: str,
         compartment: str,
@@ -87,12 +88,12 @@ class ClientsMixin:
     ) -> Compartment:
         key = age.X25519Identity.generate()
         created = self.now()
-        key_text = records.client_key_text(
+        key_text = sealing.client_key_text(
             client_id, compartment, created, key.encode()
         )
         recipients = self._key_recipients(root, client_id, compartment)
         entry = {
-            "key": txn.put(records.seal_key_file(key_text, recipients)),
+            "key": txn.put(sealing.seal_key_file(key_text, recipients)),
             "key_created": created,
             "notes": 0,
             "drafts": 0,
@@ -117,7 +118,7 @@ class ClientsMixin:
         if entry is None:
             return None
         key = self._open_client_key(entry["key"])
-        index = records.open_document(self.store.get(entry["index"]), [key], "index")
+        index = sealing.open_document(self.store.get(entry["index"]), [key], "index")
         if index.get("client") != client_id or index.get("compartment") != compartment:
             raise IntegrityError(f"the index of client {client_id[:8]} was swapped")
         return Compartment(client_id, compartment, entry, key, index)
@@ -126,7 +127,7 @@ class ClientsMixin:
         text = age.decrypt(self.store.get(digest), self._identities()).decode("utf-8")
         return age.parse_identities(text)[0]
 
-    def _write_index(self, txn: _txn.Transaction, comp: Compartment) -> None:
+    def _write_index(self, txn: transaction.Transaction, comp: Compartment) -> None:
         txn.retire(comp.entry.get("index"))
         comp.entry["index"] = txn.put_document(comp.index, [comp.key.recipient])
         comp.entry["notes"] = sum(1 for n in comp.notes if n["status"] == "signed")

@@ -20,10 +20,11 @@ from confvault.errors import (
     NoteNotFoundError,
     UnsafeInputError,
 )
-from confvault.vault import _note_format as fmt
-from confvault.vault import _signing, _txn, names
 from confvault.vault.clients import Compartment
-from confvault.vault.results import NoteInfo, NoteView, SearchHit
+from confvault.vault.model import names
+from confvault.vault.model import note_format as fmt
+from confvault.vault.model.results import NoteInfo, NoteView, SearchHit
+from confvault.vault.store import signing, transaction
 
 Progress = Callable[[int, int], None]
 _COPY_BLOCK = 1 << 20
@@ -93,7 +94,7 @@ class NotesMixin:
 
     def _compartment_for_write(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         root: dict[str, Any],
         client_id: str,
         compartment: str,
@@ -102,7 +103,11 @@ class NotesMixin:
         return comp or self._new_compartment(txn, root, client_id, compartment, None)
 
     def _seal_note(
-        self, txn: _txn.Transaction, comp: Compartment, meta: fmt.NoteMeta, body: bytes
+        self,
+        txn: transaction.Transaction,
+        comp: Compartment,
+        meta: fmt.NoteMeta,
+        body: bytes,
     ) -> dict[str, str]:
         """Seal a note; its storage fields (object name and file key) for the index."""
         return fmt.seal_object(txn, fmt.header_line(meta, len(body)) + body, comp.key)
@@ -144,11 +149,11 @@ class NotesMixin:
 
     def _lock(self, meta: fmt.NoteMeta) -> fmt.NoteMeta:
         owner = self._owner()
-        return fmt.sign(meta, _signing.b64(owner.signer), owner.sign, self.now())
+        return fmt.sign(meta, signing.b64(owner.signer), owner.sign, self.now())
 
     def _store_note(
         self,
-        txn: _txn.Transaction,
+        txn: transaction.Transaction,
         root: dict[str, Any],
         comp: Compartment,
         meta: fmt.NoteMeta,

@@ -23,10 +23,10 @@ from confvault.errors import (
     UnsafeInputError,
     VaultExistsError,
 )
-from confvault.vault import _note_format as fmt
-from confvault.vault import fs
 from confvault.vault.clients import Compartment
-from confvault.vault.results import ExportResult, ShredResult
+from confvault.vault.model import note_format as fmt
+from confvault.vault.model.results import ExportResult, ShredResult
+from confvault.vault.store import fs
 
 Writer = Callable[[BinaryIO], object]
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

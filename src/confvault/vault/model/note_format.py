@@ -22,9 +22,9 @@ from typing import Any
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
-from confvault.vault import _signing
-from confvault.vault.manifest import canonical
-from confvault.vault.records import padded_size
+from confvault.vault.store import signing
+from confvault.vault.store.manifest import canonical
+from confvault.vault.store.sealing import padded_size
 
 KINDS = ("progress", "psychotherapy", "intake", "addendum", "attachment")
 WRITABLE_KINDS = ("progress", "psychotherapy", "intake")
@@ -141,12 +141,12 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def sign(meta: NoteMeta, author: str, signing: Any, signed_at: str) -> NoteMeta:
+def sign(meta: NoteMeta, author: str, sign_bytes: Any, signed_at: str) -> NoteMeta:
     """Lock ``meta``: set author and time, then sign every field."""
     unsigned = replace(
         meta, status="signed", author=author, signed_at=signed_at, signature=None
     )
-    return replace(unsigned, signature=_signing.b64(signing(unsigned.signed_bytes())))
+    return replace(unsigned, signature=signing.b64(sign_bytes(unsigned.signed_bytes())))
 
 
 def signature_status(meta: NoteMeta, known_signers: set[str]) -> str:
@@ -158,14 +158,12 @@ def signature_status(meta: NoteMeta, known_signers: set[str]) -> str:
     if meta.author not in known_signers:
         return "unknown-signer"
     try:
-        public = _signing.unb64(meta.author)
-        signature = _signing.unb64(meta.signature)
+        public = signing.unb64(meta.author)
+        signature = signing.unb64(meta.signature)
     except ValueError:
         return "invalid"
     return (
-        "valid"
-        if _signing.verify(public, meta.signed_bytes(), signature)
-        else "invalid"
+        "valid" if signing.verify(public, meta.signed_bytes(), signature) else "invalid"
     )
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from confvault.errors import IntegrityError, UnsafeInputError
-from confvault.vault import fs
-from confvault.vault.store import layout
+from confvault.vault.store import fs, layout
 from confvault.vault.store.rootfs import read_all
 
 OBJECTS_DIR = layout.OBJECTS

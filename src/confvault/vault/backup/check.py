@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from confvault.errors import ConfvaultError, IntegrityError, VaultNotFoundError
-from confvault.vault import fs, manifest, tarformat, tarreader
-from confvault.vault.backup_sinks import CHUNK, STREAM_LABEL, DirSink, NewDir
-from confvault.vault.objects import OBJECTS_DIR, is_hash
-from confvault.vault.paths import SeenStore, default_state_dir
-from confvault.vault.results import Finding, VerifyReport
-from confvault.vault.store import layout
-from confvault.vault.verify import _live_objects, _Report, verify_keyless
+from confvault.vault.backup import tarformat, tarreader
+from confvault.vault.backup.sinks import CHUNK, STREAM_LABEL, DirSink, NewDir
+from confvault.vault.check.keyless import _live_objects, _Report, verify_keyless
+from confvault.vault.model.results import Finding, VerifyReport
+from confvault.vault.store import fs, layout, manifest
+from confvault.vault.store.objects import OBJECTS_DIR, is_hash
+from confvault.vault.store.paths import SeenStore, default_state_dir
 
 _BUCKET = re.compile(r"[0-9a-f]{2}")
 _OBJECT_NAME = re.compile(r"objects/([0-9a-f]{2})/\1[0-9a-f]{62}")

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from confvault.errors import IntegrityError
-from confvault.vault import _signing, fs
-from confvault.vault.objects import is_hash
-from confvault.vault.store import layout
+from confvault.vault.store import fs, layout, signing
+from confvault.vault.store.objects import is_hash
 
 MANIFEST_NAME = layout.MANIFEST
 SHARDS_DIR = layout.SHARDS
@@ -244,15 +243,15 @@ def parse(
     try:
         doc = json.loads(raw)
         body_doc = doc["body"]
-        signature = _signing.unb64(doc["signature"])
+        signature = signing.unb64(doc["signature"])
     except (ValueError, KeyError, TypeError) as err:
         raise IntegrityError("the manifest is malformed") from err
     body = ManifestBody.from_json(body_doc)
     try:
-        signer = _signing.unb64(body.signer)
+        signer = signing.unb64(body.signer)
     except ValueError as err:
         raise IntegrityError("the manifest's signer key is malformed") from err
-    if not _signing.verify(signer, canonical(body.to_json()), signature):
+    if not signing.verify(signer, canonical(body.to_json()), signature):
         raise IntegrityError("the manifest's signature does not verify")
     if canonical(body.to_json()) != canonical(body_doc):
         raise IntegrityError("the manifest has fields that are not signed")
@@ -272,10 +271,10 @@ def endorsement_message(vault_id: str, new_signer: str) -> bytes:
 def _check_endorsements(body: ManifestBody) -> None:
     for e in body.endorsements:
         try:
-            ok = _signing.verify(
-                _signing.unb64(e["from"]),
+            ok = signing.verify(
+                signing.unb64(e["from"]),
                 endorsement_message(body.vault_id, e["to"]),
-                _signing.unb64(e["signature"]),
+                signing.unb64(e["signature"]),
             )
         except ValueError:
             ok = False
@@ -299,12 +298,12 @@ def signer_descends(body: ManifestBody, earlier: str) -> bool:
 def descends_from_fingerprint(body: ManifestBody, pinned: str) -> bool:
     """True when the signer is the key with fingerprint ``pinned``, or endorsed by it.
 
-    ``pinned`` is 32 hex digits (``_signing.normal_fingerprint``).
+    ``pinned`` is 32 hex digits (``signing.normal_fingerprint``).
     """
     candidates = {body.signer, *(e["from"] for e in body.endorsements)}
     for signer in candidates:
         try:
-            flat = _signing.fingerprint(signer).replace(" ", "")
+            flat = signing.fingerprint(signer).replace(" ", "")
         except ValueError:
             continue
         if hmac.compare_digest(flat, pinned) and signer_descends(body, signer):
@@ -314,7 +313,7 @@ def descends_from_fingerprint(body: ManifestBody, pinned: str) -> bool:
 
 def encode(body: ManifestBody, signature: bytes) -> bytes:
     """The manifest file: indented JSON so ``grep``/``sed`` can read a pointer."""
-    doc = {"body": body.to_json(), "signature": _signing.b64(signature)}
+    doc = {"body": body.to_json(), "signature": signing.b64(signature)}
     return (_indented(doc, "\n") + "\n").encode("ascii")
 
 

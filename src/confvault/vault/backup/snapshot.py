@@ -34,8 +34,7 @@ from confvault.errors import (
     UnsafeInputError,
     VaultNotFoundError,
 )
-from confvault.vault import forked, fs, manifest
-from confvault.vault.backup_sinks import (
+from confvault.vault.backup.sinks import (
     DIR_FLAGS,
     STREAM_LABEL,
     DirSink,
@@ -44,11 +43,12 @@ from confvault.vault.backup_sinks import (
     TarSink,
     exists,
 )
-from confvault.vault.objects import OBJECTS_DIR
-from confvault.vault.paths import DEFAULT_LOCK_TIMEOUT, check_vault_dir
+from confvault.vault.store import forked, fs, manifest
+from confvault.vault.store.objects import OBJECTS_DIR
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, check_vault_dir
 
 if TYPE_CHECKING:
-    from confvault.vault.results import VerifyReport
+    from confvault.vault.model.results import VerifyReport
 
 TAR_SUFFIX = ".tar"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -300,7 +300,7 @@ def verify(
     the manifest and the shard files go to a private temporary directory
     (under ``$TMPDIR``), which is removed afterwards.
     """
-    from confvault.vault import backup_check
+    from confvault.vault.backup import check as backup_check
 
     return backup_check.verify(src, lock_timeout)
 
@@ -321,7 +321,7 @@ def restore(
     vault (``Vault.open`` will refuse the copy); ``accept_rollback`` instead
     resets this machine's memory of the vault to the restored generation.
     """
-    from confvault.vault import backup_check as check
+    from confvault.vault.backup import check
 
     target_path = Path(dest)
     source = check.source_path(src) if isinstance(src, (str, os.PathLike)) else src

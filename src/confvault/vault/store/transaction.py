@@ -24,9 +24,8 @@ from typing import Any
 
 from confvault import age
 from confvault.errors import UnsafeInputError
-from confvault.vault import fs, manifest, records
-from confvault.vault.objects import ObjectStore
-from confvault.vault.store import layout
+from confvault.vault.store import fs, layout, manifest, sealing
+from confvault.vault.store.objects import ObjectStore
 
 JOURNAL_SUFFIX = fs.JOURNAL_SUFFIX
 _JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
@@ -98,7 +97,7 @@ class Transaction:
         self, doc: dict[str, Any], recipients: Sequence[age.Recipient]
     ) -> str:
         """Seal and store a JSON document."""
-        return self.put(records.seal_document(doc, recipients))
+        return self.put(sealing.seal_document(doc, recipients))
 
     def retire(self, digest: str | None) -> None:
         """An object the new state no longer references."""

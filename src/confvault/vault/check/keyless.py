@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from confvault.errors import AgeError, ConfvaultError
-from confvault.vault import forked, fs, manifest
-from confvault.vault.objects import OBJECTS_DIR, is_hash
-from confvault.vault.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
-from confvault.vault.results import Finding, VerifyReport
-from confvault.vault.store import layout
+from confvault.vault.model.results import Finding, VerifyReport
+from confvault.vault.store import forked, fs, layout, manifest
+from confvault.vault.store.objects import OBJECTS_DIR, is_hash
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
 
 Progress = Callable[[int, int], None]
 _READ = 1 << 20
@@ -388,7 +387,7 @@ def verify_deep(
 ) -> VerifyReport:
     """Decrypt the root, every client key, index and note; check every signature."""
     # Imported here: the keyless checks (and backups) need none of the codec.
-    from confvault.vault._note_format import PSYCHOTHERAPY, RECORDS
+    from confvault.vault.model.note_format import PSYCHOTHERAPY, RECORDS
 
     report = _Report()
     report.findings.extend(report_in.findings)

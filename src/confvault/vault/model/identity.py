@@ -23,7 +23,7 @@ from confvault.errors import (
     WorkFactorError,
     WrongPassphraseError,
 )
-from confvault.vault import _signing
+from confvault.vault.store import signing
 
 MIN_WORK_FACTOR = 15  # below this, a stolen vault's passphrase is too cheap to guess
 MAX_WORK_FACTOR = 22  # the stock age tool refuses more on decryption
@@ -83,18 +83,18 @@ class OwnerIdentity:
     @cached_property
     def signer(self) -> bytes:
         """The Ed25519 public key that signs notes and manifests."""
-        return _signing.public_key(self.signing_seed)
+        return signing.public_key(self.signing_seed)
 
     def sign(self, message: bytes) -> bytes:
         """Sign ``message`` with the owner's Ed25519 key."""
-        return _signing.sign(self.signing_seed, message)
+        return signing.sign(self.signing_seed, message)
 
     def to_text(self, vault_id: str) -> str:
         """The identity-file text (usable by the stock age tool as ``-i``)."""
         return (
             "# confvault owner identity\n"
             f"# vault: {vault_id}\n"
-            f"{_SEED_PREFIX}{_signing.b64(self.signing_seed)}\n"
+            f"{_SEED_PREFIX}{signing.b64(self.signing_seed)}\n"
             f"{self.x25519.encode()}\n"
         )
 
@@ -105,10 +105,10 @@ class OwnerIdentity:
         for line in text.splitlines():
             if line.startswith(_SEED_PREFIX):
                 try:
-                    seed = _signing.unb64(line[len(_SEED_PREFIX) :].strip())
+                    seed = signing.unb64(line[len(_SEED_PREFIX) :].strip())
                 except ValueError as err:
                     raise IntegrityError("owner key file has a malformed seed") from err
-        if seed is None or len(seed) != _signing.SEED_SIZE:
+        if seed is None or len(seed) != signing.SEED_SIZE:
             raise IntegrityError("owner key file has no signing key")
         return cls(age.parse_identities(text)[0], seed)
 

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal
 
-from confvault.vault.tarformat import BLOCK, ZERO_BLOCK, Read
+from confvault.vault.backup.tarformat import BLOCK, ZERO_BLOCK, Read
 
 _CHUNK = 1 << 20
 

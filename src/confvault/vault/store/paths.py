@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from confvault.errors import IntegrityError, VaultNotFoundError
-from confvault.vault import fs
-from confvault.vault.manifest import SHARDS_DIR
-from confvault.vault.objects import OBJECTS_DIR
+from confvault.vault.store import fs
+from confvault.vault.store.manifest import SHARDS_DIR
+from confvault.vault.store.objects import OBJECTS_DIR
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 

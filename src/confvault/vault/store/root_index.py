@@ -29,7 +29,7 @@ from typing import Any
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
-from confvault.vault import records
+from confvault.vault.store import sealing
 
 ROOT_V1 = "confvault/root/v1"
 ROOT_V2 = "confvault/root/v2"
@@ -146,7 +146,7 @@ def write(
             del now.sealed[label], now.keys[label]
         if not members:
             continue
-        data = records.encode_document(
+        data = sealing.encode_document(
             {
                 "format": BUCKET_FORMAT,
                 "vault": root["vault"],
@@ -154,7 +154,7 @@ def write(
                 "clients": members,
             }
         )
-        sealed, file_key = age.encrypt_keyed(records.pad_text(data), [owner])
+        sealed, file_key = age.encrypt_keyed(sealing.pad_text(data), [owner])
         now.sealed[label] = (txn.put(sealed), json.loads(data)["clients"])
         now.keys[label] = base64.b64encode(file_key).decode("ascii")
     root["format"] = ROOT_V2

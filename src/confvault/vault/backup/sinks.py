@@ -5,7 +5,7 @@ Every destination takes the vault's files one by one (``add_dir``, then
 each file's SHA-256 as it passes, and is made durable by ``finish`` or put
 back as it was by ``abort``. Files are 0600 and directories 0700 whatever
 the umask. ``side``/``settle``/``join`` let a forked copier fill part of the
-same backup (see ``backup._copy_snapshot``).
+same backup (see ``snapshot._copy_snapshot``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from confvault.errors import IntegrityError, UnsafeInputError, VaultExistsError
-from confvault.vault import fs, tarformat
+from confvault.vault.backup import tarformat
+from confvault.vault.store import fs
 
 STREAM_LABEL = "-"  # the label of a backup written to (or read from) a stream
 CHUNK = 1 << 20

@@ -1,0 +1,1 @@
+"""Checking a vault: keyless (signatures and hashes) and deep (every record opened)."""

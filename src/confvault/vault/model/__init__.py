@@ -1,0 +1,1 @@
+"""What the vault holds, as typed values: results, names, the note format, the owner identity."""
