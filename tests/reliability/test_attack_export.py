@@ -42,7 +42,7 @@ import pytest
 
 from confvault.errors import UnsafeInputError, VaultExistsError
 from confvault.vault import Vault
-from confvault.vault.records_out import TEMP_MARK, DirectorySink
+from confvault.vault.ops.export_sinks import TEMP_MARK, DirectorySink
 
 PASSPHRASE = "correct horse battery staple"
 FAILURE, LOCKED = 1, 11

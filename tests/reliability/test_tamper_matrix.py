@@ -16,6 +16,7 @@ from confvault import age
 from confvault.errors import ConfvaultError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
+from confvault.vault.ops import compartments
 from confvault.vault.store import root_index
 from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import PASSPHRASE
@@ -84,7 +85,7 @@ def _build(
 def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
     current = vault.manifest
     pointers = current.body.pointers
-    root = vault._root_doc(current)
+    root = vault.session.root_doc(current)
     store = vault.store
     files: dict[str, list[Path]] = {
         "manifest": [vault.root / "manifest"],
@@ -95,7 +96,8 @@ def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
         "recovery": [store.path(pointers["recovery"])],
         "root": [store.path(pointers["root"])],
         "client-bucket": [
-            store.path(d) for _, (d, _) in sorted(vault._root_buckets.sealed.items())
+            store.path(d)
+            for _, (d, _) in sorted(vault.session.root_buckets.sealed.items())
         ],
         "audit": [store.path(pointers["audit"])],
         "grantee": [
@@ -108,7 +110,7 @@ def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
         "note": [],
     }
     for cid in sorted(root["clients"]):
-        comp = vault._open_compartment(root, cid, "records")
+        comp = compartments.open_compartment(vault.session, root, cid, "records")
         files["client-key"].append(store.path(comp.entry["key"]))
         files["index"].append(store.path(comp.entry["index"]))
         files["note"] += [store.path(e["object"]) for e in comp.notes]

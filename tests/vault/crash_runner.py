@@ -116,9 +116,9 @@ def main(argv: list[str]) -> int:
         return 2
     install(kill_at, after)
     if batch := os.environ.get("CRASH_RUNNER_BATCH_CLIENTS"):
-        from confvault.vault import access
+        from confvault.vault.ops import rotation
 
-        access._BATCH_CLIENTS = int(batch)
+        rotation._BATCH_CLIENTS = int(batch)
     from confvault.cli import main as cli_main
 
     sys.argv = ["confvault", *argv[2:]]

@@ -19,6 +19,7 @@ from confvault.errors import (
     WrongPassphraseError,
 )
 from confvault.vault import Vault
+from confvault.vault.session import directories
 from tests.vault.conftest import PASSPHRASE, reopen
 
 
@@ -116,13 +117,13 @@ def test_a_note_rebuilds_only_the_directories_of_grants_that_cover_its_client(
     vault.grant(str(bob_reader.recipient), clients=["Bob"], label="bob")
     vault.grant(str(everyone.recipient), all_clients=True, label="all")
     built: list[str] = []
-    real = type(vault)._directory
+    real = directories._directory
 
-    def counting(self, root, grant):
+    def counting(s, root, grant):
         built.append(grant["label"])
-        return real(self, root, grant)
+        return real(s, root, grant)
 
-    monkeypatch.setattr(type(vault), "_directory", counting)
+    monkeypatch.setattr(directories, "_directory", counting)
     vault.add_note("Ann", b"ann new")
     assert built == ["ann", "all"]
     built.clear()

@@ -9,6 +9,7 @@ import pytest
 from confvault import age
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
+from confvault.vault.session import trail
 from confvault.vault.store import sealing
 from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import reopen
@@ -90,7 +91,7 @@ def test_chain_spans_segments(vault: Vault) -> None:
     entries = vault.audit()
     assert [e.seq for e in entries] == list(range(len(entries)))
     assert len(entries) == 302
-    assert len(vault._segments()) == 2
+    assert len(trail.segments(vault.session)) == 2
     assert vault.verify_audit() == []
     assert vault.verify(deep=True).findings == ()
 
@@ -138,7 +139,7 @@ def test_logically_broken_chain_is_reported(vault: Vault) -> None:
     """Even a correctly signed segment must hold a consistent chain."""
     vault.add_client("Ann")
     vault.add_note("Ann", b"x")
-    with vault._writing() as txn:
+    with vault.session.writing() as txn:
         digest = txn.current.pointer("audit")
         doc = sealing.open_document(
             vault.store.get(digest), [vault.owner.x25519], "audit"
@@ -149,7 +150,7 @@ def test_logically_broken_chain_is_reported(vault: Vault) -> None:
         del doc["entries"][0]  # and the first entry removed
         txn.retire(digest)
         txn.point("audit", txn.put_document(doc, [vault.owner.recipient]))
-        vault._audit_pending.clear()
+        vault.session.audit_pending.clear()
     codes = sorted({f.code for f in vault.verify_audit()})
     assert codes == ["audit-altered", "audit-chain", "audit-sequence"]
     assert json.dumps([f.to_json() for f in vault.verify_audit()])

@@ -17,27 +17,31 @@ import pytest
 from confvault import age
 from confvault.errors import HeaderMacError, IntegrityError
 from confvault.vault import Vault
-from confvault.vault.records_out import DirectorySink
+from confvault.vault.ops import compartments
+from confvault.vault.ops.export_sinks import DirectorySink
 
 
 def _records(vault: Vault, client: str) -> Any:
-    with vault._reading() as current:
-        root = vault._root_doc(current)
-        return vault._open_compartment(
-            root, vault._resolve_client(root, client), "records"
+    with vault.session.reading() as current:
+        root = vault.session.root_doc(current)
+        return compartments.open_compartment(
+            vault.session,
+            root,
+            compartments.resolve_client(vault.session, root, client),
+            "records",
         )
 
 
 def _rewrite_index(vault: Vault, client: str, change: Any) -> None:
     """Commit an index changed by ``change(entries)`` through the vault's own writer
     (what a bug, or someone holding the owner key, could produce)."""
-    with vault._writing() as txn:
-        root = vault._root_doc(txn.current)
-        cid = vault._resolve_client(root, client)
-        comp = vault._open_compartment(root, cid, "records")
+    with vault.session.writing() as txn:
+        root = vault.session.root_doc(txn.current)
+        cid = compartments.resolve_client(vault.session, root, client)
+        comp = compartments.open_compartment(vault.session, root, cid, "records")
         change(comp.notes)
-        vault._write_index(txn, comp)
-        vault._write_root(txn, root)
+        compartments.write_index(vault.session, txn, comp)
+        vault.session.write_root(txn, root)
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import pytest
 from confvault import age
 from confvault.errors import ClientNotFoundError, VaultExistsError
 from confvault.vault import Vault
-from confvault.vault.records_out import DirectorySink, seal_export
+from confvault.vault.ops import compartments
+from confvault.vault.ops.export import seal_export
+from confvault.vault.ops.export_sinks import DirectorySink
 
 
 @pytest.fixture
@@ -117,10 +119,10 @@ def test_sealed_export_opens_with_stock_age(
 def test_shred_destroys_every_file_of_the_client(
     vault: Vault, record, tmp_path: Path, age_bin: str
 ) -> None:
-    root = vault._root_doc(vault.manifest)
+    root = vault.session.root_doc(vault.manifest)
     cid = next(c for c, v in root["clients"].items() if v["name"] == "Ann Example")
     keys = [
-        vault._open_compartment(root, cid, name).key
+        compartments.open_compartment(vault.session, root, cid, name).key
         for name in root["clients"][cid]["compartments"]
     ]
     key_file = tmp_path / "old-client-keys.txt"

@@ -33,9 +33,9 @@ def _clients_in_two_buckets(vault: Vault) -> list[str]:
 
 
 def _buckets(vault: Vault) -> dict[str, str]:
-    with vault._reading() as current:
-        vault._root_doc(current)
-    return {label: d for label, (d, _) in vault._root_buckets.sealed.items()}
+    with vault.session.reading() as current:
+        vault.session.root_doc(current)
+    return {label: d for label, (d, _) in vault.session.root_buckets.sealed.items()}
 
 
 def test_a_note_add_reseals_only_its_clients_bucket(
@@ -82,21 +82,21 @@ def test_a_version_1_root_is_read_and_converted_by_the_next_write(
     names = _clients_in_two_buckets(vault)
     notes = {n: vault.add_note(n, f"note of {n}".encode()).id for n in names}
     # Rewrite the root as version 1 (every client inline), as earlier releases did.
-    with vault._writing() as txn:
-        root = vault._root_doc(txn.current)
+    with vault.session.writing() as txn:
+        root = vault.session.root_doc(txn.current)
         v1 = {**root, "format": root_index.ROOT_V1}
         txn.retire(txn.current.pointer("root"))
-        for digest, _ in vault._root_buckets.sealed.values():
+        for digest, _ in vault.session.root_buckets.sealed.values():
             txn.retire(digest)
         txn.point("root", txn.put(sealing.seal_document(v1, [vault.owner.recipient])))
-    vault._root_cache = None
+    vault.session.root_cache = None
     old = _reopen(vault, state_dir)
     assert sorted(c.name for c in old.clients()) == sorted(names)
-    assert old._root_buckets.sealed == {}
+    assert old.session.root_buckets.sealed == {}
     old.add_note(names[0], b"after the upgrade")  # a write naming one client
     fresh = _reopen(vault, state_dir)
     assert sorted(c.name for c in fresh.clients()) == sorted(names)
-    assert len(fresh._root_buckets.sealed) == len(
+    assert len(fresh.session.root_buckets.sealed) == len(
         {root_index.label_of(c.id) for c in fresh.clients()}
     )
     assert {n: fresh.note(i).body for n, i in notes.items()} == {
@@ -125,9 +125,9 @@ def test_a_bucket_holding_a_client_of_another_digit_is_refused(
 ) -> None:
     names = _clients_in_two_buckets(vault)
     first = next(c for c in vault.clients() if c.name == names[0])
-    with vault._writing() as txn:
-        root = vault._root_doc(txn.current)
-        buckets = vault._root_buckets.sealed
+    with vault.session.writing() as txn:
+        root = vault.session.root_doc(txn.current)
+        buckets = vault.session.root_buckets.sealed
         other = next(
             label for label in buckets if label != root_index.label_of(first.id)
         )
@@ -142,7 +142,7 @@ def test_a_bucket_holding_a_client_of_another_digit_is_refused(
         top = {k: v for k, v in root.items() if k != "clients"}
         top["format"] = root_index.ROOT_V2
         top["buckets"] = {
-            k: {"object": d, "file_key": vault._root_buckets.keys[k]}
+            k: {"object": d, "file_key": vault.session.root_buckets.keys[k]}
             for k, (d, _) in buckets.items()
         }
         sealed, file_key = age.encrypt_keyed(

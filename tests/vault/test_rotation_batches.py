@@ -5,18 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from confvault.vault import Vault
+from confvault.vault.ops import compartments
 
 
 def _generation(vault: Vault) -> int:
-    with vault._reading() as current:
+    with vault.session.reading() as current:
         return int(current.body.generation)
 
 
 def _note_objects(vault: Vault, client: str) -> list[Path]:
-    with vault._reading() as current:
-        root = vault._root_doc(current)
-        comp = vault._open_compartment(
-            root, vault._resolve_client(root, client), "records"
+    with vault.session.reading() as current:
+        root = vault.session.root_doc(current)
+        comp = compartments.open_compartment(
+            vault.session,
+            root,
+            compartments.resolve_client(vault.session, root, client),
+            "records",
         )
         return [vault.store.path(e["object"]) for e in comp.notes]
 

@@ -13,6 +13,7 @@ import pytest
 from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
+from confvault.vault.ops import compartments
 from confvault.vault.store.paths import SeenStore
 from tests.vault.conftest import PASSPHRASE, reopen
 
@@ -27,9 +28,9 @@ def filled(vault: Vault) -> tuple[Vault, list[str]]:
 
 
 def _object_of(vault: Vault, note_id: str) -> Path:
-    root = vault._root_doc(vault.manifest)
+    root = vault.session.root_doc(vault.manifest)
     for client_id in root["clients"]:
-        comp = vault._open_compartment(root, client_id, "records")
+        comp = compartments.open_compartment(vault.session, root, client_id, "records")
         for entry in comp.notes:
             if entry["id"] == note_id:
                 return vault.store.path(entry["object"])

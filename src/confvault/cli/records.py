@@ -15,7 +15,8 @@ from confvault.cli._context import options
 from confvault.cli._files import new_private_file
 from confvault.cli.access import _recipient_arg
 from confvault.errors import ConfvaultError, UnsafeInputError
-from confvault.vault.records_out import DirectorySink, seal_export
+from confvault.vault.ops.export import seal_export
+from confvault.vault.ops.export_sinks import DirectorySink
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 

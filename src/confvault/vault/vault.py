@@ -1,25 +1,421 @@
-"""``Vault``: the facade the CLI calls (see ``_core``, ``clients``, ``notebook``).
+"""``Vault``: the facade the CLI and scripts call. No terminal, no prints, no exits.
 
-vault, recovery_key = Vault.init(path, passphrase)
-vault = Vault.open(path, passphrase=passphrase)
-client = vault.add_client("A. Client")
-note = vault.add_note(client.id, b"Session went well.", kind="progress")
-for info in vault.notes(client.id):
-    print(vault.note(info.id).body)
+    vault, recovery_key = Vault.init(path, passphrase)
+    vault = Vault.open(path, passphrase=passphrase)
+    client = vault.add_client("A. Client")
+    note = vault.add_note(client.id, b"Session went well.", kind="progress")
+    for info in vault.notes(client.id):
+        print(vault.note(info.id).body)
+
+Each method is one call of an operation in ``confvault.vault.ops`` over the
+open vault's ``Session`` (``vault.session``); see docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
-from confvault.vault._core import VaultCore
-from confvault.vault.access import AccessMixin
-from confvault.vault.audit import AuditMixin
-from confvault.vault.clients import ClientsMixin
-from confvault.vault.notebook import NotesMixin
-from confvault.vault.records_out import RecordsMixin
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from confvault import age
+from confvault.vault.model import identity
+from confvault.vault.model.clock import Clock, utc_now
+from confvault.vault.model.results import (
+    AuditEntry,
+    ClientInfo,
+    ExportResult,
+    Finding,
+    GrantInfo,
+    NoteInfo,
+    NoteView,
+    PassphraseReport,
+    Progress,
+    RekeyReport,
+    RevokeReport,
+    RotateReport,
+    SearchHit,
+    ShredResult,
+)
+from confvault.vault.ops import (
+    audit,
+    clients,
+    export,
+    export_sinks,
+    grants,
+    notes,
+    reading,
+    rekey,
+    rotation,
+    status,
+)
+from confvault.vault.session import opening
+from confvault.vault.session.core import Session
+from confvault.vault.store import fs
+from confvault.vault.store.manifest import Manifest
+from confvault.vault.store.objects import ObjectStore
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
 
 
-class Vault(RecordsMixin, AuditMixin, AccessMixin, NotesMixin, ClientsMixin, VaultCore):
+class Vault:
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @classmethod
+    def init(
+        cls,
+        path: Path,
+        passphrase: bytes,
+        *,
+        work_factor: int = identity.DEFAULT_WORK_FACTOR,
+        recovery_key: bool = True,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        min_work_factor: int = identity.MIN_WORK_FACTOR,
+    ) -> tuple[Vault, str | None]:
+        """Create a vault at ``path``; return it and the recovery key (shown once).
+
+        ``min_work_factor`` exists so tests and benchmarks can use a cheap
+        scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+        """
+        session, recovery = opening.create(
+            path,
+            passphrase,
+            work_factor=work_factor,
+            recovery_key=recovery_key,
+            clock=clock,
+            state_dir=state_dir,
+            min_work_factor=min_work_factor,
+        )
+        return cls(session), recovery
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        passphrase: bytes | None = None,
+        recovery_key: str | None = None,
+        reader: age.X25519Identity | None = None,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        owner_key: str | None = None,
+    ) -> Vault:
+        """Open with the passphrase, the recovery key, or (read-only) a grantee key.
+
+        ``owner_key`` pins the owner's signing key by its fingerprint (as
+        ``owner_key_fingerprint`` shows it, given with a grant): a manifest
+        signed by any key that does not descend from it is refused.
+        """
+        return cls(
+            opening.open_session(
+                path,
+                passphrase=passphrase,
+                recovery_key=recovery_key,
+                reader=reader,
+                clock=clock,
+                state_dir=state_dir,
+                lock_timeout=lock_timeout,
+                owner_key=owner_key,
+            )
+        )
+
+    # --- the open vault, as callers have always seen it ----------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.session.root
+
+    @property
+    def disk(self) -> fs.Root:
+        return self.session.disk
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.session.store
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.session.manifest
+
+    @property
+    def owner(self) -> identity.OwnerIdentity | None:
+        return self.session.owner
+
+    @property
+    def seen(self) -> SeenStore:
+        return self.session.seen
+
+    @property
+    def first_use(self) -> bool:
+        """True when this machine had no memory of the vault before this open."""
+        return self.session.first_use
+
+    @property
+    def vault_id(self) -> str:
+        return self.session.vault_id
+
+    def now(self) -> str:
+        return self.session.now()
+
+    def owner_key_fingerprint(self, current: Manifest | None = None) -> str:
+        """The fingerprint of the key that signs this vault's manifests."""
+        return self.session.owner_key_fingerprint(current)
+
+    # --- operations ------------------------------------------------------------------
+
+    def status(self) -> Any:
+        """Counts, key ages, grants and the last verify, for the dashboard."""
+        return status.status(self.session)
+
+    def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
+        """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
+        return status.verify(self.session, deep=deep, progress=progress)
+
+    def grant(
+        self,
+        recipient: str,
+        *,
+        clients: list[str] | None = None,
+        all_clients: bool = False,
+        label: str | None = None,
+        until: str | None = None,
+        psychotherapy: bool = False,
+    ) -> GrantInfo:
+        """Give ``recipient`` (an age1… key) read access; re-wraps client keys only."""
+        return grants.grant(
+            self.session,
+            recipient,
+            clients=clients,
+            all_clients=all_clients,
+            label=label,
+            until=until,
+            psychotherapy=psychotherapy,
+        )
+
+    def grants(self) -> list[GrantInfo]:
+        """Every grant: who, to what, since when, until when."""
+        return grants.grants(self.session)
+
+    def revoke(
+        self,
+        who: str,
+        *,
+        clients: list[str] | None = None,
+        progress: Progress | None = None,
+    ) -> RevokeReport:
+        """Remove a grant (or some of its clients) and rotate every affected key."""
+        return grants.revoke(self.session, who, clients=clients, progress=progress)
+
+    def rotate(
+        self,
+        *,
+        clients: list[str] | None = None,
+        all_clients: bool = False,
+        older_than: str | None = None,
+        expired: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> RotateReport:
+        """New client keys and re-sealed notes; ``expired`` revokes lapsed grants."""
+        return rotation.rotate(
+            self.session,
+            clients=clients,
+            all_clients=all_clients,
+            older_than=older_than,
+            expired=expired,
+            dry_run=dry_run,
+            progress=progress,
+        )
+
+    def change_passphrase(
+        self,
+        new_passphrase: bytes,
+        *,
+        work_factor: int | None = None,
+        allow_weak_work_factor: bool = False,
+    ) -> PassphraseReport:
+        """Re-seal only the owner key file with a new passphrase."""
+        return rekey.change_passphrase(
+            self.session,
+            new_passphrase,
+            work_factor=work_factor,
+            allow_weak_work_factor=allow_weak_work_factor,
+        )
+
+    def rotate_identity(
+        self, passphrase: bytes, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """New owner keys in one commit; client keys re-wrapped to them, not changed."""
+        return rekey.rotate_identity(self.session, passphrase, progress)
+
+    def rekey(
+        self,
+        passphrase: bytes,
+        *,
+        passphrase_changed: bool = True,
+        work_factor: int | None = None,
+        allow_weak_work_factor: bool = False,
+        progress: Progress | None = None,
+    ) -> RekeyReport:
+        """The full re-key: new owner keys sealed with ``passphrase``, then every"""
+        return rekey.rekey(
+            self.session,
+            passphrase,
+            passphrase_changed=passphrase_changed,
+            work_factor=work_factor,
+            allow_weak_work_factor=allow_weak_work_factor,
+            progress=progress,
+        )
+
+    def audit(
+        self,
+        *,
+        client: str | None = None,
+        since: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """The audit trail, oldest first, filtered."""
+        return audit.audit(self.session, client=client, since=since, action=action)
+
+    def verify_audit(self) -> list[Finding]:
+        """Walk the whole chain: sequence, hashes and segment links."""
+        return audit.verify_audit(self.session)
+
+    def add_client(self, name: str, fields: dict[str, str] | None = None) -> ClientInfo:
+        """Add a client; the name must not already be in use."""
+        return clients.add_client(self.session, name, fields)
+
+    def clients(self) -> list[ClientInfo]:
+        """All clients, by name."""
+        return clients.clients(self.session)
+
+    def client(self, ref: str) -> ClientInfo:
+        """One client, with the profile fields (from the sealed index)."""
+        return clients.client(self.session, ref)
+
+    def rename_client(self, ref: str, new_name: str) -> ClientInfo:
+        """Rename a client (root index and profile change together)."""
+        return clients.rename_client(self.session, ref, new_name)
+
+    def add_note(
+        self,
+        client: str,
+        body: bytes,
+        *,
+        kind: str = "progress",
+        title: str | None = None,
+        template: str | None = None,
+        date: str | None = None,
+        draft: bool = False,
+    ) -> NoteInfo:
+        """Add a note; unless ``draft``, it is signed and locked at once."""
+        return notes.add_note(
+            self.session,
+            client,
+            body,
+            kind=kind,
+            title=title,
+            template=template,
+            date=date,
+            draft=draft,
+        )
+
+    def import_notes(
+        self,
+        client: str,
+        paths: list[Path],
+        *,
+        kind: str = "progress",
+        progress: Progress | None = None,
+    ) -> list[NoteInfo]:
+        """Bring existing text/Markdown files in as signed notes, in one commit."""
+        return notes.import_notes(
+            self.session, client, paths, kind=kind, progress=progress
+        )
+
+    def add_notes(
+        self,
+        client: str,
+        items: list[tuple[str, str, bytes]],
+        *,
+        kind: str = "progress",
+        progress: Progress | None = None,
+    ) -> list[NoteInfo]:
+        """Add many signed notes ``(title, date, body)`` to one client in one commit."""
+        return notes.add_notes(
+            self.session, client, items, kind=kind, progress=progress
+        )
+
+    def add_attachment(
+        self, client: str, path: Path, *, title: str | None = None
+    ) -> NoteInfo:
+        """Seal any file, streamed, as a signed attachment note."""
+        return notes.add_attachment(self.session, client, path, title=title)
+
+    def edit_draft(
+        self, ref: str, body: bytes, *, title: str | None = None
+    ) -> NoteInfo:
+        """Replace a draft's text (and title). Signed notes never change."""
+        return notes.edit_draft(self.session, ref, body, title=title)
+
+    def sign_note(self, ref: str) -> NoteInfo:
+        """Sign and lock a draft."""
+        return notes.sign_note(self.session, ref)
+
+    def amend(
+        self, ref: str, body: bytes, *, title: str | None = None, draft: bool = False
+    ) -> NoteInfo:
+        """Add an addendum to a signed note (in the original's compartment)."""
+        return notes.amend(self.session, ref, body, title=title, draft=draft)
+
+    def notes(
+        self,
+        client: str | None = None,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        kind: str | None = None,
+        psychotherapy: bool = False,
+    ) -> list[NoteInfo]:
+        """Notes by date; psychotherapy notes only when asked for."""
+        return reading.notes(
+            self.session,
+            client,
+            since=since,
+            until=until,
+            kind=kind,
+            psychotherapy=psychotherapy,
+        )
+
+    def note(self, ref: str) -> NoteView:
+        """A note with its body, after checking hash, index match and signature."""
+        return reading.note(self.session, ref)
+
+    def save_attachment(self, ref: str, dst: BinaryIO) -> NoteInfo:
+        """Stream an attachment's file into ``dst``; IntegrityError if it is not intact."""
+        return reading.save_attachment(self.session, ref, dst)
+
+    def search(
+        self, query: str, *, client: str | None = None, psychotherapy: bool = False
+    ) -> list[SearchHit]:
+        """Case-insensitive full-text search over note titles and bodies."""
+        return reading.search(
+            self.session, query, client=client, psychotherapy=psychotherapy
+        )
+
+    def export_client(
+        self, client: str, sink: export_sinks.ExportSink, *, psychotherapy: bool = False
+    ) -> ExportResult:
+        """Write a client's whole record (notes as Markdown, files, an index) to ``sink``."""
+        return export.export_client(
+            self.session, client, sink, psychotherapy=psychotherapy
+        )
+
+    def shred_client(self, client: str) -> ShredResult:
+        """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
+        return export.shred_client(self.session, client)
 
 
 __all__ = ["Vault"]

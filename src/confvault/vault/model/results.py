@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -389,3 +390,7 @@ class ShredResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Called as progress(done, total) by long operations.
+Progress = Callable[[int, int], None]

@@ -1,5 +1,4 @@
-"""Records leaving the vault: a client's whole record for a records request,
-and crypto-shredding a client at the end of the retention period."""
+"""Where an export goes: a new private directory or a tar stream (``TarExportSink``)."""
 
 from __future__ import annotations
 
@@ -12,36 +11,32 @@ import stat
 import tarfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from confvault import age
 from confvault.errors import (
-    ConfvaultError,
     StorageError,
     UnsafeInputError,
     VaultExistsError,
 )
-from confvault.vault.clients import Compartment
-from confvault.vault.model import note_format as fmt
-from confvault.vault.model.results import ExportResult, ShredResult
 from confvault.vault.store import fs
 
-Writer = Callable[[BinaryIO], object]
+if TYPE_CHECKING:
+    pass
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-SHRED_LIMITS = (
-    "shredding destroys the client's keys and every sealed file of theirs in this "
-    "vault; backups and copies made before now still hold them, sealed to keys that "
-    "the owner's passphrase or recovery key of that backup can still open: delete or "
-    "expire those backups too, as your retention policy requires"
-)
+# One component of an export path as safe_name and the exporter make them:
+# portable characters, never a leading dot (so never "." or "..").
+_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
 
 
 def safe_name(text: str, limit: int = 80) -> str:
     """A file name made only of portable characters."""
     return _SAFE.sub("_", text).strip("._")[:limit] or "file"
+
+
+Writer = Callable[[BinaryIO], object]
 
 
 class ExportSink(Protocol):
@@ -53,13 +48,6 @@ class ExportSink(Protocol):
     def add_stream(self, path: str, size: int, write: Writer) -> None: ...
     def finish(self) -> None: ...
     def abort(self) -> None: ...
-
-
-# One component of an export path as safe_name and the exporter make them:
-# portable characters, never a leading dot (so never "." or "..").
-_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
-TEMP_MARK = ".confvault-export-"
-_RENAME_NOREPLACE = 1
 
 
 def _rename_noreplace(dir_fd: int, src: str, dst: str) -> None:
@@ -87,6 +75,12 @@ def _rename_noreplace(dir_fd: int, src: str, dst: str) -> None:
         os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return
     raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+
+
+_RENAME_NOREPLACE = 1
+
+
+TEMP_MARK = ".confvault-export-"
 
 
 class DirectorySink:
@@ -238,7 +232,7 @@ class DirectorySink:
             self._parent_fd = None
 
 
-class TarSink:
+class TarExportSink:
     """A tar stream (inside an age file, for one recipient)."""
 
     def __init__(self, stream: Any) -> None:
@@ -286,230 +280,3 @@ class TarSink:
         """Nothing to undo here: the caller discards the stream."""
 
     close = finish
-
-
-def _front_matter(meta: fmt.NoteMeta, signature: str, name: str) -> str:
-    lines = [
-        "---",
-        f"note: {meta.id}",
-        f"client: {name} ({meta.client})",
-        f"kind: {meta.kind}",
-        f"title: {meta.title}",
-        f"date: {meta.date}",
-        f"written: {meta.created}",
-        f"status: {meta.status}",
-        f"signature: {signature}",
-    ]
-    if meta.signed_at:
-        lines.append(f"signed: {meta.signed_at}")
-    if meta.addendum_of:
-        lines.append(f"addendum to: {meta.addendum_of}")
-    if meta.filename:
-        lines.append(f"file: {meta.filename} ({meta.body_size} bytes)")
-    lines += [f"sha256: {meta.body_sha256}", "---", ""]
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What one export holds, read from one snapshot."""
-
-    cid: str
-    name: str
-    profile: dict[str, Any]
-    items: list[tuple[Compartment, dict[str, Any], fmt.NoteMeta]]
-    psychotherapy: bool
-
-    @property
-    def attachments(self) -> int:
-        return sum(meta.kind == "attachment" for _, _, meta in self.items)
-
-    @property
-    def notes(self) -> int:
-        return len(self.items) - self.attachments
-
-    def ids(self) -> tuple[str, list[str]]:
-        return self.cid, [meta.id for _, _, meta in self.items]
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "notes": self.notes,
-            "attachments": self.attachments,
-            "psychotherapy": self.psychotherapy,
-        }
-
-
-class RecordsMixin:
-    """export_client and shred_client of ``Vault``."""
-
-    store: Any
-    _reading: Any
-    _writing: Any
-    _root_doc: Any
-    _write_root: Any
-    _resolve_client: Any
-    _open_compartment: Any
-    _compartments: Any
-    _read: Any
-    _signers: Any
-    _note_audit: Any
-    _audit_read: Any
-    now: Any
-
-    def export_client(
-        self, client: str, sink: ExportSink, *, psychotherapy: bool = False
-    ) -> ExportResult:
-        """Write a client's whole record (notes as Markdown, files, an index) to ``sink``.
-
-        The audit entry comes first: it is committed before any plaintext is
-        written, so an export is on record as soon as it may have produced
-        anything (an entry means "exported, or tried to"), and an export whose
-        entry cannot be committed (the vault is locked, ...) writes nothing.
-        The files then come from a snapshot that must hold exactly the notes
-        the entry counts; on any failure the sink is aborted.
-        """
-        with self._reading() as current:
-            audited = self._export_plan(current, client, psychotherapy)
-        self._audit_read("export", audited.cid, None, **audited.details())
-        try:
-            sink.begin()
-            with self._reading() as current:
-                plan = self._export_plan(
-                    current, audited.cid, psychotherapy, expect=audited
-                )
-                self._fill_export(sink, plan)
-            sink.finish()
-        except BaseException:
-            sink.abort()
-            raise
-        return ExportResult(
-            client=plan.cid,
-            client_name=plan.name,
-            notes=plan.notes,
-            attachments=plan.attachments,
-            psychotherapy=psychotherapy,
-        )
-
-    def _export_plan(
-        self,
-        current: Any,
-        client: str,
-        psychotherapy: bool,
-        *,
-        expect: _Plan | None = None,
-    ) -> _Plan:
-        """The export of ``client`` in snapshot ``current``; with ``expect``,
-        refused unless it holds the very notes of that (audited) plan."""
-        root = self._root_doc(current)
-        cid = self._resolve_client(root, client)
-        comps: list[Compartment] = self._compartments(root, [cid], psychotherapy)
-        items = [
-            (comp, entry, fmt.meta_of_entry(entry))
-            for comp in comps
-            for entry in sorted(comp.notes, key=lambda e: (e["date"], e["id"]))
-        ]
-        plan = _Plan(
-            cid=cid,
-            name=root["clients"][cid]["name"],
-            profile=comps[0].index.get("profile", {}) if comps else {},
-            items=items,
-            psychotherapy=psychotherapy,
-        )
-        if expect is not None and plan.ids() != expect.ids():
-            raise ConfvaultError(
-                "the client's record changed after the export was audited; "
-                "nothing was exported: run export again"
-            )
-        return plan
-
-    def _fill_export(self, sink: ExportSink, plan: _Plan) -> None:
-        rows = []
-        for comp, entry, meta in plan.items:
-            status = fmt.signature_status(meta, self._signers())
-            front = _front_matter(meta, status, plan.name).encode()
-            stem = f"{safe_name(meta.date[:10])}_{safe_name(meta.id)}"
-            if meta.kind == "attachment":
-                file_name = (
-                    f"attachments/{safe_name(meta.id)}_"
-                    f"{safe_name(meta.filename or 'file')}"
-                )
-                sink.add_stream(
-                    file_name,
-                    meta.body_size,
-                    lambda dst, note=entry["id"]: self._stream_attachment(note, dst),
-                )
-                sink.add(f"notes/{stem}.md", front)
-            else:
-                _, body = self._read(comp, entry)
-                file_name = f"notes/{stem}.md"
-                sink.add(file_name, front + body)
-            rows.append(
-                f"| {meta.date[:10]} | {meta.kind} | {meta.title} | {meta.status} "
-                f"| {status} | {file_name} |"
-            )
-        index = [
-            f"# Record of {plan.name}",
-            "",
-            f"Client ID: {plan.cid}",
-            f"Exported: {self.now()}",
-            "",
-        ]
-        fields = plan.profile.get("fields", {})
-        index += [f"- {k}: {v}" for k, v in sorted(fields.items())]
-        if not plan.psychotherapy:
-            index += [
-                "",
-                "Psychotherapy notes are not included (export with --psychotherapy).",
-            ]
-        index += [
-            "",
-            "| date | kind | title | status | signature | file |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
-        sink.add("index.md", "\n".join(index).encode())
-
-    def shred_client(self, client: str) -> ShredResult:
-        """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
-        with self._writing() as txn:
-            root = self._root_doc(txn.current)
-            cid = self._resolve_client(root, client)
-            destroyed = 0
-            notes = 0
-            for name, entry in root["clients"][cid]["compartments"].items():
-                comp = self._open_compartment(root, cid, name)
-                for note in comp.notes if comp else []:
-                    txn.retire(note["object"])
-                    destroyed += 1
-                    notes += 1
-                txn.retire(entry["index"])
-                txn.retire(entry["key"])
-                destroyed += 2
-            del root["clients"][cid]
-            for grant in root.get("grants", []):
-                grant["clients"] = [c for c in grant.get("clients", []) if c != cid]
-            root["pending_rotation"] = [
-                p for p in root.get("pending_rotation", []) if p[0] != cid
-            ]
-            self._note_audit("client-shred", cid, None, notes=notes)
-            self._write_root(txn, root)
-        return ShredResult(
-            client=cid, notes=notes, files_destroyed=destroyed, limits=SHRED_LIMITS
-        )
-
-
-def seal_export(
-    vault: Any,
-    client: str,
-    recipient: age.X25519Recipient,
-    out: BinaryIO,
-    *,
-    psychotherapy: bool = False,
-) -> ExportResult:
-    """The export as one age file (a tar inside) that ``recipient`` opens with stock age."""
-    with age.EncryptWriter(out, [recipient]) as writer:
-        result: ExportResult = vault.export_client(
-            client, TarSink(writer), psychotherapy=psychotherapy
-        )
-    return result

@@ -1,0 +1,1 @@
+"""The operations on an open vault: functions over a ``Session``, one module per job."""

@@ -1,0 +1,264 @@
+"""Reading notes: list, show with signature and hash checks, attachments, search."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from confvault import age
+from confvault.errors import (
+    AmbiguousNameError,
+    IntegrityError,
+    NoteNotFoundError,
+    UnsafeInputError,
+)
+from confvault.vault.model import note_format as fmt
+from confvault.vault.model.clock import parse_date
+from confvault.vault.model.results import NoteInfo, NoteView, SearchHit
+from confvault.vault.ops import compartments
+from confvault.vault.ops.compartments import Compartment
+from confvault.vault.session import trail
+
+if TYPE_CHECKING:
+    from confvault.vault.session.core import Session
+
+
+def note_info(
+    entry: dict[str, Any], client_name: str, addenda: tuple[str, ...] = ()
+) -> NoteInfo:
+    return NoteInfo(
+        id=entry["id"],
+        client=entry["client"],
+        client_name=client_name,
+        kind=entry["kind"],
+        title=entry["title"],
+        date=entry["date"],
+        created=entry["created"],
+        status=entry["status"],
+        size=entry["body_size"],
+        addendum_of=entry.get("addendum_of"),
+        template=entry.get("template"),
+        filename=entry.get("filename"),
+        addenda=addenda,
+    )
+
+
+def _snippet(text: str, match: re.Match[str], width: int = 40) -> tuple[str, str, str]:
+    before = re.sub(r"\s+", " ", text[max(0, match.start() - width) : match.start()])
+    after = re.sub(r"\s+", " ", text[match.end() : match.end() + width])
+    return (before.lstrip(), match.group(0), after.rstrip())
+
+
+def client_compartments(
+    s: Session, root: dict[str, Any], client_ids: Iterable[str], psychotherapy: bool
+) -> list[Compartment]:
+    wanted = [fmt.RECORDS, fmt.PSYCHOTHERAPY] if psychotherapy else [fmt.RECORDS]
+    out = []
+    for client_id in client_ids:
+        for name in wanted:
+            comp = compartments.open_compartment(s, root, client_id, name)
+            if comp is not None:
+                out.append(comp)
+    return out
+
+
+def find(
+    s: Session, root: dict[str, Any], ref: str
+) -> tuple[Compartment, dict[str, Any]]:
+    ref = ref.strip().lower()
+    if len(ref) < 4 or not all(c in "0123456789abcdef" for c in ref):
+        raise NoteNotFoundError("give at least 4 hex characters of the note ID")
+    candidates = (
+        [cid for cid in root["clients"] if cid.startswith(ref[:6])]
+        if len(ref) >= 6
+        else list(root["clients"])
+    )
+    found = [
+        (comp, e)
+        for comp in client_compartments(s, root, candidates, True)
+        for e in comp.notes
+        if e["id"].startswith(ref)
+    ]
+    if not found:
+        raise NoteNotFoundError(f"no note with ID {ref}")
+    if len(found) > 1:
+        raise AmbiguousNameError(
+            f"{len(found)} notes have IDs starting with {ref}; give more"
+        )
+    return found[0]
+
+
+def read(
+    s: Session,
+    comp: Compartment,
+    entry: dict[str, Any],
+    *,
+    check_signature: bool = True,
+    by_identity: bool = False,
+) -> tuple[fmt.NoteMeta, bytes]:
+    """Decrypt a note and check it is the one the index names.
+
+    The object's hash chains up to the signed manifest, so its content is
+    authenticated; ``check_signature`` also checks the author signature
+    (done by show, sign, deep verify; skipped by search for speed).
+    ``by_identity`` opens it with the client key, as stock age would,
+    instead of the file key kept in the index.
+    """
+    data = s.store.get(entry["object"])
+    plain = fmt.open_object(data, entry, comp.key, by_identity=by_identity)
+    meta, body = fmt.parse_recorded(plain, entry)
+    if meta.client != comp.client_id:
+        raise IntegrityError(f"note {entry['id']} does not match its index entry")
+    if not fmt.body_matches(meta, body):
+        raise IntegrityError(f"note {entry['id']} body does not match its signed hash")
+    if not check_signature:
+        return meta, body
+    status = fmt.signature_status(meta, s.signers())
+    if status not in ("valid", "draft"):
+        raise IntegrityError(f"note {entry['id']} has an {status} signature; not shown")
+    return meta, body
+
+
+def _addenda(s: Session, comp_list: list[Compartment], note_id: str) -> tuple[str, ...]:
+    return tuple(
+        e["id"] for c in comp_list for e in c.notes if e.get("addendum_of") == note_id
+    )
+
+
+def notes(
+    s: Session,
+    client: str | None = None,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    kind: str | None = None,
+    psychotherapy: bool = False,
+) -> list[NoteInfo]:
+    """Notes by date; psychotherapy notes only when asked for."""
+    lower = parse_date(since) if since else None
+    upper = parse_date(until) if until else None
+    if upper and len(until or "") <= 10:
+        upper = upper[:10] + "T23:59:59Z"
+    with s.reading() as current:
+        root = s.root_doc(current)
+        ids = (
+            [compartments.resolve_client(s, root, client)]
+            if client
+            else list(root["clients"])
+        )
+        comps = client_compartments(
+            s, root, ids, psychotherapy or kind == fmt.PSYCHOTHERAPY
+        )
+        out = []
+        for comp in comps:
+            name = root["clients"][comp.client_id]["name"]
+            for entry in comp.notes:
+                if kind and entry["kind"] != kind:
+                    continue
+                if (lower and entry["date"] < lower) or (
+                    upper and entry["date"] > upper
+                ):
+                    continue
+                out.append(note_info(entry, name, _addenda(s, [comp], entry["id"])))
+    trail.audit_read(s, "note-list", ids[0] if client else None, notes=len(out))
+    return sorted(out, key=lambda n: (n.date, n.created, n.id))
+
+
+def note(s: Session, ref: str) -> NoteView:
+    """A note with its body, after checking hash, index match and signature."""
+    with s.reading() as current:
+        root = s.root_doc(current)
+        comp, entry = find(s, root, ref)
+        meta, body = read(s, comp, entry)
+        info = note_info(
+            entry,
+            root["clients"][comp.client_id]["name"],
+            _addenda(s, [comp], entry["id"]),
+        )
+        status = fmt.signature_status(meta, s.signers())
+        view = NoteView(
+            info=info, body=body, signature=status, signed_at=meta.signed_at
+        )
+    trail.audit_read(s, "note-show", info.client, info.id)
+    return view
+
+
+def save_attachment(s: Session, ref: str, dst: BinaryIO) -> NoteInfo:
+    """Stream an attachment's file into ``dst``; IntegrityError if it is not intact.
+
+    The caller should write to a temporary file and keep it only on success.
+    """
+    info = stream_attachment(s, ref, dst)
+    trail.audit_read(s, "attachment-save", info.client, info.id)
+    return info
+
+
+def stream_attachment(s: Session, ref: str, dst: BinaryIO) -> NoteInfo:
+    with s.reading() as current:
+        root = s.root_doc(current)
+        comp, entry = find(s, root, ref)
+        meta = fmt.meta_of_entry(entry)
+        if fmt.signature_status(meta, s.signers()) != "valid":
+            raise IntegrityError(f"note {entry['id']} has an invalid signature")
+        with s.store.open_checked(entry["object"]) as src:
+            chunks = age.decrypt_chunks(src, [comp.key])
+            head = bytearray()
+            sha = hashlib.sha256()
+            size = 0
+            for chunk in chunks:
+                if meta is not None and b"\n" not in head:
+                    head += chunk
+                    if b"\n" not in head:
+                        continue
+                    line, _, rest = bytes(head).partition(b"\n")
+                    if fmt.parse_header(line) != meta:
+                        raise IntegrityError(
+                            f"note {entry['id']} does not match its index"
+                        )
+                    chunk = memoryview(rest)
+                sha.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+        if size != meta.body_size or sha.hexdigest() != meta.body_sha256:
+            raise IntegrityError(
+                f"note {entry['id']} body does not match its signed hash"
+            )
+        return note_info(entry, root["clients"][comp.client_id]["name"])
+
+
+def search(
+    s: Session, query: str, *, client: str | None = None, psychotherapy: bool = False
+) -> list[SearchHit]:
+    """Case-insensitive full-text search over note titles and bodies."""
+    if not query.strip():
+        raise UnsafeInputError("the search query is empty")
+    needle = query.strip().casefold()
+    pattern = re.compile(re.escape(query.strip()), re.IGNORECASE)
+    hits = []
+    with s.reading() as current:
+        root = s.root_doc(current)
+        ids = (
+            [compartments.resolve_client(s, root, client)]
+            if client
+            else list(root["clients"])
+        )
+        for comp in client_compartments(s, root, ids, psychotherapy):
+            name = root["clients"][comp.client_id]["name"]
+            for entry in comp.notes:
+                if entry["kind"] == "attachment":
+                    text = entry["title"]
+                else:
+                    data = s.store.get(entry["object"])
+                    body = fmt.body_recorded(
+                        fmt.open_object(data, entry, comp.key), entry
+                    )
+                    text = entry["title"] + "\n" + body.decode("utf-8", "replace")
+                if needle not in text.casefold():
+                    continue
+                snippets = tuple(_snippet(text, m) for m in pattern.finditer(text))
+                if snippets:
+                    hits.append(SearchHit(note_info(entry, name), snippets[:5]))
+    trail.audit_read(s, "note-search", ids[0] if client else None, hits=len(hits))
+    return sorted(hits, key=lambda h: (h.note.date, h.note.id))

@@ -1,0 +1,201 @@
+"""Owner key changes: a new passphrase, new owner keys, and the full re-key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from confvault import age
+from confvault.errors import (
+    WeakPassphraseError,
+)
+from confvault.vault.model import identity
+from confvault.vault.model.results import (
+    OwnerRotation,
+    PassphraseReport,
+    Progress,
+    RekeyReport,
+)
+from confvault.vault.ops import (
+    compartments,
+    rotation,
+)
+from confvault.vault.session import trail
+from confvault.vault.store import root_index, sealing, signing
+from confvault.vault.store.manifest import endorsement_message
+
+if TYPE_CHECKING:
+    from confvault.vault.session.core import Session
+
+
+def _check_new_secret(
+    passphrase: bytes, work_factor: int | None, allow_weak_work_factor: bool
+) -> None:
+    """Refuse a weak passphrase or an out-of-bounds work factor before any change."""
+    weakness = identity.check_passphrase_strength(passphrase)
+    if weakness:
+        raise WeakPassphraseError(f"passphrase too weak: {weakness}")
+    if work_factor is not None:
+        identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
+
+
+def change_passphrase(
+    s: Session,
+    new_passphrase: bytes,
+    *,
+    work_factor: int | None = None,
+    allow_weak_work_factor: bool = False,
+) -> PassphraseReport:
+    """Re-seal only the owner key file with a new passphrase.
+
+    The owner keys stay: a copy of the vault taken before still opens with
+    the old passphrase and its keys open what is written afterwards
+    (``PassphraseReport.DOES_NOT_PROTECT``). ``rekey`` changes them too.
+    """
+    _check_new_secret(new_passphrase, work_factor, allow_weak_work_factor)
+    with s.writing() as txn:
+        root = s.root_doc(txn.current)
+        factor = root["settings"]["work_factor"]
+        if work_factor is not None:
+            factor = root["settings"]["work_factor"] = work_factor
+        owner = s.require_owner()
+        txn.retire(txn.current.pointer("owner"))
+        txn.point(
+            "owner",
+            txn.put(owner.seal_with_passphrase(root["vault"], new_passphrase, factor)),
+        )
+        s.note_audit("passphrase-change", None, None)
+        if work_factor is not None:
+            s.write_root(txn, root)
+    return PassphraseReport(work_factor=factor)
+
+
+def rotate_identity(
+    s: Session, passphrase: bytes, progress: Progress | None = None
+) -> dict[str, Any]:
+    """New owner keys in one commit; client keys re-wrapped to them, not changed.
+
+    Root, client keys, audit, recovery and owner files are re-sealed; the
+    old signing key endorses the new one. Returns ``OwnerRotation.to_json()``.
+    ``rekey`` also rotates every client key.
+    """
+    return _new_owner(s, passphrase, None, progress, rekey=False).to_json()
+
+
+def rekey(
+    s: Session,
+    passphrase: bytes,
+    *,
+    passphrase_changed: bool = True,
+    work_factor: int | None = None,
+    allow_weak_work_factor: bool = False,
+    progress: Progress | None = None,
+) -> RekeyReport:
+    """The full re-key: new owner keys sealed with ``passphrase``, then every
+    client key rotated and every note re-sealed.
+
+    ``passphrase`` is a new one, or (``passphrase_changed=False``, which
+    only changes what the report says) the current one: identity rotation.
+    Afterwards the keys of a copy of the vault taken before, and with a new
+    passphrase the old one, open no file in the vault and nothing written
+    later.
+    The first commit (the new owner keys) records every client key as
+    still to rotate, so an interrupted run is finished by ``rotate``; the
+    rotation commits in batches like ``revoke``'s.
+    """
+    _check_new_secret(passphrase, work_factor, allow_weak_work_factor)
+    owner = _new_owner(s, passphrase, work_factor, progress, rekey=True)
+    finished = rotation.finish_pending(s, progress)
+    return RekeyReport(owner, finished.rotated, finished.failed, passphrase_changed)
+
+
+def _new_owner(
+    s: Session,
+    passphrase: bytes,
+    work_factor: int | None,
+    progress: Progress | None,
+    *,
+    rekey: bool,
+) -> OwnerRotation:
+    """Swap in new owner keys in one commit; with ``rekey``, queue every client key."""
+    # Grantees seal their audit-inbox entries to the owner key. Fold them
+    # into the chain while that is still the key here (an empty write
+    # commits nothing): after the swap no key here opens them.
+    with s.writing():
+        pass
+    old = s.require_owner()
+    new = identity.OwnerIdentity.generate()
+    with s.writing() as txn:
+        root = s.root_doc(txn.current)
+        vault_id = root["vault"]
+        settings = root["settings"]
+        if work_factor is not None:
+            settings["work_factor"] = work_factor
+        keys = [
+            (cid, n)
+            for cid in root["clients"]
+            for n in root["clients"][cid]["compartments"]
+        ]
+        texts = {
+            k: age.decrypt(
+                s.store.get(root["clients"][k[0]]["compartments"][k[1]]["key"]),
+                [old.x25519],
+            )
+            for k in keys
+        }
+        s.owner = new
+        try:
+            for number, (cid, name) in enumerate(keys, start=1):
+                entry = root["clients"][cid]["compartments"][name]
+                txn.retire(entry["key"])
+                entry["key"] = txn.put(
+                    sealing.seal_key_file(
+                        texts[(cid, name)],
+                        compartments.key_recipients(s, root, cid, name),
+                    )
+                )
+                if progress:
+                    progress(number, len(keys))
+            if rekey:
+                pending = root.setdefault("pending_rotation", [])
+                pending.extend([list(k) for k in keys if list(k) not in pending])
+            txn.retire(txn.current.pointer("owner"))
+            txn.point(
+                "owner",
+                txn.put(
+                    new.seal_with_passphrase(
+                        vault_id, passphrase, settings["work_factor"]
+                    )
+                ),
+            )
+            recovery = settings.get("recovery_recipient")
+            if recovery and txn.current.pointer("recovery"):
+                txn.retire(txn.current.pointer("recovery"))
+                txn.point(
+                    "recovery",
+                    txn.put(new.seal_to(vault_id, age.parse_recipient(recovery))),
+                )
+            new_signer = signing.b64(new.signer)
+            txn.changes.endorsement = {
+                "from": signing.b64(old.signer),
+                "to": new_signer,
+                "signature": signing.b64(
+                    old.sign(endorsement_message(vault_id, new_signer))
+                ),
+            }
+            settings["identity_rotated"] = s.now()
+            trail.reseal_audit(s, txn, old.x25519, new.recipient)
+            s.note_audit("identity-rotate", None, None, rekey=rekey)
+            # Every client bucket is re-sealed to the new key, changed or not.
+            for digest in s.root_buckets.objects:
+                txn.retire(digest)
+            s.root_buckets = root_index.Buckets()
+            s.write_root(txn, root)
+        except BaseException:
+            s.owner = old
+            raise
+    return OwnerRotation(
+        work_factor=settings["work_factor"],
+        client_keys_rewrapped=len(keys),
+        recovery_key_kept=bool(recovery),
+        signer=new_signer,
+    )

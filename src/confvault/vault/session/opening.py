@@ -1,0 +1,159 @@
+"""Creating a vault and opening one: the two ways to get a ``Session``."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from confvault import age
+from confvault.errors import (
+    IntegrityError,
+    KeyFormatError,
+    UnsafeInputError,
+    VaultExistsError,
+)
+from confvault.vault.model import identity
+from confvault.vault.model.clock import Clock, iso, utc_now
+from confvault.vault.session import trail
+from confvault.vault.session.core import (
+    DEFAULT_MAX_KEY_AGE_DAYS,
+    Session,
+    required_pointer,
+)
+from confvault.vault.store import fs, manifest, root_index, signing
+from confvault.vault.store.objects import OBJECTS_DIR
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, check_vault_dir
+
+
+def create(
+    path: Path,
+    passphrase: bytes,
+    *,
+    work_factor: int = identity.DEFAULT_WORK_FACTOR,
+    recovery_key: bool = True,
+    clock: Clock = utc_now,
+    state_dir: Path | None = None,
+    min_work_factor: int = identity.MIN_WORK_FACTOR,
+) -> tuple[Session, str | None]:
+    """Create a vault at ``path``; return it and the recovery key (shown once).
+
+    ``min_work_factor`` exists so tests and benchmarks can use a cheap
+    scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+    """
+    if not min_work_factor <= work_factor <= identity.MAX_WORK_FACTOR:
+        raise ValueError(
+            f"work factor must be between {min_work_factor} and {identity.MAX_WORK_FACTOR}"
+        )
+    _prepare_empty_dir(path)
+    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
+        fs.ensure_dir(path / sub)
+    owner = identity.OwnerIdentity.generate()
+    vault = Session(path, owner=owner, clock=clock, state_dir=state_dir)
+    vault_id = secrets.token_hex(16)
+    recovery: age.X25519Identity | None = (
+        age.X25519Identity.generate() if recovery_key else None
+    )
+    with fs.locked(path, exclusive=True, timeout=vault.lock_timeout):
+        txn = vault.transaction(None, vault_id)
+        txn.point(
+            "owner",
+            txn.put(owner.seal_with_passphrase(vault_id, passphrase, work_factor)),
+        )
+        if recovery is not None:
+            txn.point("recovery", txn.put(owner.seal_to(vault_id, recovery.recipient)))
+        root_doc = {
+            "vault": vault_id,
+            "clients": {},
+            "grants": [],
+            "settings": {
+                "work_factor": work_factor,
+                "created": iso(clock()),
+                "max_key_age_days": DEFAULT_MAX_KEY_AGE_DAYS,
+                # public: lets `identity rotate` keep the recovery key working
+                "recovery_recipient": str(recovery.recipient) if recovery else None,
+            },
+        }
+        digest, _ = root_index.write(
+            txn, root_doc, root_index.Buckets(), owner.recipient
+        )
+        txn.point("root", digest)
+        vault.new_vault_id = vault_id
+        vault.note_audit("vault-init")
+        trail.fold_audit(vault, txn)
+        vault.commit(txn, vault_id)
+    return vault, (recovery.encode() if recovery else None)
+
+
+def open_session(
+    path: Path,
+    *,
+    passphrase: bytes | None = None,
+    recovery_key: str | None = None,
+    reader: age.X25519Identity | None = None,
+    clock: Clock = utc_now,
+    state_dir: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    owner_key: str | None = None,
+) -> Session:
+    """Open with the passphrase, the recovery key, or (read-only) a grantee key.
+
+    ``owner_key`` pins the owner's signing key by its fingerprint (as
+    ``owner_key_fingerprint`` shows it, given with a grant): a manifest
+    signed by any key that does not descend from it is refused.
+    """
+    check_vault_dir(path)
+    vault = Session(
+        path,
+        owner=None,
+        reader=reader,
+        clock=clock,
+        state_dir=state_dir,
+        lock_timeout=lock_timeout,
+    )
+    if owner_key is not None:
+        vault.pinned_owner_key = signing.normal_fingerprint(owner_key)
+        if not vault.pinned_owner_key:
+            raise KeyFormatError(
+                "an owner key fingerprint is 32 hex digits (as `confvault "
+                "status` shows it)"
+            )
+    with vault.reading() as current:
+        if passphrase is not None:
+            sealed = vault.store.get(required_pointer(current, "owner"))
+            vault.owner = identity.unseal_with_passphrase(sealed, passphrase)
+        elif recovery_key is not None:
+            sealed = vault.store.get(required_pointer(current, "recovery"))
+            vault.owner = identity.unseal_with_identity(
+                sealed, age.parse_identity(recovery_key)
+            )
+        elif reader is None:
+            raise ValueError(
+                "open needs a passphrase, a recovery key or a reader identity"
+            )
+        else:
+            vault.grantee_root(current)  # fails now if the key has no grant
+        if (
+            vault.owner is not None
+            and signing.b64(vault.owner.signer) != current.body.signer
+        ):
+            raise IntegrityError("the manifest is not signed by this vault's owner key")
+    return vault
+
+
+def _prepare_empty_dir(path: Path) -> None:
+    if path.is_symlink():
+        raise UnsafeInputError(f"{path} is a symlink; give the real directory")
+    if path.exists():
+        if not path.is_dir():
+            raise VaultExistsError(f"{path} exists and is not a directory")
+        if any(path.iterdir()):
+            raise VaultExistsError(
+                f"{path} is not empty; a vault needs an empty directory"
+            )
+        path.chmod(fs.DIR_MODE)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=fs.DIR_MODE)
+        path.mkdir(mode=fs.DIR_MODE)
+    except OSError as err:
+        raise fs.storage_error(err, f"create {path}") from err
