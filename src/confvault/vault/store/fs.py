@@ -16,9 +16,9 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from confvault.errors import UnsafeInputError, UnsafeVaultEntryError, VaultLockedError
 from confvault.vault.store import layout
@@ -38,15 +38,22 @@ LOCK_NAME = layout.LOCK
 TMP_DIR = layout.TMP
 JOURNAL_SUFFIX = layout.JOURNAL_SUFFIX  # a write transaction's journal in tmp/
 _BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
-_UNRESOLVED: Any = object()
-_SYNCFS: Any = _UNRESOLVED  # libc's syncfs(2) once looked up; None without one
 
 
-def _syncfs() -> Any:
+class _Unresolved:
+    """The type of ``_UNRESOLVED``: syncfs(2) not looked up yet."""
+
+
+_UNRESOLVED = _Unresolved()
+# libc's syncfs(2) (fd -> 0 or -1, errno set) once looked up; None without one
+_SYNCFS: Callable[[int], int] | _Unresolved | None = _UNRESOLVED
+
+
+def _syncfs() -> Callable[[int], int] | None:
     """syncfs(2), looked up on first use: the C library is already loaded
     into this process, so there is nothing to search for at start-up."""
     global _SYNCFS
-    if _SYNCFS is _UNRESOLVED:
+    if isinstance(_SYNCFS, _Unresolved):
         import ctypes  # only for syncfs: a backup to a tar never needs it
 
         try:
@@ -139,7 +146,8 @@ class TempFile:
             fd = root.create(TMP_DIR, self.temp)
         except OSError as err:
             raise storage_error(err, f"create a file in {root.where(TMP_DIR)}") from err
-        self.file: BinaryIO = os.fdopen(fd, "wb")
+        # None once written whole (``of_bytes``): nothing is left open
+        self.file: BinaryIO | None = os.fdopen(fd, "wb")
 
     @classmethod
     def of_bytes(cls, root: Root, rel: str, name: str, data: bytes) -> TempFile:
@@ -160,24 +168,31 @@ class TempFile:
             with contextlib.suppress(OSError):
                 root.remove(TMP_DIR, self.temp)
             raise storage_error(err, f"write {name}") from err
-        self.file = None  # type: ignore[assignment]
+        self.file = None
         return self
 
+    def _open_file(self) -> BinaryIO:
+        if self.file is None:
+            raise ValueError(f"{self.name} was written whole; it is closed")
+        return self.file
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        file = self._open_file()
         try:
-            return self.file.write(data)
+            return file.write(data)
         except OSError as err:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
 
     def close(self, *, fsync: bool = False) -> None:
         """Flush (and optionally fsync) and close; the file stays in tmp/."""
+        file = self._open_file()
         try:
-            self.file.flush()
-            _fix_mtime(self.file.fileno(), self.rel)
+            file.flush()
+            _fix_mtime(file.fileno(), self.rel)
             if fsync:
-                os.fsync(self.file.fileno())
-            self.file.close()
+                os.fsync(file.fileno())
+            file.close()
         except OSError as err:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
@@ -201,8 +216,9 @@ class TempFile:
 
     def discard(self) -> None:
         """Close and remove the temporary file (after an error)."""
-        with contextlib.suppress(OSError, AttributeError):
-            self.file.close()
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
         with contextlib.suppress(OSError):
             self.root.remove(TMP_DIR, self.temp)
 

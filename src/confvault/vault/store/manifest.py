@@ -17,10 +17,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from confvault.errors import IntegrityError
 from confvault.vault.store import fs, layout, signing
@@ -34,8 +34,29 @@ _HASHES = re.compile(r"(?:[0-9a-f]{64})*")
 _PREFIXES = re.compile(r"(?:[0-9a-f]{2})*")
 
 
-def canonical(document: Any) -> bytes:
-    """The exact bytes that are signed: sorted keys, no spaces."""
+# A retired owner signing key's hand-over to the next ("from" is a keyword).
+Endorsement = TypedDict("Endorsement", {"from": str, "to": str, "signature": str})
+
+
+class ManifestBodyDocument(TypedDict):
+    """The manifest body as JSON: what is signed (``canonical``) and written."""
+
+    format: str
+    vault: str
+    generation: int
+    signer: str
+    pointers: dict[str, str]
+    shards: dict[str, str]
+    objects: int
+    time: str
+    endorsements: list[Endorsement]
+
+
+def canonical(document: object) -> bytes:
+    """The exact bytes that are signed: sorted keys, no spaces.
+
+    ``document`` is anything ``json.dumps`` encodes (TypeError otherwise).
+    """
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -51,13 +72,13 @@ class ManifestBody:
     objects: int
     time: str
     # Owner signing keys retired by `identity rotate`, each endorsing the next.
-    endorsements: tuple[dict[str, str], ...] = ()
+    endorsements: tuple[Endorsement, ...] = ()
 
     @property
     def former_signers(self) -> set[str]:
         return {e["from"] for e in self.endorsements}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ManifestBodyDocument:
         return {
             "format": FORMAT,
             "vault": self.vault_id,
@@ -67,11 +88,15 @@ class ManifestBody:
             "shards": dict(sorted(self.shards.items())),
             "objects": self.objects,
             "time": self.time,
-            "endorsements": [dict(e) for e in self.endorsements],
+            "endorsements": [e.copy() for e in self.endorsements],
         }
 
     @classmethod
-    def from_json(cls, doc: Any) -> ManifestBody:
+    def from_json(cls, parsed: object) -> ManifestBody:
+        """The body of a parsed manifest; ``IntegrityError`` unless well formed."""
+        # Checked by trying: every lookup and conversion below raises one of
+        # the errors caught when ``parsed`` is not what a manifest holds.
+        doc: Any = parsed
         try:
             if doc["format"] != FORMAT:
                 raise IntegrityError("manifest has an unknown format")
@@ -317,7 +342,7 @@ def encode(body: ManifestBody, signature: bytes) -> bytes:
     return (_indented(doc, "\n") + "\n").encode("ascii")
 
 
-def _indented(value: Any, newline: str) -> str:
+def _indented(value: object, newline: str) -> str:
     """``json.dumps(value, indent=1, sort_keys=True)``, byte for byte.
 
     With ``indent`` the standard library falls back to its pure-Python
@@ -342,7 +367,7 @@ def _indented(value: Any, newline: str) -> str:
     return json.dumps(value)
 
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 @dataclass
@@ -352,7 +377,7 @@ class Changes:
     added: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     pointers: dict[str, str | None] = field(default_factory=dict)
-    endorsement: dict[str, str] | None = None
+    endorsement: Endorsement | None = None
 
 
 def next_body(
