@@ -10,7 +10,7 @@ from confvault import age
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
 from confvault.vault.store import sealing
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 from tests.vault.conftest import reopen
 
 

@@ -43,10 +43,10 @@ from confvault.vault.store.hardening import harden_process
 from confvault.vault.store.objects import OBJECTS_DIR, ObjectStore
 from confvault.vault.store.paths import (
     DEFAULT_LOCK_TIMEOUT,
-    SeenStore,
     check_vault_dir,
     default_state_dir,
 )
+from confvault.vault.store.seen import SeenStore
 
 Clock = Callable[[], dt.datetime]
 ROOT_FORMAT = root_index.ROOT_V1  # the grantee's view keeps the v1 shape
