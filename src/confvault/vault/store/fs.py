@@ -1,11 +1,30 @@
-"""Every file the vault writes goes through here.
+"""Locking, temporary files and durability: the file helpers beside ``rootfs``.
 
-Atomic writes (temp file, fsync, rename, directory fsync), 0700 directories and
-0600 files, refusal of symlinks and of permissions that let others in, and the
-vault lock. Inside the vault everything goes through ``store.rootfs.Root``
-(descriptor-relative, checked names); the path functions here are for what
-lies outside it (backups, exports, the user's files). ``OSError`` is
-translated into confvault errors at this boundary.
+The store's file code is divided in two, along one line: is it one access
+under the vault root, or not?
+
+- ``rootfs.Root`` is every access *under* the root: it opens, lists, stats,
+  renames, writes and removes relative to a descriptor of the root, one name
+  of ``layout``'s grammar at a time, never following a link, refusing
+  anything but private regular files and directories of ours.
+- ``fs`` (this module) is the rest: the vault lock (``locked``), temporary
+  files in tmp/ that become vault files on commit (``TempFile``,
+  ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
+  ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
+  backup directory), and checks of a directory given by its path. Whatever
+  of these touches a vault file does it through a ``Root`` or a descriptor
+  one gave, never by a path of its own.
+
+Not yet so (each takes a path under the vault root, to be routed through
+``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
+objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
+them by path), ``locked`` (opens ``<root>/lock`` by path), and
+``open_read``/``read_bytes``, which nothing calls now. ``remove`` and
+``fsync_dir`` are for paths outside a vault.
+
+Modes are 0700 for directories and 0600 for files; a symlink, or a
+permission that lets others in, is refused. ``OSError`` is translated into
+confvault errors at this boundary.
 """
 
 from __future__ import annotations
