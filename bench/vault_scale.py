@@ -69,7 +69,7 @@ from confvault import age
 from confvault.errors import ConfvaultError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 
 PASSPHRASE = b"correct horse battery staple"
 CONFVAULT = Path(sys.executable).with_name("confvault")

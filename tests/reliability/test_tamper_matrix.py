@@ -18,7 +18,7 @@ from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
 from confvault.vault.ops import compartments
 from confvault.vault.store import root_index
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 from tests.vault.conftest import PASSPHRASE
 
 KINDS = [

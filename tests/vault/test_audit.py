@@ -11,7 +11,7 @@ from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
 from confvault.vault.session import trail
 from confvault.vault.store import sealing
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 from tests.vault.conftest import reopen
 
 

@@ -28,7 +28,7 @@ from confvault.vault import Vault, backup
 from confvault.vault.backup import check as backup_check
 from confvault.vault.backup import tarformat
 from confvault.vault.store import manifest
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 from tests.conftest import require_binary
 from tests.vault.conftest import PASSPHRASE, init_vault
 

@@ -22,7 +22,7 @@ from confvault.errors import IntegrityError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_keyless
 from confvault.vault.store import manifest
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 
 PASSPHRASE = b"correct horse battery staple"
 WRITERS = 4

@@ -36,7 +36,7 @@ import pytest
 from confvault.errors import WrongPassphraseError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_keyless
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
 from confvault.vault.ops import compartments
-from confvault.vault.store.paths import SeenStore
+from confvault.vault.store.seen import SeenStore
 from tests.vault.conftest import PASSPHRASE, reopen
 
 

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from confvault.age import _format, _stream, armor
 from confvault.age._format import Header, Stanza
+from confvault.age._io import Reader, Writer
 from confvault.age._primitives import (
     constant_time_equal,
     hkdf_sha256,
@@ -48,11 +52,13 @@ from confvault.errors import (
 __all__ = [
     "Header",
     "Identity",
+    "Reader",
     "Recipient",
     "ScryptIdentity",
     "ScryptRecipient",
     "Stanza",
     "X25519Identity",
+    "Writer",
     "X25519Recipient",
     "decrypt",
     "decrypt_chunks",
@@ -112,12 +118,12 @@ class EncryptWriter:
     """
 
     def __init__(
-        self, dst: BinaryIO, recipients: Sequence[Recipient], *, armored: bool = False
+        self, dst: Writer, recipients: Sequence[Recipient], *, armored: bool = False
     ) -> None:
         file_key = random_bytes(FILE_KEY_SIZE)
         header = _make_header(recipients, file_key)
         self._armor = armor.ArmorWriter(dst) if armored else None
-        sink: BinaryIO = self._armor if self._armor else dst  # type: ignore[assignment]
+        sink: Writer = self._armor if self._armor else dst
         sink.write(header)
         self._stream = _stream.StreamWriter(file_key, random_bytes(16), sink)
 
@@ -140,8 +146,8 @@ class EncryptWriter:
 
 
 def encrypt_stream(
-    src: BinaryIO,
-    dst: BinaryIO,
+    src: Reader,
+    dst: Writer,
     recipients: Sequence[Recipient],
     *,
     armored: bool = False,
@@ -185,7 +191,7 @@ def encrypt_keyed(data: bytes, recipients: Sequence[Recipient]) -> tuple[bytes, 
 class _Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``src``, without copying ``src``."""
 
-    def __init__(self, prefix: bytes, src: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, src: Reader) -> None:
         super().__init__()
         self._prefix = prefix
         self._src = src
@@ -193,24 +199,25 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)  # io.BufferedReader passes one already
         if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
         readinto = getattr(self._src, "readinto", None)
         if readinto is not None:
-            return int(readinto(buffer) or 0)
-        data = self._src.read(len(buffer))
-        buffer[: len(data)] = data
+            return int(readinto(view) or 0)
+        data = self._src.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
 _SNIFF_SIZE = 2048
 
 
-def _open_source(src: BinaryIO) -> BinaryIO:
+def _open_source(src: Reader) -> BinaryIO:
     """Detect armor and return a buffered stream of the binary age file."""
     prefix = b""
     while len(prefix) < _SNIFF_SIZE:
@@ -220,9 +227,9 @@ def _open_source(src: BinaryIO) -> BinaryIO:
         prefix += block
     chained = io.BufferedReader(_Prefixed(prefix, src), buffer_size=64 * 1024)
     if prefix.startswith(_format.VERSION_PREFIX):
-        return chained  # type: ignore[return-value]
+        return chained
     if armor.BEGIN in prefix or prefix.lstrip().startswith(b"-----BEGIN"):
-        return armor.open_armored(chained)  # type: ignore[arg-type]
+        return armor.open_armored(chained)
     raise HeaderError("not an age file")
 
 
@@ -243,9 +250,7 @@ def _unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
     raise NoIdentityMatchError(sorted({s.type for s in stanzas}), errors)
 
 
-def decrypt_chunks(
-    src: BinaryIO, identities: Sequence[Identity]
-) -> Iterator[memoryview]:
+def decrypt_chunks(src: Reader, identities: Sequence[Identity]) -> Iterator[memoryview]:
     """Open an age file (binary or armored) and yield its authenticated chunks.
 
     The header is checked completely (stanzas, identity, MAC) before the first
@@ -259,7 +264,7 @@ def decrypt_chunks(
     return _stream.decrypt_payload(file_key, source)
 
 
-def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> int:
+def decrypt_stream(src: Reader, dst: Writer, identities: Sequence[Identity]) -> int:
     """Decrypt ``src`` into ``dst``; return the plaintext bytes written.
 
     On PayloadError, ``dst`` holds only authenticated chunks (an incomplete

@@ -12,11 +12,12 @@ libsodium's ChaCha20-Poly1305 is the bottleneck and cffi releases the GIL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when a large payload first needs the threads
     from concurrent.futures import Future, ThreadPoolExecutor
 
+from confvault.age._io import Reader, Writer
 from confvault.age._primitives import TAG_SIZE, ChunkCipher, hkdf_sha256
 from confvault.errors import HeaderError, PayloadError
 
@@ -67,7 +68,7 @@ class _BlockReader:
     when True it holds all that remained (possibly nothing).
     """
 
-    def __init__(self, src: BinaryIO, record: int) -> None:
+    def __init__(self, src: Reader, record: int) -> None:
         self._src = src
         self._record = record
         self._full = record * (_BLOCK_CHUNKS + 1)
@@ -116,7 +117,7 @@ def _split(n: int) -> tuple[range, range]:
     return range(half), range(half, n)
 
 
-def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO) -> int:
+def encrypt_payload(file_key: bytes, nonce: bytes, src: Reader, dst: Writer) -> int:
     """Write ``nonce`` and the sealed chunks of everything read from ``src``.
 
     Whole blocks are sealed by two threads into one of two output buffers,
@@ -153,8 +154,8 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO)
                     size = ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS
                     outputs = [memoryview(bytearray(size)), memoryview(bytearray(size))]
                 slot = number % 2
-                if writing[slot] is not None:
-                    writing[slot].result()  # type: ignore[union-attr]
+                if (earlier := writing[slot]) is not None:
+                    earlier.result()
                 out = outputs[slot]
                 first, second = _split(_BLOCK_CHUNKS)
                 job = _workers().submit(seal, block, out, counter, second)
@@ -186,7 +187,7 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO)
 class StreamWriter:
     """Seal data as it is written; ``close()`` seals the final chunk."""
 
-    def __init__(self, file_key: bytes, nonce: bytes, dst: BinaryIO) -> None:
+    def __init__(self, file_key: bytes, nonce: bytes, dst: Writer) -> None:
         self._cipher = ChunkCipher(payload_key(file_key, nonce))
         self._dst = dst
         self._buf = bytearray()
@@ -226,7 +227,7 @@ class StreamWriter:
         self._buf.clear()
 
 
-def decrypt_payload(file_key: bytes, src: BinaryIO) -> Iterator[memoryview]:
+def decrypt_payload(file_key: bytes, src: Reader) -> Iterator[memoryview]:
     """Yield authenticated plaintext; raise PayloadError on any fault.
 
     Plaintext is released only after its tag verified, so whatever a caller
@@ -348,7 +349,7 @@ def _final_chunk(
         raise PayloadError("payload has data after its final chunk")
 
 
-def _read_exact(src: BinaryIO, n: int) -> bytes:
+def _read_exact(src: Reader, n: int) -> bytes:
     data = b""
     while len(data) < n:
         got = src.read(n - len(data))

@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from confvault.age._io import Writer
 from confvault.errors import ArmorError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 END = b"-----END AGE ENCRYPTED FILE-----"
@@ -30,7 +34,7 @@ class ArmorWriter:
     complete.
     """
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: Writer) -> None:
         self._dst = dst
         self._pending = bytearray()
         self._finished = False
@@ -135,18 +139,19 @@ class ArmorReader(io.RawIOBase):
             raise ArmorError("unexpected data after the armor END line")
         self._done = True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)  # io.BufferedReader passes one already
         while not self._pending and not self._done:
             self._pending = self._next_block()
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
 
 def open_armored(src: BinaryIO) -> BinaryIO:
     """A buffered binary stream of the age file inside the armor read from ``src``."""
-    return io.BufferedReader(ArmorReader(src), buffer_size=64 * 1024)  # type: ignore[return-value]
+    return io.BufferedReader(ArmorReader(src), buffer_size=64 * 1024)
 
 
 def strip_leading_whitespace(src: BinaryIO) -> tuple[int, bytes]:

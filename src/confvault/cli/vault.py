@@ -18,7 +18,8 @@ from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
 from confvault.vault.model import identity
 from confvault.vault.model.results import Finding, VerifyReport
-from confvault.vault.store.paths import SeenStore, default_state_dir
+from confvault.vault.store.paths import default_state_dir
+from confvault.vault.store.seen import SeenStore
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 

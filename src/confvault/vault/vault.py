@@ -52,7 +52,8 @@ from confvault.vault.session.core import Session
 from confvault.vault.store import fs
 from confvault.vault.store.manifest import Manifest
 from confvault.vault.store.objects import ObjectStore
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT
+from confvault.vault.store.seen import SeenStore
 
 
 class Vault:

@@ -30,7 +30,8 @@ from confvault.vault.check.keyless import _live_objects, _Report, verify_keyless
 from confvault.vault.model.results import Finding, VerifyReport
 from confvault.vault.store import fs, layout, manifest
 from confvault.vault.store.objects import OBJECTS_DIR, is_hash
-from confvault.vault.store.paths import SeenStore, default_state_dir
+from confvault.vault.store.paths import default_state_dir
+from confvault.vault.store.seen import SeenStore
 
 _BUCKET = re.compile(r"[0-9a-f]{2}")
 _OBJECT_NAME = re.compile(r"objects/([0-9a-f]{2})/\1[0-9a-f]{62}")

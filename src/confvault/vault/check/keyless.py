@@ -18,7 +18,8 @@ from confvault.errors import AgeError, ConfvaultError
 from confvault.vault.model.results import Finding, VerifyReport
 from confvault.vault.store import forked, fs, layout, manifest
 from confvault.vault.store.objects import OBJECTS_DIR, is_hash
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, SeenStore
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT
+from confvault.vault.store.seen import SeenStore
 
 Progress = Callable[[int, int], None]
 _READ = 1 << 20

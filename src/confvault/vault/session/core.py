@@ -38,11 +38,8 @@ from confvault.vault.store import (
 )
 from confvault.vault.store.hardening import harden_process
 from confvault.vault.store.objects import ObjectStore
-from confvault.vault.store.paths import (
-    DEFAULT_LOCK_TIMEOUT,
-    SeenStore,
-    default_state_dir,
-)
+from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, default_state_dir
+from confvault.vault.store.seen import SeenStore
 
 ROOT_FORMAT = root_index.ROOT_V1  # the grantee's view keeps the v1 shape
 DEFAULT_MAX_KEY_AGE_DAYS = 180

@@ -23,9 +23,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from confvault import errors
+from confvault.vault.store.documents import JSONValue
 
 T = TypeVar("T")
 _OK, _FAILED = "ok", "error"
@@ -48,8 +49,11 @@ def processors() -> int:
     return os.cpu_count() or 1
 
 
-def run_pair(here: Callable[[], T], there: Callable[[], Any]) -> tuple[T, Any]:
+def run_pair(here: Callable[[], T], there: Callable[[], object]) -> tuple[T, JSONValue]:
     """``(here(), there())``, with ``there`` run in a forked child meanwhile.
+
+    ``there()`` must return what ``json.dumps`` encodes; it comes back as
+    ``json.loads`` gives it (a tuple as a list): convert it at once.
 
     If ``here`` raises, the child is killed and reaped before the exception
     goes on, so nothing the child does outlives the call. When no process
@@ -78,10 +82,11 @@ def run_pair(here: Callable[[], T], there: Callable[[], Any]) -> tuple[T, Any]:
     return mine, _outcome(message, _reap(pid))
 
 
-def _child(there: Callable[[], Any], pipe: int, parent: int) -> None:
+def _child(there: Callable[[], object], pipe: int, parent: int) -> None:
     code = 0
     try:
         _die_with(parent)
+        message: dict[str, object]
         try:
             message = {_OK: there()}
         except errors.ConfvaultError as err:
@@ -111,13 +116,14 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _outcome(message: bytes, status: int) -> Any:
+def _outcome(message: bytes, status: int) -> JSONValue:
     try:
         decoded = json.loads(message)
     except ValueError:
         decoded = None
     if isinstance(decoded, dict) and _OK in decoded:
-        return decoded[_OK]
+        result: JSONValue = decoded[_OK]  # JSON, decoded: nothing else can be
+        return result
     if isinstance(decoded, dict) and _FAILED in decoded:
         name, text = decoded[_FAILED]
         cls = getattr(errors, name, None) if name else None

@@ -1,11 +1,30 @@
-"""Every file the vault writes goes through here.
+"""Locking, temporary files and durability: the file helpers beside ``rootfs``.
 
-Atomic writes (temp file, fsync, rename, directory fsync), 0700 directories and
-0600 files, refusal of symlinks and of permissions that let others in, and the
-vault lock. Inside the vault everything goes through ``store.rootfs.Root``
-(descriptor-relative, checked names); the path functions here are for what
-lies outside it (backups, exports, the user's files). ``OSError`` is
-translated into confvault errors at this boundary.
+The store's file code is divided in two, along one line: is it one access
+under the vault root, or not?
+
+- ``rootfs.Root`` is every access *under* the root: it opens, lists, stats,
+  renames, writes and removes relative to a descriptor of the root, one name
+  of ``layout``'s grammar at a time, never following a link, refusing
+  anything but private regular files and directories of ours.
+- ``fs`` (this module) is the rest: the vault lock (``locked``), temporary
+  files in tmp/ that become vault files on commit (``TempFile``,
+  ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
+  ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
+  backup directory), and checks of a directory given by its path. Whatever
+  of these touches a vault file does it through a ``Root`` or a descriptor
+  one gave, never by a path of its own.
+
+Not yet so (each takes a path under the vault root, to be routed through
+``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
+objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
+them by path), ``locked`` (opens ``<root>/lock`` by path), and
+``open_read``/``read_bytes``, which nothing calls now. ``remove`` and
+``fsync_dir`` are for paths outside a vault.
+
+Modes are 0700 for directories and 0600 for files; a symlink, or a
+permission that lets others in, is refused. ``OSError`` is translated into
+confvault errors at this boundary.
 """
 
 from __future__ import annotations
@@ -16,9 +35,9 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from confvault.errors import UnsafeInputError, UnsafeVaultEntryError, VaultLockedError
 from confvault.vault.store import layout
@@ -38,15 +57,22 @@ LOCK_NAME = layout.LOCK
 TMP_DIR = layout.TMP
 JOURNAL_SUFFIX = layout.JOURNAL_SUFFIX  # a write transaction's journal in tmp/
 _BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
-_UNRESOLVED: Any = object()
-_SYNCFS: Any = _UNRESOLVED  # libc's syncfs(2) once looked up; None without one
 
 
-def _syncfs() -> Any:
+class _Unresolved:
+    """The type of ``_UNRESOLVED``: syncfs(2) not looked up yet."""
+
+
+_UNRESOLVED = _Unresolved()
+# libc's syncfs(2) (fd -> 0 or -1, errno set) once looked up; None without one
+_SYNCFS: Callable[[int], int] | _Unresolved | None = _UNRESOLVED
+
+
+def _syncfs() -> Callable[[int], int] | None:
     """syncfs(2), looked up on first use: the C library is already loaded
     into this process, so there is nothing to search for at start-up."""
     global _SYNCFS
-    if _SYNCFS is _UNRESOLVED:
+    if isinstance(_SYNCFS, _Unresolved):
         import ctypes  # only for syncfs: a backup to a tar never needs it
 
         try:
@@ -139,7 +165,8 @@ class TempFile:
             fd = root.create(TMP_DIR, self.temp)
         except OSError as err:
             raise storage_error(err, f"create a file in {root.where(TMP_DIR)}") from err
-        self.file: BinaryIO = os.fdopen(fd, "wb")
+        # None once written whole (``of_bytes``): nothing is left open
+        self.file: BinaryIO | None = os.fdopen(fd, "wb")
 
     @classmethod
     def of_bytes(cls, root: Root, rel: str, name: str, data: bytes) -> TempFile:
@@ -160,24 +187,31 @@ class TempFile:
             with contextlib.suppress(OSError):
                 root.remove(TMP_DIR, self.temp)
             raise storage_error(err, f"write {name}") from err
-        self.file = None  # type: ignore[assignment]
+        self.file = None
         return self
 
+    def _open_file(self) -> BinaryIO:
+        if self.file is None:
+            raise ValueError(f"{self.name} was written whole; it is closed")
+        return self.file
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        file = self._open_file()
         try:
-            return self.file.write(data)
+            return file.write(data)
         except OSError as err:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
 
     def close(self, *, fsync: bool = False) -> None:
         """Flush (and optionally fsync) and close; the file stays in tmp/."""
+        file = self._open_file()
         try:
-            self.file.flush()
-            _fix_mtime(self.file.fileno(), self.rel)
+            file.flush()
+            _fix_mtime(file.fileno(), self.rel)
             if fsync:
-                os.fsync(self.file.fileno())
-            self.file.close()
+                os.fsync(file.fileno())
+            file.close()
         except OSError as err:
             self.discard()
             raise storage_error(err, f"write {self.name}") from err
@@ -201,8 +235,9 @@ class TempFile:
 
     def discard(self) -> None:
         """Close and remove the temporary file (after an error)."""
-        with contextlib.suppress(OSError, AttributeError):
-            self.file.close()
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
         with contextlib.suppress(OSError):
             self.root.remove(TMP_DIR, self.temp)
 

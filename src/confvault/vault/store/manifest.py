@@ -9,33 +9,54 @@ Ed25519 signature by the owner over its canonical body.
 Writing new objects, making them durable, then atomically replacing the
 manifest makes every multi-file change all-or-nothing. A note added to a vault
 of 100,000 notes rewrites a handful of ~25 KB shards, never the whole list.
+The format of a shard file, its check and its edit are in ``shards``; this
+module loads the shard files the manifest names (``Manifest.lines``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from confvault.errors import IntegrityError
-from confvault.vault.store import fs, layout, signing
+from confvault.vault.store import fs, layout, shards, signing
 from confvault.vault.store.objects import is_hash
 
 MANIFEST_NAME = layout.MANIFEST
 SHARDS_DIR = layout.SHARDS
 FORMAT = "confvault/manifest/v1"
-_SHARD_HEADER = b"confvault/shard/v1\n"
 _HASHES = re.compile(r"(?:[0-9a-f]{64})*")
 _PREFIXES = re.compile(r"(?:[0-9a-f]{2})*")
 
 
-def canonical(document: Any) -> bytes:
-    """The exact bytes that are signed: sorted keys, no spaces."""
+# A retired owner signing key's hand-over to the next ("from" is a keyword).
+Endorsement = TypedDict("Endorsement", {"from": str, "to": str, "signature": str})
+
+
+class ManifestBodyDocument(TypedDict):
+    """The manifest body as JSON: what is signed (``canonical``) and written."""
+
+    format: str
+    vault: str
+    generation: int
+    signer: str
+    pointers: dict[str, str]
+    shards: dict[str, str]
+    objects: int
+    time: str
+    endorsements: list[Endorsement]
+
+
+def canonical(document: object) -> bytes:
+    """The exact bytes that are signed: sorted keys, no spaces.
+
+    ``document`` is anything ``json.dumps`` encodes (TypeError otherwise).
+    """
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -51,13 +72,13 @@ class ManifestBody:
     objects: int
     time: str
     # Owner signing keys retired by `identity rotate`, each endorsing the next.
-    endorsements: tuple[dict[str, str], ...] = ()
+    endorsements: tuple[Endorsement, ...] = ()
 
     @property
     def former_signers(self) -> set[str]:
         return {e["from"] for e in self.endorsements}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ManifestBodyDocument:
         return {
             "format": FORMAT,
             "vault": self.vault_id,
@@ -67,11 +88,15 @@ class ManifestBody:
             "shards": dict(sorted(self.shards.items())),
             "objects": self.objects,
             "time": self.time,
-            "endorsements": [dict(e) for e in self.endorsements],
+            "endorsements": [e.copy() for e in self.endorsements],
         }
 
     @classmethod
-    def from_json(cls, doc: Any) -> ManifestBody:
+    def from_json(cls, parsed: object) -> ManifestBody:
+        """The body of a parsed manifest; ``IntegrityError`` unless well formed."""
+        # Checked by trying: every lookup and conversion below raises one of
+        # the errors caught when ``parsed`` is not what a manifest holds.
+        doc: Any = parsed
         try:
             if doc["format"] != FORMAT:
                 raise IntegrityError("manifest has an unknown format")
@@ -141,7 +166,7 @@ class Manifest:
             elif self.shard_files is None:
                 raise IntegrityError(f"manifest shard {prefix} is missing")
             elif name in self.shard_files:
-                body = check_shard_lines(self.shard_files[name], name, prefix)
+                body = shards.check_lines(self.shard_files[name], name, prefix)
             else:
                 raise IntegrityError(f"manifest shard {prefix} is missing")
             self._cache[prefix] = body
@@ -174,52 +199,7 @@ def read_shard_lines(disk: fs.Root | Path, name: str, prefix: str) -> bytes:
         data = fs.as_root(disk).read(SHARDS_DIR, name)
     except FileNotFoundError as err:
         raise IntegrityError(f"manifest shard {prefix} is missing") from err
-    return check_shard_lines(data, name, prefix)
-
-
-def check_shard_lines(data: bytes, name: str, prefix: str) -> bytes:
-    """Check one shard file's bytes against its name: its lines of names."""
-    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), name):
-        raise IntegrityError(f"manifest shard {prefix} is damaged or was replaced")
-    body = data[len(_SHARD_HEADER) :]
-    if not data.startswith(_SHARD_HEADER) or not _well_formed(body, prefix):
-        raise IntegrityError(f"manifest shard {prefix} is malformed")
-    return body
-
-
-def _well_formed(body: bytes, prefix: str) -> bool:
-    """Lines of 64 lowercase hex digits, each starting with ``prefix``.
-
-    Checked with slices and ``translate``, which run in C: a shard of a
-    100,000-note vault holds about 400 names.
-    """
-    lines, rest = divmod(len(body), 65)
-    if rest or len(prefix) != 2 or not is_hash(prefix * 32):
-        return False
-    first, second = prefix.encode("ascii")
-    return (
-        body[64::65] == b"\n" * lines
-        and body.count(b"\n") == lines
-        and body[0::65] == bytes([first]) * lines
-        and body[1::65] == bytes([second]) * lines
-        and not body.translate(None, _HEX_AND_NEWLINE)
-    )
-
-
-_HEX_AND_NEWLINE = b"0123456789abcdef\n"
-_LINE = 65  # 64 hex digits and a newline
-
-
-def _insertion_point(lines: bytes, line: bytes) -> int:
-    """Where ``line`` goes in sorted fixed-width ``lines`` (a byte offset)."""
-    low, high = 0, len(lines) // _LINE
-    while low < high:
-        middle = (low + high) // 2
-        if lines[middle * _LINE : (middle + 1) * _LINE] < line:
-            low = middle + 1
-        else:
-            high = middle
-    return low * _LINE
+    return shards.check_lines(data, name, prefix)
 
 
 def read_raw(disk: fs.Root | Path) -> bytes:
@@ -317,7 +297,7 @@ def encode(body: ManifestBody, signature: bytes) -> bytes:
     return (_indented(doc, "\n") + "\n").encode("ascii")
 
 
-def _indented(value: Any, newline: str) -> str:
+def _indented(value: object, newline: str) -> str:
     """``json.dumps(value, indent=1, sort_keys=True)``, byte for byte.
 
     With ``indent`` the standard library falls back to its pure-Python
@@ -342,7 +322,7 @@ def _indented(value: Any, newline: str) -> str:
     return json.dumps(value)
 
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 @dataclass
@@ -352,7 +332,7 @@ class Changes:
     added: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     pointers: dict[str, str | None] = field(default_factory=dict)
-    endorsement: dict[str, str] | None = None
+    endorsement: Endorsement | None = None
 
 
 def next_body(
@@ -371,38 +351,26 @@ def next_body(
     for digest in changes.removed:
         removed.setdefault(digest[:2], set()).add(digest)
     touched = added.keys() | removed.keys()
-    shards = dict(current.body.shards) if current else {}
+    shard_names = dict(current.body.shards) if current else {}
     pointers = dict(current.body.pointers) if current else {}
     count = current.body.objects if current else 0
     new_files: dict[str, bytes] = {}
     # The next manifest starts with every shard it shares with this one loaded.
     cache = dict(current._cache) if current else {}
     for prefix in sorted(touched):
-        # Edit the sorted lines: cut retired names out, insert new ones.
         lines = current.lines(prefix) if current else b""
-        before = len(lines) // _LINE
-        for digest in removed.get(prefix, ()):
-            at = lines.find(digest.encode("ascii"))
-            if at >= 0:
-                if (
-                    at % _LINE
-                ):  # cannot happen with 64-digit names; never cut a line apart
-                    raise IntegrityError(f"manifest shard {prefix} is malformed")
-                lines = lines[:at] + lines[at + _LINE :]
-        for digest in sorted(added.get(prefix, ())):
-            line = digest.encode("ascii") + b"\n"
-            if line not in lines:
-                at = _insertion_point(lines, line)
-                lines = lines[:at] + line + lines[at:]
-        count += len(lines) // _LINE - before
+        before = len(lines) // shards.LINE
+        lines = shards.edit(
+            lines, prefix, added.get(prefix, ()), removed.get(prefix, ())
+        )
+        count += len(lines) // shards.LINE - before
         cache[prefix] = lines
         if lines:
-            data = _SHARD_HEADER + lines
-            name = hashlib.sha256(data).hexdigest()
-            shards[prefix] = name
+            name, data = shards.file_of(lines)
+            shard_names[prefix] = name
             new_files[name] = data
         else:
-            shards.pop(prefix, None)
+            shard_names.pop(prefix, None)
     for key, value in changes.pointers.items():
         if value is None:
             pointers.pop(key, None)
@@ -413,6 +381,6 @@ def next_body(
     if changes.endorsement is not None:
         endorsements += (changes.endorsement,)
     body = ManifestBody(
-        vault_id, generation, signer, pointers, shards, count, time, endorsements
+        vault_id, generation, signer, pointers, shard_names, count, time, endorsements
     )
     return body, new_files, cache

@@ -12,7 +12,7 @@ import hmac
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault.store import fs, layout
@@ -27,8 +27,14 @@ def is_hash(text: str) -> bool:
     return bool(_HASH.fullmatch(text))
 
 
+class Sink(Protocol):
+    """What ``put_stream``'s writer writes an object's bytes into."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+
 class _HashingSink:
-    """Writes to a temp file while hashing what passes through."""
+    """A ``Sink``: writes to a temp file while hashing what passes through."""
 
     def __init__(self, temp: fs.TempFile) -> None:
         self._temp = temp
@@ -59,9 +65,7 @@ class ObjectStore:
             self.disk, f"{OBJECTS_DIR}/{digest[:2]}", digest, data
         )
 
-    def put_stream(
-        self, write: Callable[[_HashingSink], None]
-    ) -> tuple[str, fs.TempFile]:
+    def put_stream(self, write: Callable[[Sink], None]) -> tuple[str, fs.TempFile]:
         """Like ``put``, for what ``write(sink)`` writes, streamed."""
         temp = fs.TempFile(self.disk, OBJECTS_DIR, "pending")
         sink = _HashingSink(temp)

@@ -25,11 +25,15 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
 from confvault.vault.store import sealing
+from confvault.vault.store.documents import JSONObject, JSONValue
+
+if TYPE_CHECKING:
+    from confvault.vault.store.transaction import Transaction
 
 ROOT_V1 = "confvault/root/v1"
 ROOT_V2 = "confvault/root/v2"
@@ -49,7 +53,7 @@ class Buckets:
     """What the vault holds now: bucket label -> (object name, untouched clients),
     and each bucket's file key (base64)."""
 
-    sealed: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    sealed: dict[str, tuple[str, JSONObject]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -57,7 +61,13 @@ class Buckets:
         return {digest for digest, _ in self.sealed.values()}
 
 
-def _parse(plain: bytes, formats: Sequence[str], what: str) -> dict[str, Any]:
+class ObjectSource(Protocol):
+    """Where sealed objects are read by name (a vault's ``ObjectStore``)."""
+
+    def get(self, digest: str) -> bytes: ...
+
+
+def _parse(plain: bytes, formats: Sequence[str], what: str) -> JSONObject:
     try:
         doc = json.loads(plain)
     except ValueError as err:  # includes a UnicodeDecodeError
@@ -67,9 +77,28 @@ def _parse(plain: bytes, formats: Sequence[str], what: str) -> dict[str, Any]:
     return doc
 
 
+def _object(value: JSONValue, what: str) -> JSONObject:
+    if not isinstance(value, dict):
+        raise IntegrityError(f"the {what} is malformed")
+    return value
+
+
+def _bucket_entry(entry: JSONValue) -> tuple[str, str]:
+    """A top document's entry for one bucket: (object name, file key text).
+
+    ``TypeError`` or ``KeyError`` when it is not an object of two strings.
+    """
+    if not isinstance(entry, dict):
+        raise TypeError("the bucket entry is not an object")
+    digest, file_key = entry["object"], entry["file_key"]
+    if not isinstance(digest, str) or not isinstance(file_key, str):
+        raise TypeError("the bucket entry's object or file key is not text")
+    return digest, file_key
+
+
 def read(
-    store: Any, identity: age.Identity, digest: str, vault_id: str
-) -> tuple[dict[str, Any], Buckets]:
+    store: ObjectSource, identity: age.Identity, digest: str, vault_id: str
+) -> tuple[JSONObject, Buckets]:
     """The merged root of this vault, and its buckets as sealed now."""
     top = _parse(
         age.decrypt(store.get(digest), [identity]), (ROOT_V1, ROOT_V2), "root index"
@@ -78,39 +107,39 @@ def read(
         raise IntegrityError("the root index belongs to another vault")
     if top["format"] == ROOT_V1:
         return top, Buckets()  # every client inline: all buckets are new
-    clients: dict[str, Any] = {}
+    clients: JSONObject = {}
     buckets = Buckets()
     named = top.pop("buckets", None)
     if not isinstance(named, dict):
         raise IntegrityError("the root index names no client buckets")
     for label, entry in sorted(named.items()):
         try:
-            file_key = base64.b64decode(entry["file_key"], validate=True)
-            plain = age.decrypt_with_file_key(store.get(entry["object"]), file_key)
+            bucket, key_text = _bucket_entry(entry)
+            file_key = base64.b64decode(key_text, validate=True)
+            plain = age.decrypt_with_file_key(store.get(bucket), file_key)
         except (KeyError, TypeError, binascii.Error, ValueError, AgeError) as err:
             raise IntegrityError(f"client bucket {label} does not open: {err}") from err
         doc = _parse(plain, (BUCKET_FORMAT,), "client bucket")
+        members = doc.get("clients")
         if (
             doc.get("vault") != vault_id
             or doc.get("bucket") != label
-            or not isinstance(doc.get("clients"), dict)
-            or not all(label_of(cid) == label for cid in doc["clients"])
+            or not isinstance(members, dict)
+            or not all(label_of(cid) == label for cid in members)
         ):
             raise IntegrityError(f"client bucket {label} was swapped or altered")
-        clients.update(doc["clients"])
+        clients.update(members)
         # a second, untouched parse: what ``write`` compares against
-        buckets.sealed[label] = (
-            entry["object"],
-            _parse(plain, (BUCKET_FORMAT,), "")["clients"],
-        )
-        buckets.keys[label] = entry["file_key"]
+        untouched = _parse(plain, (BUCKET_FORMAT,), "")["clients"]
+        buckets.sealed[label] = (bucket, _object(untouched, "client bucket"))
+        buckets.keys[label] = key_text
     top["clients"] = clients
     return top, buckets
 
 
 def write(
-    txn: Any,
-    root: dict[str, Any],
+    txn: Transaction,
+    root: JSONObject,
     buckets: Buckets,
     owner: age.Recipient,
     changed: Collection[str] | None = None,
@@ -121,8 +150,8 @@ def write(
     added or removed: only their buckets are compared (a note add changes
     one client; comparing every bucket costs O(clients)).
     """
-    clients = root["clients"]
-    by_label: dict[str, dict[str, Any]] = {}
+    clients = _object(root["clients"], "root index")
+    by_label: dict[str, JSONObject] = {}
     if changed is None or not buckets.sealed:  # a v1 root: write every bucket
         for cid, client in clients.items():
             by_label.setdefault(label_of(cid), {})[cid] = client

@@ -9,11 +9,11 @@ Files and Communication with PURBs").
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from confvault import age
 from confvault.errors import IntegrityError
+from confvault.vault.store.documents import JSONObject
 
 MIN_BUCKET = 1024
 _POW2_LIMIT = 64 * 1024
@@ -36,20 +36,22 @@ def pad_text(data: bytes) -> bytes:
     return data + b" " * (padded_size(len(data)) - len(data))
 
 
-def encode_document(doc: dict[str, Any]) -> bytes:
+def encode_document(doc: Mapping[str, object]) -> bytes:
     """A JSON document as sealed: compact, keys sorted, UTF-8."""
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 
 
-def seal_document(doc: dict[str, Any], recipients: Sequence[age.Recipient]) -> bytes:
+def seal_document(
+    doc: Mapping[str, object], recipients: Sequence[age.Recipient]
+) -> bytes:
     """A JSON document, padded, sealed to ``recipients``."""
     return age.encrypt(pad_text(encode_document(doc)), recipients)
 
 
 def open_document(
     sealed: bytes, identities: Sequence[age.Identity], kind: str
-) -> dict[str, Any]:
+) -> JSONObject:
     """Decrypt and parse a sealed document, checking its format tag."""
     plain = age.decrypt(sealed, identities)
     try:

@@ -19,13 +19,12 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from confvault import age
 from confvault.errors import UnsafeInputError
 from confvault.vault.store import fs, layout, manifest, sealing
-from confvault.vault.store.objects import ObjectStore
+from confvault.vault.store.objects import ObjectStore, Sink
 
 JOURNAL_SUFFIX = fs.JOURNAL_SUFFIX
 _JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
@@ -36,7 +35,9 @@ def journal_key(signing_seed: bytes) -> bytes:
     return hmac.new(signing_seed, _JOURNAL_KEY_LABEL, hashlib.sha256).digest()
 
 
-def _journal_mac(key: bytes, name: str, vault_id: str, lists: dict[str, Any]) -> str:
+def _journal_mac(
+    key: bytes, name: str, vault_id: str, lists: Mapping[str, object]
+) -> str:
     message = json.dumps([name, vault_id, lists], sort_keys=True).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
@@ -66,7 +67,7 @@ class Transaction:
         self._added(digest, temp)
         return digest
 
-    def put_stream(self, write: Callable[[Any], None]) -> str:
+    def put_stream(self, write: Callable[[Sink], None]) -> str:
         """Store a sealed object written by ``write(sink)`` (streamed)."""
         digest, temp = self.store.put_stream(write)
         self._added(digest, temp)
@@ -94,7 +95,7 @@ class Transaction:
         self._pending.clear()
 
     def put_document(
-        self, doc: dict[str, Any], recipients: Sequence[age.Recipient]
+        self, doc: Mapping[str, object], recipients: Sequence[age.Recipient]
     ) -> str:
         """Seal and store a JSON document."""
         return self.put(sealing.seal_document(doc, recipients))
