@@ -12,11 +12,8 @@ import typer
 from confvault import age
 from confvault.cli import _output, _secrets
 from confvault.vault import Vault
-from confvault.vault.store.paths import (
-    DEFAULT_LOCK_TIMEOUT,
-    default_state_dir,
-    default_vault_path,
-)
+from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
+from confvault.vault.store.paths import default_state_dir, default_vault_path
 
 ENV_VAULT = "CONFVAULT_VAULT"
 ENV_LOCK_TIMEOUT = "CONFVAULT_LOCK_TIMEOUT"

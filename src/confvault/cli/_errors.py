@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from confvault import errors
 from confvault.cli import _output
+from confvault.vault.model import policy
 
 OK = 0
 FAILURE = 1
@@ -53,8 +54,9 @@ _HINT_WORK = "the file asks for more scrypt work than allowed; it may be hostile
 _HINT_VERIFY = "run `confvault verify` for the full report; restore from a backup"
 _HINT_SOURCE = "pass --passphrase-file FILE, or set CONFVAULT_PASSPHRASE_FILE"
 _HINT_WORK_FACTOR = (
-    "it is log2 of scrypt's N (default 18); below 15 only with "
-    "--allow-weak-work-factor, for tests and benchmarks"
+    f"it is log2 of scrypt's N (default {policy.DEFAULT_WORK_FACTOR}); below "
+    f"{policy.MIN_WORK_FACTOR} only with --allow-weak-work-factor, for tests and "
+    "benchmarks"
 )
 
 # Order matters: the first class that matches wins, so subclasses come first.

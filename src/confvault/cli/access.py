@@ -15,10 +15,10 @@ from rich.table import Table
 from confvault import age
 from confvault.cli import _argv, _output, _secrets
 from confvault.cli._context import options
-from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO, PARTLY_DONE
+from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
 from confvault.errors import KeyFormatError
 from confvault.vault import Vault
-from confvault.vault.model import identity
+from confvault.vault.model import policy
 from confvault.vault.model.results import RekeyReport, RevokeReport, RotateReport
 
 JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
@@ -135,7 +135,7 @@ def _exit_for(outcome: str) -> None:
     if outcome == "partly-done":
         raise typer.Exit(PARTLY_DONE)
     if outcome == "failed":
-        raise typer.Exit(1)
+        raise typer.Exit(FAILURE)
     if outcome == "nothing-to-do":
         raise typer.Exit(NOTHING_TO_DO)
 
@@ -284,7 +284,8 @@ def passphrase(
         int | None,
         typer.Option(
             "--work-factor",
-            help="new scrypt cost, log2(N): 15-22, as for init (default: unchanged)",
+            help=f"new scrypt cost, log2(N): {policy.MIN_WORK_FACTOR}-"
+            f"{policy.MAX_WORK_FACTOR}, as for init (default: unchanged)",
         ),
     ] = None,
     allow_weak_work_factor: Annotated[
@@ -304,7 +305,7 @@ def passphrase(
     written afterwards.
     """
     if work_factor is not None:  # before any prompt: nothing asked, nothing changed
-        identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
+        policy.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
     opts = options(ctx)
     if recovery_key_file is not None:
         text = recovery_key_file.read_text(encoding="utf-8")

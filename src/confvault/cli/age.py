@@ -161,7 +161,13 @@ def encrypt(
         typer.Option("--passphrase-file", help="read the passphrase from FILE"),
     ] = None,
     work_factor: Annotated[
-        int, typer.Option("--work-factor", min=10, max=22, help="scrypt cost, log2(N)")
+        int,
+        typer.Option(
+            "--work-factor",
+            min=10,
+            max=agelib.scrypt.DEFAULT_MAX_WORK_FACTOR,
+            help="scrypt cost, log2(N)",
+        ),
     ] = agelib.scrypt.DEFAULT_WORK_FACTOR,
 ) -> None:
     """Seal INPUT to recipients or a passphrase, as the stock `age -e` does."""

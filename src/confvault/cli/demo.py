@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from confvault.cli import _output
 from confvault.vault import Vault
+from confvault.vault.model import policy
 
 DEMO_PASSPHRASE = b"demo passphrase - not for real records"
 _CLIENTS = {
@@ -49,10 +50,14 @@ def run_demo() -> None:
             "[bold]confvault demo[/bold] — synthetic data in a temporary vault\n"
         )
         vault, recovery = Vault.init(
-            path, DEMO_PASSPHRASE, work_factor=15, state_dir=Path(tmp) / "state"
+            path,
+            DEMO_PASSPHRASE,
+            work_factor=policy.MIN_WORK_FACTOR,
+            state_dir=Path(tmp) / "state",
         )
         _say(
-            "init: created a vault, owner keys sealed with a passphrase (scrypt 2^15)",
+            "init: created a vault, owner keys sealed with a passphrase "
+            f"(scrypt 2^{policy.MIN_WORK_FACTOR})",
             str(path),
         )
         _say(

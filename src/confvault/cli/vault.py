@@ -16,7 +16,7 @@ from confvault.cli._errors import INTEGRITY
 from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_vault
-from confvault.vault.model import identity
+from confvault.vault.model import policy
 from confvault.vault.model.results import Finding, VerifyReport
 from confvault.vault.store.paths import default_state_dir
 from confvault.vault.store.seen import SeenStore
@@ -29,9 +29,11 @@ def init(
     work_factor: Annotated[
         int,
         typer.Option(
-            "--work-factor", help="scrypt cost, log2(N) (default 18, floor 15)"
+            "--work-factor",
+            help=f"scrypt cost, log2(N) (default {policy.DEFAULT_WORK_FACTOR}, "
+            f"floor {policy.MIN_WORK_FACTOR})",
         ),
-    ] = identity.DEFAULT_WORK_FACTOR,
+    ] = policy.DEFAULT_WORK_FACTOR,
     allow_weak_work_factor: Annotated[
         bool,
         typer.Option(
@@ -58,19 +60,19 @@ def init(
     """Create a vault: owner keys sealed with your passphrase, and a recovery key."""
     opts = options(ctx)
     path = opts.vault_path
-    identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
+    policy.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
     if recovery_key_file is not None and (
         recovery_key_file.exists() or recovery_key_file.is_symlink()
     ):
         raise ConfvaultError(f"{recovery_key_file} already exists; not overwriting it")
     passphrase = opts.passphrase(confirm=True, prompt="New vault passphrase: ")
-    weakness = identity.check_passphrase_strength(passphrase)
+    weakness = policy.check_passphrase_strength(passphrase)
     if weakness:
         raise WeakPassphraseError(f"passphrase too weak: {weakness}")
-    if work_factor < identity.MIN_WORK_FACTOR:
+    if policy.is_weak_work_factor(work_factor):
         _output.warn(
             f"scrypt work factor {work_factor} is below the floor "
-            f"{identity.MIN_WORK_FACTOR}: for tests only"
+            f"{policy.MIN_WORK_FACTOR}: for tests only"
         )
     vault, recovery = Vault.init(
         path,
@@ -78,7 +80,7 @@ def init(
         work_factor=work_factor,
         recovery_key=not no_recovery_key,
         state_dir=default_state_dir(),
-        min_work_factor=min(work_factor, identity.MIN_WORK_FACTOR),
+        min_work_factor=min(work_factor, policy.MIN_WORK_FACTOR),
     )
     if recovery is not None and recovery_key_file is not None:
         fd = os.open(recovery_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -20,47 +20,19 @@ from confvault import age
 from confvault.errors import (
     IntegrityError,
     NoIdentityMatchError,
-    WorkFactorError,
     WrongPassphraseError,
+)
+from confvault.vault.model.policy import (  # noqa: F401 - importable from here too
+    DEFAULT_WORK_FACTOR,
+    MAX_WORK_FACTOR,
+    MIN_PASSPHRASE_CHARS,
+    MIN_WORK_FACTOR,
+    check_passphrase_strength,
+    check_work_factor,
 )
 from confvault.vault.store import signing
 
-MIN_WORK_FACTOR = 15  # below this, a stolen vault's passphrase is too cheap to guess
-MAX_WORK_FACTOR = 22  # the stock age tool refuses more on decryption
-DEFAULT_WORK_FACTOR = age.scrypt.DEFAULT_WORK_FACTOR
-MIN_PASSPHRASE_CHARS = 12
 _SEED_PREFIX = "# ed25519-signing-seed: "
-_COMMON = {"password1234", "123456789012", "passwordpassword", "qwertyuiopas"}
-
-
-def check_work_factor(work_factor: int, *, allow_weak: bool = False) -> int:
-    """``work_factor`` when a new owner key file may use it, else WorkFactorError.
-
-    The bounds of ``init`` and ``passphrase`` alike: at least MIN_WORK_FACTOR
-    (1 with ``allow_weak``, for tests and benchmarks) and at most
-    MAX_WORK_FACTOR, the most this vault and the stock age tool open.
-    """
-    floor = 1 if allow_weak else MIN_WORK_FACTOR
-    if not floor <= work_factor <= MAX_WORK_FACTOR:
-        raise WorkFactorError(
-            f"--work-factor must be between {floor} and {MAX_WORK_FACTOR}"
-        )
-    return work_factor
-
-
-def check_passphrase_strength(passphrase: bytes) -> str | None:
-    """Why ``passphrase`` is too weak, or None when it is acceptable."""
-    text = passphrase.decode("utf-8", "replace")
-    if len(text) < MIN_PASSPHRASE_CHARS:
-        return (
-            f"it has {len(text)} characters; use at least {MIN_PASSPHRASE_CHARS} "
-            "(a few unrelated words work well)"
-        )
-    if len(set(text)) < 6:
-        return "it repeats too few different characters"
-    if text.lower() in _COMMON:
-        return "it is a commonly used passphrase"
-    return None
 
 
 @dataclass(frozen=True)

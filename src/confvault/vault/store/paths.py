@@ -8,11 +8,10 @@ import os
 from pathlib import Path
 
 from confvault.errors import VaultNotFoundError
+from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT  # noqa: F401 - re-exported
 from confvault.vault.store import fs
 from confvault.vault.store.manifest import SHARDS_DIR
 from confvault.vault.store.objects import OBJECTS_DIR
-
-DEFAULT_LOCK_TIMEOUT = 60.0
 
 
 def check_vault_dir(path: Path) -> None:
