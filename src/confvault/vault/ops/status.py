@@ -54,13 +54,14 @@ def status(s: Session) -> Any:
 
 def verify(s: Session, *, deep: bool = False, progress: Any = None) -> Any:
     """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
+    from confvault.vault.check import deep as deep_check
     from confvault.vault.check import keyless as checks
 
     with fs.locked(s.root, exclusive=False, timeout=s.lock_timeout):
         report, current = checks.verify_keyless(s.root, seen=s.seen, progress=progress)
         if deep and current is not None and s.owner is not None:
             s.manifest = current
-            report = checks.verify_deep(_DeepSource(s), report, current, progress)
+            report = deep_check.verify_deep(_DeepSource(s), report, current, progress)
         # Under the lock: a writer committing in between would otherwise have
         # its generation overwritten by this read-modify-write of the memory.
         s.seen.record_verify(report.vault_id or s.vault_id, s.now(), report.ok)
