@@ -1,5 +1,6 @@
 """The typed rooms stay typed: `mypy --strict` passes on the codec, the
-errors and the vault's store (issue 12), as part of the README's test command.
+errors, the vault's store and the command line (issue 12), as part of the
+README's test command.
 
 The other rooms are reached only by following imports there, and pyproject's
 [tool.mypy] keeps their errors silent until they are typed in their turn.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TYPED = ["src/confvault/age", "src/confvault/errors.py", "src/confvault/vault/store"]
+TYPED += ["src/confvault/cli"]
 
 
 def test_mypy_strict_passes_on_the_typed_rooms() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from confvault.cli import app
 from confvault.cli import backup as backup_cli
+from confvault.cli._app import COMMANDS
 from confvault.vault import Vault
 from confvault.vault.store import manifest
 from tests.cli.conftest import PASSPHRASE
@@ -389,15 +390,21 @@ def test_backup_while_processes_add_notes(
     assert vault.verify(deep=True).findings == ()
 
 
-# --- `backup create|verify` start without typer, and say what the full app says --------
+# --- `backup create|verify` load no key code, and say what the full app says ----------
 
-# main() as the console script runs it; it reports on exit whether typer was loaded.
+# What a nightly backup must not load: rich (nothing styled is printed), the
+# vault's key-holding core, and the modules of the other commands.
+NOT_FOR_BACKUP = sorted(
+    {"rich", "confvault.vault.session"}
+    | {entry.module for entry in COMMANDS.values()} - {"confvault.cli.backup"}
+)
+# main() as the console script runs it; it reports on exit which of those it loaded.
 FAST = [
     sys.executable,
     "-c",
     "import atexit, sys\n"
-    "atexit.register(lambda: print('typer loaded:', 'typer' in sys.modules,"
-    " file=sys.stderr))\n"
+    f"atexit.register(lambda: print('loaded:', [m for m in {NOT_FOR_BACKUP!r}"
+    " if m in sys.modules], file=sys.stderr))\n"
     "from confvault.cli import main\n"
     "main()\n",
 ]
@@ -410,7 +417,7 @@ FULL = [
 
 def _both(args: list[str], *, stdin: bytes = b"", env: dict[str, str] | None = None):
     """(exit code, stdout, stderr) of the entry point and of the full app, and
-    whether the entry point loaded typer; anything either wrote is removed."""
+    which of NOT_FOR_BACKUP the entry point loaded; anything either wrote is removed."""
     runs = []
     for argv in (FAST, FULL):
         proc = subprocess.run(
@@ -421,10 +428,10 @@ def _both(args: list[str], *, stdin: bytes = b"", env: dict[str, str] | None = N
             timeout=120,
             check=False,
         )
-        head, found, tail = proc.stderr.decode().rpartition("typer loaded: ")
+        head, found, tail = proc.stderr.decode().rpartition("loaded: ")
         runs.append((proc.returncode, proc.stdout, head if found else tail))
         if argv is FAST:
-            typer_loaded = tail.strip() == "True"
+            loaded = tail.strip()
         for path in (Path(a) for a in args if a.startswith("/")):
             if path.name.startswith("new") and path.exists():
                 if path.is_dir():
@@ -432,10 +439,10 @@ def _both(args: list[str], *, stdin: bytes = b"", env: dict[str, str] | None = N
                 else:
                     path.unlink()
     assert runs[0] == runs[1]
-    return (*runs[0], typer_loaded)
+    return (*runs[0], loaded)
 
 
-def test_plain_backup_commands_skip_typer_and_match_the_app(
+def test_plain_backup_commands_load_no_key_code_and_match_the_app(
     cli, vault_with_notes: Path, tmp_path: Path
 ) -> None:
     vault = str(vault_with_notes)
@@ -445,15 +452,15 @@ def test_plain_backup_commands_skip_typer_and_match_the_app(
         [f"--vault={vault}", "backup", "create", tar, "--json"],
         ["--vault", vault, "backup", "create", "--json", snap],
     ):
-        code, out, err, typer_loaded = _both(args)
-        assert (code, typer_loaded) == (0, False), err
+        code, out, err, loaded = _both(args)
+        assert (code, loaded) == (0, "[]"), err
         assert out.startswith((b"backed up vault ", b"{"))
-    code, out, err, typer_loaded = _both(
+    code, out, err, loaded = _both(
         ["backup", "create", tar], env={"CONFVAULT_VAULT": vault}
     )
-    assert (code, typer_loaded) == (0, False)
-    code, out, err, typer_loaded = _both(["--vault", vault, "backup", "create", "-"])
-    assert (code, typer_loaded) == (0, False)
+    assert (code, loaded) == (0, "[]")
+    code, out, err, loaded = _both(["--vault", vault, "backup", "create", "-"])
+    assert (code, loaded) == (0, "[]")
     assert err.startswith("backed up vault ")  # the summary: stderr...
     assert out[:8] == b"manifest"  # ...the tar: stdout
 
@@ -463,10 +470,10 @@ def test_plain_backup_commands_skip_typer_and_match_the_app(
         ["backup", "verify", str(tmp_path / "kept.tar")],
         ["backup", "verify", str(tmp_path / "kept.tar"), "--json"],
     ):
-        code, out, err, typer_loaded = _both(args)
-        assert (code, typer_loaded) == (0, False)
-    code, out, _, typer_loaded = _both(["backup", "verify", "-"], stdin=data)
-    assert (code, typer_loaded, out.startswith(b"vault ok")) == (0, False, True)
+        code, out, err, loaded = _both(args)
+        assert (code, loaded) == (0, "[]")
+    code, out, _, loaded = _both(["backup", "verify", "-"], stdin=data)
+    assert (code, loaded, out.startswith(b"vault ok")) == (0, "[]", True)
 
     flipped, _ = _flip_object_byte(data)
     code, out, _, _ = _both(["backup", "verify", "-"], stdin=flipped)

@@ -1,4 +1,11 @@
-"""The full command tree (every group and command)."""
+"""The root of the command tree: the global options, and the table of every
+top-level command and group, each loaded from its module on demand.
+
+Importing this module loads typer and nothing of the vault but its policy
+constants; a command's module is imported when that command runs (see
+cli/_lazy.py). A new command goes in its module and gets one row here, in the
+order ``confvault --help`` lists it; tests/cli/test_app.py checks the row.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +15,85 @@ from typing import Annotated
 import typer
 
 from confvault import __version__
-from confvault.cli import (
-    access,
-    age,
-    audit,
-    backup,
-    clients,
-    demo,
-    notes,
-    records,
-    vault,
-)
 from confvault.cli._context import Options
-from confvault.cli._errors import EXIT_STATUS, ConfvaultGroup
+from confvault.cli._errors import EXIT_STATUS
+from confvault.cli._lazy import Lazy, LazyGroup
+
+_VAULT = "confvault.cli.vault"
+_NOTES = "confvault.cli.notes"
+_ACCESS = "confvault.cli.access"
+_OWNER = "confvault.cli.owner"
+
+# name: where it is defined, and the line `confvault --help` shows for it
+COMMANDS: dict[str, Lazy] = {
+    "init": Lazy(
+        _VAULT,
+        "Create a vault: owner keys sealed with your passphrase, and a recovery key.",
+    ),
+    "status": Lazy(
+        _VAULT, "A dashboard: clients, notes, drafts, keys, grants, last verify."
+    ),
+    "verify": Lazy(
+        _VAULT, "Check the whole vault; without --deep no passphrase is needed."
+    ),
+    "attach": Lazy(
+        _NOTES,
+        "Seal a file (a signed consent form, a letter) as an attachment note.",
+    ),
+    "grant": Lazy(
+        _ACCESS,
+        "Give a colleague's age key read access to clients (instant at any size).",
+    ),
+    "grants": Lazy(_ACCESS, "Who has access to what, since when, until when."),
+    "revoke": Lazy(
+        _ACCESS, "Remove a grant and rotate every affected client key in the same run."
+    ),
+    "rotate": Lazy(
+        _ACCESS, "New client keys, notes re-sealed. No selector: the nightly job."
+    ),
+    "passphrase": Lazy(
+        _OWNER, "Change the passphrase (old one, or the recovery key, required)."
+    ),
+    "export": Lazy(
+        "confvault.cli.export",
+        "Export a client's whole record: readable files (--out) or one age file (--to).",
+    ),
+    "demo": Lazy(
+        "confvault.cli.demo",
+        "Walk through confvault on throwaway data in a temporary directory.",
+    ),
+    "age": Lazy(
+        "confvault.cli.age",
+        "Seal or open single files in the standard age format.",
+        group="app",
+    ),
+    "client": Lazy(
+        "confvault.cli.clients", "Add, list, show and rename clients.", group="app"
+    ),
+    "note": Lazy(_NOTES, "Write, read and search notes.", group="app"),
+    "identity": Lazy(_OWNER, "The owner's keys.", group="identity"),
+    "audit": Lazy(
+        "confvault.cli.audit",
+        "The audit trail: who read or changed which record, and when.",
+        group="app",
+    ),
+    "backup": Lazy(
+        "confvault.cli.backup",
+        "Back up the vault's ciphertext, check a backup and restore it; "
+        "no passphrase needed.",
+        group="app",
+    ),
+}
+
+
+class RootGroup(LazyGroup):
+    """`confvault`: every error mapped once (ConfvaultGroup), commands on demand."""
+
+    table = COMMANDS
+
 
 app = typer.Typer(
-    cls=ConfvaultGroup,
+    cls=RootGroup,
     name="confvault",
     help="A confidential record vault for therapists: every note a sealed age file.",
     no_args_is_help=True,
@@ -31,26 +101,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=EXIT_STATUS,
 )
-app.add_typer(age.app, name="age")
-app.add_typer(clients.app, name="client")
-app.add_typer(notes.app, name="note")
-app.add_typer(access.identity_app, name="identity")
-app.add_typer(audit.app, name="audit")
-app.add_typer(backup.app, name="backup")
-clients.app.command("shred", epilog=EXIT_STATUS)(records.shred)
-for _command in (
-    vault.init,
-    vault.status,
-    vault.verify,
-    notes.attach,
-    access.grant,
-    access.grants,
-    access.revoke,
-    access.rotate,
-    access.passphrase,
-    records.export,
-):
-    app.command(epilog=EXIT_STATUS)(_command)
 
 _VAULT_HELP = (
     "the vault directory (else $CONFVAULT_VAULT, else ~/.local/share/confvault/vault)"
@@ -107,9 +157,3 @@ def root(
         identity=identity,
         owner_key=owner_key,
     )
-
-
-@app.command("demo", epilog=EXIT_STATUS)
-def demo_command() -> None:
-    """Walk through confvault on throwaway data in a temporary directory."""
-    demo.run_demo()

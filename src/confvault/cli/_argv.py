@@ -22,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from confvault.errors import KeyFormatError
+
 MAX_FILE = 64 * 1024
 _STDIN_READ = "confvault.argv.stdin"  # ctx.meta key: which option read stdin
 
@@ -178,6 +180,24 @@ def values(
     if source is None:
         return given
     return [*(given or []), *many(ctx, source, option, stdin_free=stdin_free)]
+
+
+def recipient(text: str) -> str:
+    """An age1… key, or a file holding one (or an identity, whose public key is used)."""
+    from confvault import age
+
+    if text.startswith("age1"):
+        return str(age.parse_recipient(text))
+    path = Path(text)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise KeyFormatError(
+            f"{text[:60]} is neither an age1… key nor a readable key file"
+        ) from err
+    if "AGE-SECRET-KEY-1" in content:
+        return str(age.parse_identities(content)[0].recipient)
+    return str(age.parse_recipients(content)[0])
 
 
 # --- the options, defined once for every command -------------------------------

@@ -1,19 +1,24 @@
-"""Global options (before the command) and opening the vault from them."""
+"""Global options (before the command) and opening the vault from them.
+
+Light to import: the root callback builds ``Options`` for every command, and a
+command that needs no key (``backup``, ``age``, ``--help``) must not load the
+vault's key-holding code; ``open_vault`` imports it when it is called.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from confvault import age
-from confvault.cli import _output, _secrets
-from confvault.vault import Vault
+from confvault.cli import _output
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
-from confvault.vault.store.paths import default_state_dir, default_vault_path
+
+if TYPE_CHECKING:
+    from confvault.vault import Vault
 
 ENV_VAULT = "CONFVAULT_VAULT"
 ENV_LOCK_TIMEOUT = "CONFVAULT_LOCK_TIMEOUT"
@@ -36,6 +41,8 @@ class Options:
             return self.vault
         if os.environ.get(ENV_VAULT):
             return Path(os.environ[ENV_VAULT])
+        from confvault.vault.store.paths import default_vault_path
+
         return default_vault_path()
 
     @property
@@ -48,6 +55,8 @@ class Options:
     def passphrase(
         self, *, confirm: bool = False, prompt: str = "Vault passphrase: "
     ) -> bytes:
+        from confvault.cli import _secrets
+
         return _secrets.obtain(
             file=self.passphrase_file,
             fd=self.passphrase_fd,
@@ -57,6 +66,10 @@ class Options:
 
     def open_vault(self, *, write: bool = False) -> Vault:
         """Open with the passphrase, or read-only with ``--identity``."""
+        from confvault import age
+        from confvault.vault import Vault
+        from confvault.vault.store.paths import check_vault_dir, default_state_dir
+
         path = self.vault_path
         if self.identity is not None:
             if write:
@@ -83,8 +96,6 @@ class Options:
                     "other key is refused here"
                 )
             return vault
-        from confvault.vault.store.paths import check_vault_dir
-
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
         return Vault.open(
             path,
@@ -101,7 +112,7 @@ class Options:
 
 def options(ctx: typer.Context) -> Options:
     """The Options object the root callback stored."""
-    root: Any = ctx.find_root()
+    root = ctx.find_root()
     obj = root.obj
     if not isinstance(obj, Options):
         obj = Options()

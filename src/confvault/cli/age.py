@@ -16,12 +16,19 @@ from confvault import age as agelib
 from confvault.cli import _output, _secrets
 from confvault.cli._errors import EXIT_STATUS
 from confvault.errors import ConfvaultError, KeyFormatError, PayloadError
+from confvault.vault.store.hardening import harden_process
 
 app = typer.Typer(
     help="Seal or open single files in the standard age format.",
     no_args_is_help=True,
     epilog=EXIT_STATUS,
 )
+
+
+@app.callback()
+def _harden() -> None:
+    harden_process()  # every `age` command handles keys or plaintext
+
 
 _OUT_HELP = "write the result to FILE (default: stdout)"
 
@@ -47,7 +54,7 @@ def _input(path: str | None) -> Iterator[BinaryIO]:
         yield sys.stdin.buffer
         return
     try:
-        with Path(path).open("rb") as f:  # type: ignore[arg-type]
+        with Path(path).open("rb") as f:
             yield f
     except OSError as err:
         raise ConfvaultError(f"cannot read input {path}: {err.strerror}") from err
@@ -73,7 +80,7 @@ class _LazyOutput:
         if self.path in (None, "-"):
             return sys.stdout.buffer
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self._mode)  # type: ignore[arg-type]
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self._mode)
         except OSError as err:
             raise ConfvaultError(f"cannot write {self.path}: {err.strerror}") from err
         return os.fdopen(fd, "wb")
@@ -187,7 +194,7 @@ def encrypt(
         _refuse_binary_to_terminal(output)
     sink = _LazyOutput(output, 0o644)
     with _input(input_path) as src:
-        agelib.encrypt_stream(src, sink, targets, armored=armor)  # type: ignore[arg-type]
+        agelib.encrypt_stream(src, sink, targets, armored=armor)
     sink.close()
 
 

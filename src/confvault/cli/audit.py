@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from confvault.cli import _argv, _output
 from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, INTEGRITY
+from confvault.cli._options import JSON, SINCE
 
 app = typer.Typer(
     help="The audit trail: who read or changed which record, and when.",
     invoke_without_command=True,
     epilog=EXIT_STATUS,
 )
-JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 
 
 @app.callback()
@@ -33,9 +31,7 @@ def show(
         ),
     ] = None,
     client_file: CLIENT_FILE = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="from this date (YYYY-MM-DD)")
-    ] = None,
+    since: SINCE = None,
     action: Annotated[
         str | None, typer.Option("--action", help="only this action, e.g. note-show")
     ] = None,
@@ -51,6 +47,9 @@ def show(
     if as_json:
         _output.emit_json([e.to_json() for e in entries])
         return
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table("#", "time", "actor", "action", "client", "note")
     for e in entries:
         actor = e.actor.split(":", 1)[0] + ("" if e.signed else " (unsigned)")
@@ -62,7 +61,7 @@ def show(
             escape(e.client_name or (e.client or "")[:8]),
             (e.note or "")[:16],
         )
-    _output.stdout.print(table)
+    _output.stdout().print(table)
 
 
 @app.command("verify", epilog=EXIT_STATUS)
@@ -76,10 +75,8 @@ def verify(ctx: typer.Context, as_json: JSON = False) -> None:
         )
     else:
         for f in findings:
-            _output.stdout.print(
-                f"{f.severity} {f.code}: {escape(f.subject)} {escape(f.message)}"
-            )
-        _output.stdout.print(
+            _output.line(f"{f.severity} {f.code}: {f.subject} {f.message}")
+        _output.line(
             "audit trail ok"
             if not errors
             else f"audit trail damaged: {len(errors)} problems"

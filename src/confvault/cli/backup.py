@@ -1,4 +1,8 @@
-"""`confvault backup`: create, verify, restore. No passphrase is ever asked."""
+"""`confvault backup`: create, verify, restore. No passphrase is ever asked.
+
+A nightly job runs these: they load neither rich (unless something is styled)
+nor the vault's key-holding code (tests/cli/test_backup_cli.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,10 @@ import typer
 from confvault.cli import _output
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, USAGE
-from confvault.cli.vault import render_report
+from confvault.cli._options import JSON
+from confvault.cli._report import finding, render_report
 from confvault.errors import IntegrityError
 from confvault.vault import backup
-from confvault.vault.model.results import Finding, VerifyReport
-from confvault.vault.store.paths import default_state_dir
 
 app = typer.Typer(
     help=(
@@ -25,7 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     epilog=EXIT_STATUS,
 )
-JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 
 
 def _usage(message: str) -> NoReturn:
@@ -69,7 +71,7 @@ def create(
     if as_json:
         _output.emit_json(result.to_json())
     else:
-        _output.stdout.print(_summary("backed up", result), markup=False)
+        _output.line(_summary("backed up", result))
 
 
 @app.command(epilog=EXIT_STATUS)
@@ -126,6 +128,9 @@ def restore(
     if src == "-" and sys.stdin.isatty():
         _usage("give the tar on stdin (a pipe or a redirect), not a terminal")
     source = sys.stdin.buffer if src == "-" else Path(src)
+    from confvault.vault.model.results import Finding, VerifyReport
+    from confvault.vault.store.paths import default_state_dir
+
     try:
         result, report = backup.restore(
             source,
@@ -143,13 +148,9 @@ def restore(
     if as_json:
         _output.emit_json({"restored": result.to_json(), "report": report.to_json()})
         return
-    for finding in report.findings:
-        style = "red" if finding.severity == "error" else "yellow"
-        _output.stdout.print(
-            f"[{style}]{finding.severity}[/{style}] {finding.code}: "
-            f"{finding.subject[:16]} {finding.message}"
-        )
-    _output.stdout.print(_summary("restored", result), markup=False)
+    for item in report.findings:
+        finding(item)
+    _output.line(_summary("restored", result))
     if any(f.code == "rollback" for f in report.findings):
         _output.hint(
             "`confvault` will refuse this copy as a rollback on this machine; "

@@ -1,23 +1,26 @@
-"""`confvault client`: add, list, show, rename."""
+"""`confvault client`: add, list, show, rename, shred."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from confvault.cli import _argv, _output
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
+from confvault.cli._options import JSON
+from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault.model import names
-from confvault.vault.model.results import ClientInfo
+
+if TYPE_CHECKING:
+    from confvault.vault.model.results import ClientInfo
 
 app = typer.Typer(
     help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS
 )
-JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
 NAME_FILE = Annotated[
     str | None,
     typer.Option(
@@ -33,7 +36,9 @@ def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
         _output.emit_json(info.to_json())
         return
     if verb:
-        _output.stdout.print(f"{verb} client {info.id}", markup=False)
+        _output.line(f"{verb} client {info.id}")
+    from rich.table import Table
+
     table = Table(show_header=False, box=None, padding=(0, 2))
     for key, value in [
         ("id", info.id),
@@ -47,7 +52,7 @@ def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
         table.add_row(key, value)
     for key, value in sorted(info.fields.items()):
         table.add_row(key, value)
-    _output.stdout.print(table)
+    _output.stdout().print(table)
 
 
 @app.command(epilog=EXIT_STATUS)
@@ -100,6 +105,8 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
     if not infos:
         _output.info("no clients yet; add one with `confvault client add NAME`")
         return
+    from rich.table import Table
+
     table = Table("id", "name", "notes", "drafts", "psychotherapy", "last note")
     for i in infos:
         table.add_row(
@@ -110,7 +117,7 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
             str(i.psychotherapy_notes),
             (i.last_note or "-")[:10],
         )
-    _output.stdout.print(table)
+    _output.stdout().print(table)
 
 
 @app.command("ls", hidden=True)
@@ -170,3 +177,41 @@ def rename(
         as_json,
         "renamed",
     )
+
+
+@app.command(epilog=EXIT_STATUS)
+def shred(
+    ctx: typer.Context,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="do not ask for confirmation (scripts)")
+    ] = False,
+    as_json: JSON = False,
+) -> None:
+    """Destroy a client's keys and records (crypto-shredding) after retention ends."""
+    client = _argv.client(ctx, client, client_file)
+    vault = options(ctx).open_vault(write=True)
+    info = vault.client(client)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UnsafeInputError(
+                "shredding needs a typed confirmation on a terminal, or --yes"
+            )
+        _output.line(
+            f"This destroys every record of {info.name} ({info.notes} notes) "
+            "in this vault. It cannot be undone.",
+            err=True,
+        )
+        typed = input(f"Type the client's name ({info.name}) to confirm: ")
+        if typed.strip() != info.name:
+            raise ConfvaultError("the name did not match; nothing was shredded")
+    result = vault.shred_client(info.id)
+    if as_json:
+        _output.emit_json(result.to_json())
+        return
+    _output.line(
+        f"shredded client {result.client}: {result.notes} notes, "
+        f"{result.files_destroyed} files destroyed"
+    )
+    _output.warn(result.limits)

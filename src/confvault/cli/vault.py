@@ -5,25 +5,25 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from confvault.cli import _output
 from confvault.cli._context import Options, options
-from confvault.cli._errors import INTEGRITY
+from confvault.cli._errors import EXIT_STATUS
+from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
+from confvault.cli._report import render_report
 from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
-from confvault.vault import Vault
-from confvault.vault.check.keyless import verify_vault
 from confvault.vault.model import policy
-from confvault.vault.model.results import Finding, VerifyReport
-from confvault.vault.store.paths import default_state_dir
-from confvault.vault.store.seen import SeenStore
 
-JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
+if TYPE_CHECKING:
+    from confvault.vault.model.results import VaultStatus, VerifyReport
+
+commands = typer.Typer()
 
 
+@commands.command(epilog=EXIT_STATUS)
 def init(
     ctx: typer.Context,
     work_factor: Annotated[
@@ -34,13 +34,7 @@ def init(
             f"floor {policy.MIN_WORK_FACTOR})",
         ),
     ] = policy.DEFAULT_WORK_FACTOR,
-    allow_weak_work_factor: Annotated[
-        bool,
-        typer.Option(
-            "--allow-weak-work-factor",
-            help="allow a work factor below the floor (tests and benchmarks only)",
-        ),
-    ] = False,
+    allow_weak_work_factor: ALLOW_WEAK_WORK_FACTOR = False,
     recovery_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -74,6 +68,9 @@ def init(
             f"scrypt work factor {work_factor} is below the floor "
             f"{policy.MIN_WORK_FACTOR}: for tests only"
         )
+    from confvault.vault import Vault
+    from confvault.vault.store.paths import default_state_dir
+
     vault, recovery = Vault.init(
         path,
         passphrase,
@@ -102,30 +99,33 @@ def init(
         if recovery and recovery_key_file is None:
             _output.info(f"recovery key (store it offline; shown once): {recovery}")
         return
-    _output.stdout.print(f"created vault {vault.vault_id[:12]} at {path}")
+    _output.line(f"created vault {vault.vault_id[:12]} at {path}")
     if recovery is None:
         _output.warn(
             "no recovery key: if you forget the passphrase, every record is lost"
         )
     elif recovery_key_file is not None:
-        _output.stdout.print(
+        _output.line(
             f"recovery key written to {recovery_key_file} (0600): move it offline"
         )
     else:
-        _output.stdout.print(
+        _output.stdout().print(
             "\n[bold]Recovery key[/bold] — write it down or print it, and keep it offline."
             "\nIt opens the vault if you forget the passphrase. It is shown only this once:\n"
         )
-        _output.stdout.print(f"    {recovery}\n", markup=False)
+        _output.stdout().print(f"    {recovery}\n", markup=False)
 
 
+@commands.command(epilog=EXIT_STATUS)
 def status(ctx: typer.Context, as_json: JSON = False) -> None:
     """A dashboard: clients, notes, drafts, keys, grants, last verify."""
     vault = options(ctx).open_vault()
-    info = vault.status()
+    info: VaultStatus = vault.status()  # typed here: the facade says Any
     if as_json:
         _output.emit_json(info.to_json())
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None, padding=(0, 2))
     rows = [
         ("vault", f"{info.path} ({info.vault_id[:12]})"),
@@ -148,39 +148,10 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
-    _output.stdout.print(table)
+    _output.stdout().print(table)
 
 
-def render_report(report: VerifyReport, as_json: bool) -> None:
-    """Print a verify report and exit 13 when it found errors."""
-    if as_json:
-        _output.emit_json(report.to_json())
-    else:
-        errors = [f for f in report.findings if f.severity == "error"]
-        warnings = [f for f in report.findings if f.severity == "warning"]
-        what = f"{report.objects_checked} objects" + (
-            f", {report.notes_checked} notes decrypted" if report.deep else ""
-        )
-        for finding in report.findings:
-            style = "red" if finding.severity == "error" else "yellow"
-            _output.stdout.print(
-                f"[{style}]{finding.severity}[/{style}] {finding.code}: "
-                f"{finding.subject[:16]} {finding.message}"
-            )
-        if errors:
-            _output.stdout.print(
-                f"[bold red]vault damaged[/bold red]: {len(errors)} problems, "
-                f"{len(warnings)} warnings ({what})"
-            )
-        else:
-            _output.stdout.print(
-                f"[bold green]vault ok[/bold green]: generation {report.generation}, "
-                f"{what}, {len(warnings)} warnings"
-            )
-    if not report.ok:
-        raise typer.Exit(INTEGRITY)
-
-
+@commands.command(epilog=EXIT_STATUS)
 def verify(
     ctx: typer.Context,
     deep: Annotated[
@@ -196,11 +167,13 @@ def verify(
     opts = options(ctx)
     if deep:
         try:
-            report = opts.open_vault().verify(deep=True)
+            report: VerifyReport = opts.open_vault().verify(deep=True)
         except IntegrityError as err:
             # The keys themselves are damaged: still a report, not a bare error,
             # so that a script reading --json learns what else is wrong.
             keyless = _keyless_report(opts)
+            from confvault.vault.model.results import Finding
+
             unlock = Finding(
                 "error", "unlock", "owner", f"the vault does not open: {err}"
             )
@@ -211,7 +184,9 @@ def verify(
 
 
 def _keyless_report(opts: Options) -> VerifyReport:
-    from confvault.vault.store.paths import check_vault_dir
+    from confvault.vault.check.keyless import verify_vault
+    from confvault.vault.store.paths import check_vault_dir, default_state_dir
+    from confvault.vault.store.seen import SeenStore
 
     path = opts.vault_path
     try:

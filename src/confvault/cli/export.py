@@ -1,26 +1,24 @@
-"""`confvault export` (a records request) and `confvault client shred`."""
+"""`confvault export`: a client's whole record, for a records request."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from confvault.cli import _argv, _output
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
+from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._files import new_private_file
-from confvault.cli.access import _recipient_arg
-from confvault.errors import ConfvaultError, UnsafeInputError
-from confvault.vault.ops.export import seal_export
-from confvault.vault.ops.export_sinks import DirectorySink
+from confvault.cli._options import JSON, PSYCHOTHERAPY
+from confvault.errors import UnsafeInputError
 
-JSON = Annotated[bool, typer.Option("--json", help="print a JSON document instead")]
+commands = typer.Typer()
 
 
+@commands.command(epilog=EXIT_STATUS)
 def export(
     ctx: typer.Context,
     client: CLIENT = None,
@@ -40,9 +38,7 @@ def export(
         Path | None,
         typer.Option("-o", "--output", help="the age file to write, with --to"),
     ] = None,
-    psychotherapy: Annotated[
-        bool, typer.Option("--psychotherapy", help="include psychotherapy notes")
-    ] = False,
+    psychotherapy: PSYCHOTHERAPY = False,
     as_json: JSON = False,
 ) -> None:
     """Export a client's whole record: readable files (--out) or one age file (--to)."""
@@ -53,6 +49,9 @@ def export(
     # Refuse an existing --out before the passphrase (and before asking for
     # the client); nothing is written until the export's audit entry is
     # committed.
+    from confvault.vault.ops.export import seal_export
+    from confvault.vault.ops.export_sinks import DirectorySink
+
     sink = DirectorySink(out) if out is not None else None
     client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault()
@@ -68,7 +67,7 @@ def export(
 
         if output is None:
             raise UnsafeInputError("--to needs -o FILE for the sealed record")
-        recipient = age.parse_recipient(_recipient_arg(to or ""))
+        recipient = age.parse_recipient(_argv.recipient(to or ""))
         with new_private_file(output) as f:
             result = seal_export(
                 vault, client, recipient, f, psychotherapy=psychotherapy
@@ -77,43 +76,7 @@ def export(
     if as_json:
         _output.emit_json(result.to_json() | {"output": where})
     else:
-        _output.stdout.print(
+        _output.line(
             f"exported {result.notes} notes and {result.attachments} files of "
-            f"{escape(result.client_name)} to {escape(where)}"
+            f"{result.client_name} to {where}"
         )
-
-
-def shred(
-    ctx: typer.Context,
-    client: CLIENT = None,
-    client_file: CLIENT_FILE = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", help="do not ask for confirmation (scripts)")
-    ] = False,
-    as_json: JSON = False,
-) -> None:
-    """Destroy a client's keys and records (crypto-shredding) after retention ends."""
-    client = _argv.client(ctx, client, client_file)
-    vault = options(ctx).open_vault(write=True)
-    info = vault.client(client)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UnsafeInputError(
-                "shredding needs a typed confirmation on a terminal, or --yes"
-            )
-        _output.stderr.print(
-            f"This destroys every record of {escape(info.name)} ({info.notes} notes) "
-            "in this vault. It cannot be undone."
-        )
-        typed = input(f"Type the client's name ({info.name}) to confirm: ")
-        if typed.strip() != info.name:
-            raise ConfvaultError("the name did not match; nothing was shredded")
-    result = vault.shred_client(info.id)
-    if as_json:
-        _output.emit_json(result.to_json())
-        return
-    _output.stdout.print(
-        f"shredded client {result.client}: {result.notes} notes, "
-        f"{result.files_destroyed} files destroyed"
-    )
-    _output.warn(result.limits)

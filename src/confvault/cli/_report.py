@@ -1,0 +1,49 @@
+"""A verify report on the terminal: `verify`, `backup verify`, `backup restore`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from confvault.cli import _output
+from confvault.cli._errors import INTEGRITY
+
+if TYPE_CHECKING:
+    from confvault.vault.model.results import Finding, VerifyReport
+
+
+def finding(item: Finding) -> None:
+    """One finding on stdout: its severity (coloured on a terminal), code, subject
+    and message."""
+    style = "red" if item.severity == "error" else "yellow"
+    _output.parts(
+        (item.severity, style),
+        f" {item.code}: {item.subject[:16]} {item.message}",
+    )
+
+
+def render_report(report: VerifyReport, as_json: bool) -> None:
+    """Print a verify report and exit 13 when it found errors."""
+    if as_json:
+        _output.emit_json(report.to_json())
+    else:
+        errors = [f for f in report.findings if f.severity == "error"]
+        warnings = [f for f in report.findings if f.severity == "warning"]
+        what = f"{report.objects_checked} objects" + (
+            f", {report.notes_checked} notes decrypted" if report.deep else ""
+        )
+        for item in report.findings:
+            finding(item)
+        if errors:
+            _output.parts(
+                ("vault damaged", "bold red"),
+                f": {len(errors)} problems, {len(warnings)} warnings ({what})",
+            )
+        else:
+            _output.parts(
+                ("vault ok", "bold green"),
+                f": generation {report.generation}, {what}, {len(warnings)} warnings",
+            )
+    if not report.ok:
+        raise typer.Exit(INTEGRITY)
