@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import ClassVar
 
 from confvault.age import _bech32, _hpke
@@ -52,8 +52,12 @@ class HybridRecipient:
         enc, body = self._key.seal_base(file_key, MLKEM768X25519_LABEL)
         return [Stanza(STANZA_TYPE, (b64encode(enc),), body)]
 
-    def __str__(self) -> str:
+    @cached_property
+    def _text(self) -> str:
         return _bech32.encode(RECIPIENT_HRP, self.public_key)
+
+    def __str__(self) -> str:
+        return self._text
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,14 @@ class HybridIdentity:
         raise IncorrectIdentityError("no mlkem768x25519 stanza for this identity")
 
 
+@lru_cache(maxsize=256)
 def parse_recipient(text: str) -> HybridRecipient:
-    """Parse an ``age1pq1...`` public key."""
+    """Parse an ``age1pq1...`` public key.
+
+    Memoised: a recipient is a public, immutable value, and a vault parses the
+    same few key strings again and again, while decoding 1,959 characters of
+    bech32 and loading the ML-KEM key costs about a millisecond.
+    """
     hrp, data = _bech32.decode(text.strip())
     if hrp != RECIPIENT_HRP:
         raise KeyFormatError("not an age post-quantum recipient (age1pq1...)")
