@@ -63,7 +63,8 @@ def _from_groups(chars: str) -> bytes:
         data = base64.b32decode(groups + "=" * (-len(groups) % 8))
     except binascii.Error as err:
         raise KeyFormatError("invalid bech32 padding") from err
-    if _to_groups(data) != chars:  # the padding bits were not zero
+    spare = 5 * len(chars) % 8  # the padding bits, at the end of the last group
+    if chars and _VALUE_OF[ord(chars[-1])] & ((1 << spare) - 1):
         raise KeyFormatError("invalid bech32 padding")
     return data
 
