@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +20,17 @@ INSTALL_HINT = {
     "age-keygen": "apt-get install -y age",
     "restic": "apt-get install -y restic",
     "tar": "apt-get install -y tar",
+    "node": "apt-get install -y nodejs (Node.js 20.19 or later, e.g. from NodeSource)",
 }
+AGEJS = Path(__file__).parent / "agejs"  # the npm package age-encryption (typage)
+NODE_MINIMUM = (20, 19)  # what age-encryption's dependencies (@noble/*) require
+
+
+def _unavailable(message: str) -> NoReturn:
+    """A missing tool fails under CI and skips elsewhere, saying how to install it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI must run this test)")
+    pytest.skip(message)
 
 
 def require_binary(name: str) -> str:
@@ -25,10 +38,35 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    message = f"`{name}` not found; install it with: {INSTALL_HINT.get(name, name)}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (CI must run this test)")
-    pytest.skip(message)
+    _unavailable(f"`{name}` not found; install it with: {INSTALL_HINT.get(name, name)}")
+
+
+@pytest.fixture(scope="session")
+def agejs() -> list[str]:
+    """The command running tests/agejs/age.mjs over the npm package age-encryption."""
+    node = require_binary("node")
+    done = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True, timeout=30
+    )
+    version = tuple(
+        int(part) for part in done.stdout.strip().lstrip("v").split(".")[:2]
+    )
+    if version < NODE_MINIMUM:
+        _unavailable(
+            f"node {done.stdout.strip()} is too old for age-encryption; "
+            f"install it with: {INSTALL_HINT['node']}"
+        )
+    wanted = json.loads((AGEJS / "package.json").read_text())["dependencies"]
+    installed = AGEJS / "node_modules" / "age-encryption" / "package.json"
+    if (
+        not installed.is_file()
+        or json.loads(installed.read_text())["version"] != wanted["age-encryption"]
+    ):
+        _unavailable(
+            f"the npm package age-encryption {wanted['age-encryption']} is not "
+            "installed; install it with: npm ci --prefix tests/agejs"
+        )
+    return [node, str(AGEJS / "age.mjs")]
 
 
 @pytest.fixture

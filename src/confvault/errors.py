@@ -48,6 +48,14 @@ class NoIdentityMatchError(AgeError):
         super().__init__(f"no identity matched any of the recipients ({kinds})")
 
 
+class IncompatibleRecipientsError(AgeError):
+    """Recipients that must not seal the same file were given together.
+
+    A post-quantum (``mlkem768x25519``) recipient cannot share a file with a
+    classic one: the file would be only as safe as its weakest stanza.
+    """
+
+
 class ScryptWorkFactorError(HeaderError):
     """An scrypt stanza asks for more work than this decryptor allows."""
 

@@ -128,6 +128,33 @@ def test_bech32_rejects_a_whole_extra_group_of_padding() -> None:
     )
 
 
+def _reference_from_values(values: list[int]) -> bytes | None:
+    """BIP 173's convertbits(5 -> 8, pad=False); None where it refuses."""
+    acc = bits = 0
+    out = []
+    for value in values:
+        acc = (acc << 5) | value
+        bits += 5
+        while bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 255)
+    if bits >= 5 or (acc << (8 - bits)) & 255:
+        return None
+    return bytes(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(0, 31), max_size=80))
+def test_bech32_decode_accepts_exactly_what_bip173_accepts(values: list[int]) -> None:
+    text = _reference_encode_values("age", values)
+    expected = _reference_from_values(values)
+    if expected is None:
+        with pytest.raises(KeyFormatError, match="padding"):
+            _bech32.decode(text)
+    else:
+        assert _bech32.decode(text) == ("age", expected)
+
+
 # --- the spec's key pair ------------------------------------------------------
 
 

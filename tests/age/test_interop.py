@@ -188,3 +188,38 @@ def test_cli_encrypt_stock_decrypt_and_back(
     )
     assert opened.read_bytes() == plain.read_bytes()
     assert opened.stat().st_mode & 0o777 == 0o600
+
+
+def _stock_age_version(age_bin: str) -> tuple[int, ...]:
+    text = _run([age_bin, "--version"]).decode().strip().lstrip("v")
+    return tuple(int(part) for part in text.split("-")[0].split(".")[:2])
+
+
+def test_stock_age_before_1_3_refuses_a_hybrid_file_cleanly(
+    age_bin: str, tmp_path: Path
+) -> None:
+    """Hybrid (age1pq1) files need stock age 1.3 or later: Debian's 1.1.1 refuses
+    them with an error and no output (docs/FORMAT.md states this limit)."""
+    pq, classic = age.HybridIdentity.generate(), age.X25519Identity.generate()
+    sealed = age.encrypt(b"post-quantum note", [pq.recipient])
+    pq_key, classic_key = tmp_path / "pq.txt", tmp_path / "classic.txt"
+    pq_key.write_text(f"{pq.encode()}\n")
+    classic_key.write_text(f"{classic.encode()}\n")
+
+    def stock(*args: str, data: bytes = sealed) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [age_bin, *args], input=data, capture_output=True, timeout=60, check=False
+        )
+
+    if _stock_age_version(age_bin) >= (1, 3):
+        assert stock("-d", "-i", str(pq_key)).stdout == b"post-quantum note"
+        return
+    done = stock("-d", "-i", str(pq_key))
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert b"unknown identity type" in done.stderr
+    done = stock("-d", "-i", str(classic_key))
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert b"no identity matched any of the recipients" in done.stderr
+    done = stock("-r", str(pq.recipient), data=b"x")  # read as a plugin's recipient
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert b"age-plugin-pq" in done.stderr

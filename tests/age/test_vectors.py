@@ -1,4 +1,5 @@
-"""Every age test vector (tests/vectors/age, copied from C2SP/CCTV) through decrypt.
+"""Every age test vector (tests/vectors/age and, for the post-quantum hybrid
+type, tests/vectors/age-pq, copied from C2SP/CCTV) through decrypt.
 
 Each vector asserts the exact failure class and the SHA-256 of everything the
 decryptor released, including before a payload failure.
@@ -23,6 +24,7 @@ from confvault.errors import (
 )
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "age"
+PQ_VECTORS = VECTORS.parent / "age-pq"
 EXPECT = {
     "header failure": HeaderError,
     "HMAC failure": HeaderMacError,
@@ -54,15 +56,34 @@ def _load(path: Path) -> tuple[dict[str, list[str]], bytes]:
     return fields, body
 
 
-def _vector_files() -> list[Path]:
-    return sorted(p for p in VECTORS.iterdir() if p.name != "README.md")
+def _vector_files(folder: Path = VECTORS) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name != "README.md")
 
 
 def test_all_vectors_present() -> None:
     assert len(_vector_files()) == 94
 
 
-@pytest.mark.parametrize("path", _vector_files(), ids=lambda p: p.name)
+def test_all_pq_vectors_present() -> None:
+    assert [p.name for p in _vector_files(PQ_VECTORS)] == [
+        "armor_hybrid",
+        "hybrid",
+        "hybrid_and_x25519",
+        "hybrid_bad_tag",
+        "hybrid_currupted_enc_x25519",
+        "hybrid_extra_argument",
+        "hybrid_identity",
+        "hybrid_long_file_key",
+        "hybrid_no_match",
+        "hybrid_not_canonical_body",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    _vector_files() + _vector_files(PQ_VECTORS),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
 def test_vector(path: Path) -> None:
     fields, body = _load(path)
     assert set(fields) <= KNOWN_KEYS, f"unknown keys in {path.name}"

@@ -273,3 +273,112 @@ def test_help_on_every_command(cli) -> None:
         result = cli(*args)
         assert result.exit_code == 0, args
         assert "Exit status: 0 success" in result.stdout, args
+
+
+# --- post-quantum hybrid keys (age1pq1..., AGE-SECRET-KEY-PQ-1...) ---------------
+
+
+def _pq_identity_file(tmp_path: Path, *identities: age.AnyIdentity) -> Path:
+    path = tmp_path / "pq-key.txt"
+    path.write_text("".join(f"{i.encode()}\n" for i in identities))
+    path.chmod(0o600)
+    return path
+
+
+def test_keygen_pq_writes_0600_and_prints_public_key(cli, tmp_path: Path) -> None:
+    key = tmp_path / "pq.txt"
+    result = cli("age", "keygen", "--pq", "-o", str(key))
+    assert result.exit_code == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    lines = key.read_text().splitlines()
+    assert lines[0].startswith("# created: ")
+    assert lines[2].startswith("AGE-SECRET-KEY-PQ-1")
+    (identity,) = age.parse_identities(key.read_text())
+    assert isinstance(identity, age.HybridIdentity)
+    assert lines[1] == f"# public key: {identity.recipient}"
+    assert str(identity.recipient).startswith("age1pq1")
+    assert result.stderr == f"Public key: {identity.recipient}\n"
+    assert identity.encode() not in result.output
+
+
+def test_keygen_y_prints_the_recipient_of_each_kind(cli, tmp_path: Path) -> None:
+    pq, classic = age.HybridIdentity.generate(), age.X25519Identity.generate()
+    result = cli("age", "keygen", "-y", str(_pq_identity_file(tmp_path, pq, classic)))
+    assert result.exit_code == 0
+    assert result.stdout == f"{pq.recipient}\n{classic.recipient}\n"
+
+
+def test_encrypt_to_pq_recipient_decrypt_with_pq_identity_file(
+    cli, tmp_path: Path
+) -> None:
+    identity = age.HybridIdentity.generate()
+    plain = tmp_path / "p.bin"
+    plain.write_bytes(os.urandom(70_000))
+    sealed, opened = tmp_path / "s.age", tmp_path / "o.bin"
+    result = cli(
+        "age", "encrypt", "-r", str(identity.recipient), "-o", str(sealed), str(plain)
+    )
+    assert result.exit_code == 0
+    assert b"\n-> mlkem768x25519 " in sealed.read_bytes()[:100]
+    key = _pq_identity_file(tmp_path, age.X25519Identity.generate(), identity)
+    result = cli("age", "decrypt", "-i", str(key), "-o", str(opened), str(sealed))
+    assert result.exit_code == 0
+    assert opened.read_bytes() == plain.read_bytes()
+
+
+def test_pq_recipients_file_and_armor(cli, tmp_path: Path) -> None:
+    ids = [age.HybridIdentity.generate() for _ in range(2)]
+    rfile = tmp_path / "recipients.txt"
+    rfile.write_text("# team\n" + "".join(f"{i.recipient}\n" for i in ids))
+    sealed = cli("age", "encrypt", "-a", "-R", str(rfile), input=b"x")
+    assert sealed.exit_code == 0
+    assert sealed.stdout.startswith("-----BEGIN AGE ENCRYPTED FILE-----\n")
+    for identity in ids:
+        assert age.decrypt(sealed.stdout_bytes, [identity]) == b"x"
+
+
+def test_pq_and_classic_recipients_are_not_mixed(cli, tmp_path: Path) -> None:
+    pq, classic = age.HybridIdentity.generate(), age.X25519Identity.generate()
+    out = tmp_path / "s.age"
+    result = cli(
+        "age",
+        "encrypt",
+        "-r",
+        str(classic.recipient),
+        "-r",
+        str(pq.recipient),
+        "-o",
+        str(out),
+        input=b"d",
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "confvault: error: incompatible recipients: a post-quantum (age1pq1...) "
+        "recipient cannot seal a file together with classic ones (age1..., passphrase)"
+    )
+    assert not out.exists()
+    rfile = tmp_path / "mixed.txt"
+    rfile.write_text(f"{pq.recipient}\n{classic.recipient}\n")
+    result = cli("age", "encrypt", "-R", str(rfile), "-o", str(out), input=b"d")
+    assert result.exit_code == 1
+    assert "incompatible recipients" in result.stderr
+    assert not out.exists()
+
+
+def test_wrong_pq_identity_exit_12(cli, tmp_path: Path) -> None:
+    sealed = age.encrypt(b"n", [age.HybridIdentity.generate().recipient])
+    key = _pq_identity_file(tmp_path, age.HybridIdentity.generate())
+    result = cli("age", "decrypt", "-i", str(key), input=sealed)
+    assert result.exit_code == 12
+    assert "no identity matched any of the recipients (mlkem768x25519)" in result.stderr
+
+
+def test_help_names_both_kinds_of_key(cli) -> None:
+    keygen = cli("age", "keygen", "--help").stdout
+    assert "--pq" in keygen
+    assert "AGE-SECRET-KEY-PQ-1" in keygen
+    encrypt = " ".join(cli("age", "encrypt", "--help").stdout.split())
+    assert "age1pq1" in encrypt
+    assert "age1..." in encrypt
+    decrypt = " ".join(cli("age", "decrypt", "--help").stdout.split())
+    assert "AGE-SECRET-KEY-PQ-1" in decrypt

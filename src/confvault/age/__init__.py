@@ -4,6 +4,12 @@ It knows nothing of vaults or terminals. The extension surface is two
 one-method protocols, as in the reference implementation: a ``Recipient``
 wraps a file key into stanzas, an ``Identity`` unwraps it.
 
+Recipient types: X25519 (``age1...``), the post-quantum hybrid
+MLKEM768-X25519 (``age1pq1...``, its HPKE on pyca/cryptography) and scrypt
+passphrases. A recipient may carry ``labels``; all recipients of one file
+must carry the same set (age's rule), so a post-quantum recipient is never
+mixed with a classic one.
+
     >>> from confvault import age
     >>> identity = age.X25519Identity.generate()
     >>> sealed = age.encrypt(b"note", [identity.recipient])
@@ -32,28 +38,36 @@ from confvault.age._primitives import (
     hmac_sha256,
     random_bytes,
 )
-from confvault.age.scrypt import ScryptIdentity, ScryptRecipient
-from confvault.age.x25519 import (
-    X25519Identity,
-    X25519Recipient,
+from confvault.age.keys import (
+    AnyIdentity,
+    AnyRecipient,
     parse_identities,
     parse_identity,
     parse_recipient,
     parse_recipients,
 )
+from confvault.age.mlkem768x25519 import HybridIdentity, HybridRecipient
+from confvault.age.scrypt import ScryptIdentity, ScryptRecipient
+from confvault.age.x25519 import X25519Identity, X25519Recipient
 from confvault.errors import (
     AgeError,
     HeaderError,
     HeaderMacError,
+    IncompatibleRecipientsError,
     IncorrectIdentityError,
     NoIdentityMatchError,
 )
 
 __all__ = [
+    "AnyIdentity",
+    "AnyRecipient",
     "Header",
+    "HybridIdentity",
+    "HybridRecipient",
     "Identity",
     "Reader",
     "Recipient",
+    "RecipientWithLabels",
     "ScryptIdentity",
     "ScryptRecipient",
     "Stanza",
@@ -93,6 +107,26 @@ class Identity(Protocol):
         ...
 
 
+class RecipientWithLabels(Recipient, Protocol):
+    """A recipient that may only share a file with recipients of the same labels.
+
+    Recipients without ``labels`` have the empty set (age's
+    ``RecipientWithLabels``): ``HybridRecipient`` has ``{"postquantum"}``.
+    """
+
+    labels: frozenset[str]
+
+
+def _check_labels(recipients: Sequence[Recipient]) -> None:
+    """Every recipient of one file carries the same labels, or none is used."""
+    kinds = {frozenset(getattr(r, "labels", frozenset())) for r in recipients}
+    if len(kinds) > 1:
+        raise IncompatibleRecipientsError(
+            "incompatible recipients: a post-quantum (age1pq1...) recipient cannot "
+            "seal a file together with classic ones (age1..., passphrase)"
+        )
+
+
 def _header_mac(file_key: bytes, mac_input: bytes) -> bytes:
     return hmac_sha256(hkdf_sha256(file_key, b"", b"header"), mac_input)
 
@@ -100,6 +134,7 @@ def _header_mac(file_key: bytes, mac_input: bytes) -> bytes:
 def _make_header(recipients: Sequence[Recipient], file_key: bytes) -> bytes:
     if not recipients:
         raise AgeError("at least one recipient is required")
+    _check_labels(recipients)
     stanzas: list[Stanza] = []
     for recipient in recipients:
         stanzas.extend(recipient.wrap(file_key))

@@ -1,21 +1,48 @@
-"""Bech32 (BIP 173) without the 90-character limit, as the age spec uses it."""
+"""Bech32 (BIP 173) without the 90-character limit, as the age spec uses it.
+
+Post-quantum keys (``age1pq1...``) are 1,959 characters long, so the bit
+regrouping is base64's base32 (bech32's 5-bit groups are exactly RFC 4648
+base32's, under another alphabet) instead of a loop over bits, and the
+checksum makes one table lookup per character.
+"""
 
 from __future__ import annotations
+
+import base64
+import binascii
+import re
 
 from confvault.errors import KeyFormatError
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648: value v is _BASE32[v]
+_TO_BECH32 = str.maketrans(_BASE32, _CHARSET)
+_FROM_BECH32 = str.maketrans(_CHARSET, _BASE32)
+_VALUE_OF = bytes(
+    _CHARSET.index(chr(b)) if chr(b) in _CHARSET else 255 for b in range(256)
+)
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 
 
-def _polymod(values: list[int]) -> int:
+def _generator_xor(top: int) -> int:
+    out = 0
+    for i, gen in enumerate(_GENERATOR):
+        if (top >> i) & 1:
+            out ^= gen
+    return out
+
+
+# The generators XORed for each value of the top five bits: one lookup per
+# character instead of five tests.
+_GENERATOR_XOR = tuple(_generator_xor(top) for top in range(32))
+
+
+def _polymod(values: bytes | list[int]) -> int:
     chk = 1
+    table = _GENERATOR_XOR
     for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i, gen in enumerate(_GENERATOR):
-            if (top >> i) & 1:
-                chk ^= gen
+        chk = ((chk & 0x1FFFFFF) << 5 ^ value) ^ table[chk >> 25]
     return chk
 
 
@@ -23,35 +50,36 @@ def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
 
 
-def _convert_bits(
-    data: bytes | list[int], from_bits: int, to_bits: int, pad: bool
-) -> list[int]:
-    acc = 0
-    bits = 0
-    out: list[int] = []
-    maxv = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & maxv)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & maxv)
-    elif bits >= from_bits or ((acc << (to_bits - bits)) & maxv):
+def _to_groups(data: bytes) -> str:
+    """``data`` as bech32 characters, 5 bits each, the last group zero-padded."""
+    return base64.b32encode(data).decode("ascii").rstrip("=").translate(_TO_BECH32)
+
+
+def _from_groups(chars: str) -> bytes:
+    """The bytes of bech32 characters: fewer than 5 padding bits, all zero."""
+    groups = chars.translate(_FROM_BECH32)
+    try:
+        # base32 refuses exactly the lengths that leave 5 or more bits over.
+        data = base64.b32decode(groups + "=" * (-len(groups) % 8))
+    except binascii.Error as err:
+        raise KeyFormatError("invalid bech32 padding") from err
+    spare = 5 * len(chars) % 8  # the padding bits, at the end of the last group
+    if chars and _VALUE_OF[ord(chars[-1])] & ((1 << spare) - 1):
         raise KeyFormatError("invalid bech32 padding")
-    return out
+    return data
+
+
+def _checksum(hrp: str, data_part: str) -> str:
+    values = _hrp_expand(hrp) + list(data_part.encode("ascii").translate(_VALUE_OF))
+    mod = _polymod(values + [0] * 6) ^ 1
+    return "".join(_CHARSET[(mod >> 5 * (5 - i)) & 31] for i in range(6))
 
 
 def encode(hrp: str, data: bytes) -> str:
     """Encode ``data`` under ``hrp``; the case of ``hrp`` decides the output's case."""
     lower = hrp.lower()
-    values = _convert_bits(data, 8, 5, pad=True)
-    checksum_in = _hrp_expand(lower) + values + [0] * 6
-    mod = _polymod(checksum_in) ^ 1
-    checksum = [(mod >> 5 * (5 - i)) & 31 for i in range(6)]
-    text = lower + "1" + "".join(_CHARSET[v] for v in values + checksum)
+    data_part = _to_groups(data)
+    text = lower + "1" + data_part + _checksum(lower, data_part)
     return text.upper() if hrp.isupper() else text
 
 
@@ -59,18 +87,16 @@ def decode(text: str) -> tuple[str, bytes]:
     """Decode a Bech32 string into (hrp, data). The hrp is returned as written."""
     if text.lower() != text and text.upper() != text:
         raise KeyFormatError("bech32 string mixes upper and lower case")
-    if any(ord(c) < 33 or ord(c) > 126 for c in text):
+    if not _PRINTABLE.fullmatch(text):
         raise KeyFormatError("bech32 string has invalid characters")
     pos = text.rfind("1")
     if pos < 1 or pos + 7 > len(text):
         raise KeyFormatError("bech32 string has no valid separator")
     hrp = text[:pos]
     lower = text.lower()
-    try:
-        values = [_CHARSET.index(c) for c in lower[pos + 1 :]]
-    except ValueError as err:
-        raise KeyFormatError("bech32 string has invalid characters") from err
-    if _polymod(_hrp_expand(hrp.lower()) + values) != 1:
+    values = lower[pos + 1 :].encode("ascii").translate(_VALUE_OF)
+    if 255 in values:
+        raise KeyFormatError("bech32 string has invalid characters")
+    if _polymod(_hrp_expand(hrp.lower()) + list(values)) != 1:
         raise KeyFormatError("bech32 checksum does not match")
-    data = bytes(_convert_bits(values[:-6], 5, 8, pad=False))
-    return hrp, data
+    return hrp, _from_groups(lower[pos + 1 : -6])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TypeVar
 
 from confvault.age import _bech32
 from confvault.age._format import Stanza, b64decode, b64encode
@@ -19,7 +18,6 @@ from confvault.age._primitives import (
 )
 from confvault.errors import HeaderError, IncorrectIdentityError, KeyFormatError
 
-T = TypeVar("T")
 X25519_LABEL = b"age-encryption.org/v1/X25519"
 STANZA_TYPE = "X25519"
 RECIPIENT_HRP = "age"
@@ -126,35 +124,3 @@ def parse_identity(text: str) -> X25519Identity:
     if hrp != IDENTITY_HRP:
         raise KeyFormatError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
     return X25519Identity(data)
-
-
-def _parse_key_lines(
-    text: str, parse: Callable[[str], T], what: str, plural: str, key: str
-) -> list[T]:
-    """One key a line; ``#`` comments and blank lines skipped; errors name the line."""
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        try:
-            found.append(parse(stripped))
-        except KeyFormatError as err:
-            raise KeyFormatError(f"{what} file line {number} is not {key}") from err
-    if not found:
-        raise KeyFormatError(f"{what} file holds no {plural}")
-    return found
-
-
-def parse_identities(text: str) -> list[X25519Identity]:
-    """Parse an identity file: one key a line, ``#`` comments and blank lines."""
-    return _parse_key_lines(
-        text, parse_identity, "identity", "identities", "an age identity"
-    )
-
-
-def parse_recipients(text: str) -> list[X25519Recipient]:
-    """Parse a recipients file: one ``age1...`` a line, ``#`` comments."""
-    return _parse_key_lines(
-        text, parse_recipient, "recipients", "recipients", "an age1 key"
-    )

@@ -33,7 +33,7 @@ def _harden() -> None:
 _OUT_HELP = "write the result to FILE (default: stdout)"
 
 
-def _parse_recipient_arg(text: str) -> agelib.X25519Recipient:
+def _parse_recipient_arg(text: str) -> agelib.AnyRecipient:
     try:
         return agelib.parse_recipient(text)
     except KeyFormatError as err:
@@ -107,17 +107,35 @@ def keygen(
     ] = None,
     convert: Annotated[
         str | None,
-        typer.Option("-y", help="print the recipient (public key) of an identity file"),
+        typer.Option(
+            "-y",
+            help="print the recipient (public key) of each key in an identity file",
+        ),
     ] = None,
+    pq: Annotated[
+        bool,
+        typer.Option(
+            "--pq",
+            help="a post-quantum hybrid key (AGE-SECRET-KEY-PQ-1..., age1pq1...); "
+            "stock age before 1.3 cannot use it",
+        ),
+    ] = False,
 ) -> None:
-    """Generate an X25519 identity (secret key) file; the public key goes to stderr."""
+    """Generate an identity (secret key) file; the public key goes to stderr.
+
+    X25519 by default (AGE-SECRET-KEY-1..., recipient age1...); with --pq the
+    post-quantum hybrid ML-KEM-768 + X25519 type (AGE-SECRET-KEY-PQ-1...,
+    recipient age1pq1...).
+    """
     if convert is not None:
         for identity in agelib.parse_identities(
             _read_text(Path(convert), "identity file")
         ):
             sys.stdout.write(f"{identity.recipient}\n")
         return
-    identity = agelib.X25519Identity.generate()
+    identity: agelib.AnyIdentity = (
+        agelib.HybridIdentity.generate() if pq else agelib.X25519Identity.generate()
+    )
     created = dt.datetime.now(dt.UTC).astimezone().replace(microsecond=0).isoformat()
     public = identity.recipient
     text = f"# created: {created}\n# public key: {public}\n{identity.encode()}\n"
@@ -146,12 +164,19 @@ def encrypt(
     ] = None,
     recipient: Annotated[
         list[str] | None,
-        typer.Option("-r", "--recipient", help="seal to this age1... key (repeatable)"),
+        typer.Option(
+            "-r",
+            "--recipient",
+            help="seal to this key: age1... (X25519) or age1pq1... (post-quantum); "
+            "repeatable, one kind per file",
+        ),
     ] = None,
     recipients_file: Annotated[
         list[Path] | None,
         typer.Option(
-            "-R", "--recipients-file", help="seal to every key in FILE (repeatable)"
+            "-R",
+            "--recipients-file",
+            help="seal to every key in FILE, one a line (repeatable)",
         ),
     ] = None,
     passphrase: Annotated[
@@ -177,7 +202,13 @@ def encrypt(
         ),
     ] = agelib.scrypt.DEFAULT_WORK_FACTOR,
 ) -> None:
-    """Seal INPUT to recipients or a passphrase, as the stock `age -e` does."""
+    """Seal INPUT to recipients or a passphrase, as the stock `age -e` does.
+
+    Recipients are X25519 keys (age1...) or post-quantum hybrid keys
+    (age1pq1...). One file takes one kind: post-quantum recipients are not
+    mixed with classic ones, which would leave the file only as strong as
+    X25519. Stock age before 1.3 cannot open a post-quantum file.
+    """
     targets: list[agelib.Recipient] = [_parse_recipient_arg(r) for r in recipient or []]
     for path in recipients_file or []:
         targets += agelib.parse_recipients(_read_text(path, "recipients file"))
@@ -206,7 +237,12 @@ def decrypt(
     ] = None,
     identity: Annotated[
         list[Path] | None,
-        typer.Option("-i", "--identity", help="identity file (repeatable)"),
+        typer.Option(
+            "-i",
+            "--identity",
+            help="identity file: AGE-SECRET-KEY-1... and/or AGE-SECRET-KEY-PQ-1... "
+            "lines (repeatable)",
+        ),
     ] = None,
     output: Annotated[
         str | None, typer.Option("-o", "--output", help=_OUT_HELP)
