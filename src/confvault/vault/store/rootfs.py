@@ -128,6 +128,7 @@ class Root:
         except OSError as err:
             raise storage_error(err, f"open {path}") from err
         self.fd = fd
+        self._uid = os.getuid()
         self._dirs: dict[str, int] = {"": fd}
         self._finalizer = weakref.finalize(self, close_all, self._dirs)
         if check:
@@ -223,13 +224,32 @@ class Root:
         nothing for a regular file and saves two system calls a file (a
         backup of 100,000 objects).
         """
-        layout.check_file(rel, name)
-        where = self.where(rel, name)
-        dir_fd = self.dir(rel)
-        fd = open_nofollow(name, READ_FLAGS, where, dir_fd)
+        # As layout.check_file and self.dir do, in fewer calls: a backup or a
+        # verify opens 100,000 files.
+        grammar = layout.files_of(rel)
+        if (
+            grammar is None
+            or grammar[0].fullmatch(name) is None
+            or not name.startswith(grammar[1])
+        ):
+            layout.check_file(rel, name)
+        dir_fd = self._dirs.get(rel)
+        if dir_fd is None:
+            dir_fd = self.dir(rel)
+        try:  # what nearly every call does; the path for messages only if needed
+            fd = os.open(name, READ_FLAGS | NOATIME, dir_fd=dir_fd)
+        except OSError:
+            fd = open_nofollow(name, READ_FLAGS, self.where(rel, name), dir_fd)
         try:
             info = os.fstat(fd)
-            check_file_status(info, where)
+            mode = info.st_mode
+            if not (
+                stat.S_ISREG(mode)
+                and info.st_uid == self._uid
+                and not mode & 0o077
+                and info.st_nlink == 1
+            ):
+                check_file_status(info, self.where(rel, name))
             if blocking:
                 os.set_blocking(fd, True)
         except BaseException:
