@@ -10,9 +10,10 @@ FIFO, never changing an access time, never writing. Paths are checked
 against ``layout``; only ``walk`` goes beyond the format's directories, by
 the names their listings give, so that a checker sees everything there is.
 
-    survey = Survey(Root(path, check=False))
-    survey.entries("objects")            # [(name, mode), ...] or None
-    survey.hash_file("objects/ab", name)  # hex SHA-256, or None
+    survey = of_path(path)               # Survey(Root(path, check=False))
+    survey.entries("objects")            # [(name, mode), ...] as listed
+    survey.hash_file("objects/ab", name)  # hex SHA-256, or None: not a file
+    for rel, entries in survey.walk(): ...  # everything, top-down
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from confvault.vault.store.rootfs import (
     close_all,
     read_all,
 )
+
+_BLOCK = 1 << 20
 
 
 def of_path(path: Path) -> Survey | None:
@@ -189,7 +192,12 @@ class Survey:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 return None
-            return hashlib.sha256(read_all(fd, info.st_size)).hexdigest()
+            if info.st_size < _BLOCK:  # nearly every object: one read
+                return hashlib.sha256(read_all(fd, info.st_size)).hexdigest()
+            sha = hashlib.sha256()  # an attachment may be larger than memory
+            while block := os.read(fd, _BLOCK):
+                sha.update(block)
+            return sha.hexdigest()
         finally:
             os.close(fd)
 
