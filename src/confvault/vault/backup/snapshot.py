@@ -201,7 +201,10 @@ def _copy_entries(
 ) -> tuple[int, int]:
     """Copy ``entries`` in order, stopping early once ``limit`` bytes are
     copied; (how many entries were copied, their bytes). Each file but the
-    manifest must hash to its own name."""
+    manifest must hash to its own name. A file is opened as every command
+    opens one (``rootfs.Root.open``: by descriptor, no symlink, no FIFO
+    waited on, a private regular file of ours with one link, in private
+    directories of ours)."""
     total = 0
     for index, rel in enumerate(entries):
         if limit is not None and total >= limit:
@@ -209,7 +212,16 @@ def _copy_entries(
         if rel in dirs:
             sink.add_dir(rel)
             continue
-        fd, size = _open_source(disk, rel)
+        directory, _, name = rel.rpartition("/")
+        try:
+            fd, info = disk.open(directory, name, blocking=False)
+        except FileNotFoundError as err:
+            raise IntegrityError(
+                f"{rel} is missing from the vault; run `confvault verify`"
+            ) from err
+        except OSError as err:
+            raise fs.storage_error(err, f"read {rel}") from err
+        size = info.st_size
         try:
             digest, written = sink.copy_fd(rel, fd, size)
         finally:
@@ -223,23 +235,6 @@ def _copy_entries(
             )
         total += size
     return len(entries), total
-
-
-def _open_source(disk: fs.Root, rel: str) -> tuple[int, int]:
-    """(descriptor, size) of the vault file ``rel``, opened as every command
-    opens one (``rootfs.Root.open``: by descriptor, no symlink, no FIFO
-    waited on, a private regular file of ours with one link, in private
-    directories of ours)."""
-    directory, _, name = rel.rpartition("/")
-    try:
-        fd, info = disk.open(directory, name, blocking=False)
-    except FileNotFoundError as err:
-        raise IntegrityError(
-            f"{rel} is missing from the vault; run `confvault verify`"
-        ) from err
-    except OSError as err:
-        raise fs.storage_error(err, f"read {rel}") from err
-    return fd, info.st_size
 
 
 # --- verify and restore (in check and restoring) -------------------------------

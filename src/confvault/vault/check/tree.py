@@ -29,10 +29,11 @@ def walk(survey: Survey, report: Findings) -> Listings:
         dirs = [e for e in entries if stat.S_ISDIR(e[1])]
         others = [e for e in entries if not stat.S_ISDIR(e[1])]
         for name, mode in dirs + others:
-            path = f"{rel}/{name}" if rel else name
             if stat.S_ISLNK(mode):
+                path = f"{rel}/{name}" if rel else name
                 report.error("symlink", path, "a symlink was planted in the vault")
             elif mode & 0o077:
+                path = f"{rel}/{name}" if rel else name
                 report.error(
                     "permissions",
                     path,

@@ -23,7 +23,7 @@ import hashlib
 import os
 import stat
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from confvault.errors import UnsafeVaultEntryError
@@ -179,27 +179,48 @@ class Survey:
         """The SHA-256 (hex) of the format file ``rel/name`` whatever its mode,
         owner or link count; None when it is missing, a symlink, not a regular
         file, or in a directory that cannot be reached without a link."""
-        dir_fd = self._dirs.get(rel)
-        if dir_fd is None:
-            dir_fd = self.dir(rel)
-        if dir_fd is None or not layout.is_file(rel, name):
-            return None
-        try:
-            fd = _open_read(name, dir_fd)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            if info.st_size < _BLOCK:  # nearly every object: one read
-                return hashlib.sha256(read_all(fd, info.st_size)).hexdigest()
-            sha = hashlib.sha256()  # an attachment may be larger than memory
-            while block := os.read(fd, _BLOCK):
-                sha.update(block)
-            return sha.hexdigest()
-        finally:
-            os.close(fd)
+        return next(self.hash_files(rel, [name]))
+
+    def hash_files(self, rel: str, names: Iterable[str]) -> Iterator[str | None]:
+        """``hash_file`` of each of ``names`` in the directory ``rel``, in
+        order: a verify hashes 100,000 objects, so one loop does the work."""
+        grammar = layout.files_of(rel)
+        dir_fd = None if grammar is None else self.dir(rel)
+        pattern, prefix = grammar or (layout.HASH, "")
+        for name in names:
+            if (
+                dir_fd is None
+                or pattern.fullmatch(name) is None
+                or not name.startswith(prefix)
+            ):
+                yield None
+                continue
+            try:
+                fd = os.open(name, READ_FLAGS | NOATIME, dir_fd=dir_fd)
+            except OSError:
+                try:
+                    fd = _open_read(name, dir_fd)
+                except OSError:
+                    yield None
+                    continue
+            try:
+                info = os.fstat(fd)
+                size = info.st_size
+                if not stat.S_ISREG(info.st_mode):
+                    digest = None
+                elif size < _BLOCK:  # nearly every object: one read
+                    data = os.read(fd, size + 1)
+                    if len(data) > size:  # it grew meanwhile
+                        data += read_all(fd, 0)
+                    digest = hashlib.sha256(data).hexdigest()
+                else:  # an attachment may be larger than memory
+                    sha = hashlib.sha256()
+                    while block := os.read(fd, _BLOCK):
+                        sha.update(block)
+                    digest = sha.hexdigest()
+            finally:
+                os.close(fd)
+            yield digest
 
     def missing(self, rel: str, name: str) -> bool:
         """True when nothing is at ``rel/name``: neither it nor a directory on
