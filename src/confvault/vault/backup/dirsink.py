@@ -10,13 +10,14 @@ new vault there): it is reached by path, not through ``store.rootfs``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 from pathlib import Path
 
 from confvault.errors import UnsafeInputError, VaultExistsError
 from confvault.vault.backup import tarformat
-from confvault.vault.backup.sinks import CREATE_FLAGS, DIR_FLAGS, pump, read_fd
+from confvault.vault.backup.sinks import CHUNK, CREATE_FLAGS, DIR_FLAGS, pump, read_fd
 from confvault.vault.store import fs
 
 
@@ -171,9 +172,23 @@ class DirSink:
             fd = os.open(name, CREATE_FLAGS, fs.FILE_MODE, dir_fd=self.dir_fd)
         except OSError as err:
             raise fs.storage_error(err, f"create {rel}") from err
-        return self._fill(
-            self._private(fd, rel), rel, lambda n: read_fd(source, n, rel), size
-        )
+        fd = self._private(fd, rel)
+        if size > CHUNK:
+            return self._fill(fd, rel, lambda n: read_fd(source, n, rel), size)
+        try:  # nearly every object: one read, one write
+            block = read_fd(source, size, rel)
+            while 0 < len(block) < size and (
+                more := read_fd(source, size - len(block), rel)
+            ):
+                block += more
+            self._write(fd, block, rel)
+        except BaseException:
+            self._discard(fd, rel)
+            raise
+        os.close(fd)
+        self.written.append(rel)
+        self.bytes_written += len(block)
+        return hashlib.sha256(block).hexdigest(), len(block)
 
     def side(self) -> DirSink:
         """A sink for a forked copier: the same directory (its directories made)."""
@@ -195,7 +210,7 @@ class DirSink:
 
     def finish(self) -> None:
         self._close_dir()
-        fs.make_durable_paths(self.root, [self.root / rel for rel in self.written])
+        fs.make_durable_paths(self.root, [self.base + rel for rel in self.written])
         fs.fsync_dir(self.root)
         fs.fsync_dir(self.root.parent)
 
