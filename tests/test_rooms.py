@@ -41,11 +41,8 @@ ONLY: list[tuple[str, tuple[str, ...]]] = [
 
 # (importing module, imported name): imports that break a rule today.
 KNOWN: set[tuple[str, str]] = {
-    # check/deep.py and backup/check.py still share the keyless checker's
-    # report builder and object walk through private names.
+    # check/deep.py still uses the keyless checker's report builder.
     ("confvault.vault.check.deep", "confvault.vault.check.keyless._Report"),
-    ("confvault.vault.backup.check", "confvault.vault.check.keyless._Report"),
-    ("confvault.vault.backup.check", "confvault.vault.check.keyless._live_objects"),
 }
 
 

@@ -12,6 +12,7 @@ from confvault import age
 from confvault.errors import (
     AgeError,
     IntegrityError,
+    KeyFormatError,
     NotFoundError,
     ReadOnlyError,
     UnsafeInputError,
@@ -267,6 +268,17 @@ def test_grant_guards(vault, practice) -> None:
         vault.grant(str(age.X25519Identity.generate().recipient))
     with pytest.raises(NotFoundError):
         vault.revoke("nobody")
+
+
+def test_a_post_quantum_grant_is_refused_until_the_vault_supports_it(
+    vault, practice
+) -> None:
+    generation = vault.manifest.generation
+    with pytest.raises(KeyFormatError, match="post-quantum"):
+        vault.grant(str(age.HybridIdentity.generate().recipient), all_clients=True)
+    assert vault.grants() == []
+    vault.add_client("Dora")  # the refused grant left nothing behind
+    assert vault.manifest.generation == generation + 1
 
 
 def test_change_passphrase_rewrites_only_owner_key(vault, practice, state_dir) -> None:

@@ -86,7 +86,7 @@ class _Plan:
 def seal_export(
     vault: Any,
     client: str,
-    recipient: age.X25519Recipient,
+    recipient: age.Recipient,
     out: BinaryIO,
     *,
     psychotherapy: bool = False,

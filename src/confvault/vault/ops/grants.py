@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from confvault import age
 from confvault.errors import (
     AmbiguousNameError,
+    KeyFormatError,
     NotFoundError,
     UnsafeInputError,
 )
@@ -59,6 +60,11 @@ def grant(
 ) -> GrantInfo:
     """Give ``recipient`` (an age1… key) read access; re-wraps client keys only."""
     key = age.parse_recipient(recipient)
+    if not isinstance(key, age.X25519Recipient):
+        raise KeyFormatError(
+            "grants take X25519 recipients (age1...) for now; post-quantum "
+            "grants (age1pq1...) come with the post-quantum vault"
+        )
     if not all_clients and not clients:
         raise UnsafeInputError("name the clients to grant (--client), or --all")
     until_iso = parse_date(until) if until else None
