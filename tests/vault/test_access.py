@@ -120,7 +120,7 @@ def test_a_note_rebuilds_only_the_directories_of_grants_that_cover_its_client(
     real = directories._directory
 
     def counting(s, root, grant):
-        built.append(grant["label"])
+        built.append(grant.label)
         return real(s, root, grant)
 
     monkeypatch.setattr(directories, "_directory", counting)

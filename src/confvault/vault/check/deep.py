@@ -44,16 +44,16 @@ def verify_deep(
         )
     reached |= vault._root_buckets.objects
     total = sum(
-        c.get("notes", 0) + c.get("drafts", 0)
-        for cl in root["clients"].values()
-        for c in cl["compartments"].values()
+        c.notes + c.drafts
+        for cl in root.clients.values()
+        for c in cl.compartments.values()
     )
-    for client_id in sorted(root["clients"]):
+    for client_id in sorted(root.clients):
         for name in (RECORDS, PSYCHOTHERAPY):
-            entry = root["clients"][client_id]["compartments"].get(name)
+            entry = root.clients[client_id].compartments.get(name)
             if entry is None:
                 continue
-            reached |= {entry["key"], entry["index"]}
+            reached |= {entry.key, entry.index}
             try:
                 comp = vault._open_compartment(root, client_id, name)
             except (ConfvaultError, AgeError) as err:
@@ -64,15 +64,15 @@ def verify_deep(
                 )
                 continue
             for note in comp.notes:
-                reached.add(note["object"])
+                reached.add(note.object)
                 notes_checked += 1
                 try:
-                    if note["kind"] == "attachment":
-                        vault._stream_attachment(note["id"], _NullSink())
+                    if note.kind == "attachment":
+                        vault._stream_attachment(note.id, _NullSink())
                     else:
                         vault._read(comp, note, by_identity=True)
                 except (ConfvaultError, AgeError) as err:
-                    report.error("note", note["id"], str(err))
+                    report.error("note", note.id, str(err))
                 if progress:
                     progress(notes_checked, total)
     try:

@@ -4,7 +4,6 @@ and the rule of what it covers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from confvault.vault.model import _doc
 from confvault.vault.model.note_format import PSYCHOTHERAPY
@@ -68,12 +67,3 @@ class Grant:
         if self.directory is not None:
             doc["directory"] = self.directory
         return doc
-
-
-def grant_covers(grant: dict[str, Any], client_id: str, compartment: str) -> bool:
-    """True when ``grant`` lets its key read ``client_id``'s ``compartment``
-    (a grant as the root index document holds it, until the operations read
-    ``Grant`` records)."""
-    if compartment == PSYCHOTHERAPY and not grant.get("psychotherapy", False):
-        return False
-    return bool(grant.get("all")) or client_id in grant.get("clients", [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from confvault.vault.model.results import VaultStatus
 from confvault.vault.ops import audit, compartments, reading
 from confvault.vault.session import trail
 from confvault.vault.store import (
@@ -14,30 +15,26 @@ if TYPE_CHECKING:
     from confvault.vault.session.core import Session
 
 
-def status(s: Session) -> Any:
+def status(s: Session) -> VaultStatus:
     """Counts, key ages, grants and the last verify, for the dashboard."""
-    from confvault.vault.model.results import VaultStatus
-
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         comps = [
             (name, entry)
-            for c in root["clients"].values()
-            for name, entry in c["compartments"].items()
+            for c in root.clients.values()
+            for name, entry in c.compartments.items()
         ]
-        keys = sorted(entry["key_created"] for _, entry in comps)
+        keys = sorted(entry.key_created for _, entry in comps)
         last = s.seen.last_verify(current.body.vault_id)
         return VaultStatus(
             path=str(s.root),
             vault_id=current.body.vault_id,
             generation=current.generation,
-            clients=len(root["clients"]),
-            notes=sum(e.get("notes", 0) for _, e in comps),
-            drafts=sum(e.get("drafts", 0) for _, e in comps),
-            psychotherapy_notes=sum(
-                e.get("notes", 0) for n, e in comps if n == "psychotherapy"
-            ),
-            attachments=sum(e.get("attachments", 0) for _, e in comps),
+            clients=len(root.clients),
+            notes=sum(e.notes for _, e in comps),
+            drafts=sum(e.drafts for _, e in comps),
+            psychotherapy_notes=sum(e.notes for n, e in comps if n == "psychotherapy"),
+            attachments=sum(e.attachments or 0 for _, e in comps),
             objects=current.body.objects,
             last_change=current.body.time,
             last_verify=(
@@ -45,8 +42,8 @@ def status(s: Session) -> Any:
             ),
             oldest_key=keys[0] if keys else None,
             newest_key=keys[-1] if keys else None,
-            grants=len(root.get("grants", [])),
-            work_factor=root.get("settings", {}).get("work_factor"),
+            grants=len(root.grants),
+            work_factor=root.settings.work_factor if root.settings else None,
             recovery_key=current.pointer("recovery") is not None,
             owner_key=s.owner_key_fingerprint(current),
         )
@@ -82,7 +79,7 @@ class _DeepSource:
         return self.s.root_buckets
 
     def _root_doc(self, current: Any) -> Any:
-        return self.s.root_doc(current)
+        return self.s.root_record(current)
 
     def _open_compartment(self, root: Any, cid: str, name: str) -> Any:
         return compartments.open_compartment(self.s, root, cid, name)

@@ -12,9 +12,9 @@ file keys let a reader open 64 buckets without 64 X25519 unwraps.
 A version 1 root (every client inline) is still read; the next write turns
 it into version 2.
 
-Callers get one merged dictionary (top document plus ``clients``) and change
-it in place; ``write`` finds the buckets that changed by comparing each with
-an untouched copy parsed from the same plaintext.
+Callers get one ``RootRecord`` (a value: a change is a new record);
+``write`` finds the buckets that changed by comparing each bucket's clients,
+as documents, with those it was read or last written with.
 """
 
 from __future__ import annotations
@@ -29,14 +29,23 @@ from typing import TYPE_CHECKING, Protocol
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
+from confvault.vault.model.root import ROOT_V1, ROOT_V2, ClientRecord, RootRecord
 from confvault.vault.store import sealing
 from confvault.vault.store.documents import JSONObject, JSONValue
 
 if TYPE_CHECKING:
     from confvault.vault.store.transaction import Transaction
 
-ROOT_V1 = "confvault/root/v1"
-ROOT_V2 = "confvault/root/v2"
+__all__ = [
+    "BUCKET_FORMAT",
+    "ROOT_V1",
+    "ROOT_V2",
+    "Buckets",
+    "label_of",
+    "read",
+    "write",
+]
+
 BUCKET_FORMAT = "confvault/clients/v1"
 _HEX_PAIR = re.compile(r"[0-9a-f]{2}")
 
@@ -50,8 +59,8 @@ def label_of(client_id: str) -> str:
 
 @dataclass
 class Buckets:
-    """What the vault holds now: bucket label -> (object name, untouched clients),
-    and each bucket's file key (base64)."""
+    """What the vault holds now: bucket label -> (object name, its clients as
+    sealed, as documents), and each bucket's file key (base64)."""
 
     sealed: dict[str, tuple[str, JSONObject]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -77,12 +86,6 @@ def _parse(plain: bytes, formats: Sequence[str], what: str) -> JSONObject:
     return doc
 
 
-def _object(value: JSONValue, what: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise IntegrityError(f"the {what} is malformed")
-    return value
-
-
 def _bucket_entry(entry: JSONValue) -> tuple[str, str]:
     """A top document's entry for one bucket: (object name, file key text).
 
@@ -98,16 +101,17 @@ def _bucket_entry(entry: JSONValue) -> tuple[str, str]:
 
 def read(
     store: ObjectSource, identity: age.Identity, digest: str, vault_id: str
-) -> tuple[JSONObject, Buckets]:
-    """The merged root of this vault, and its buckets as sealed now."""
+) -> tuple[RootRecord, Buckets]:
+    """The root of this vault, and its buckets as sealed now."""
     top = _parse(
         age.decrypt(store.get(digest), [identity]), (ROOT_V1, ROOT_V2), "root index"
     )
     if top.get("vault") != vault_id:
         raise IntegrityError("the root index belongs to another vault")
     if top["format"] == ROOT_V1:
-        return top, Buckets()  # every client inline: all buckets are new
-    clients: JSONObject = {}
+        # every client inline: all buckets are new
+        return RootRecord.from_doc(top), Buckets()
+    clients: dict[str, ClientRecord] = {}
     buckets = Buckets()
     named = top.pop("buckets", None)
     if not isinstance(named, dict):
@@ -128,18 +132,17 @@ def read(
             or not all(label_of(cid) == label for cid in members)
         ):
             raise IntegrityError(f"client bucket {label} was swapped or altered")
-        clients.update(members)
-        # a second, untouched parse: what ``write`` compares against
-        untouched = _parse(plain, (BUCKET_FORMAT,), "")["clients"]
-        buckets.sealed[label] = (bucket, _object(untouched, "client bucket"))
+        for cid, client in members.items():
+            clients[cid] = ClientRecord.from_doc(client, cid)
+        # never changed: records are values, read from it and not into it
+        buckets.sealed[label] = (bucket, members)
         buckets.keys[label] = key_text
-    top["clients"] = clients
-    return top, buckets
+    return RootRecord.from_doc(top, clients), buckets
 
 
 def write(
     txn: Transaction,
-    root: JSONObject,
+    root: RootRecord,
     buckets: Buckets,
     owner: age.Recipient,
     changed: Collection[str] | None = None,
@@ -150,11 +153,11 @@ def write(
     added or removed: only their buckets are compared (a note add changes
     one client; comparing every bucket costs O(clients)).
     """
-    clients = _object(root["clients"], "root index")
-    by_label: dict[str, JSONObject] = {}
+    clients = root.clients
+    by_label: dict[str, list[str]] = {}
     if changed is None or not buckets.sealed:  # a v1 root: write every bucket
-        for cid, client in clients.items():
-            by_label.setdefault(label_of(cid), {})[cid] = client
+        for cid in clients:
+            by_label.setdefault(label_of(cid), []).append(cid)
         labels = by_label.keys() | buckets.sealed.keys()
     else:
         labels = {label_of(cid) for cid in changed}
@@ -163,10 +166,10 @@ def write(
             ids = {c for c in changed if label_of(c) == label} | set(
                 before[1] if before else ()
             )
-            by_label[label] = {c: clients[c] for c in sorted(ids) if c in clients}
+            by_label[label] = [c for c in sorted(ids) if c in clients]
     now = Buckets(dict(buckets.sealed), dict(buckets.keys))
     for label in sorted(labels):
-        members = by_label.get(label, {})
+        members: JSONObject = {c: clients[c].to_doc() for c in by_label.get(label, ())}
         before = buckets.sealed.get(label)
         if before is not None and before[1] == members:
             continue
@@ -178,16 +181,15 @@ def write(
         data = sealing.encode_document(
             {
                 "format": BUCKET_FORMAT,
-                "vault": root["vault"],
+                "vault": root.vault,
                 "bucket": label,
                 "clients": members,
             }
         )
         sealed, file_key = age.encrypt_keyed(sealing.pad_text(data), [owner])
-        now.sealed[label] = (txn.put(sealed), json.loads(data)["clients"])
+        now.sealed[label] = (txn.put(sealed), members)
         now.keys[label] = base64.b64encode(file_key).decode("ascii")
-    root["format"] = ROOT_V2
-    top = {k: v for k, v in root.items() if k != "clients"}
+    top = root.top_doc()
     top["buckets"] = {
         label: {"object": digest, "file_key": now.keys[label]}
         for label, (digest, _) in sorted(now.sealed.items())
