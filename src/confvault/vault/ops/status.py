@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from confvault.vault.model.results import VaultStatus
-from confvault.vault.ops import audit, compartments, reading
+from confvault.vault.model.results import Progress, VaultStatus, VerifyReport
 from confvault.vault.session import trail
-from confvault.vault.store import (
-    fs,
-)
+from confvault.vault.store import fs
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
@@ -49,49 +46,24 @@ def status(s: Session) -> VaultStatus:
         )
 
 
-def verify(s: Session, *, deep: bool = False, progress: Any = None) -> Any:
+def verify(
+    s: Session, *, deep: bool = False, progress: Progress | None = None
+) -> VerifyReport:
     """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
-    from confvault.vault.check import deep as deep_check
-    from confvault.vault.check import keyless as checks
+    from confvault.vault.check import keyless
+    from confvault.vault.check.deep import DeepChecker
 
     with fs.locked(s.root, exclusive=False, timeout=s.lock_timeout):
-        report, current = checks.verify_keyless(s.root, seen=s.seen, progress=progress)
+        report, current = keyless.verify_keyless(s.root, seen=s.seen, progress=progress)
         if deep and current is not None and s.owner is not None:
             s.manifest = current
-            report = deep_check.verify_deep(_DeepSource(s), report, current, progress)
+            checker = DeepChecker(
+                current, s.store, s.owner.x25519, s.signers(), progress
+            )
+            report = checker.check(report)
         # Under the lock: a writer committing in between would otherwise have
         # its generation overwritten by this read-modify-write of the memory.
         s.seen.record_verify(report.vault_id or s.vault_id, s.now(), report.ok)
     if deep and report.ok:
         trail.audit_read(s, "verify-deep", notes=report.notes_checked)
     return report
-
-
-class _DeepSource:
-    """What the deep checker reads, until it takes its inputs explicitly."""
-
-    def __init__(self, s: Session) -> None:
-        self.s = s
-        self.manifest = s.manifest
-
-    @property
-    def _root_buckets(self) -> Any:
-        return self.s.root_buckets
-
-    def _root_doc(self, current: Any) -> Any:
-        return self.s.root_record(current)
-
-    def _open_compartment(self, root: Any, cid: str, name: str) -> Any:
-        return compartments.open_compartment(self.s, root, cid, name)
-
-    def _stream_attachment(self, ref: str, dst: Any) -> Any:
-        return reading.stream_attachment(self.s, ref, dst)
-
-    def _read(self, comp: Any, note: Any, **kw: Any) -> Any:
-        return reading.read(self.s, comp, note, **kw)
-
-    def _segments(self) -> Any:
-        return trail.segments(self.s)
-
-    def verify_audit(self) -> Any:
-        return audit.verify_audit(self.s)
