@@ -14,10 +14,9 @@ open vault's ``Session`` (``vault.session``); see docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from confvault import age
-from confvault.vault.model import identity
+from confvault.vault.model import identity, policy
 from confvault.vault.model.clock import Clock, utc_now
 from confvault.vault.model.results import (
     AuditEntry,
@@ -34,6 +33,8 @@ from confvault.vault.model.results import (
     RotateReport,
     SearchHit,
     ShredResult,
+    VaultStatus,
+    VerifyReport,
 )
 from confvault.vault.ops import (
     audit,
@@ -50,9 +51,9 @@ from confvault.vault.ops import (
 from confvault.vault.session import opening
 from confvault.vault.session.core import Session
 from confvault.vault.store import fs
+from confvault.vault.store.documents import JSONObject
 from confvault.vault.store.manifest import Manifest
 from confvault.vault.store.objects import ObjectStore
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.store.seen import SeenStore
 
 
@@ -68,16 +69,16 @@ class Vault:
         path: Path,
         passphrase: bytes,
         *,
-        work_factor: int = identity.DEFAULT_WORK_FACTOR,
+        work_factor: int = policy.DEFAULT_WORK_FACTOR,
         recovery_key: bool = True,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
-        min_work_factor: int = identity.MIN_WORK_FACTOR,
+        min_work_factor: int = policy.MIN_WORK_FACTOR,
     ) -> tuple[Vault, str | None]:
         """Create a vault at ``path``; return it and the recovery key (shown once).
 
         ``min_work_factor`` exists so tests and benchmarks can use a cheap
-        scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+        scrypt cost; the product's floor is ``policy.MIN_WORK_FACTOR``.
         """
         session, recovery = opening.create(
             path,
@@ -100,7 +101,7 @@ class Vault:
         reader: age.X25519Identity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,
         owner_key: str | None = None,
     ) -> Vault:
         """Open with the passphrase, the recovery key, or (read-only) a grantee key.
@@ -166,11 +167,13 @@ class Vault:
 
     # --- operations ------------------------------------------------------------------
 
-    def status(self) -> Any:
+    def status(self) -> VaultStatus:
         """Counts, key ages, grants and the last verify, for the dashboard."""
         return status.status(self.session)
 
-    def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
+    def verify(
+        self, *, deep: bool = False, progress: Progress | None = None
+    ) -> VerifyReport:
         """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
         return status.verify(self.session, deep=deep, progress=progress)
 
@@ -247,7 +250,7 @@ class Vault:
 
     def rotate_identity(
         self, passphrase: bytes, progress: Progress | None = None
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """New owner keys in one commit; client keys re-wrapped to them, not changed."""
         return rekey.rotate_identity(self.session, passphrase, progress)
 
@@ -394,7 +397,7 @@ class Vault:
         """A note with its body, after checking hash, index match and signature."""
         return reading.note(self.session, ref)
 
-    def save_attachment(self, ref: str, dst: BinaryIO) -> NoteInfo:
+    def save_attachment(self, ref: str, dst: age.Writer) -> NoteInfo:
         """Stream an attachment's file into ``dst``; IntegrityError if it is not intact."""
         return reading.save_attachment(self.session, ref, dst)
 
