@@ -149,6 +149,30 @@ def test_note_entries_round_trip_with_and_without_a_kept_file_key() -> None:
     assert entry.to_doc() == doc  # a record is a value: unchanged
 
 
+def test_an_index_reads_all_its_entries_and_names_a_malformed_one() -> None:
+    good = _note_doc()
+    streamed = {k: v for k, v in good.items() if k != "file_key"}
+    index = {
+        "format": "confvault/index/v1",
+        "client": "ab12340000000000",
+        "compartment": "records",
+        "notes": [good, streamed, {**good, "id": "ab12340000000002"}],
+    }
+    read = CompartmentIndex.from_doc(index, "records index")
+    assert read.to_doc() == index
+    assert [n.file_key for n in read.notes] == ["a2V5", None, "a2V5"]
+    assert read.counts() == (0, 3, 0)
+    for bad, message in (
+        ({**good, "body_size": 3.0}, "'body_size' is not a whole number"),
+        ({**good, "signature": 5}, "'signature' is not text or null"),
+        ({**good, "file_key": None}, "'file_key' is not text"),
+        ([good], "not a JSON object"),
+    ):
+        notes = [good, streamed, bad]
+        with pytest.raises(IntegrityError, match=message):
+            CompartmentIndex.from_doc({**index, "notes": notes}, "records index")
+
+
 Mutation = Callable[[dict[str, Any]], object]
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from itertools import chain
 from operator import itemgetter
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from confvault.vault.model import _doc
 from confvault.vault.model.note_format import NoteMeta
@@ -38,7 +39,9 @@ _ENTRY_KEYS = frozenset((*_TEXT, *_TEXT_OR_NULL, "body_size"))
 _KEYED_KEYS = _ENTRY_KEYS | {"file_key"}
 _texts = itemgetter(*_TEXT)
 _texts_or_null = itemgetter(*_TEXT_OR_NULL)
+_body_size = itemgetter("body_size")
 _STR = {str}
+_INT = {int}
 _STR_OR_NULL = {str, type(None)}
 _INDEX_KEYS = frozenset(("format", "client", "compartment", "notes"))
 _PROFILE_KEYS = frozenset(("name", "fields", "created"))
@@ -115,6 +118,40 @@ class NoteEntry:
             fields["file_key"] = None
         return entry
 
+    @classmethod
+    def from_docs(cls, values: list[JSONValue], what: str) -> tuple[NoteEntry, ...]:
+        """The entries of an index: ``from_doc``'s checks, the types' made in
+        a few C-level passes over all of them (a search reads every index);
+        on any doubt each entry is read alone, which names what is wrong."""
+        entries = []
+        new = object.__new__
+        for value in values:
+            if type(value) is not dict:
+                return cls._each(values, what)
+            keys = value.keys()
+            entry = new(cls)
+            fields = entry.__dict__
+            fields.update(value)
+            if keys == _ENTRY_KEYS:
+                fields["file_key"] = None
+            elif keys != _KEYED_KEYS or type(value["file_key"]) is not str:
+                return cls._each(values, what)
+            entries.append(entry)
+        docs = cast("list[JSONObject]", values)  # each checked to be one above
+        if (
+            not _STR.issuperset(map(type, chain.from_iterable(map(_texts, docs))))
+            or not _STR_OR_NULL.issuperset(
+                map(type, chain.from_iterable(map(_texts_or_null, docs)))
+            )
+            or not _INT.issuperset(map(type, map(_body_size, docs)))
+        ):
+            return cls._each(values, what)
+        return tuple(entries)
+
+    @classmethod
+    def _each(cls, values: list[JSONValue], what: str) -> tuple[NoteEntry, ...]:
+        return tuple([cls.from_doc(value, what) for value in values])
+
     def to_doc(self) -> JSONObject:
         # Exactly the fields (as ``from_doc``, ``of`` and ``__init__`` set them).
         doc: JSONObject = dict(self.__dict__)
@@ -177,7 +214,7 @@ class CompartmentIndex:
         return cls(
             client=_doc.text(doc, "client", what),
             compartment=_doc.text(doc, "compartment", what),
-            notes=tuple([NoteEntry.from_doc(n, what) for n in notes]),
+            notes=NoteEntry.from_docs(notes, what),
             profile=(
                 Profile.from_doc(doc["profile"], f"profile in the {what}")
                 if "profile" in doc
