@@ -60,10 +60,13 @@ def label_of(client_id: str) -> str:
 @dataclass
 class Buckets:
     """What the vault holds now: bucket label -> (object name, its clients as
-    sealed, as documents), and each bucket's file key (base64)."""
+    sealed, as documents), each bucket's file key (base64), and the client
+    records read from or written to each (a root that still holds those
+    very records has not changed that bucket: records are values)."""
 
     sealed: dict[str, tuple[str, JSONObject]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    records: dict[str, dict[str, ClientRecord]] = field(default_factory=dict)
 
     @property
     def objects(self) -> set[str]:
@@ -132,11 +135,12 @@ def read(
             or not all(label_of(cid) == label for cid in members)
         ):
             raise IntegrityError(f"client bucket {label} was swapped or altered")
-        for cid, client in members.items():
-            clients[cid] = ClientRecord.from_doc(client, cid)
+        held = {cid: ClientRecord.from_doc(c, cid) for cid, c in members.items()}
+        clients.update(held)
         # never changed: records are values, read from it and not into it
         buckets.sealed[label] = (bucket, members)
         buckets.keys[label] = key_text
+        buckets.records[label] = held
     return RootRecord.from_doc(top, clients), buckets
 
 
@@ -167,15 +171,25 @@ def write(
                 before[1] if before else ()
             )
             by_label[label] = [c for c in sorted(ids) if c in clients]
-    now = Buckets(dict(buckets.sealed), dict(buckets.keys))
+    now = Buckets(dict(buckets.sealed), dict(buckets.keys), dict(buckets.records))
     for label in sorted(labels):
-        members: JSONObject = {c: clients[c].to_doc() for c in by_label.get(label, ())}
+        cids = by_label.get(label, [])
+        held = buckets.records.get(label)
+        if (
+            held is not None
+            and len(held) == len(cids)
+            and all(clients.get(cid) is record for cid, record in held.items())
+        ):
+            continue  # the very records it was sealed with
+        members: JSONObject = {c: clients[c].to_doc() for c in cids}
         before = buckets.sealed.get(label)
         if before is not None and before[1] == members:
+            now.records[label] = {c: clients[c] for c in cids}
             continue
         if before is not None:
             txn.retire(before[0])
             del now.sealed[label], now.keys[label]
+            now.records.pop(label, None)
         if not members:
             continue
         data = sealing.encode_document(
@@ -189,6 +203,7 @@ def write(
         sealed, file_key = age.encrypt_keyed(sealing.pad_text(data), [owner])
         now.sealed[label] = (txn.put(sealed), members)
         now.keys[label] = base64.b64encode(file_key).decode("ascii")
+        now.records[label] = {c: clients[c] for c in cids}
     top = root.top_doc()
     top["buckets"] = {
         label: {"object": digest, "file_key": now.keys[label]}
