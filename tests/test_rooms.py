@@ -40,10 +40,7 @@ ONLY: list[tuple[str, tuple[str, ...]]] = [
 # module to its package; so `cli` imports nothing private of `vault` or `age`.
 
 # (importing module, imported name): imports that break a rule today.
-KNOWN: set[tuple[str, str]] = {
-    # check/deep.py still uses the keyless checker's report builder.
-    ("confvault.vault.check.deep", "confvault.vault.check.keyless._Report"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path, src: Path) -> str:
