@@ -130,6 +130,9 @@ class VaultStatus:
     work_factor: int | None
     recovery_key: bool
     owner_key: str  # fingerprint of the key that signs the manifests
+    # "client name (compartment)" of each key still to be rotated: after an
+    # interrupted revoke, expiry or re-key; writes to them are refused.
+    pending_rotations: tuple[str, ...] = ()
 
     def to_json(self) -> JSONObject:
         return asdict(self)
@@ -179,6 +182,8 @@ class RotatedKey:
     notes: int
     old_key_created: str
     new_key_created: str
+    # IDs of the notes this rotation found unreadable and recorded as damaged.
+    damaged: tuple[str, ...] = ()
 
     def to_json(self) -> JSONObject:
         return asdict(self)
