@@ -168,7 +168,8 @@ def _store_note(
     place of ``replacing``), and the root with the client's new counts (and,
     when ``dated``, the date of its last note)."""
     if replacing is not None:
-        txn.retire(replacing.object)
+        if replacing.damaged is None:  # a damaged note's object is gone already
+            txn.retire(replacing.object)
         index = comp.index.replacing(replacing, entries[0])
     else:
         index = comp.index.with_notes(entries)
