@@ -21,6 +21,7 @@ from confvault.errors import (
     IntegrityError,
     NoIdentityMatchError,
     ReadOnlyError,
+    RollbackMemoryError,
     VaultNotFoundError,
     WrongPassphraseError,
 )
@@ -164,12 +165,20 @@ class Session:
     def commit(self, txn: Transaction, vault_id: str) -> None:
         owner = self.require_owner()
         signer = signing.b64(owner.signer)
+        # The rollback memory fails closed: no change it could not remember.
+        try:
+            self.seen.check_writable()
+        except RollbackMemoryError:
+            txn.abort()
+            self.audit_pending.clear()
+            self.root_cache = None  # it may be the root this write did not commit
+            raise
         new = txn.commit(
             vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock())
         )
         self.manifest = new
-        self.seen.record(vault_id, new.generation, signer)
-        self.seen.record_place(self.root, vault_id)
+        self.seen.record(vault_id, new.generation, signer, strict=True)
+        self.seen.record_place(self.root, vault_id, strict=True)
 
     def require_owner(self) -> identity.OwnerIdentity:
         if self.owner is None:
