@@ -91,7 +91,7 @@ class SeenStore:
         path = self._place_path(root)
         if path.exists():
             return
-        doc = {"path": os.path.realpath(root), "vault": vault_id}
+        doc: dict[str, object] = {"path": os.path.realpath(root), "vault": vault_id}
         self._write_file(path, doc, strict=strict)
 
     def _read(self, vault_id: str) -> dict[str, object]:
