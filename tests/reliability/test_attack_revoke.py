@@ -245,3 +245,43 @@ def test_the_full_rekey_records_an_unreadable_note_as_damaged(
     assert "new owner keys; 3 client keys rotated, 3 notes re-sealed" in done.stdout
     # The grant stands; the client key harvested before opens nothing now.
     _assert_revoked_key_opens_nothing(p.vault, harvested[1:])
+
+
+def test_keyless_verify_reports_what_normal_commands_refuse(
+    practice: tuple[Practice, Path, list[age.X25519Identity]],
+) -> None:
+    """t3b's first step: a hard-linked object, which normal commands refuse,
+    was called ok by keyless `verify`; so was a file of another user."""
+    p, _, harvested = practice
+    victim = _object_holding(p.vault, harvested, b"PINEAPPLE")
+    os.link(victim, p.root / "extra-link")
+    done = p.run("verify", "--json")
+    assert done.returncode == INTEGRITY
+    findings = json.loads(done.stdout)["findings"]
+    assert [(f["code"], f["subject"]) for f in findings] == [
+        ("hard-link", f"objects/{victim.name[:2]}/{victim.name}")
+    ]
+    victim_id = next(
+        n["id"]
+        for n in json.loads(p.owner("note", "list", "--json"))
+        if n["size"] == len("Alice said the secret word PINEAPPLE\n")
+    )
+    shown = p.run("note", "show", victim_id)  # as normal commands refuse it
+    assert shown.returncode == INTEGRITY
+    assert "hard links" in shown.stderr
+    (p.root / "extra-link").unlink()
+    assert p.run("verify").returncode == 0
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs this as root, to give a file to another user")
+        return
+    os.chown(victim, 65534, -1)
+    done = p.run("verify", "--json")
+    assert done.returncode == INTEGRITY
+    findings = json.loads(done.stdout)["findings"]
+    assert [(f["code"], f["subject"]) for f in findings] == [
+        ("foreign-owner", f"objects/{victim.name[:2]}/{victim.name}")
+    ]
+    shown = p.run("note", "show", victim_id)
+    assert shown.returncode == INTEGRITY
+    assert "belongs to another user" in shown.stderr
