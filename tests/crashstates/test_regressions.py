@@ -49,6 +49,17 @@ CASES = {
         ),
         "durable",
     ),
+    # 3. After the commit, the journal was removed before the removals it
+    #    stands for were durable: the objects came back, unnamed by anything.
+    "removals-lost-journal-gone": (
+        Case(
+            "note-add",
+            "none",
+            "end",
+            ("unlink vault/objects/*/*", "unlink vault/shards/*"),
+        ),
+        "durable",
+    ),
 }
 
 

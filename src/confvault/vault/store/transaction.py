@@ -4,7 +4,8 @@ Crash safety: objects are written (temp + rename) and made durable before the
 manifest is replaced atomically; a journal in tmp/ lists what the transaction
 added and retires, so the next writer removes the leftovers of a transaction
 that was interrupted, whichever side of the manifest swap it died on. The
-journal is durable before anything it names moves in.
+journal is durable before anything it names moves in, and is removed only
+once what it removed is durably gone.
 
 A journal is hostile until checked: it carries an HMAC keyed from the owner's
 signing key (only the owner's process holds it) over its name, the vault ID
@@ -211,14 +212,21 @@ def collect(
     except FileNotFoundError:
         return True
     lists = _checked_lists(data, journal, key, vault_id)
+    emptied: set[str] = set()  # directories something was removed from
     if lists is not None:
         for digest in [*lists["added"], *lists["retired"]]:
             if not live.contains(digest):
                 store.remove(digest)
+                emptied.add(layout.bucket_of(digest))
         live_shards = set(live.body.shards.values())
         for name in lists["shards"]:
             if name not in live_shards:
                 disk.remove(manifest.SHARDS_DIR, name)
+                emptied.add(manifest.SHARDS_DIR)
+    # Only the journal says these were garbage: it goes once they are durably
+    # gone (a file system that does not keep metadata in order can bring
+    # removed files back after a power cut).
+    fs.sync_dirs(disk, emptied)
     disk.remove(fs.TMP_DIR, journal)
     return lists is not None
 
