@@ -60,6 +60,9 @@ CASES = {
         ),
         "durable",
     ),
+    # 4. init reported success, but the vault directory's own entry in its
+    #    parent was never synced: the whole vault could vanish.
+    "init-vault-entry-lost": (Case("init", "none", "end", ("mkdir vault",)), "durable"),
 }
 
 

@@ -152,8 +152,19 @@ def _prepare_empty_dir(path: Path) -> None:
             )
         path.chmod(fs.DIR_MODE)
         return
+    top = path  # the first directory created: its parent gets the new entry
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=fs.DIR_MODE)
         path.mkdir(mode=fs.DIR_MODE)
     except OSError as err:
         raise fs.storage_error(err, f"create {path}") from err
+    # Each new directory's entry durable in its parent: otherwise a power cut
+    # after init reported success could take the whole vault with it.
+    here = path
+    while True:
+        fs.fsync_dir(here.parent)
+        if here == top:
+            break
+        here = here.parent
