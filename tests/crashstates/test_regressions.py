@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from confvault.errors import VaultExistsError
+from confvault.vault import Vault
 from tests.crashstates import cases, model
 from tests.crashstates.cases import Case
 from tests.crashstates.explorer import Explorer, record_command
@@ -63,6 +65,12 @@ CASES = {
     # 4. init reported success, but the vault directory's own entry in its
     #    parent was never synced: the whole vault could vanish.
     "init-vault-entry-lost": (Case("init", "none", "end", ("mkdir vault",)), "durable"),
+    # 5. init interrupted after creating its directories: init again
+    #    refused the directory as "not empty", and nothing else could use it.
+    "init-interrupted-then-init": (
+        Case("init", "ext4", "after mkdir vault/tmp"),
+        "recovers",
+    ),
 }
 
 
@@ -82,3 +90,44 @@ def test_replayed_state(name: str, strace_bin: str, world_root: Path) -> None:
     explorer = Explorer(run)
     files = model.apply(run.before, run.ops, present)
     assert explorer.check(files, point > explorer.last_barrier) is None
+
+
+def test_init_again_clears_only_what_an_interrupted_init_leaves(tmp_path: Path) -> None:
+    """Case 5's fix, at its edges: a vault, a stranger's file, a name outside
+    the format's grammar keep the directory "not empty"; the skeleton of an
+    init cut short (directories, a lock, objects, temporary files) does not."""
+
+    def init(path: Path) -> None:
+        Vault.init(
+            path,
+            b"pass",
+            work_factor=10,
+            min_work_factor=10,
+            state_dir=tmp_path / "state",
+        )
+
+    init(tmp_path / "vault")
+    stranger = tmp_path / "stranger"
+    (stranger / "objects").mkdir(mode=0o700, parents=True)
+    (stranger / "notes.txt").write_text("mine")
+    odd = tmp_path / "odd"
+    (odd / "tmp").mkdir(mode=0o700, parents=True)
+    (odd / "tmp" / "evil").write_text("not a temporary file of ours")
+    for path in (tmp_path / "vault", stranger, odd):
+        before = sorted(p.relative_to(path) for p in path.rglob("*"))
+        with pytest.raises(VaultExistsError, match="is not empty"):
+            init(path)
+        assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+    cut = tmp_path / "cut"
+    for sub in ("", "objects", "objects/ab", "shards", "tmp"):
+        (cut / sub).mkdir(mode=0o700, exist_ok=True)
+    (cut / "lock").write_bytes(b"")
+    (cut / "objects" / "ab" / ("ab" + "0" * 62)).write_bytes(b"half an object")
+    (cut / "tmp" / f"manifest.123.{'0' * 12}.tmp").write_bytes(b"")
+    init(cut)
+    assert (
+        Vault.open(cut, passphrase=b"pass", state_dir=tmp_path / "state")
+        .verify()
+        .findings
+        == ()
+    )
