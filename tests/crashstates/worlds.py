@@ -13,8 +13,16 @@ from pathlib import Path
 
 from confvault import age
 from confvault.vault import Vault
+from tests.conftest import ram_dir
 from tests.crashstates import content
-from tests.crashstates.explorer import BACKUP, Command, World
+from tests.crashstates.explorer import (
+    BACKUP,
+    Command,
+    Result,
+    World,
+    explore,
+    record_command,
+)
 
 IMPORTS = 4  # files in the `note import` batch
 
@@ -109,3 +117,13 @@ COMMANDS = [
         backup=True,
     ),
 ]
+
+
+def explore_command(name: str, fallback: str, strace: str) -> Result:
+    """Build the world of the command ``name``, record it, explore it (in a
+    worker process: the world lives on a tmpfs when there is one)."""
+    command = next(c for c in COMMANDS if c.name == name)
+    with ram_dir(Path(fallback)) as root:
+        world = make_world(root, with_vault=not command.creates_vault)
+        run = record_command(world, command, strace)
+        return explore(run)
