@@ -40,13 +40,7 @@ ONLY: list[tuple[str, tuple[str, ...]]] = [
 # module to its package; so `cli` imports nothing private of `vault` or `age`.
 
 # (importing module, imported name): imports that break a rule today.
-KNOWN: set[tuple[str, str]] = {
-    # check/deep.py and backup/check.py still share the keyless checker's
-    # report builder and object walk through private names.
-    ("confvault.vault.check.deep", "confvault.vault.check.keyless._Report"),
-    ("confvault.vault.backup.check", "confvault.vault.check.keyless._Report"),
-    ("confvault.vault.backup.check", "confvault.vault.check.keyless._live_objects"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path, src: Path) -> str:

@@ -17,6 +17,7 @@ from confvault import age
 from confvault.age import _format, armor
 from confvault.errors import ConfvaultError
 from confvault.vault.model import note_format
+from confvault.vault.model.index import NoteEntry
 from confvault.vault.store import manifest, sealing
 
 EXAMPLES = int(os.environ.get("CONFVAULT_FUZZ_EXAMPLES", "300"))
@@ -24,6 +25,14 @@ FUZZ = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 IDENTITY = age.X25519Identity.generate()
+# The index entry body_recorded checks a note against (body size 0, a zero hash).
+_ENTRY = NoteEntry.of(
+    note_format.NoteMeta(
+        *("0" * 16, "0" * 16, "progress", "t", "d", "c", "draft"), 0, "0" * 64, ""
+    ),
+    "0" * 64,
+    None,
+)
 VALID = age.encrypt(b"fuzz payload " * 50, [IDENTITY.recipient])
 ARMORED = age.encrypt(b"fuzz payload", [IDENTITY.recipient], armored=True)
 HEADER_END = VALID.index(b"\n---") + 1
@@ -141,7 +150,7 @@ def test_note_metadata_parser(line: bytes) -> None:
     with contextlib.suppress(ConfvaultError):
         note_format.parse_recorded(line, entry)
     with contextlib.suppress(ConfvaultError):
-        note_format.body_recorded(line, entry)
+        note_format.body_recorded(line, _ENTRY)
 
 
 @FUZZ

@@ -85,7 +85,7 @@ def _build(
 def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
     current = vault.manifest
     pointers = current.body.pointers
-    root = vault.session.root_doc(current)
+    root = vault.session.root_record(current)
     store = vault.store
     files: dict[str, list[Path]] = {
         "manifest": [vault.root / "manifest"],
@@ -109,11 +109,11 @@ def _files_by_kind(vault: Vault) -> dict[str, list[Path]]:
         "index": [],
         "note": [],
     }
-    for cid in sorted(root["clients"]):
+    for cid in sorted(root.clients):
         comp = compartments.open_compartment(vault.session, root, cid, "records")
-        files["client-key"].append(store.path(comp.entry["key"]))
-        files["index"].append(store.path(comp.entry["index"]))
-        files["note"] += [store.path(e["object"]) for e in comp.notes]
+        files["client-key"].append(store.path(comp.entry.key))
+        files["index"].append(store.path(comp.entry.index))
+        files["note"] += [store.path(e.object) for e in comp.notes]
     return files
 
 

@@ -12,6 +12,7 @@ from confvault import age
 from confvault.errors import (
     AgeError,
     IntegrityError,
+    KeyFormatError,
     NotFoundError,
     ReadOnlyError,
     UnsafeInputError,
@@ -120,7 +121,7 @@ def test_a_note_rebuilds_only_the_directories_of_grants_that_cover_its_client(
     real = directories._directory
 
     def counting(s, root, grant):
-        built.append(grant["label"])
+        built.append(grant.label)
         return real(s, root, grant)
 
     monkeypatch.setattr(directories, "_directory", counting)
@@ -269,6 +270,17 @@ def test_grant_guards(vault, practice) -> None:
         vault.revoke("nobody")
 
 
+def test_a_post_quantum_grant_is_refused_until_the_vault_supports_it(
+    vault, practice
+) -> None:
+    generation = vault.manifest.generation
+    with pytest.raises(KeyFormatError, match="post-quantum"):
+        vault.grant(str(age.HybridIdentity.generate().recipient), all_clients=True)
+    assert vault.grants() == []
+    vault.add_client("Dora")  # the refused grant left nothing behind
+    assert vault.manifest.generation == generation + 1
+
+
 def test_change_passphrase_rewrites_only_owner_key(vault, practice, state_dir) -> None:
     before = vault.manifest.body.pointers
     objects_before = set(_objects(vault))
@@ -293,7 +305,7 @@ def test_identity_rotation_keeps_signatures_and_recovery(make_vault, state_dir) 
     note = vault.add_note("Ann", b"signed by the old key")
     old_signer = vault.manifest.body.signer
     result = vault.rotate_identity(PASSPHRASE)
-    assert result["recovery_key_kept"] is True
+    assert result.recovery_key_kept is True
     again = reopen(vault, state_dir)
     assert again.manifest.body.signer != old_signer
     assert again.note(note.id).signature == "valid"

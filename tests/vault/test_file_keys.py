@@ -9,7 +9,9 @@ whose entry has no key (or a wrong one) must be handled exactly.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,30 +19,37 @@ import pytest
 from confvault import age
 from confvault.errors import HeaderMacError, IntegrityError
 from confvault.vault import Vault
+from confvault.vault.model.index import NoteEntry
 from confvault.vault.ops import compartments
 from confvault.vault.ops.export_sinks import DirectorySink
 
 
 def _records(vault: Vault, client: str) -> Any:
+    """The client's records key, and its index entries as documents."""
     with vault.session.reading() as current:
-        root = vault.session.root_doc(current)
-        return compartments.open_compartment(
+        root = vault.session.root_record(current)
+        comp = compartments.open_compartment(
             vault.session,
             root,
             compartments.resolve_client(vault.session, root, client),
             "records",
         )
+    return SimpleNamespace(key=comp.key, notes=[e.to_doc() for e in comp.notes])
 
 
 def _rewrite_index(vault: Vault, client: str, change: Any) -> None:
     """Commit an index changed by ``change(entries)`` through the vault's own writer
     (what a bug, or someone holding the owner key, could produce)."""
     with vault.session.writing() as txn:
-        root = vault.session.root_doc(txn.current)
+        root = vault.session.root_record(txn.current)
         cid = compartments.resolve_client(vault.session, root, client)
         comp = compartments.open_compartment(vault.session, root, cid, "records")
-        change(comp.notes)
-        compartments.write_index(vault.session, txn, comp)
+        entries = [e.to_doc() for e in comp.notes]
+        change(entries)
+        notes = tuple(NoteEntry.from_doc(e, "index") for e in entries)
+        index = replace(comp.index, notes=notes)
+        comp = compartments.write_index(vault.session, txn, comp, index)
+        root = root.with_compartment(cid, "records", comp.entry)
         vault.session.write_root(txn, root)
 
 

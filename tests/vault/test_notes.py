@@ -129,7 +129,7 @@ def test_psychotherapy_notes_are_a_separate_compartment(vault: Vault) -> None:
         progress.id,
         pt.id,
     }
-    root = vault.session.root_doc(vault.manifest)
+    root = vault.session.root_record(vault.manifest).to_doc()
     comps = next(iter(root["clients"].values()))["compartments"]
     assert set(comps) == {"records", "psychotherapy"}
     assert comps["records"]["key"] != comps["psychotherapy"]["key"]

@@ -119,11 +119,11 @@ def test_sealed_export_opens_with_stock_age(
 def test_shred_destroys_every_file_of_the_client(
     vault: Vault, record, tmp_path: Path, age_bin: str
 ) -> None:
-    root = vault.session.root_doc(vault.manifest)
-    cid = next(c for c, v in root["clients"].items() if v["name"] == "Ann Example")
+    root = vault.session.root_record(vault.manifest)
+    cid = next(c for c, v in root.clients.items() if v.name == "Ann Example")
     keys = [
         compartments.open_compartment(vault.session, root, cid, name).key
-        for name in root["clients"][cid]["compartments"]
+        for name in root.clients[cid].compartments
     ]
     key_file = tmp_path / "old-client-keys.txt"
     key_file.write_text("".join(k.encode() + "\n" for k in keys))

@@ -34,7 +34,7 @@ def _clients_in_two_buckets(vault: Vault) -> list[str]:
 
 def _buckets(vault: Vault) -> dict[str, str]:
     with vault.session.reading() as current:
-        vault.session.root_doc(current)
+        vault.session.root_record(current)
     return {label: d for label, (d, _) in vault.session.root_buckets.sealed.items()}
 
 
@@ -83,7 +83,7 @@ def test_a_version_1_root_is_read_and_converted_by_the_next_write(
     notes = {n: vault.add_note(n, f"note of {n}".encode()).id for n in names}
     # Rewrite the root as version 1 (every client inline), as earlier releases did.
     with vault.session.writing() as txn:
-        root = vault.session.root_doc(txn.current)
+        root = vault.session.root_record(txn.current).to_doc()
         v1 = {**root, "format": root_index.ROOT_V1}
         txn.retire(txn.current.pointer("root"))
         for digest, _ in vault.session.root_buckets.sealed.values():
@@ -126,7 +126,7 @@ def test_a_bucket_holding_a_client_of_another_digit_is_refused(
     names = _clients_in_two_buckets(vault)
     first = next(c for c in vault.clients() if c.name == names[0])
     with vault.session.writing() as txn:
-        root = vault.session.root_doc(txn.current)
+        root = vault.session.root_record(txn.current).to_doc()
         buckets = vault.session.root_buckets.sealed
         other = next(
             label for label in buckets if label != root_index.label_of(first.id)

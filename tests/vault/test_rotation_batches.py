@@ -15,14 +15,14 @@ def _generation(vault: Vault) -> int:
 
 def _note_objects(vault: Vault, client: str) -> list[Path]:
     with vault.session.reading() as current:
-        root = vault.session.root_doc(current)
+        root = vault.session.root_record(current)
         comp = compartments.open_compartment(
             vault.session,
             root,
             compartments.resolve_client(vault.session, root, client),
             "records",
         )
-        return [vault.store.path(e["object"]) for e in comp.notes]
+        return [vault.store.path(e.object) for e in comp.notes]
 
 
 def _clients(vault: Vault, count: int) -> dict[str, list[str]]:

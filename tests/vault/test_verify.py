@@ -28,12 +28,12 @@ def filled(vault: Vault) -> tuple[Vault, list[str]]:
 
 
 def _object_of(vault: Vault, note_id: str) -> Path:
-    root = vault.session.root_doc(vault.manifest)
-    for client_id in root["clients"]:
+    root = vault.session.root_record(vault.manifest)
+    for client_id in root.clients:
         comp = compartments.open_compartment(vault.session, root, client_id, "records")
         for entry in comp.notes:
-            if entry["id"] == note_id:
-                return vault.store.path(entry["object"])
+            if entry.id == note_id:
+                return vault.store.path(entry.object)
     raise AssertionError(note_id)
 
 

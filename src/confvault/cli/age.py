@@ -128,10 +128,8 @@ def keygen(
     recipient age1pq1...).
     """
     if convert is not None:
-        for identity in agelib.parse_identities(
-            _read_text(Path(convert), "identity file")
-        ):
-            sys.stdout.write(f"{identity.recipient}\n")
+        for each in agelib.parse_identities(_read_text(Path(convert), "identity file")):
+            sys.stdout.write(f"{each.recipient}\n")
         return
     identity: agelib.AnyIdentity = (
         agelib.HybridIdentity.generate() if pq else agelib.X25519Identity.generate()

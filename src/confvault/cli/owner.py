@@ -154,12 +154,13 @@ def identity_rotate(
         return
     with _output.progress("re-sealing client keys") as progress:
         result = vault.rotate_identity(secret, progress=progress)
-    # The facade gives a JSON document (dict[str, Any]): its fields, typed here.
-    rewrapped = int(result["client_keys_rewrapped"])
-    recovery_key_kept = bool(result["recovery_key_kept"])
-    protects, does_not = str(result["protects"]), str(result["does_not_protect"])
+    rewrapped, recovery_key_kept = (
+        result.client_keys_rewrapped,
+        result.recovery_key_kept,
+    )
+    protects, does_not = result.PROTECTS, result.DOES_NOT_PROTECT
     if as_json:
-        _output.emit_json(result)
+        _output.emit_json(result.to_json())
     else:
         _output.line(f"new owner keys; {rewrapped} client keys re-sealed")
         if recovery_key_kept:

@@ -4,7 +4,9 @@
 ``backup``, run by a nightly job) loads without the rest of it.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from confvault.vault.vault import Vault
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["Vault"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[Vault]:
     if name == "Vault":
         from confvault.vault.vault import Vault
 

@@ -8,51 +8,23 @@
         print(vault.note(info.id).body)
 
 Each method is one call of an operation in ``confvault.vault.ops`` over the
-open vault's ``Session`` (``vault.session``); see docs/ARCHITECTURE.md.
+open vault's ``Session`` (``vault.session``), its module loaded on first use;
+see docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from confvault import age
-from confvault.vault.model import identity
+from confvault.vault import ops
+from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
-from confvault.vault.model.results import (
-    AuditEntry,
-    ClientInfo,
-    ExportResult,
-    Finding,
-    GrantInfo,
-    NoteInfo,
-    NoteView,
-    PassphraseReport,
-    Progress,
-    RekeyReport,
-    RevokeReport,
-    RotateReport,
-    SearchHit,
-    ShredResult,
-)
-from confvault.vault.ops import (
-    audit,
-    clients,
-    export,
-    export_sinks,
-    grants,
-    notes,
-    reading,
-    rekey,
-    rotation,
-    status,
-)
 from confvault.vault.session import opening
 from confvault.vault.session.core import Session
 from confvault.vault.store import fs
 from confvault.vault.store.manifest import Manifest
 from confvault.vault.store.objects import ObjectStore
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.store.seen import SeenStore
 
 
@@ -68,16 +40,15 @@ class Vault:
         path: Path,
         passphrase: bytes,
         *,
-        work_factor: int = identity.DEFAULT_WORK_FACTOR,
+        work_factor: int = policy.DEFAULT_WORK_FACTOR,
         recovery_key: bool = True,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
-        min_work_factor: int = identity.MIN_WORK_FACTOR,
+        min_work_factor: int = policy.MIN_WORK_FACTOR,
     ) -> tuple[Vault, str | None]:
         """Create a vault at ``path``; return it and the recovery key (shown once).
 
-        ``min_work_factor`` exists so tests and benchmarks can use a cheap
-        scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+        ``min_work_factor``: for tests and benchmarks (the floor: ``policy``).
         """
         session, recovery = opening.create(
             path,
@@ -100,7 +71,7 @@ class Vault:
         reader: age.X25519Identity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,
         owner_key: str | None = None,
     ) -> Vault:
         """Open with the passphrase, the recovery key, or (read-only) a grantee key.
@@ -121,8 +92,6 @@ class Vault:
                 owner_key=owner_key,
             )
         )
-
-    # --- the open vault, as callers have always seen it ----------------------------
 
     @property
     def root(self) -> Path:
@@ -164,15 +133,15 @@ class Vault:
         """The fingerprint of the key that signs this vault's manifests."""
         return self.session.owner_key_fingerprint(current)
 
-    # --- operations ------------------------------------------------------------------
-
-    def status(self) -> Any:
+    def status(self) -> results.VaultStatus:
         """Counts, key ages, grants and the last verify, for the dashboard."""
-        return status.status(self.session)
+        return ops.status.status(self.session)
 
-    def verify(self, *, deep: bool = False, progress: Any = None) -> Any:
+    def verify(
+        self, *, deep: bool = False, progress: results.Progress | None = None
+    ) -> results.VerifyReport:
         """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
-        return status.verify(self.session, deep=deep, progress=progress)
+        return ops.status.verify(self.session, deep=deep, progress=progress)
 
     def grant(
         self,
@@ -183,9 +152,9 @@ class Vault:
         label: str | None = None,
         until: str | None = None,
         psychotherapy: bool = False,
-    ) -> GrantInfo:
+    ) -> results.GrantInfo:
         """Give ``recipient`` (an age1… key) read access; re-wraps client keys only."""
-        return grants.grant(
+        return ops.grants.grant(
             self.session,
             recipient,
             clients=clients,
@@ -195,19 +164,19 @@ class Vault:
             psychotherapy=psychotherapy,
         )
 
-    def grants(self) -> list[GrantInfo]:
+    def grants(self) -> list[results.GrantInfo]:
         """Every grant: who, to what, since when, until when."""
-        return grants.grants(self.session)
+        return ops.grants.grants(self.session)
 
     def revoke(
         self,
         who: str,
         *,
         clients: list[str] | None = None,
-        progress: Progress | None = None,
-    ) -> RevokeReport:
+        progress: results.Progress | None = None,
+    ) -> results.RevokeReport:
         """Remove a grant (or some of its clients) and rotate every affected key."""
-        return grants.revoke(self.session, who, clients=clients, progress=progress)
+        return ops.grants.revoke(self.session, who, clients=clients, progress=progress)
 
     def rotate(
         self,
@@ -217,10 +186,10 @@ class Vault:
         older_than: str | None = None,
         expired: bool = False,
         dry_run: bool = False,
-        progress: Progress | None = None,
-    ) -> RotateReport:
+        progress: results.Progress | None = None,
+    ) -> results.RotateReport:
         """New client keys and re-sealed notes; ``expired`` revokes lapsed grants."""
-        return rotation.rotate(
+        return ops.rotation.rotate(
             self.session,
             clients=clients,
             all_clients=all_clients,
@@ -236,9 +205,9 @@ class Vault:
         *,
         work_factor: int | None = None,
         allow_weak_work_factor: bool = False,
-    ) -> PassphraseReport:
+    ) -> results.PassphraseReport:
         """Re-seal only the owner key file with a new passphrase."""
-        return rekey.change_passphrase(
+        return ops.rekey.change_passphrase(
             self.session,
             new_passphrase,
             work_factor=work_factor,
@@ -246,10 +215,10 @@ class Vault:
         )
 
     def rotate_identity(
-        self, passphrase: bytes, progress: Progress | None = None
-    ) -> dict[str, Any]:
+        self, passphrase: bytes, progress: results.Progress | None = None
+    ) -> results.OwnerRotation:
         """New owner keys in one commit; client keys re-wrapped to them, not changed."""
-        return rekey.rotate_identity(self.session, passphrase, progress)
+        return ops.rekey.rotate_identity(self.session, passphrase, progress)
 
     def rekey(
         self,
@@ -258,10 +227,10 @@ class Vault:
         passphrase_changed: bool = True,
         work_factor: int | None = None,
         allow_weak_work_factor: bool = False,
-        progress: Progress | None = None,
-    ) -> RekeyReport:
+        progress: results.Progress | None = None,
+    ) -> results.RekeyReport:
         """The full re-key: new owner keys sealed with ``passphrase``, then every"""
-        return rekey.rekey(
+        return ops.rekey.rekey(
             self.session,
             passphrase,
             passphrase_changed=passphrase_changed,
@@ -276,29 +245,31 @@ class Vault:
         client: str | None = None,
         since: str | None = None,
         action: str | None = None,
-    ) -> list[AuditEntry]:
+    ) -> list[results.AuditEntry]:
         """The audit trail, oldest first, filtered."""
-        return audit.audit(self.session, client=client, since=since, action=action)
+        return ops.audit.audit(self.session, client=client, since=since, action=action)
 
-    def verify_audit(self) -> list[Finding]:
+    def verify_audit(self) -> list[results.Finding]:
         """Walk the whole chain: sequence, hashes and segment links."""
-        return audit.verify_audit(self.session)
+        return ops.audit.verify_audit(self.session)
 
-    def add_client(self, name: str, fields: dict[str, str] | None = None) -> ClientInfo:
+    def add_client(
+        self, name: str, fields: dict[str, str] | None = None
+    ) -> results.ClientInfo:
         """Add a client; the name must not already be in use."""
-        return clients.add_client(self.session, name, fields)
+        return ops.clients.add_client(self.session, name, fields)
 
-    def clients(self) -> list[ClientInfo]:
+    def clients(self) -> list[results.ClientInfo]:
         """All clients, by name."""
-        return clients.clients(self.session)
+        return ops.clients.clients(self.session)
 
-    def client(self, ref: str) -> ClientInfo:
+    def client(self, ref: str) -> results.ClientInfo:
         """One client, with the profile fields (from the sealed index)."""
-        return clients.client(self.session, ref)
+        return ops.clients.client(self.session, ref)
 
-    def rename_client(self, ref: str, new_name: str) -> ClientInfo:
+    def rename_client(self, ref: str, new_name: str) -> results.ClientInfo:
         """Rename a client (root index and profile change together)."""
-        return clients.rename_client(self.session, ref, new_name)
+        return ops.clients.rename_client(self.session, ref, new_name)
 
     def add_note(
         self,
@@ -310,9 +281,9 @@ class Vault:
         template: str | None = None,
         date: str | None = None,
         draft: bool = False,
-    ) -> NoteInfo:
+    ) -> results.NoteInfo:
         """Add a note; unless ``draft``, it is signed and locked at once."""
-        return notes.add_note(
+        return ops.notes.add_note(
             self.session,
             client,
             body,
@@ -329,10 +300,10 @@ class Vault:
         paths: list[Path],
         *,
         kind: str = "progress",
-        progress: Progress | None = None,
-    ) -> list[NoteInfo]:
+        progress: results.Progress | None = None,
+    ) -> list[results.NoteInfo]:
         """Bring existing text/Markdown files in as signed notes, in one commit."""
-        return notes.import_notes(
+        return ops.notes.import_notes(
             self.session, client, paths, kind=kind, progress=progress
         )
 
@@ -342,34 +313,34 @@ class Vault:
         items: list[tuple[str, str, bytes]],
         *,
         kind: str = "progress",
-        progress: Progress | None = None,
-    ) -> list[NoteInfo]:
+        progress: results.Progress | None = None,
+    ) -> list[results.NoteInfo]:
         """Add many signed notes ``(title, date, body)`` to one client in one commit."""
-        return notes.add_notes(
+        return ops.notes.add_notes(
             self.session, client, items, kind=kind, progress=progress
         )
 
     def add_attachment(
         self, client: str, path: Path, *, title: str | None = None
-    ) -> NoteInfo:
+    ) -> results.NoteInfo:
         """Seal any file, streamed, as a signed attachment note."""
-        return notes.add_attachment(self.session, client, path, title=title)
+        return ops.notes.add_attachment(self.session, client, path, title=title)
 
     def edit_draft(
         self, ref: str, body: bytes, *, title: str | None = None
-    ) -> NoteInfo:
+    ) -> results.NoteInfo:
         """Replace a draft's text (and title). Signed notes never change."""
-        return notes.edit_draft(self.session, ref, body, title=title)
+        return ops.notes.edit_draft(self.session, ref, body, title=title)
 
-    def sign_note(self, ref: str) -> NoteInfo:
+    def sign_note(self, ref: str) -> results.NoteInfo:
         """Sign and lock a draft."""
-        return notes.sign_note(self.session, ref)
+        return ops.notes.sign_note(self.session, ref)
 
     def amend(
         self, ref: str, body: bytes, *, title: str | None = None, draft: bool = False
-    ) -> NoteInfo:
+    ) -> results.NoteInfo:
         """Add an addendum to a signed note (in the original's compartment)."""
-        return notes.amend(self.session, ref, body, title=title, draft=draft)
+        return ops.notes.amend(self.session, ref, body, title=title, draft=draft)
 
     def notes(
         self,
@@ -379,9 +350,9 @@ class Vault:
         until: str | None = None,
         kind: str | None = None,
         psychotherapy: bool = False,
-    ) -> list[NoteInfo]:
+    ) -> list[results.NoteInfo]:
         """Notes by date; psychotherapy notes only when asked for."""
-        return reading.notes(
+        return ops.reading.notes(
             self.session,
             client,
             since=since,
@@ -390,33 +361,37 @@ class Vault:
             psychotherapy=psychotherapy,
         )
 
-    def note(self, ref: str) -> NoteView:
+    def note(self, ref: str) -> results.NoteView:
         """A note with its body, after checking hash, index match and signature."""
-        return reading.note(self.session, ref)
+        return ops.reading.note(self.session, ref)
 
-    def save_attachment(self, ref: str, dst: BinaryIO) -> NoteInfo:
+    def save_attachment(self, ref: str, dst: age.Writer) -> results.NoteInfo:
         """Stream an attachment's file into ``dst``; IntegrityError if it is not intact."""
-        return reading.save_attachment(self.session, ref, dst)
+        return ops.reading.save_attachment(self.session, ref, dst)
 
     def search(
         self, query: str, *, client: str | None = None, psychotherapy: bool = False
-    ) -> list[SearchHit]:
+    ) -> list[results.SearchHit]:
         """Case-insensitive full-text search over note titles and bodies."""
-        return reading.search(
+        return ops.reading.search(
             self.session, query, client=client, psychotherapy=psychotherapy
         )
 
     def export_client(
-        self, client: str, sink: export_sinks.ExportSink, *, psychotherapy: bool = False
-    ) -> ExportResult:
+        self,
+        client: str,
+        sink: ops.export_sinks.ExportSink,
+        *,
+        psychotherapy: bool = False,
+    ) -> results.ExportResult:
         """Write a client's whole record (notes as Markdown, files, an index) to ``sink``."""
-        return export.export_client(
+        return ops.export.export_client(
             self.session, client, sink, psychotherapy=psychotherapy
         )
 
-    def shred_client(self, client: str) -> ShredResult:
+    def shred_client(self, client: str) -> results.ShredResult:
         """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
-        return export.shred_client(self.session, client)
+        return ops.export.shred_client(self.session, client)
 
 
 __all__ = ["Vault"]

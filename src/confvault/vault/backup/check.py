@@ -1,10 +1,9 @@
-"""Checking and unpacking backups: what ``backup.verify`` and ``backup.restore`` do.
+"""Checking backups: what ``backup.verify`` does (``restoring``: ``backup.restore``).
 
-A tar from elsewhere is hostile input: members are never extracted by
-``tarfile`` itself; only ``manifest``, ``shards/<sha256>`` and
-``objects/<xx>/<sha256>`` are written (0600, in 0700 directories), and
-absolute paths, ``..``, links, devices and duplicates become findings.
-Imported only when a backup is checked or restored: making one needs none of it.
+A backup from elsewhere is hostile input (``members`` says what it may
+contain): a directory is checked in place by the keyless checker, a tar as
+it streams by, with nothing written anywhere. Imported only when a backup
+is checked or restored: making one needs none of it.
 """
 
 from __future__ import annotations
@@ -13,32 +12,26 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
-import lzma
 import os
-import re
 import stat
-import tarfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from confvault.errors import ConfvaultError, IntegrityError, VaultNotFoundError
-from confvault.vault.backup import tarformat, tarreader
-from confvault.vault.backup.sinks import CHUNK, STREAM_LABEL, DirSink, NewDir
-from confvault.vault.check.keyless import _live_objects, _Report, verify_keyless
+from confvault.errors import ConfvaultError, IntegrityError, StorageError
+from confvault.vault.backup import members, tarformat
+from confvault.vault.backup.dirsink import DirSink, NewDir
+from confvault.vault.backup.sinks import CHUNK, STREAM_LABEL
+from confvault.vault.check.findings import Findings
+from confvault.vault.check.keyless import verify_keyless
+from confvault.vault.check.signed import live_objects
 from confvault.vault.model.results import Finding, VerifyReport
-from confvault.vault.store import fs, layout, manifest
-from confvault.vault.store.objects import OBJECTS_DIR, is_hash
-from confvault.vault.store.paths import default_state_dir
-from confvault.vault.store.seen import SeenStore
+from confvault.vault.store import fs, layout, manifest, survey
 
-_BUCKET = re.compile(r"[0-9a-f]{2}")
-_OBJECT_NAME = re.compile(r"objects/([0-9a-f]{2})/\1[0-9a-f]{62}")
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
-_OBJECTS_PREFIX = OBJECTS_DIR + "/"
-_SHARDS_PREFIX = manifest.SHARDS_DIR + "/"
+_OBJECTS_PREFIX = layout.OBJECTS + "/"
+_SHARDS_PREFIX = layout.SHARDS + "/"
 _META_LIMIT = 256 << 20  # manifest and shards held while a tar streams by (~4M objects)
+_classify = members.classify  # the name the tests know it by
 
 
 # --- verify ---------------------------------------------------------------------------
@@ -54,7 +47,7 @@ def verify(src: Path | str | BinaryIO, lock_timeout: float) -> VerifyReport:
     if path.is_dir():
         return _verify_dir(path, lock_timeout)
     if path.exists():  # a tar file, or a pipe such as <(restic dump ...)
-        with _open_tar_file(path) as stream:
+        with members.open_tar_file(path) as stream:
             return _verify_tar(stream, str(path))
     finding = Finding("error", "no-backup", str(path), "there is no backup here")
     return VerifyReport(str(path), 0, 0, 0, False, (finding,))
@@ -62,21 +55,21 @@ def verify(src: Path | str | BinaryIO, lock_timeout: float) -> VerifyReport:
 
 def _verify_dir(path: Path, lock_timeout: float) -> VerifyReport:
     """Verify in place; a copy whose modes were loosened is checked via a private copy."""
-    with _shared_lock_if_vault(path, lock_timeout):
+    with shared_lock_if_vault(path, lock_timeout):
         report, _ = verify_keyless(path, seen=None)
         loose = [f for f in report.findings if f.code == "permissions"]
         if not loose:
             return report
         # A tool that drops modes (rclone, a USB stick) made it unreadable to the
         # vault's own strict reader: check a private copy, and say so.
-        copied = _verify_copy(lambda sink: _copy_tree(path, sink), str(path))
+        copied = _verify_copy(path)
     warnings = [
         Finding(
             "warning", f.code, f.subject, f"{f.message}; a restore makes it private"
         )
         for f in loose
     ]
-    return _merged(copied, warnings, str(path))
+    return merged(copied, warnings, str(path))
 
 
 def _verify_tar(stream: BinaryIO, label: str) -> VerifyReport:
@@ -123,7 +116,7 @@ def _verify_tar(stream: BinaryIO, label: str) -> VerifyReport:
             room -= count
         return count
 
-    findings = _read_tar(stream, put, label)
+    findings = members.read_tar(stream, put, label)
     findings += [
         Finding(
             "error",
@@ -134,14 +127,14 @@ def _verify_tar(stream: BinaryIO, label: str) -> VerifyReport:
         )
         for rel in sorted(too_large)
     ]
-    return _merged(_check_streamed(meta, hashes, label), findings, label)
+    return merged(_check_streamed(meta, hashes, label), findings, label)
 
 
 def _check_streamed(
     meta: dict[str, bytes], hashes: dict[str, bool], label: str
 ) -> VerifyReport:
     """``verify_keyless`` for a backup whose files went by in a stream."""
-    report = _Report()
+    report = Findings()
     shard_files = {
         rel.removeprefix(_SHARDS_PREFIX): data
         for rel, data in meta.items()
@@ -157,7 +150,7 @@ def _check_streamed(
         return VerifyReport(label, 0, 0, 0, False, tuple(report.findings))
     current.shard_files = shard_files
     body = current.body
-    live = _live_objects(current, report)
+    live = live_objects(current, report)
     for digest in sorted(live):
         matches = hashes.get(digest)
         if matches is None:
@@ -190,309 +183,37 @@ def _check_streamed(
     )
 
 
-def _verify_copy(fill: Callable[[DirSink], list[Finding]], label: str) -> VerifyReport:
-    """Copy a backup into a private temporary directory and verify it there."""
-    import shutil  # only here: a backup with loose modes
-    import tempfile
-
-    try:
-        work = tempfile.mkdtemp(prefix="confvault-verify-")  # 0700
-    except OSError as err:
-        raise fs.storage_error(err, "create a temporary directory") from err
-    try:
-        root = Path(work) / "backup"
-        findings = fill(DirSink(NewDir(root)))
+def _verify_copy(path: Path) -> VerifyReport:
+    """Copy the backup directory ``path`` into a private temporary directory
+    and verify it there."""
+    source = survey.of_path(path)
+    if source is None:
+        raise StorageError(f"cannot read {path}: it is no longer a directory")
+    with fs.private_temp_dir("confvault-verify-") as work:
+        root = work / "backup"
+        findings = members.copy_tree(source, DirSink(NewDir(root)))
         report, _ = verify_keyless(root, seen=None)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return _merged(report, findings, label)
-
-
-# --- restore --------------------------------------------------------------------------
-
-
-def source_path(src: Path | str) -> Path:
-    path = Path(src)
-    if path.is_dir() and path.is_symlink():
-        path = path.resolve()  # the user named it; what it names is checked
-    if not path.exists():
-        raise VaultNotFoundError(f"no backup at {path}")
-    return path
-
-
-def restore_into(
-    source: Path | BinaryIO, sink: DirSink, lock_timeout: float
-) -> tuple[VerifyReport, manifest.Manifest]:
-    """Copy or unpack ``source`` into ``sink`` and verify it; raise if it fails."""
-    if isinstance(source, Path) and source.is_dir():
-        with _shared_lock_if_vault(source, lock_timeout):
-            findings = _copy_tree(source, sink)
-    elif isinstance(source, Path):
-        with _open_tar_file(source) as stream:
-            findings = _extract_tar(stream, sink, str(source))
-    else:
-        findings = _extract_tar(source, sink, STREAM_LABEL)
-    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
-        sink.add_dir(sub)
-    report, current = verify_keyless(sink.root, seen=None)
-    report = _merged(report, findings, str(sink.root))
-    if current is None or not report.ok:
-        problems = sum(f.severity == "error" for f in report.findings)
-        raise IntegrityError(
-            f"the backup does not verify ({problems} problem{'s' * (problems != 1)}); "
-            "nothing was restored",
-            list(report.findings),
-        )
-    return report, current
-
-
-@contextlib.contextmanager
-def _open_tar_file(path: Path) -> Iterator[BinaryIO]:
-    try:
-        stream = path.open("rb")
-    except OSError as err:
-        raise fs.storage_error(err, f"read {path}") from err
-    with stream:
-        yield stream
-
-
-def check_memory(
-    report: VerifyReport,
-    body: manifest.ManifestBody,
-    state_dir: Path | None,
-    accept_rollback: bool,
-) -> VerifyReport:
-    """Compare the restored generation with what this machine saw before."""
-    seen = SeenStore(state_dir or default_state_dir())
-    known = seen.get(body.vault_id)
-    if known is None:
-        return report
-    older = body.generation < known[0]
-    if not older and manifest.signer_descends(body, known[1]):
-        return report
-    what = (
-        f"generation {known[0]}" if older else "a manifest signed by a later owner key"
-    )
-    if accept_rollback:
-        seen.forget(body.vault_id)
-        seen.record(body.vault_id, body.generation, body.signer)
-        finding = Finding(
-            "warning",
-            "rollback-accepted",
-            manifest.MANIFEST_NAME,
-            f"this machine had seen {what} of this vault; it now accepts "
-            f"generation {body.generation} and refuses anything older",
-        )
-    else:
-        finding = Finding(
-            "warning",
-            "rollback",
-            manifest.MANIFEST_NAME,
-            f"this machine has seen {what} of this vault; opening restored "
-            f"generation {body.generation} is refused as a rollback until it is "
-            "accepted (restore again with --accept-rollback)",
-        )
-    return dataclasses.replace(report, findings=(*report.findings, finding))
-
-
-# --- what a backup may contain ------------------------------------------------------
-
-
-def _classify(name: str, kind: str) -> tuple[str, str]:
-    """(verdict, detail): verdict is dir, file, skip, unexpected or hostile.
-
-    ``name`` is a member name from a tar or a path relative to a backup
-    directory; ``kind`` is file, dir, link or special. For dir and file the
-    detail is the normalised relative path; otherwise it says why.
-    """
-    if kind == "file" and _OBJECT_NAME.fullmatch(name):
-        return "file", name  # what the rules below say, for nearly every member
-    if "\0" in name or "\\" in name:
-        return "hostile", "a name with a NUL or backslash"
-    if name.startswith("/"):
-        return "hostile", "an absolute path"
-    while name.startswith("./"):
-        name = name[2:]
-    name = name.rstrip("/")
-    parts = [] if name in ("", ".") else name.split("/")
-    if ".." in parts:
-        return "hostile", "a path that leaves the backup ('..')"
-    if kind == "link":
-        return "hostile", "a symlink or hard link"
-    if kind == "special":
-        return "hostile", "a device, FIFO or sparse file"
-    rel = "/".join(parts)
-    top = parts[0] if parts else ""
-    if top in (fs.LOCK_NAME, fs.TMP_DIR):
-        return "skip", "transient vault state"
-    if top == layout.INBOX:  # grantee reads waiting for the owner
-        return (
-            "unexpected",
-            "grantee audit entries not yet in the signed chain; not restored",
-        )
-    if kind == "dir" and (
-        not parts
-        or rel in (OBJECTS_DIR, manifest.SHARDS_DIR)
-        or (len(parts) == 2 and top == OBJECTS_DIR and _BUCKET.fullmatch(parts[1]))
-    ):
-        return "dir", rel
-    if kind == "file" and (
-        rel == manifest.MANIFEST_NAME
-        or (len(parts) == 2 and top == manifest.SHARDS_DIR and is_hash(parts[1]))
-        or (
-            len(parts) == 3
-            and top == OBJECTS_DIR
-            and is_hash(parts[2])
-            and parts[2][:2] == parts[1]
-        )
-    ):
-        return "file", rel
-    return "unexpected", "not part of a vault backup; not restored"
-
-
-def _extract_tar(stream: BinaryIO, sink: DirSink, label: str) -> list[Finding]:
-    """Write the tar's vault members into ``sink``; findings for everything else."""
-    return _read_tar(
-        stream,
-        lambda rel, read, _: sink.add_file(rel, read, None)[1],
-        label,
-        sink.add_dir,
-    )
-
-
-def _read_tar(
-    stream: BinaryIO,
-    put: Callable[[str, tarformat.Read, int], int],
-    label: str,
-    put_dir: Callable[[str], None] | None = None,
-) -> list[Finding]:
-    """Hand each vault member of the tar to ``put``; findings for everything else.
-
-    ``put(rel, read)`` consumes the member through ``read`` and returns the
-    number of bytes it got; ``put_dir(rel)`` is told of each vault directory.
-    """
-    findings: list[Finding] = []
-    written: set[str] = set()
-    try:
-        for name, kind, size, read in tarreader.members(stream):
-            verdict, detail = _classify(name, kind)
-            subject = name[:200]
-            if verdict == "hostile":
-                findings.append(
-                    Finding(
-                        "error", "hostile-member", subject, f"{detail}; not extracted"
-                    )
-                )
-            elif verdict == "unexpected":
-                findings.append(
-                    Finding("warning", "unexpected-member", subject, detail)
-                )
-            elif verdict == "dir":
-                if put_dir is not None:
-                    put_dir(detail)
-            elif verdict == "file" and read is not None:
-                if detail in written:
-                    findings.append(
-                        Finding(
-                            "error",
-                            "duplicate-member",
-                            subject,
-                            "the archive holds this file twice; the copy was ignored",
-                        )
-                    )
-                    continue
-                written.add(detail)
-                if put(detail, read, size) != size:
-                    raise tarfile.ReadError("unexpected end of data")
-    except _READ_ERRORS as err:
-        findings.append(
-            Finding(
-                "error",
-                "tar-damaged",
-                label,
-                f"the archive is truncated, damaged or not a tar ({err})",
-            )
-        )
-    return findings
-
-
-def _copy_tree(src: Path, sink: DirSink) -> list[Finding]:
-    """Copy a backup directory's vault files into ``sink``; findings for the rest."""
-    findings: list[Finding] = []
-    for rel, path, kind in _walk(src):
-        verdict, detail = _classify(rel, kind)
-        if verdict == "hostile":
-            findings.append(
-                Finding("error", "hostile-member", rel, f"{detail}; not copied")
-            )
-        elif verdict == "unexpected":
-            findings.append(Finding("warning", "unexpected-member", rel, detail))
-        elif verdict == "dir":
-            sink.add_dir(detail)
-        elif verdict == "file":
-            try:
-                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-                fd = os.open(path, flags)  # NONBLOCK: a FIFO swapped in cannot hang us
-            except OSError as err:
-                raise fs.storage_error(err, f"read {rel}") from err
-            with os.fdopen(fd, "rb") as source:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    findings.append(
-                        Finding("error", "hostile-member", rel, "not a regular file")
-                    )
-                    continue
-                sink.add_file(detail, _reading(source, rel), None)
-    return findings
-
-
-def _walk(root: Path, rel: str = "") -> Iterator[tuple[str, Path, str]]:
-    """(relative path, path, kind) for everything under ``root``; links not followed."""
-    directory = root / rel if rel else root
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as err:
-        raise fs.storage_error(err, f"read {directory}") from err
-    for entry in entries:
-        name = f"{rel}/{entry.name}" if rel else entry.name
-        try:
-            mode = entry.stat(follow_symlinks=False).st_mode
-        except OSError as err:
-            raise fs.storage_error(err, f"read {name}") from err
-        if stat.S_ISLNK(mode):
-            kind = "link"
-        elif stat.S_ISDIR(mode):
-            kind = "dir"
-        elif stat.S_ISREG(mode):
-            kind = "file"
-        else:
-            kind = "special"
-        yield name, Path(entry.path), kind
-        if kind == "dir" and _classify(name, kind)[0] == "dir":
-            yield from _walk(root, name)
+    return merged(report, findings, str(path))
 
 
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _reading(source: BinaryIO, rel: str) -> Callable[[int], bytes]:
-    def read(size: int) -> bytes:
-        try:
-            return source.read(size)
-        except OSError as err:
-            raise fs.storage_error(err, f"read {rel}") from err
-
-    return read
-
-
-def _merged(report: VerifyReport, first: list[Finding], label: str) -> VerifyReport:
+def merged(report: VerifyReport, first: list[Finding], label: str) -> VerifyReport:
+    """``report`` about ``label``, with the findings ``first`` before its own."""
     return dataclasses.replace(report, vault=label, findings=(*first, *report.findings))
 
 
 @contextlib.contextmanager
-def _shared_lock_if_vault(path: Path, timeout: float) -> Iterator[None]:
-    """A live vault given as a source is read under its shared lock."""
-    lock = path / fs.LOCK_NAME
-    if lock.is_file() and not lock.is_symlink():
+def shared_lock_if_vault(path: Path, timeout: float) -> Iterator[None]:
+    """A live vault given as a source (it has a lock file) is read under its
+    shared lock."""
+    source = survey.of_path(path)
+    try:
+        top = dict(source.entries("")) if source is not None else {}
+    except OSError:
+        top = {}
+    if stat.S_ISREG(top.get(layout.LOCK, 0)):
         with fs.locked(path, exclusive=False, timeout=timeout):
             yield
     else:

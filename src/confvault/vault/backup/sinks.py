@@ -1,4 +1,4 @@
-"""Where a backup (or a restore) goes: a new directory, a tar file or a tar stream.
+"""Where a backup goes: a tar file or a tar stream (``dirsink``: a directory).
 
 Every destination takes the vault's files one by one (``add_dir``, then
 ``copy_fd`` from an open vault file or ``add_file`` from a reader), returns
@@ -6,6 +6,9 @@ each file's SHA-256 as it passes, and is made durable by ``finish`` or put
 back as it was by ``abort``. Files are 0600 and directories 0700 whatever
 the umask. ``side``/``settle``/``join`` let a forked copier fill part of the
 same backup (see ``snapshot._copy_snapshot``).
+
+The destination is outside the vault, named by the user: it is reached by
+path, not through ``store.rootfs``.
 """
 
 from __future__ import annotations
@@ -14,203 +17,41 @@ import contextlib
 import errno
 import hashlib
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, Self
 
-from confvault.errors import IntegrityError, UnsafeInputError, VaultExistsError
+from confvault.errors import IntegrityError, VaultExistsError
 from confvault.vault.backup import tarformat
 from confvault.vault.store import fs
 
 STREAM_LABEL = "-"  # the label of a backup written to (or read from) a stream
 CHUNK = 1 << 20
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class NewDir:
-    """A directory that was new or empty; ``abort`` puts it back as it was."""
+class Sink(Protocol):
+    """What every destination of a backup does (``TarSink``, ``dirsink.DirSink``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.created: Path | None = None
-        self.old_mode: int | None = None
-        if path.is_symlink():
-            raise UnsafeInputError(f"{path} is a symlink; give the real directory")
-        if path.exists():
-            if not path.is_dir():
-                raise VaultExistsError(f"{path} exists and is not a directory")
-            try:
-                empty = not any(path.iterdir())
-                if empty:
-                    self.old_mode = stat.S_IMODE(path.stat().st_mode)
-                    os.chmod(path, fs.DIR_MODE)
-            except OSError as err:
-                raise fs.storage_error(err, f"use {path}") from err
-            if not empty:
-                raise VaultExistsError(
-                    f"{path} is not empty; give a new or empty directory"
-                )
-            return
-        top = path
-        while not top.parent.exists() and top.parent != top:
-            top = top.parent
-        try:
-            path.mkdir(mode=fs.DIR_MODE, parents=True)
-            os.chmod(path, fs.DIR_MODE)
-        except OSError as err:
-            raise fs.storage_error(err, f"create {path}") from err
-        self.created = top
+    label: str
+    mtime: int
 
-    def abort(self) -> None:
-        import shutil  # only on failure
+    def add_dir(self, rel: str) -> None: ...
 
-        if self.created is not None:
-            shutil.rmtree(self.created, ignore_errors=True)
-            return
-        with contextlib.suppress(OSError):
-            for child in list(self.path.iterdir()):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink()
-            if self.old_mode is not None:
-                os.chmod(self.path, self.old_mode)
+    def copy_fd(self, rel: str, source: int, size: int) -> tuple[str, int]: ...
 
+    def side(self) -> Self | None: ...
 
-class DirSink:
-    """Writes a backup (or a restore) into a new directory: 0700 dirs, 0600 files."""
+    def settle(self) -> None: ...
 
-    def __init__(self, target: NewDir) -> None:
-        self.target = target
-        self.root = target.path
-        self.base = os.fspath(target.path) + "/"
-        self.label = str(target.path)
-        self.mtime = 0
-        self.written: list[str] = []
-        self.dirs: set[str] = {""}
-        self.bytes_written = 0
-        self.dir = ""  # copy_fd creates files by name in this directory...
-        self.dir_fd: int | None = None  # ...open here
+    def join(self, part: Self, rels: list[str], size: int) -> None: ...
 
-    @property
-    def files_written(self) -> int:
-        return len(self.written)
+    def close(self) -> None: ...
 
-    def add_dir(self, rel: str) -> None:
-        if rel in self.dirs:
-            return
-        path = self.base + rel
-        try:
-            os.mkdir(path, fs.DIR_MODE)  # noqa: PTH102 - 10,000 paths: str, not Path
-        except FileExistsError:
-            self.dirs.add(rel)
-            return
-        except OSError as err:
-            raise fs.storage_error(err, f"create {rel}") from err
-        os.chmod(path, fs.DIR_MODE)
-        self.dirs.add(rel)
+    def finish(self) -> None: ...
 
-    def _create(self, rel: str) -> int:
-        try:
-            fd = os.open(self.base + rel, _CREATE_FLAGS, fs.FILE_MODE)
-        except OSError as err:
-            raise fs.storage_error(err, f"create {rel}") from err
-        return self._private(fd, rel)
-
-    def _private(self, fd: int, rel: str) -> int:
-        """``fd``, made 0600 whatever the umask; the file is removed if that fails."""
-        try:
-            os.fchmod(fd, fs.FILE_MODE)
-        except OSError as err:
-            self._discard(fd, rel)
-            raise fs.storage_error(err, f"create {rel}") from err
-        return fd
-
-    def _discard(self, fd: int, rel: str) -> None:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(self.base + rel)  # noqa: PTH108 - str paths, as in _create
-
-    def _write(self, fd: int, block: bytes | memoryview, rel: str) -> None:
-        view = memoryview(block)
-        try:
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError as err:
-            raise fs.storage_error(err, f"write {rel}") from err
-
-    def add_file(
-        self, rel: str, read: tarformat.Read, size: int | None
-    ) -> tuple[str, int]:
-        """Copy what ``read`` gives (``size`` bytes, or to the end) to ``rel``."""
-        parts = rel.split("/")
-        for depth in range(1, len(parts)):  # a tar need not list the directories
-            self.add_dir("/".join(parts[:depth]))
-        return self._fill(self._create(rel), rel, read, size)
-
-    def _fill(
-        self, fd: int, rel: str, read: tarformat.Read, size: int | None
-    ) -> tuple[str, int]:
-        """Write what ``read`` gives to the new file ``fd``; removed if that fails."""
-        try:
-            digest, count = pump(read, lambda b: self._write(fd, b, rel), size)
-        except BaseException:
-            self._discard(fd, rel)
-            raise
-        os.close(fd)
-        self.written.append(rel)
-        self.bytes_written += count
-        return digest, count
-
-    def _close_dir(self) -> None:
-        if self.dir_fd is not None:
-            os.close(self.dir_fd)
-            self.dir_fd = None
-
-    def copy_fd(self, rel: str, source: int, size: int) -> tuple[str, int]:
-        """Copy ``size`` bytes of a vault file (its directory already made)."""
-        directory, _, name = rel.rpartition("/")
-        try:
-            if self.dir_fd is None or directory != self.dir:
-                self._close_dir()
-                self.dir_fd = os.open(self.base + directory, DIR_FLAGS)
-                self.dir = directory
-            fd = os.open(name, _CREATE_FLAGS, fs.FILE_MODE, dir_fd=self.dir_fd)
-        except OSError as err:
-            raise fs.storage_error(err, f"create {rel}") from err
-        return self._fill(
-            self._private(fd, rel), rel, lambda n: read_fd(source, n, rel), size
-        )
-
-    def side(self) -> DirSink:
-        """A sink for a forked copier: the same directory (its directories made)."""
-        part = DirSink(self.target)
-        part.mtime, part.dirs = self.mtime, set(self.dirs)
-        return part
-
-    def settle(self) -> None:
-        """In the forked copier, when it is done."""
-        self._close_dir()
-
-    def join(self, part: DirSink, rels: list[str], size: int) -> None:
-        """Count the files a forked copier wrote (``size`` bytes in all)."""
-        self.written.extend(rels)
-        self.bytes_written += size
-
-    def close(self) -> None:
-        """Release what ``side`` made: nothing, for a directory."""
-
-    def finish(self) -> None:
-        self._close_dir()
-        fs.make_durable_paths(self.root, [self.root / rel for rel in self.written])
-        fs.fsync_dir(self.root)
-        fs.fsync_dir(self.root.parent)
-
-    def abort(self) -> None:
-        self._close_dir()
-        self.target.abort()
+    def abort(self) -> None: ...
 
 
 class TarSink:
@@ -371,11 +212,7 @@ class TarFileSink(TarSink):
             f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         )
         try:
-            fd = os.open(
-                self.temp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                fs.FILE_MODE,
-            )
+            fd = os.open(self.temp, CREATE_FLAGS, fs.FILE_MODE)
         except OSError as err:
             raise fs.storage_error(err, f"create {self.temp}") from err
         self.file = os.fdopen(fd, "wb")

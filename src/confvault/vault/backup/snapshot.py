@@ -12,46 +12,42 @@ wait; readers go on), so it is one generation, never a mix of two. Nothing in
 it is plaintext, and no key is needed to make, check or restore it: the
 manifest's signature and every file's SHA-256 prove it whole.
 
-This module makes backups; the destinations are in ``backup_sinks`` and the
-checks of a backup (a tar from elsewhere is hostile input) in
-``backup_check``, imported only by ``verify`` and ``restore``.
+This module makes backups, reading the vault as every command does
+(``store.rootfs``); the destinations are in ``sinks`` and ``dirsink``, the
+checks of a backup (a tar from elsewhere is hostile input) in ``check``
+and the restore in ``restoring``, imported only by ``verify`` and ``restore``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import errno
 import hmac
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from confvault.errors import (
     IntegrityError,
+    StorageError,
     UnsafeInputError,
     VaultNotFoundError,
 )
-from confvault.vault.backup.sinks import (
-    DIR_FLAGS,
-    STREAM_LABEL,
-    DirSink,
-    NewDir,
-    TarFileSink,
-    TarSink,
-    exists,
-)
+from confvault.vault.backup.dirsink import DirSink, NewDir
+from confvault.vault.backup.sinks import STREAM_LABEL, Sink, TarFileSink, TarSink
+from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.store import forked, fs, manifest
+from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.objects import OBJECTS_DIR
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, check_vault_dir
+from confvault.vault.store.paths import check_vault_dir
+from confvault.vault.store.survey import Survey
 
 if TYPE_CHECKING:
     from confvault.vault.model.results import VerifyReport
 
 TAR_SUFFIX = ".tar"
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+S = TypeVar("S", bound=Sink)
 
 
 @dataclass(frozen=True)
@@ -91,14 +87,15 @@ def create(
     """
     root = Path(vault_root)
     check_vault_dir(root)
-    if not exists(root / manifest.MANIFEST_NAME):
+    disk = fs.Root(root)
+    if Survey(disk).missing("", manifest.MANIFEST_NAME):
         raise VaultNotFoundError(f"no vault at {root}")
     sink = _open_sink(root, dest)
     try:
         with fs.locked(root, exclusive=False, timeout=lock_timeout):
-            current = manifest.load(fs.Root(root))
+            current = manifest.load(disk)
             sink.mtime = _epoch(current.body.time)
-            files, size = _copy_snapshot(root, current, sink, jobs)
+            files, size = _copy_snapshot(disk, current, sink, jobs)
         sink.finish()
     except BaseException:
         sink.abort()
@@ -124,7 +121,7 @@ _SIDE_LIMIT = 64 << 20  # the child stops after this much; this process does the
 
 
 def _copy_snapshot(
-    root: Path, current: manifest.Manifest, sink: TarSink | DirSink, jobs: int | None
+    disk: fs.Root, current: manifest.Manifest, sink: S, jobs: int | None
 ) -> tuple[int, int]:
     """Copy the manifest, its shards and the live objects; check every hash.
 
@@ -144,23 +141,33 @@ def _copy_snapshot(
     half = len(entries) // 2
     side = sink.side() if jobs > 1 and half and forked.available() else None
     if side is None:
-        return files, _copy_entries(root, entries, dirs, sink)[1]
+        return files, _copy_entries(disk, entries, dirs, sink)[1]
 
     def there() -> tuple[int, int]:  # in the child
-        done = _copy_entries(root, entries[half:], dirs, side, _SIDE_LIMIT)
+        done = _copy_entries(disk, entries[half:], dirs, side, _SIDE_LIMIT)
         side.settle()
         return done
 
     try:
-        mine, (done, theirs) = forked.run_pair(
-            lambda: _copy_entries(root, entries[:half], dirs, sink), there
+        mine, result = forked.run_pair(
+            lambda: _copy_entries(disk, entries[:half], dirs, sink), there
         )
+        done, theirs = _two_counts(result)
         copied = entries[half : half + done]
         sink.join(side, [rel for rel in copied if rel not in dirs], theirs)
     finally:
         side.close()
-    rest = _copy_entries(root, entries[half + done :], dirs, sink)
+    rest = _copy_entries(disk, entries[half + done :], dirs, sink)
     return files, mine[1] + theirs + rest[1]
+
+
+def _two_counts(result: JSONValue) -> tuple[int, int]:
+    """The child's ``(entries copied, bytes)``, as JSON gave them back."""
+    if isinstance(result, list) and len(result) == 2:
+        done, size = result
+        if isinstance(done, int) and isinstance(size, int) and min(done, size) >= 0:
+            return done, size
+    raise StorageError("the second process sent a malformed result")
 
 
 def _listing(current: manifest.Manifest) -> tuple[list[str], set[str]]:
@@ -186,109 +193,51 @@ def _listing(current: manifest.Manifest) -> tuple[list[str], set[str]]:
 
 
 def _copy_entries(
-    root: Path,
+    disk: fs.Root,
     entries: list[str],
     dirs: set[str],
-    sink: TarSink | DirSink,
+    sink: Sink,
     limit: int | None = None,
 ) -> tuple[int, int]:
     """Copy ``entries`` in order, stopping early once ``limit`` bytes are
     copied; (how many entries were copied, their bytes). Each file but the
-    manifest must hash to its own name."""
+    manifest must hash to its own name. A file is opened as every command
+    opens one (``rootfs.Root.open``: by descriptor, no symlink, no FIFO
+    waited on, a private regular file of ours with one link, in private
+    directories of ours)."""
     total = 0
-    with _Sources(root) as sources:
-        for index, rel in enumerate(entries):
-            if limit is not None and total >= limit:
-                return index, total
-            if rel in dirs:
-                sink.add_dir(rel)
-                continue
-            fd, size = sources.open(rel)
-            try:
-                digest, written = sink.copy_fd(rel, fd, size)
-            finally:
-                os.close(fd)
-            if written != size or (
-                rel != manifest.MANIFEST_NAME
-                and not hmac.compare_digest(digest, rel[-64:])
-            ):
-                raise IntegrityError(
-                    f"{rel} is damaged (its content does not match its hash); "
-                    "run `confvault verify`"
-                )
-            total += size
+    for index, rel in enumerate(entries):
+        if limit is not None and total >= limit:
+            return index, total
+        if rel in dirs:
+            sink.add_dir(rel)
+            continue
+        directory, _, name = rel.rpartition("/")
+        try:
+            fd, info = disk.open(directory, name, blocking=False)
+        except FileNotFoundError as err:
+            raise IntegrityError(
+                f"{rel} is missing from the vault; run `confvault verify`"
+            ) from err
+        except OSError as err:
+            raise fs.storage_error(err, f"read {rel}") from err
+        size = info.st_size
+        try:
+            digest, written = sink.copy_fd(rel, fd, size)
+        finally:
+            os.close(fd)
+        if written != size or (
+            rel != manifest.MANIFEST_NAME and not hmac.compare_digest(digest, rel[-64:])
+        ):
+            raise IntegrityError(
+                f"{rel} is damaged (its content does not match its hash); "
+                "run `confvault verify`"
+            )
+        total += size
     return len(entries), total
 
 
-class _Sources:
-    """Opens vault files as ``fs.open_read`` would: regular, private, no symlink.
-
-    Plain strings and one open descriptor per directory (the paths are
-    sorted), because with 10,000 objects pathlib, a buffered file object and
-    a full path lookup per file cost more than reading the file. A directory
-    on the way that is a symlink is refused too. O_NONBLOCK: a FIFO planted
-    in the vault cannot hang an unattended backup.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.base = os.fspath(root) + "/"
-        self.dir = ""
-        self.dir_fd: int | None = None
-
-    def __enter__(self) -> _Sources:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.dir_fd is not None:
-            os.close(self.dir_fd)
-            self.dir_fd = None
-
-    def open(self, rel: str) -> tuple[int, int]:
-        """(descriptor, size) of the vault file ``rel``."""
-        directory, _, name = rel.rpartition("/")
-        if self.dir_fd is None or directory != self.dir:
-            self.__exit__()
-            try:
-                self.dir_fd = os.open(self.base + directory, DIR_FLAGS)
-            except OSError as err:
-                raise self._error(err, rel, self.base + directory) from err
-            self.dir = directory
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=self.dir_fd)
-        except OSError as err:
-            raise self._error(err, rel, self.base + rel) from err
-        try:
-            info = os.fstat(fd)
-        except OSError as err:
-            os.close(fd)
-            raise fs.storage_error(err, f"read {rel}") from err
-        problem = None
-        if not stat.S_ISREG(info.st_mode):
-            problem = f"{self.base}{rel} is not a regular file"
-        elif info.st_mode & 0o077:
-            problem = (
-                f"{self.base}{rel} is accessible to other users "
-                f"(mode {info.st_mode & 0o777:o})"
-            )
-        if problem is not None:
-            os.close(fd)
-            raise UnsafeInputError(problem)
-        return fd, info.st_size
-
-    @staticmethod
-    def _error(err: OSError, rel: str, path: str) -> Exception:
-        if isinstance(err, FileNotFoundError):
-            return IntegrityError(
-                f"{rel} is missing from the vault; run `confvault verify`"
-            )
-        if err.errno == errno.ELOOP or (
-            err.errno == errno.ENOTDIR and Path(path).is_symlink()  # O_DIRECTORY
-        ):
-            return UnsafeInputError(f"{path} is a symlink; refusing to follow it")
-        return fs.storage_error(err, f"read {rel}")
-
-
-# --- verify and restore (in backup_check) -------------------------------------------
+# --- verify and restore (in check and restoring) -------------------------------
 
 
 def verify(
@@ -297,8 +246,7 @@ def verify(
     """Check a backup (directory, tar file or tar stream) with no key at all.
 
     A tar is read as it streams by: objects are hashed, never written; only
-    the manifest and the shard files go to a private temporary directory
-    (under ``$TMPDIR``), which is removed afterwards.
+    the manifest and the shard files are held, in memory.
     """
     from confvault.vault.backup import check as backup_check
 
@@ -321,21 +269,21 @@ def restore(
     vault (``Vault.open`` will refuse the copy); ``accept_rollback`` instead
     resets this machine's memory of the vault to the restored generation.
     """
-    from confvault.vault.backup import check
+    from confvault.vault.backup import restoring
 
     target_path = Path(dest)
-    source = check.source_path(src) if isinstance(src, (str, os.PathLike)) else src
+    source = restoring.source_path(src) if isinstance(src, (str, os.PathLike)) else src
     if isinstance(source, Path) and source.is_dir():
         _refuse_inside(target_path, source, "cannot restore into the backup")
     sink = DirSink(NewDir(target_path))
     try:
-        report, current = check.restore_into(source, sink, lock_timeout)
+        report, current = restoring.restore_into(source, sink, lock_timeout)
         sink.finish()
     except BaseException:
         sink.abort()
         raise
     body = current.body
-    report = check.check_memory(report, body, state_dir, accept_rollback)
+    report = restoring.check_memory(report, body, state_dir, accept_rollback)
     result = BackupResult(
         str(target_path),
         body.vault_id,

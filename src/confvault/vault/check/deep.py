@@ -1,98 +1,143 @@
 """The deep checker: decrypt the root, every client key, index and note, and
-check every signature. Problems are gathered as findings, added to the
-keyless report this check starts from."""
+check every signature. Problems are gathered as findings, added to those of
+the keyless report this check starts from (``DeepChecker.check``).
+
+It reads the vault only through ``store`` (the objects, the root index, the
+inbox) and ``model`` (the sealed records and their checks): the same
+functions the operations read with, and no session, no lock of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from confvault import age
+from confvault.errors import AgeError, ConfvaultError, IntegrityError
+from confvault.vault.model import sealed
+from confvault.vault.model.audit import chain_findings, inbox_findings
+from confvault.vault.model.index import NoteEntry
+from confvault.vault.model.note_format import PSYCHOTHERAPY, RECORDS
+from confvault.vault.model.results import Finding, Progress, VerifyReport
+from confvault.vault.model.root import RootRecord
+from confvault.vault.store import inbox, root_index
+from confvault.vault.store.manifest import Manifest
+from confvault.vault.store.objects import ObjectStore
 
-from confvault.errors import AgeError, ConfvaultError
-from confvault.vault.check.keyless import _Report
-from confvault.vault.model.results import VerifyReport
-from confvault.vault.store import manifest
 
-Progress = Callable[[int, int], None]
+class DeepChecker:
+    """Opens everything ``current`` names with the owner's key.
 
+    ``signers`` are the owner signing keys a note may be signed by (the
+    manifest's signer and the former ones it endorses); ``progress`` is
+    called as ``progress(notes checked, notes in all)``.
+    """
 
-def verify_deep(
-    vault: Any,
-    report_in: VerifyReport,
-    current: manifest.Manifest,
-    progress: Progress | None = None,
-) -> VerifyReport:
-    """Decrypt the root, every client key, index and note; check every signature."""
-    # Imported here: the keyless checks (and backups) need none of the codec.
-    from confvault.vault.model.note_format import PSYCHOTHERAPY, RECORDS
+    def __init__(
+        self,
+        current: Manifest,
+        objects: ObjectStore,
+        owner: age.X25519Identity,
+        signers: set[str],
+        progress: Progress | None = None,
+    ) -> None:
+        self.current = current
+        self.objects = objects
+        self.owner = owner
+        self.signers = signers
+        self.progress = progress
+        self.findings: list[Finding] = []
+        self.reached: set[str] = set(current.body.pointers.values())
+        self.notes_checked = 0
 
-    report = _Report()
-    report.findings.extend(report_in.findings)
-    reached: set[str] = {d for d in current.body.pointers.values()}
-    notes_checked = 0
-    try:
-        root = vault._root_doc(current)
-    except (ConfvaultError, AgeError) as err:
-        report.error("root", "root", f"the root index does not open: {err}")
-        return VerifyReport(
-            report_in.vault,
-            report_in.generation,
-            report_in.objects_checked,
-            0,
-            True,
-            tuple(report.findings),
-            report_in.vault_id,
+    def check(self, keyless: VerifyReport) -> VerifyReport:
+        """The keyless report with the deep findings added."""
+        self.findings = list(keyless.findings)
+        try:
+            root = self._root()
+        except (ConfvaultError, AgeError) as err:
+            self._error("root", "root", f"the root index does not open: {err}")
+            return self._report(keyless)
+        total = sum(
+            entry.notes + entry.drafts
+            for client in root.clients.values()
+            for entry in client.compartments.values()
         )
-    reached |= vault._root_buckets.objects
-    total = sum(
-        c.get("notes", 0) + c.get("drafts", 0)
-        for cl in root["clients"].values()
-        for c in cl["compartments"].values()
-    )
-    for client_id in sorted(root["clients"]):
-        for name in (RECORDS, PSYCHOTHERAPY):
-            entry = root["clients"][client_id]["compartments"].get(name)
-            if entry is None:
-                continue
-            reached |= {entry["key"], entry["index"]}
-            try:
-                comp = vault._open_compartment(root, client_id, name)
-            except (ConfvaultError, AgeError) as err:
-                report.error(
-                    "index",
-                    f"{client_id}/{name}",
-                    f"the {name} index does not open: {err}",
+        for client_id in sorted(root.clients):
+            for name in (RECORDS, PSYCHOTHERAPY):
+                self._compartment(root, client_id, name, total)
+        self._audit()
+        for digest in sorted(self.current.all_objects() - self.reached):
+            self.findings.append(
+                Finding(
+                    "warning", "orphan", digest, "a live object that no index refers to"
                 )
-                continue
-            for note in comp.notes:
-                reached.add(note["object"])
-                notes_checked += 1
-                try:
-                    if note["kind"] == "attachment":
-                        vault._stream_attachment(note["id"], _NullSink())
-                    else:
-                        vault._read(comp, note, by_identity=True)
-                except (ConfvaultError, AgeError) as err:
-                    report.error("note", note["id"], str(err))
-                if progress:
-                    progress(notes_checked, total)
-    try:
-        reached |= {digest for digest, _ in vault._segments()}
-        report.findings.extend(vault.verify_audit())
-    except (ConfvaultError, AgeError) as err:
-        report.error("audit", "audit", f"the audit trail does not open: {err}")
-    for digest in sorted(current.all_objects() - reached):
-        report.warning("orphan", digest, "a live object that no index refers to")
-    return VerifyReport(
-        report_in.vault,
-        report_in.generation,
-        report_in.objects_checked,
-        notes_checked,
-        True,
-        tuple(report.findings),
-        report_in.vault_id,
-    )
+            )
+        return self._report(keyless)
+
+    def _root(self) -> RootRecord:
+        digest = self.current.pointer("root")
+        if digest is None:
+            raise IntegrityError("the manifest has no root entry")
+        vault_id = self.current.body.vault_id
+        root, buckets = root_index.read(self.objects, self.owner, digest, vault_id)
+        self.reached |= buckets.objects
+        return root
+
+    def _compartment(
+        self, root: RootRecord, client_id: str, name: str, total: int
+    ) -> None:
+        entry = root.clients[client_id].compartments.get(name)
+        if entry is None:
+            return
+        self.reached |= {entry.key, entry.index}
+        try:
+            key = sealed.open_client_key(self.objects, entry.key, [self.owner])
+            index = sealed.open_index(self.objects, entry, key, client_id, name)
+        except (ConfvaultError, AgeError) as err:
+            where = f"{client_id}/{name}"
+            self._error("index", where, f"the {name} index does not open: {err}")
+            return
+        for note in index.notes:
+            self.reached.add(note.object)
+            self.notes_checked += 1
+            try:
+                self._note(key, note, client_id)
+            except (ConfvaultError, AgeError) as err:
+                self._error("note", note.id, str(err))
+            if self.progress:
+                self.progress(self.notes_checked, total)
+
+    def _note(self, key: age.X25519Identity, note: NoteEntry, client_id: str) -> None:
+        if note.kind == "attachment":
+            sealed.stream_attachment(self.objects, key, note, self.signers, _NullSink())
+        else:
+            sealed.read_note(
+                self.objects, key, note, client_id, self.signers, by_identity=True
+            )
+
+    def _audit(self) -> None:
+        try:
+            head = self.current.pointer("audit")
+            segments = sealed.audit_chain(self.objects, [self.owner], head)
+            self.reached |= {digest for digest, _ in segments}
+            self.findings += chain_findings(segments, self.current.body.vault_id)
+            self.findings += inbox_findings(inbox.names(self.objects.disk))
+        except (ConfvaultError, AgeError) as err:
+            self._error("audit", "audit", f"the audit trail does not open: {err}")
+
+    def _error(self, code: str, subject: str, message: str) -> None:
+        self.findings.append(Finding("error", code, subject, message))
+
+    def _report(self, keyless: VerifyReport) -> VerifyReport:
+        return VerifyReport(
+            keyless.vault,
+            keyless.generation,
+            keyless.objects_checked,
+            self.notes_checked,
+            True,
+            tuple(self.findings),
+            keyless.vault_id,
+        )
 
 
 class _NullSink:
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         return len(data)

@@ -82,7 +82,10 @@ class OwnerIdentity:
                     raise IntegrityError("owner key file has a malformed seed") from err
         if seed is None or len(seed) != signing.SEED_SIZE:
             raise IntegrityError("owner key file has no signing key")
-        return cls(age.parse_identities(text)[0], seed)
+        key = age.parse_identities(text)[0]
+        if not isinstance(key, age.X25519Identity):
+            raise IntegrityError("owner key file holds no X25519 key")
+        return cls(key, seed)
 
     def seal_with_passphrase(
         self, vault_id: str, passphrase: bytes, work_factor: int

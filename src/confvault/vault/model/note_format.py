@@ -17,14 +17,19 @@ import binascii
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields, replace
+from typing import TYPE_CHECKING, Protocol
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
 from confvault.vault.store import signing
+from confvault.vault.store.documents import JSONObject
 from confvault.vault.store.manifest import canonical
 from confvault.vault.store.sealing import padded_size
+
+if TYPE_CHECKING:
+    from confvault.vault.model.index import NoteEntry
 
 KINDS = ("progress", "psychotherapy", "intake", "addendum", "attachment")
 WRITABLE_KINDS = ("progress", "psychotherapy", "intake")
@@ -65,15 +70,36 @@ class NoteMeta:
     signed_at: str | None = None
     signature: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "client": self.client,
+            "kind": self.kind,
+            "title": self.title,
+            "date": self.date,
+            "created": self.created,
+            "status": self.status,
+            "body_size": self.body_size,
+            "body_sha256": self.body_sha256,
+            "author": self.author,
+            "compartment": self.compartment,
+            "addendum_of": self.addendum_of,
+            "template": self.template,
+            "filename": self.filename,
+            "signed_at": self.signed_at,
+            "signature": self.signature,
+        }
 
     @classmethod
-    def from_json(cls, doc: Any) -> NoteMeta:
-        try:
-            meta = cls(**doc)
-        except TypeError as err:
-            raise IntegrityError("note metadata is malformed") from err
+    def from_json(cls, doc: object) -> NoteMeta:
+        """Metadata from a parsed header line or index entry (``IntegrityError``
+        unless every field has its type and the values are known ones)."""
+        if not isinstance(doc, dict) or not _REQUIRED <= doc.keys() <= _FIELDS:
+            raise IntegrityError("note metadata is malformed")
+        for key, value in doc.items():
+            if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
+                raise IntegrityError("note metadata is malformed")
+        meta = cls(**doc)
         if (
             meta.kind not in KINDS
             or meta.status not in ("draft", "signed")
@@ -88,14 +114,29 @@ class NoteMeta:
         return canonical(doc)
 
 
-def meta_of_entry(entry: dict[str, Any]) -> NoteMeta:
-    """The note metadata an index entry records, without its storage fields."""
-    return NoteMeta.from_json(
-        {k: v for k, v in entry.items() if k not in STORAGE_FIELDS}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    f.name: (
+        int
+        if f.name == "body_size"
+        else str
+        if f.default is MISSING
+        else (str, type(None))
     )
+    for f in fields(NoteMeta)
+}
+_FIELDS = _TYPES.keys()
+_REQUIRED = {f.name for f in fields(NoteMeta) if f.default is MISSING}
 
 
-def seal_object(txn: Any, plaintext: bytes, key: age.X25519Identity) -> dict[str, str]:
+class ObjectWriter(Protocol):
+    """Where a sealed object goes (a ``Transaction``)."""
+
+    def put(self, data: bytes) -> str: ...
+
+
+def seal_object(
+    txn: ObjectWriter, plaintext: bytes, key: age.X25519Identity
+) -> tuple[str, str]:
     """Seal a note's plaintext to its compartment key as a pending object.
 
     Returns its storage fields: the object's name, and the age file key that
@@ -103,12 +144,12 @@ def seal_object(txn: Any, plaintext: bytes, key: age.X25519Identity) -> dict[str
     same key), so that reading many notes skips one X25519 each.
     """
     sealed, file_key = age.encrypt_keyed(plaintext, [key.recipient])
-    return {"object": txn.put(sealed), "file_key": base64.b64encode(file_key).decode()}
+    return txn.put(sealed), base64.b64encode(file_key).decode()
 
 
 def open_object(
     data: bytes,
-    entry: dict[str, Any],
+    entry: NoteEntry,
     key: age.X25519Identity,
     *,
     by_identity: bool = False,
@@ -118,22 +159,22 @@ def open_object(
     ``by_identity`` opens it with the compartment key instead, as stock age
     and a recovery would, and then also checks that the kept key opens it.
     """
-    encoded = entry.get("file_key")
+    encoded = entry.file_key
     if encoded is None:
         return age.decrypt(data, [key])
     try:
         file_key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError, TypeError) as err:
-        raise IntegrityError(f"note {entry['id']} has a malformed file key") from err
+    except (binascii.Error, ValueError) as err:
+        raise IntegrityError(f"note {entry.id} has a malformed file key") from err
     plain = age.decrypt(data, [key]) if by_identity else None
     try:
         opened = age.decrypt_with_file_key(data, file_key)
     except AgeError as err:
         raise IntegrityError(
-            f"note {entry['id']} does not open with the file key its index keeps"
+            f"note {entry.id} does not open with the file key its index keeps"
         ) from err
     if plain is not None and plain != opened:
-        raise IntegrityError(f"note {entry['id']} opens differently with its file key")
+        raise IntegrityError(f"note {entry.id} opens differently with its file key")
     return opened
 
 
@@ -141,7 +182,9 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def sign(meta: NoteMeta, author: str, sign_bytes: Any, signed_at: str) -> NoteMeta:
+def sign(
+    meta: NoteMeta, author: str, sign_bytes: Callable[[bytes], bytes], signed_at: str
+) -> NoteMeta:
     """Lock ``meta``: set author and time, then sign every field."""
     unsigned = replace(
         meta, status="signed", author=author, signed_at=signed_at, signature=None
@@ -184,8 +227,11 @@ def header_line(meta: NoteMeta, body_size: int) -> bytes:
     return encoded + b" " * (padded_size(total) - total) + b"\n"
 
 
-def parse_recorded(plaintext: bytes, entry: dict[str, Any]) -> tuple[NoteMeta, bytes]:
-    """Split a note's plaintext, checking its metadata is exactly what ``entry`` says."""
+def parse_recorded(
+    plaintext: bytes, entry: Mapping[str, object]
+) -> tuple[NoteMeta, bytes]:
+    """Split a note's plaintext, checking its metadata is exactly what ``entry``
+    (the index's entry for it, as a document) says."""
     end = plaintext.find(b"\n", 0, MAX_HEADER)
     try:
         doc = json.loads(plaintext[:end]) if end >= 0 else None
@@ -197,7 +243,7 @@ def parse_recorded(plaintext: bytes, entry: dict[str, Any]) -> tuple[NoteMeta, b
     return NoteMeta.from_json(doc), plaintext[end + 1 :]
 
 
-def body_recorded(plaintext: bytes, entry: dict[str, Any]) -> bytes:
+def body_recorded(plaintext: bytes, entry: NoteEntry) -> bytes:
     """A note's body, checked against the size and SHA-256 ``entry`` records.
 
     Those two are covered by the author's signature; the metadata line is
@@ -207,10 +253,10 @@ def body_recorded(plaintext: bytes, entry: dict[str, Any]) -> bytes:
     body = plaintext[end + 1 :]
     if (
         end < 0
-        or len(body) != entry["body_size"]
-        or not hmac.compare_digest(body_digest(body), entry["body_sha256"])
+        or len(body) != entry.body_size
+        or not hmac.compare_digest(body_digest(body), entry.body_sha256)
     ):
-        raise IntegrityError(f"note {entry['id']} body does not match its index entry")
+        raise IntegrityError(f"note {entry.id} body does not match its index entry")
     return body
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from confvault.vault.store.documents import JSONObject
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class ClientInfo:
     fields: dict[str, str] = field(default_factory=dict)
     last_note: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -39,7 +40,7 @@ class NoteInfo:
     filename: str | None = None
     addenda: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         doc = asdict(self)
         doc["addenda"] = list(self.addenda)
         return doc
@@ -52,7 +53,7 @@ class NoteView:
     signature: str  # valid | draft | invalid | unknown-signer
     signed_at: str | None = None
 
-    def to_json(self, *, include_body: bool = True) -> dict[str, Any]:
+    def to_json(self, *, include_body: bool = True) -> JSONObject:
         doc = self.info.to_json()
         doc["signature"] = self.signature
         doc["signed_at"] = self.signed_at
@@ -66,7 +67,7 @@ class SearchHit:
     note: NoteInfo
     snippets: tuple[tuple[str, str, str], ...]  # (before, match, after)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "note": self.note.to_json(),
             "snippets": [
@@ -84,7 +85,7 @@ class Finding:
     subject: str  # object name, file or note id (never a client name)
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -103,7 +104,7 @@ class VerifyReport:
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         doc = asdict(self)
         doc["ok"] = self.ok
         doc["findings"] = [f.to_json() for f in self.findings]
@@ -130,7 +131,7 @@ class VaultStatus:
     recovery_key: bool
     owner_key: str  # fingerprint of the key that signs the manifests
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -145,7 +146,7 @@ class GrantInfo:
     since: str
     until: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         doc = asdict(self)
         doc["clients"] = list(self.clients)
         return doc
@@ -164,7 +165,7 @@ class ClientExposure:
     since: str
     until: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         doc = asdict(self)
         doc["compartments"] = list(self.compartments)
         return doc
@@ -179,7 +180,7 @@ class RotatedKey:
     old_key_created: str
     new_key_created: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -199,7 +200,7 @@ class RotateReport:
             return "nothing-to-do"
         return "done"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "outcome": self.outcome,
             "dry_run": self.dry_run,
@@ -226,7 +227,7 @@ class RevokeReport:
         "to new keys they do not have"
     )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "recipient": self.recipient,
             "label": self.label,
@@ -252,7 +253,7 @@ class PassphraseReport:
         "you; use `confvault passphrase --rekey` if the passphrase may have leaked"
     )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "action": "passphrase-change",
             "passphrase_changed": True,
@@ -281,7 +282,7 @@ class OwnerRotation:
         "passphrase may have"
     )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "action": "identity-rotate",
             "passphrase_changed": False,
@@ -336,7 +337,7 @@ class RekeyReport:
             return self.PROTECTS_CHANGED
         return self.PROTECTS_KEPT
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             **self.owner.to_json(),
             "action": "rekey",
@@ -363,9 +364,9 @@ class AuditEntry:
     client_name: str | None
     note: str | None
     signed: bool  # False: written by a grantee, not signed by the owner's key
-    details: dict[str, Any] = field(default_factory=dict)
+    details: JSONObject = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -377,7 +378,7 @@ class ExportResult:
     attachments: int
     psychotherapy: bool
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -388,7 +389,7 @@ class ShredResult:
     files_destroyed: int
     limits: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from confvault.errors import (
-    IntegrityError,
-    VaultExistsError,
-)
+from confvault.errors import IntegrityError, VaultExistsError
 from confvault.vault.model import names
+from confvault.vault.model.index import Profile
 from confvault.vault.model.note_format import RECORDS
 from confvault.vault.model.results import ClientInfo
-from confvault.vault.ops import (
-    compartments,
-)
+from confvault.vault.model.root import ClientRecord
+from confvault.vault.ops import compartments
 from confvault.vault.session import trail
 
 if TYPE_CHECKING:
@@ -28,29 +26,25 @@ def add_client(
     name = names.client_name(name)
     clean_fields = dict(names.field(f"{k}={v}") for k, v in (fields or {}).items())
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
-        if any(
-            c["name"].casefold() == name.casefold() for c in root["clients"].values()
-        ):
+        root = s.root_record(txn.current)
+        if any(c.name.casefold() == name.casefold() for c in root.clients.values()):
             raise VaultExistsError("a client with that name already exists")
         client_id = secrets.token_hex(compartments.ID_BYTES)
-        root["clients"][client_id] = {
-            "name": name,
-            "created": s.now(),
-            "compartments": {},
-        }
-        profile = {"name": name, "fields": clean_fields, "created": s.now()}
-        compartments.new_compartment(s, txn, root, client_id, RECORDS, profile)
+        root = root.with_client(client_id, ClientRecord(name, s.now(), {}))
+        profile = Profile(name=name, fields=clean_fields, created=s.now())
+        root, _ = compartments.new_compartment(
+            s, txn, root, client_id, RECORDS, profile
+        )
         s.note_audit("client-add", client_id)
-        s.write_root(txn, root)
+        root = s.write_root(txn, root)
         return compartments.client_info(s, root, client_id, profile)
 
 
 def clients(s: Session) -> list[ClientInfo]:
     """All clients, by name."""
     with s.reading() as current:
-        root = s.root_doc(current)
-        infos = [compartments.client_info(s, root, cid) for cid in root["clients"]]
+        root = s.root_record(current)
+        infos = [compartments.client_info(s, root, cid) for cid in root.clients]
     trail.audit_read(s, "client-list", None, clients=len(infos))
     return sorted(infos, key=lambda c: c.name.casefold())
 
@@ -58,10 +52,10 @@ def clients(s: Session) -> list[ClientInfo]:
 def client(s: Session, ref: str) -> ClientInfo:
     """One client, with the profile fields (from the sealed index)."""
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         client_id = compartments.resolve_client(s, root, ref)
         comp = compartments.open_compartment(s, root, client_id, RECORDS)
-        profile = comp.index.get("profile") if comp else None
+        profile = comp.index.profile if comp else None
         info = compartments.client_info(s, root, client_id, profile)
     trail.audit_read(s, "client-show", client_id)
     return info
@@ -71,17 +65,18 @@ def rename_client(s: Session, ref: str, new_name: str) -> ClientInfo:
     """Rename a client (root index and profile change together)."""
     new_name = names.client_name(new_name)
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         client_id = compartments.resolve_client(s, root, ref)
-        for cid, c in root["clients"].items():
-            if cid != client_id and c["name"].casefold() == new_name.casefold():
+        for cid, c in root.clients.items():
+            if cid != client_id and c.name.casefold() == new_name.casefold():
                 raise VaultExistsError("a client with that name already exists")
         comp = compartments.open_compartment(s, root, client_id, RECORDS)
-        if comp is None:
+        if comp is None or comp.index.profile is None:
             raise IntegrityError(f"client {client_id[:8]} has no records index")
-        root["clients"][client_id]["name"] = new_name
-        comp.index["profile"]["name"] = new_name
+        profile = replace(comp.index.profile, name=new_name)
         s.note_audit("client-rename", client_id)
-        compartments.write_index(s, txn, comp)
-        s.write_root(txn, root)
-        return compartments.client_info(s, root, client_id, comp.index["profile"])
+        comp = compartments.write_index(s, txn, comp, comp.index.with_profile(profile))
+        client = replace(root.clients[client_id], name=new_name)
+        root = root.with_client(client_id, client.with_compartment(RECORDS, comp.entry))
+        root = s.write_root(txn, root)
+        return compartments.client_info(s, root, client_id, profile)

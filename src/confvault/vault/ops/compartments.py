@@ -2,127 +2,113 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.errors import (
-    AmbiguousNameError,
-    ClientNotFoundError,
-    IntegrityError,
+from confvault.errors import AmbiguousNameError, ClientNotFoundError
+from confvault.vault.model import sealed
+from confvault.vault.model.index import (
+    INDEX_FORMAT,
+    CompartmentIndex,
+    NoteEntry,
+    Profile,
 )
-from confvault.vault.model.grant import grant_covers
 from confvault.vault.model.note_format import PSYCHOTHERAPY, RECORDS
 from confvault.vault.model.results import ClientInfo
+from confvault.vault.model.root import CompartmentEntry, RootRecord
 from confvault.vault.store import sealing, transaction
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
 
-
-INDEX_FORMAT = "confvault/index/v1"
-
+__all__ = ["ID_BYTES", "INDEX_FORMAT", "Compartment"]
 
 ID_BYTES = 8  # 16 hex characters
 
 
+@dataclass(frozen=True)
 class Compartment:
-    """An opened compartment: its key, its index, and where they live."""
+    """An opened compartment: its key, its index, and the root's entry for it."""
 
-    def __init__(
-        self,
-        client_id: str,
-        name: str,
-        entry: dict[str, Any],
-        key: age.X25519Identity,
-        index: dict[str, Any],
-    ) -> None:
-        self.client_id = client_id
-        self.name = name
-        self.entry = entry
-        self.key = key
-        self.index = index
+    client_id: str
+    name: str
+    entry: CompartmentEntry
+    key: age.X25519Identity = field(repr=False)
+    index: CompartmentIndex
 
     @property
-    def notes(self) -> list[dict[str, Any]]:
-        notes: list[dict[str, Any]] = self.index["notes"]
-        return notes
+    def notes(self) -> tuple[NoteEntry, ...]:
+        return self.index.notes
 
 
 def key_recipients(
-    s: Session, root: dict[str, Any], client_id: str, compartment: str
+    s: Session, root: RootRecord, client_id: str, compartment: str
 ) -> list[age.Recipient]:
     recipients: list[age.Recipient] = [s.require_owner().recipient]
-    for grant in root.get("grants", []):
-        if grant_covers(grant, client_id, compartment):
-            recipients.append(age.parse_recipient(grant["recipient"]))
+    for grant in root.grants:
+        if grant.covers(client_id, compartment):
+            recipients.append(age.parse_recipient(grant.recipient))
     return recipients
 
 
 def new_compartment(
     s: Session,
     txn: transaction.Transaction,
-    root: dict[str, Any],
+    root: RootRecord,
     client_id: str,
     compartment: str,
-    profile: dict[str, Any] | None,
-) -> Compartment:
+    profile: Profile | None,
+) -> tuple[RootRecord, Compartment]:
+    """A new key and an empty index; the root with the compartment added."""
     key = age.X25519Identity.generate()
     created = s.now()
     key_text = sealing.client_key_text(client_id, compartment, created, key.encode())
     recipients = key_recipients(s, root, client_id, compartment)
-    entry = {
-        "key": txn.put(sealing.seal_key_file(key_text, recipients)),
-        "key_created": created,
-        "notes": 0,
-        "drafts": 0,
-    }
-    index: dict[str, Any] = {
-        "format": INDEX_FORMAT,
-        "client": client_id,
-        "compartment": compartment,
-        "notes": [],
-    }
-    if profile is not None:
-        index["profile"] = profile
+    key_file = txn.put(sealing.seal_key_file(key_text, recipients))
+    index = CompartmentIndex(client_id, compartment, (), profile)
+    digest = txn.put_document(index.to_doc(), [key.recipient])
+    entry = CompartmentEntry(key_file, created, 0, 0, digest, attachments=0)
     comp = Compartment(client_id, compartment, entry, key, index)
-    write_index(s, txn, comp)
-    root["clients"][client_id]["compartments"][compartment] = entry
-    return comp
+    return root.with_compartment(client_id, compartment, entry), comp
 
 
 def open_compartment(
-    s: Session, root: dict[str, Any], client_id: str, compartment: str
+    s: Session, root: RootRecord, client_id: str, compartment: str
 ) -> Compartment | None:
-    entry = root["clients"][client_id]["compartments"].get(compartment)
+    entry = root.entry(client_id, compartment)
     if entry is None:
         return None
-    key = _open_client_key(s, entry["key"])
-    index = sealing.open_document(s.store.get(entry["index"]), [key], "index")
-    if index.get("client") != client_id or index.get("compartment") != compartment:
-        raise IntegrityError(f"the index of client {client_id[:8]} was swapped")
+    key = sealed.open_client_key(s.store, entry.key, s.identities())
+    index = sealed.open_index(s.store, entry, key, client_id, compartment)
     return Compartment(client_id, compartment, entry, key, index)
 
 
-def _open_client_key(s: Session, digest: str) -> age.X25519Identity:
-    text = age.decrypt(s.store.get(digest), s.identities()).decode("utf-8")
-    return age.parse_identities(text)[0]
+def write_index(
+    s: Session,
+    txn: transaction.Transaction,
+    comp: Compartment,
+    index: CompartmentIndex | None = None,
+) -> Compartment:
+    """Seal ``index`` (by default the compartment's own) to the compartment's
+    key; the compartment with its new index and the root's entry counting it."""
+    index = comp.index if index is None else index
+    txn.retire(comp.entry.index)
+    digest = txn.put_document(index.to_doc(), [comp.key.recipient])
+    notes, drafts, attachments = index.counts()
+    entry = replace(
+        comp.entry, index=digest, notes=notes, drafts=drafts, attachments=attachments
+    )
+    return replace(comp, entry=entry, index=index)
 
 
-def write_index(s: Session, txn: transaction.Transaction, comp: Compartment) -> None:
-    txn.retire(comp.entry.get("index"))
-    comp.entry["index"] = txn.put_document(comp.index, [comp.key.recipient])
-    comp.entry["notes"] = sum(1 for n in comp.notes if n["status"] == "signed")
-    comp.entry["drafts"] = sum(1 for n in comp.notes if n["status"] == "draft")
-    comp.entry["attachments"] = sum(1 for n in comp.notes if n["kind"] == "attachment")
-
-
-def resolve_client(s: Session, root: dict[str, Any], ref: str) -> str:
+def resolve_client(s: Session, root: RootRecord, ref: str) -> str:
     """A whole client ID, else a name, else a unique prefix of an ID."""
-    clients = root["clients"]
+    clients = root.clients
     if ref.strip().lower() in clients:  # without a scan of every client
         return ref.strip().lower()
     wanted = ref.strip().casefold()
-    by_name = [cid for cid, c in clients.items() if c["name"].casefold() == wanted]
+    by_name = [cid for cid, c in clients.items() if c.name.casefold() == wanted]
     if len(by_name) == 1:
         return by_name[0]
     by_id = (
@@ -141,21 +127,20 @@ def resolve_client(s: Session, root: dict[str, Any], ref: str) -> str:
 
 def client_info(
     s: Session,
-    root: dict[str, Any],
+    root: RootRecord,
     client_id: str,
-    profile: dict[str, Any] | None = None,
+    profile: Profile | None = None,
 ) -> ClientInfo:
-    client = root["clients"][client_id]
-    comps = client["compartments"]
-    records_entry = comps.get(RECORDS, {})
-    pt_entry = comps.get(PSYCHOTHERAPY, {})
+    client = root.clients[client_id]
+    records = client.compartments.get(RECORDS)
+    pt = client.compartments.get(PSYCHOTHERAPY)
     return ClientInfo(
         id=client_id,
-        name=client["name"],
-        created=client["created"],
-        notes=records_entry.get("notes", 0),
-        drafts=records_entry.get("drafts", 0) + pt_entry.get("drafts", 0),
-        psychotherapy_notes=pt_entry.get("notes", 0),
-        fields=dict((profile or {}).get("fields", {})),
-        last_note=client.get("last_note"),
+        name=client.name,
+        created=client.created,
+        notes=records.notes if records else 0,
+        drafts=(records.drafts if records else 0) + (pt.drafts if pt else 0),
+        psychotherapy_notes=pt.notes if pt else 0,
+        fields=dict(profile.fields) if profile else {},
+        last_note=client.last_note,
     )

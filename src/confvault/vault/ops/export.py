@@ -3,14 +3,16 @@ crypto-shredding."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from confvault import age
 from confvault.errors import (
     ConfvaultError,
 )
 from confvault.vault.model import note_format as fmt
+from confvault.vault.model.index import NoteEntry, Profile
 from confvault.vault.model.results import ExportResult, ShredResult
 from confvault.vault.ops import (
     compartments,
@@ -22,6 +24,7 @@ from confvault.vault.session import trail
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
+    from confvault.vault.store.manifest import Manifest
 
 
 SHRED_LIMITS = (
@@ -60,8 +63,8 @@ class _Plan:
 
     cid: str
     name: str
-    profile: dict[str, Any]
-    items: list[tuple[Compartment, dict[str, Any], fmt.NoteMeta]]
+    profile: Profile | None
+    items: list[tuple[Compartment, NoteEntry, fmt.NoteMeta]]
     psychotherapy: bool
 
     @property
@@ -75,7 +78,7 @@ class _Plan:
     def ids(self) -> tuple[str, list[str]]:
         return self.cid, [meta.id for _, _, meta in self.items]
 
-    def details(self) -> dict[str, Any]:
+    def details(self) -> dict[str, object]:
         return {
             "notes": self.notes,
             "attachments": self.attachments,
@@ -83,17 +86,25 @@ class _Plan:
         }
 
 
+class ClientExporter(Protocol):
+    """What ``seal_export`` exports through (a ``Vault``)."""
+
+    def export_client(
+        self, client: str, sink: export_sinks.ExportSink, *, psychotherapy: bool = ...
+    ) -> ExportResult: ...
+
+
 def seal_export(
-    vault: Any,
+    vault: ClientExporter,
     client: str,
-    recipient: age.X25519Recipient,
+    recipient: age.Recipient,
     out: BinaryIO,
     *,
     psychotherapy: bool = False,
 ) -> ExportResult:
     """The export as one age file (a tar inside) that ``recipient`` opens with stock age."""
     with age.EncryptWriter(out, [recipient]) as writer:
-        result: ExportResult = vault.export_client(
+        result = vault.export_client(
             client, export_sinks.TarExportSink(writer), psychotherapy=psychotherapy
         )
     return result
@@ -138,7 +149,7 @@ def export_client(
 
 def _export_plan(
     s: Session,
-    current: Any,
+    current: Manifest,
     client: str,
     psychotherapy: bool,
     *,
@@ -146,20 +157,18 @@ def _export_plan(
 ) -> _Plan:
     """The export of ``client`` in snapshot ``current``; with ``expect``,
     refused unless it holds the very notes of that (audited) plan."""
-    root = s.root_doc(current)
+    root = s.root_record(current)
     cid = compartments.resolve_client(s, root, client)
-    comps: list[Compartment] = reading.client_compartments(
-        s, root, [cid], psychotherapy
-    )
+    comps = reading.client_compartments(s, root, [cid], psychotherapy)
     items = [
-        (comp, entry, fmt.meta_of_entry(entry))
+        (comp, entry, entry.meta)
         for comp in comps
-        for entry in sorted(comp.notes, key=lambda e: (e["date"], e["id"]))
+        for entry in sorted(comp.notes, key=lambda e: (e.date, e.id))
     ]
     plan = _Plan(
         cid=cid,
-        name=root["clients"][cid]["name"],
-        profile=comps[0].index.get("profile", {}) if comps else {},
+        name=root.clients[cid].name,
+        profile=comps[0].index.profile if comps else None,
         items=items,
         psychotherapy=psychotherapy,
     )
@@ -185,7 +194,7 @@ def _fill_export(s: Session, sink: export_sinks.ExportSink, plan: _Plan) -> None
             sink.add_stream(
                 file_name,
                 meta.body_size,
-                lambda dst, note=entry["id"]: reading.stream_attachment(s, note, dst),
+                partial(reading.stream_attachment, s, entry.id),
             )
             sink.add(f"notes/{stem}.md", front)
         else:
@@ -203,7 +212,7 @@ def _fill_export(s: Session, sink: export_sinks.ExportSink, plan: _Plan) -> None
         f"Exported: {s.now()}",
         "",
     ]
-    fields = plan.profile.get("fields", {})
+    fields = plan.profile.fields if plan.profile else {}
     index += [f"- {k}: {v}" for k, v in sorted(fields.items())]
     if not plan.psychotherapy:
         index += [
@@ -223,25 +232,28 @@ def _fill_export(s: Session, sink: export_sinks.ExportSink, plan: _Plan) -> None
 def shred_client(s: Session, client: str) -> ShredResult:
     """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         cid = compartments.resolve_client(s, root, client)
         destroyed = 0
         notes = 0
-        for name, entry in root["clients"][cid]["compartments"].items():
+        for name, entry in root.clients[cid].compartments.items():
             comp = compartments.open_compartment(s, root, cid, name)
-            for note in comp.notes if comp else []:
-                txn.retire(note["object"])
+            for note in comp.notes if comp else ():
+                txn.retire(note.object)
                 destroyed += 1
                 notes += 1
-            txn.retire(entry["index"])
-            txn.retire(entry["key"])
+            txn.retire(entry.index)
+            txn.retire(entry.key)
             destroyed += 2
-        del root["clients"][cid]
-        for grant in root.get("grants", []):
-            grant["clients"] = [c for c in grant.get("clients", []) if c != cid]
-        root["pending_rotation"] = [
-            p for p in root.get("pending_rotation", []) if p[0] != cid
-        ]
+        root = root.without_client(cid).with_grants(
+            tuple(
+                replace(g, clients=tuple(c for c in g.clients if c != cid))
+                for g in root.grants
+            )
+        )
+        root = root.with_pending(
+            tuple(p for p in root.pending_rotation or () if p[0] != cid)
+        )
         s.note_audit("client-shred", cid, None, notes=notes)
         s.write_root(txn, root)
     return ShredResult(

@@ -12,17 +12,15 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, cast
 
+from confvault import age
 from confvault.errors import (
     StorageError,
     UnsafeInputError,
     VaultExistsError,
 )
 from confvault.vault.store import fs
-
-if TYPE_CHECKING:
-    pass
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -235,8 +233,10 @@ class DirectorySink:
 class TarExportSink:
     """A tar stream (inside an age file, for one recipient)."""
 
-    def __init__(self, stream: Any) -> None:
-        self.tar = tarfile.open(fileobj=stream, mode="w|")  # noqa: SIM115
+    def __init__(self, stream: age.Writer) -> None:
+        # A stream ("w|") tar only ever writes to its file object.
+        fileobj = cast("IO[bytes]", stream)
+        self.tar = tarfile.open(fileobj=fileobj, mode="w|")  # noqa: SIM115
 
     def _info(self, path: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(f"record/{path}")

@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from confvault import age
 from confvault.errors import (
@@ -18,13 +18,16 @@ from confvault.errors import (
 from confvault.vault.model import names
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model.clock import parse_date
+from confvault.vault.model.index import NoteEntry
 from confvault.vault.model.results import NoteInfo, Progress
+from confvault.vault.model.root import RootRecord
 from confvault.vault.ops import (
     compartments,
     reading,
 )
 from confvault.vault.ops.compartments import Compartment
 from confvault.vault.store import signing, transaction
+from confvault.vault.store.objects import Sink
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
@@ -86,14 +89,14 @@ def _load_import(path: Path) -> tuple[str, str, bytes]:
 def _compartment_for_write(
     s: Session,
     txn: transaction.Transaction,
-    root: dict[str, Any],
+    root: RootRecord,
     client_id: str,
     compartment: str,
-) -> Compartment:
+) -> tuple[RootRecord, Compartment]:
     comp = compartments.open_compartment(s, root, client_id, compartment)
-    return comp or compartments.new_compartment(
-        s, txn, root, client_id, compartment, None
-    )
+    if comp is not None:
+        return root, comp
+    return compartments.new_compartment(s, txn, root, client_id, compartment, None)
 
 
 def _seal_note(
@@ -102,9 +105,10 @@ def _seal_note(
     comp: Compartment,
     meta: fmt.NoteMeta,
     body: bytes,
-) -> dict[str, str]:
-    """Seal a note; its storage fields (object name and file key) for the index."""
-    return fmt.seal_object(txn, fmt.header_line(meta, len(body)) + body, comp.key)
+) -> NoteEntry:
+    """Seal a note; its index entry (with the object name and file key)."""
+    plaintext = fmt.header_line(meta, len(body)) + body
+    return NoteEntry.of(meta, *fmt.seal_object(txn, plaintext, comp.key))
 
 
 def _new_meta(
@@ -151,25 +155,43 @@ def _lock(s: Session, meta: fmt.NoteMeta) -> fmt.NoteMeta:
 def _store_note(
     s: Session,
     txn: transaction.Transaction,
-    root: dict[str, Any],
+    root: RootRecord,
+    comp: Compartment,
+    entries: list[NoteEntry],
+    replacing: NoteEntry | None = None,
+    *,
+    dated: bool = True,
+) -> None:
+    """Write the compartment's index with ``entries`` added (or one of them in
+    place of ``replacing``), and the root with the client's new counts (and,
+    when ``dated``, the date of its last note)."""
+    if replacing is not None:
+        txn.retire(replacing.object)
+        index = comp.index.replacing(replacing, entries[0])
+    else:
+        index = comp.index.with_notes(entries)
+    comp = compartments.write_index(s, txn, comp, index)
+    client = root.clients[comp.client_id].with_compartment(comp.name, comp.entry)
+    if entries and dated:
+        last = max([client.last_note or ""] + [e.date for e in entries])
+        client = replace(client, last_note=last)
+    s.write_root(txn, root.with_client(comp.client_id, client), [comp.client_id])
+
+
+def _store_one(
+    s: Session,
+    txn: transaction.Transaction,
+    root: RootRecord,
     comp: Compartment,
     meta: fmt.NoteMeta,
     body: bytes,
-    replacing: dict[str, Any] | None = None,
+    replacing: NoteEntry | None = None,
     action: str = "note-add",
-) -> dict[str, Any]:
+) -> NoteInfo:
     s.note_audit(action, comp.client_id, meta.id)
-    entry = meta.to_json() | _seal_note(s, txn, comp, meta, body)
-    if replacing is not None:
-        txn.retire(replacing["object"])
-        comp.notes[comp.notes.index(replacing)] = entry
-    else:
-        comp.notes.append(entry)
-    compartments.write_index(s, txn, comp)
-    client = root["clients"][comp.client_id]
-    client["last_note"] = max(client.get("last_note") or "", meta.date)
-    s.write_root(txn, root, changed=[comp.client_id])
-    return entry
+    entry = _seal_note(s, txn, comp, meta, body)
+    _store_note(s, txn, root, comp, [entry], replacing)
+    return reading.note_info(entry, root.clients[comp.client_id].name)
 
 
 def add_note(
@@ -186,10 +208,10 @@ def add_note(
     """Add a note; unless ``draft``, it is signed and locked at once."""
     _check_kind(kind)
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         client_id = compartments.resolve_client(s, root, client)
         compartment = fmt.compartment_of(kind)
-        comp = _compartment_for_write(s, txn, root, client_id, compartment)
+        root, comp = _compartment_for_write(s, txn, root, client_id, compartment)
         meta = _new_meta(
             s,
             client_id,
@@ -203,8 +225,7 @@ def add_note(
         if not draft:
             meta = _lock(s, meta)
         action = "draft-add" if draft else "note-add"
-        entry = _store_note(s, txn, root, comp, meta, body, action=action)
-        return reading.note_info(entry, root["clients"][client_id]["name"])
+        return _store_one(s, txn, root, comp, meta, body, action=action)
 
 
 def import_notes(
@@ -232,10 +253,10 @@ def add_notes(
     """Add many signed notes ``(title, date, body)`` to one client in one commit."""
     _check_kind(kind)
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         client_id = compartments.resolve_client(s, root, client)
         compartment = fmt.compartment_of(kind)
-        comp = _compartment_for_write(s, txn, root, client_id, compartment)
+        root, comp = _compartment_for_write(s, txn, root, client_id, compartment)
         entries = []
         for number, (title, date, body) in enumerate(items, start=1):
             meta = _lock(
@@ -250,20 +271,12 @@ def add_notes(
                     compartment=compartment,
                 ),
             )
-            entry = meta.to_json() | _seal_note(s, txn, comp, meta, body)
-            comp.notes.append(entry)
-            entries.append(entry)
+            entries.append(_seal_note(s, txn, comp, meta, body))
             s.note_audit("note-import", client_id, meta.id)
             if progress:
                 progress(number, len(items))
-        compartments.write_index(s, txn, comp)
-        client_doc = root["clients"][client_id]
-        if entries:
-            client_doc["last_note"] = max(
-                [client_doc.get("last_note") or ""] + [e["date"] for e in entries]
-            )
-        s.write_root(txn, root, changed=[client_id])
-        name = client_doc["name"]
+        _store_note(s, txn, root, comp, entries)
+        name = root.clients[client_id].name
         return [reading.note_info(e, name) for e in entries]
 
 
@@ -273,9 +286,9 @@ def add_attachment(
     """Seal any file, streamed, as a signed attachment note."""
     digest, size = _hash_file(path)
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         client_id = compartments.resolve_client(s, root, client)
-        comp = _compartment_for_write(s, txn, root, client_id, fmt.RECORDS)
+        root, comp = _compartment_for_write(s, txn, root, client_id, fmt.RECORDS)
         meta = _lock(
             s,
             _new_meta(
@@ -291,11 +304,12 @@ def add_attachment(
                 body_size=size,
             ),
         )
+        key = comp.key
 
-        def write(sink: Any) -> None:
+        def write(sink: Sink) -> None:
             sha = hashlib.sha256()
             with (
-                age.EncryptWriter(sink, [comp.key.recipient]) as writer,
+                age.EncryptWriter(sink, [key.recipient]) as writer,
                 _open_input(path) as src,
             ):
                 writer.write(fmt.header_line(meta, size))
@@ -307,12 +321,10 @@ def add_attachment(
                         f"{path.name} changed while it was being sealed"
                     )
 
-        entry = meta.to_json() | {"object": txn.put_stream(write)}
-        comp.notes.append(entry)
+        entry = NoteEntry.of(meta, txn.put_stream(write), None)
         s.note_audit("attachment-add", client_id, meta.id)
-        compartments.write_index(s, txn, comp)
-        s.write_root(txn, root, changed=[client_id])
-        return reading.note_info(entry, root["clients"][client_id]["name"])
+        _store_note(s, txn, root, comp, [entry], dated=False)
+        return reading.note_info(entry, root.clients[client_id].name)
 
 
 def edit_draft(
@@ -320,33 +332,32 @@ def edit_draft(
 ) -> NoteInfo:
     """Replace a draft's text (and title). Signed notes never change."""
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         comp, entry = reading.find(s, root, ref)
-        if entry["status"] != "draft":
+        if entry.status != "draft":
             raise NoteLockedError(
-                f"note {entry['id']} is signed and locked; add an addendum"
+                f"note {entry.id} is signed and locked; add an addendum"
             )
         meta = replace(
-            fmt.meta_of_entry(entry),
+            entry.meta,
             body_size=len(body),
             body_sha256=fmt.body_digest(body),
-            title=names.title(title) if title else entry["title"],
+            title=names.title(title) if title else entry.title,
         )
-        new = _store_note(
+        return _store_one(
             s, txn, root, comp, meta, body, replacing=entry, action="draft-edit"
         )
-        return reading.note_info(new, root["clients"][comp.client_id]["name"])
 
 
 def sign_note(s: Session, ref: str) -> NoteInfo:
     """Sign and lock a draft."""
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         comp, entry = reading.find(s, root, ref)
-        if entry["status"] != "draft":
-            raise NoteLockedError(f"note {entry['id']} is already signed")
+        if entry.status != "draft":
+            raise NoteLockedError(f"note {entry.id} is already signed")
         meta, body = reading.read(s, comp, entry)
-        new = _store_note(
+        return _store_one(
             s,
             txn,
             root,
@@ -356,7 +367,6 @@ def sign_note(s: Session, ref: str) -> NoteInfo:
             replacing=entry,
             action="note-sign",
         )
-        return reading.note_info(new, root["clients"][comp.client_id]["name"])
 
 
 def amend(
@@ -364,21 +374,20 @@ def amend(
 ) -> NoteInfo:
     """Add an addendum to a signed note (in the original's compartment)."""
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         comp, original = reading.find(s, root, ref)
-        if original["status"] != "signed":
-            raise NoteLockedError(f"note {original['id']} is a draft: edit it instead")
+        if original.status != "signed":
+            raise NoteLockedError(f"note {original.id} is a draft: edit it instead")
         meta = _new_meta(
             s,
             comp.client_id,
             kind="addendum",
             body=body,
             date=None,
-            title=title or f"Addendum to {original['title']}"[:200],
+            title=title or f"Addendum to {original.title}"[:200],
             compartment=comp.name,
-            addendum_of=original["id"],
+            addendum_of=original.id,
         )
         if not draft:
             meta = _lock(s, meta)
-        entry = _store_note(s, txn, root, comp, meta, body, action="note-amend")
-        return reading.note_info(entry, root["clients"][comp.client_id]["name"])
+        return _store_one(s, txn, root, comp, meta, body, action="note-amend")

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING
 
 from confvault import age
 from confvault.errors import (
     AmbiguousNameError,
-    IntegrityError,
     NoteNotFoundError,
     UnsafeInputError,
 )
 from confvault.vault.model import note_format as fmt
+from confvault.vault.model import sealed
 from confvault.vault.model.clock import parse_date
+from confvault.vault.model.index import NoteEntry
 from confvault.vault.model.results import NoteInfo, NoteView, SearchHit
+from confvault.vault.model.root import RootRecord
 from confvault.vault.ops import compartments
 from confvault.vault.ops.compartments import Compartment
 from confvault.vault.session import trail
@@ -26,21 +27,21 @@ if TYPE_CHECKING:
 
 
 def note_info(
-    entry: dict[str, Any], client_name: str, addenda: tuple[str, ...] = ()
+    entry: NoteEntry, client_name: str, addenda: tuple[str, ...] = ()
 ) -> NoteInfo:
     return NoteInfo(
-        id=entry["id"],
-        client=entry["client"],
+        id=entry.id,
+        client=entry.client,
         client_name=client_name,
-        kind=entry["kind"],
-        title=entry["title"],
-        date=entry["date"],
-        created=entry["created"],
-        status=entry["status"],
-        size=entry["body_size"],
-        addendum_of=entry.get("addendum_of"),
-        template=entry.get("template"),
-        filename=entry.get("filename"),
+        kind=entry.kind,
+        title=entry.title,
+        date=entry.date,
+        created=entry.created,
+        status=entry.status,
+        size=entry.body_size,
+        addendum_of=entry.addendum_of,
+        template=entry.template,
+        filename=entry.filename,
         addenda=addenda,
     )
 
@@ -52,7 +53,7 @@ def _snippet(text: str, match: re.Match[str], width: int = 40) -> tuple[str, str
 
 
 def client_compartments(
-    s: Session, root: dict[str, Any], client_ids: Iterable[str], psychotherapy: bool
+    s: Session, root: RootRecord, client_ids: Iterable[str], psychotherapy: bool
 ) -> list[Compartment]:
     wanted = [fmt.RECORDS, fmt.PSYCHOTHERAPY] if psychotherapy else [fmt.RECORDS]
     out = []
@@ -64,22 +65,20 @@ def client_compartments(
     return out
 
 
-def find(
-    s: Session, root: dict[str, Any], ref: str
-) -> tuple[Compartment, dict[str, Any]]:
+def find(s: Session, root: RootRecord, ref: str) -> tuple[Compartment, NoteEntry]:
     ref = ref.strip().lower()
     if len(ref) < 4 or not all(c in "0123456789abcdef" for c in ref):
         raise NoteNotFoundError("give at least 4 hex characters of the note ID")
     candidates = (
-        [cid for cid in root["clients"] if cid.startswith(ref[:6])]
+        [cid for cid in root.clients if cid.startswith(ref[:6])]
         if len(ref) >= 6
-        else list(root["clients"])
+        else list(root.clients)
     )
     found = [
         (comp, e)
         for comp in client_compartments(s, root, candidates, True)
         for e in comp.notes
-        if e["id"].startswith(ref)
+        if e.id.startswith(ref)
     ]
     if not found:
         raise NoteNotFoundError(f"no note with ID {ref}")
@@ -93,38 +92,26 @@ def find(
 def read(
     s: Session,
     comp: Compartment,
-    entry: dict[str, Any],
+    entry: NoteEntry,
     *,
     check_signature: bool = True,
     by_identity: bool = False,
 ) -> tuple[fmt.NoteMeta, bytes]:
-    """Decrypt a note and check it is the one the index names.
-
-    The object's hash chains up to the signed manifest, so its content is
-    authenticated; ``check_signature`` also checks the author signature
-    (done by show, sign, deep verify; skipped by search for speed).
-    ``by_identity`` opens it with the client key, as stock age would,
-    instead of the file key kept in the index.
-    """
-    data = s.store.get(entry["object"])
-    plain = fmt.open_object(data, entry, comp.key, by_identity=by_identity)
-    meta, body = fmt.parse_recorded(plain, entry)
-    if meta.client != comp.client_id:
-        raise IntegrityError(f"note {entry['id']} does not match its index entry")
-    if not fmt.body_matches(meta, body):
-        raise IntegrityError(f"note {entry['id']} body does not match its signed hash")
-    if not check_signature:
-        return meta, body
-    status = fmt.signature_status(meta, s.signers())
-    if status not in ("valid", "draft"):
-        raise IntegrityError(f"note {entry['id']} has an {status} signature; not shown")
-    return meta, body
+    """Decrypt a note and check it is the one the index names (see
+    ``sealed.read_note``), its signature by one of this vault's owner keys."""
+    return sealed.read_note(
+        s.store,
+        comp.key,
+        entry,
+        comp.client_id,
+        s.signers(),
+        check_signature=check_signature,
+        by_identity=by_identity,
+    )
 
 
 def _addenda(s: Session, comp_list: list[Compartment], note_id: str) -> tuple[str, ...]:
-    return tuple(
-        e["id"] for c in comp_list for e in c.notes if e.get("addendum_of") == note_id
-    )
+    return tuple(e.id for c in comp_list for e in c.notes if e.addendum_of == note_id)
 
 
 def notes(
@@ -142,26 +129,24 @@ def notes(
     if upper and len(until or "") <= 10:
         upper = upper[:10] + "T23:59:59Z"
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         ids = (
             [compartments.resolve_client(s, root, client)]
             if client
-            else list(root["clients"])
+            else list(root.clients)
         )
         comps = client_compartments(
             s, root, ids, psychotherapy or kind == fmt.PSYCHOTHERAPY
         )
         out = []
         for comp in comps:
-            name = root["clients"][comp.client_id]["name"]
+            name = root.clients[comp.client_id].name
             for entry in comp.notes:
-                if kind and entry["kind"] != kind:
+                if kind and entry.kind != kind:
                     continue
-                if (lower and entry["date"] < lower) or (
-                    upper and entry["date"] > upper
-                ):
+                if (lower and entry.date < lower) or (upper and entry.date > upper):
                     continue
-                out.append(note_info(entry, name, _addenda(s, [comp], entry["id"])))
+                out.append(note_info(entry, name, _addenda(s, [comp], entry.id)))
     trail.audit_read(s, "note-list", ids[0] if client else None, notes=len(out))
     return sorted(out, key=lambda n: (n.date, n.created, n.id))
 
@@ -169,13 +154,11 @@ def notes(
 def note(s: Session, ref: str) -> NoteView:
     """A note with its body, after checking hash, index match and signature."""
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         comp, entry = find(s, root, ref)
         meta, body = read(s, comp, entry)
         info = note_info(
-            entry,
-            root["clients"][comp.client_id]["name"],
-            _addenda(s, [comp], entry["id"]),
+            entry, root.clients[comp.client_id].name, _addenda(s, [comp], entry.id)
         )
         status = fmt.signature_status(meta, s.signers())
         view = NoteView(
@@ -185,7 +168,7 @@ def note(s: Session, ref: str) -> NoteView:
     return view
 
 
-def save_attachment(s: Session, ref: str, dst: BinaryIO) -> NoteInfo:
+def save_attachment(s: Session, ref: str, dst: age.Writer) -> NoteInfo:
     """Stream an attachment's file into ``dst``; IntegrityError if it is not intact.
 
     The caller should write to a temporary file and keep it only on success.
@@ -195,37 +178,12 @@ def save_attachment(s: Session, ref: str, dst: BinaryIO) -> NoteInfo:
     return info
 
 
-def stream_attachment(s: Session, ref: str, dst: BinaryIO) -> NoteInfo:
+def stream_attachment(s: Session, ref: str, dst: age.Writer) -> NoteInfo:
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         comp, entry = find(s, root, ref)
-        meta = fmt.meta_of_entry(entry)
-        if fmt.signature_status(meta, s.signers()) != "valid":
-            raise IntegrityError(f"note {entry['id']} has an invalid signature")
-        with s.store.open_checked(entry["object"]) as src:
-            chunks = age.decrypt_chunks(src, [comp.key])
-            head = bytearray()
-            sha = hashlib.sha256()
-            size = 0
-            for chunk in chunks:
-                if meta is not None and b"\n" not in head:
-                    head += chunk
-                    if b"\n" not in head:
-                        continue
-                    line, _, rest = bytes(head).partition(b"\n")
-                    if fmt.parse_header(line) != meta:
-                        raise IntegrityError(
-                            f"note {entry['id']} does not match its index"
-                        )
-                    chunk = memoryview(rest)
-                sha.update(chunk)
-                size += len(chunk)
-                dst.write(chunk)
-        if size != meta.body_size or sha.hexdigest() != meta.body_sha256:
-            raise IntegrityError(
-                f"note {entry['id']} body does not match its signed hash"
-            )
-        return note_info(entry, root["clients"][comp.client_id]["name"])
+        sealed.stream_attachment(s.store, comp.key, entry, s.signers(), dst)
+        return note_info(entry, root.clients[comp.client_id].name)
 
 
 def search(
@@ -238,23 +196,23 @@ def search(
     pattern = re.compile(re.escape(query.strip()), re.IGNORECASE)
     hits = []
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         ids = (
             [compartments.resolve_client(s, root, client)]
             if client
-            else list(root["clients"])
+            else list(root.clients)
         )
         for comp in client_compartments(s, root, ids, psychotherapy):
-            name = root["clients"][comp.client_id]["name"]
+            name = root.clients[comp.client_id].name
             for entry in comp.notes:
-                if entry["kind"] == "attachment":
-                    text = entry["title"]
+                if entry.kind == "attachment":
+                    text = entry.title
                 else:
-                    data = s.store.get(entry["object"])
+                    data = s.store.get(entry.object)
                     body = fmt.body_recorded(
                         fmt.open_object(data, entry, comp.key), entry
                     )
-                    text = entry["title"] + "\n" + body.decode("utf-8", "replace")
+                    text = entry.title + "\n" + body.decode("utf-8", "replace")
                 if needle not in text.casefold():
                     continue
                 snippets = tuple(_snippet(text, m) for m in pattern.finditer(text))

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from confvault import age
+from confvault.age import x25519
 from confvault.errors import (
+    IntegrityError,
+    VaultNotFoundError,
     WeakPassphraseError,
 )
-from confvault.vault.model import identity
+from confvault.vault.model import identity, policy
 from confvault.vault.model.results import (
     OwnerRotation,
     PassphraseReport,
     Progress,
     RekeyReport,
 )
+from confvault.vault.model.root import RootRecord, Settings
 from confvault.vault.ops import (
     compartments,
     rotation,
 )
 from confvault.vault.session import trail
 from confvault.vault.store import root_index, sealing, signing
-from confvault.vault.store.manifest import endorsement_message
+from confvault.vault.store.manifest import Manifest, endorsement_message
+from confvault.vault.store.transaction import Transaction
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
@@ -31,11 +37,11 @@ def _check_new_secret(
     passphrase: bytes, work_factor: int | None, allow_weak_work_factor: bool
 ) -> None:
     """Refuse a weak passphrase or an out-of-bounds work factor before any change."""
-    weakness = identity.check_passphrase_strength(passphrase)
+    weakness = policy.check_passphrase_strength(passphrase)
     if weakness:
         raise WeakPassphraseError(f"passphrase too weak: {weakness}")
     if work_factor is not None:
-        identity.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
+        policy.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
 
 
 def change_passphrase(
@@ -53,32 +59,33 @@ def change_passphrase(
     """
     _check_new_secret(new_passphrase, work_factor, allow_weak_work_factor)
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
-        factor = root["settings"]["work_factor"]
+        root = s.root_record(txn.current)
+        settings = _settings(root)
         if work_factor is not None:
-            factor = root["settings"]["work_factor"] = work_factor
+            settings = replace(settings, work_factor=work_factor)
+        factor = settings.work_factor
         owner = s.require_owner()
-        txn.retire(txn.current.pointer("owner"))
+        txn.retire(_current(txn).pointer("owner"))
         txn.point(
             "owner",
-            txn.put(owner.seal_with_passphrase(root["vault"], new_passphrase, factor)),
+            txn.put(owner.seal_with_passphrase(root.vault, new_passphrase, factor)),
         )
         s.note_audit("passphrase-change", None, None)
         if work_factor is not None:
-            s.write_root(txn, root)
+            s.write_root(txn, replace(root, settings=settings))
     return PassphraseReport(work_factor=factor)
 
 
 def rotate_identity(
     s: Session, passphrase: bytes, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> OwnerRotation:
     """New owner keys in one commit; client keys re-wrapped to them, not changed.
 
     Root, client keys, audit, recovery and owner files are re-sealed; the
-    old signing key endorses the new one. Returns ``OwnerRotation.to_json()``.
+    old signing key endorses the new one. Returns what was done.
     ``rekey`` also rotates every client key.
     """
-    return _new_owner(s, passphrase, None, progress, rekey=False).to_json()
+    return _new_owner(s, passphrase, None, progress, rekey=False)
 
 
 def rekey(
@@ -125,54 +132,46 @@ def _new_owner(
     old = s.require_owner()
     new = identity.OwnerIdentity.generate()
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
-        vault_id = root["vault"]
-        settings = root["settings"]
+        current = _current(txn)
+        root = s.root_record(current)
+        vault_id = root.vault
+        settings = _settings(root)
         if work_factor is not None:
-            settings["work_factor"] = work_factor
-        keys = [
-            (cid, n)
-            for cid in root["clients"]
-            for n in root["clients"][cid]["compartments"]
-        ]
+            settings = replace(settings, work_factor=work_factor)
+        keys = list(root.compartment_keys())
         texts = {
-            k: age.decrypt(
-                s.store.get(root["clients"][k[0]]["compartments"][k[1]]["key"]),
-                [old.x25519],
+            (cid, name): age.decrypt(
+                s.store.get(root.clients[cid].compartments[name].key), [old.x25519]
             )
-            for k in keys
+            for cid, name in keys
         }
         s.owner = new
         try:
             for number, (cid, name) in enumerate(keys, start=1):
-                entry = root["clients"][cid]["compartments"][name]
-                txn.retire(entry["key"])
-                entry["key"] = txn.put(
-                    sealing.seal_key_file(
-                        texts[(cid, name)],
-                        compartments.key_recipients(s, root, cid, name),
-                    )
+                entry = root.clients[cid].compartments[name]
+                txn.retire(entry.key)
+                sealed_key = sealing.seal_key_file(
+                    texts[(cid, name)], compartments.key_recipients(s, root, cid, name)
                 )
+                entry = replace(entry, key=txn.put(sealed_key))
+                root = root.with_compartment(cid, name, entry)
                 if progress:
                     progress(number, len(keys))
             if rekey:
-                pending = root.setdefault("pending_rotation", [])
-                pending.extend([list(k) for k in keys if list(k) not in pending])
-            txn.retire(txn.current.pointer("owner"))
+                root = root.with_pending(root.pending_with(keys))
+            txn.retire(current.pointer("owner"))
             txn.point(
                 "owner",
                 txn.put(
-                    new.seal_with_passphrase(
-                        vault_id, passphrase, settings["work_factor"]
-                    )
+                    new.seal_with_passphrase(vault_id, passphrase, settings.work_factor)
                 ),
             )
-            recovery = settings.get("recovery_recipient")
-            if recovery and txn.current.pointer("recovery"):
-                txn.retire(txn.current.pointer("recovery"))
+            recovery = settings.recovery
+            if recovery and current.pointer("recovery"):
+                txn.retire(current.pointer("recovery"))
                 txn.point(
                     "recovery",
-                    txn.put(new.seal_to(vault_id, age.parse_recipient(recovery))),
+                    txn.put(new.seal_to(vault_id, x25519.parse_recipient(recovery))),
                 )
             new_signer = signing.b64(new.signer)
             txn.changes.endorsement = {
@@ -182,20 +181,32 @@ def _new_owner(
                     old.sign(endorsement_message(vault_id, new_signer))
                 ),
             }
-            settings["identity_rotated"] = s.now()
+            settings = replace(settings, identity_rotated=s.now())
             trail.reseal_audit(s, txn, old.x25519, new.recipient)
             s.note_audit("identity-rotate", None, None, rekey=rekey)
             # Every client bucket is re-sealed to the new key, changed or not.
             for digest in s.root_buckets.objects:
                 txn.retire(digest)
             s.root_buckets = root_index.Buckets()
-            s.write_root(txn, root)
+            s.write_root(txn, replace(root, settings=settings))
         except BaseException:
             s.owner = old
             raise
     return OwnerRotation(
-        work_factor=settings["work_factor"],
+        work_factor=settings.work_factor,
         client_keys_rewrapped=len(keys),
         recovery_key_kept=bool(recovery),
         signer=new_signer,
     )
+
+
+def _settings(root: RootRecord) -> Settings:
+    if root.settings is None:
+        raise IntegrityError("the root index holds no settings")
+    return root.settings
+
+
+def _current(txn: Transaction) -> Manifest:
+    if txn.current is None:
+        raise VaultNotFoundError("no manifest to change")
+    return txn.current

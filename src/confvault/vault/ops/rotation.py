@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from confvault import age
 from confvault.errors import (
@@ -12,18 +13,19 @@ from confvault.errors import (
 )
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model.clock import parse_duration
-from confvault.vault.model.grant import grant_covers
+from confvault.vault.model.index import NoteEntry
 from confvault.vault.model.results import (
     Progress,
     RotatedKey,
     RotateReport,
 )
+from confvault.vault.model.root import RootRecord
 from confvault.vault.ops import (
     compartments,
 )
-from confvault.vault.ops.compartments import Compartment
 from confvault.vault.session.core import DEFAULT_MAX_KEY_AGE_DAYS
 from confvault.vault.store import sealing, transaction
+from confvault.vault.store.objects import Sink
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
@@ -40,31 +42,33 @@ _STREAM_THRESHOLD = 1 << 20
 
 
 def rewrap_key(
-    s: Session, txn: transaction.Transaction, root: dict[str, Any], cid: str, name: str
-) -> None:
+    s: Session, txn: transaction.Transaction, root: RootRecord, cid: str, name: str
+) -> RootRecord:
     """Seal a compartment's key to the current owner + grantee set."""
-    entry = root["clients"][cid]["compartments"][name]
-    text = age.decrypt(s.store.get(entry["key"]), s.identities())
+    entry = root.clients[cid].compartments[name]
+    text = age.decrypt(s.store.get(entry.key), s.identities())
     recipients = compartments.key_recipients(s, root, cid, name)
-    txn.retire(entry["key"])
-    entry["key"] = txn.put(sealing.seal_key_file(text, recipients))
+    txn.retire(entry.key)
+    entry = replace(entry, key=txn.put(sealing.seal_key_file(text, recipients)))
+    return root.with_compartment(cid, name, entry)
 
 
 def _reseal(
     s: Session,
     txn: transaction.Transaction,
-    note: dict[str, Any],
+    note: NoteEntry,
     old: age.X25519Identity,
     new: age.X25519Identity,
-) -> None:
-    """Re-seal a note to ``new``: new object, new file key, in ``note``."""
-    digest = note["object"]
-    if note["body_size"] + 4096 <= _STREAM_THRESHOLD:
+) -> NoteEntry:
+    """``note`` re-sealed to ``new``: a new object, with a new file key."""
+    digest = note.object
+    if note.body_size + 4096 <= _STREAM_THRESHOLD:
         plain = fmt.open_object(s.store.get(digest), note, old)
-        note.update(fmt.seal_object(txn, plain, new))
+        name, file_key = fmt.seal_object(txn, plain, new)
+        resealed = note.stored_at(name, file_key)
     else:
 
-        def write(sink: Any) -> None:
+        def write(sink: Sink) -> None:
             with (
                 s.store.open_checked(digest) as src,
                 age.EncryptWriter(sink, [new.recipient]) as w,
@@ -72,19 +76,18 @@ def _reseal(
                 for chunk in age.decrypt_chunks(src, [old]):
                     w.write(chunk)
 
-        note.pop("file_key", None)
-        note["object"] = txn.put_stream(write)
+        resealed = note.stored_at(txn.put_stream(write), None)
     txn.retire(digest)  # after reading it: it may have been written in this txn
+    return resealed
 
 
 def _rotate_compartment(
-    s: Session, txn: transaction.Transaction, root: dict[str, Any], cid: str, name: str
-) -> RotatedKey | None:
-    comp: Compartment | None = compartments.open_compartment(s, root, cid, name)
+    s: Session, txn: transaction.Transaction, root: RootRecord, cid: str, name: str
+) -> tuple[RootRecord, RotatedKey] | None:
+    comp = compartments.open_compartment(s, root, cid, name)
     if comp is None:
         return None
-    entry = comp.entry
-    old_created = entry["key_created"]
+    old_created = comp.entry.key_created
     new_key = age.X25519Identity.generate()
     created = s.now()
     key_text = sealing.client_key_text(cid, name, created, new_key.encode())
@@ -92,42 +95,44 @@ def _rotate_compartment(
         key_text, compartments.key_recipients(s, root, cid, name)
     )
     # Check before we drop: the owner opens the new key, and it opens a note.
-    reopened = age.parse_identities(age.decrypt(sealed_key, s.identities()).decode())[0]
-    for note in comp.notes:
-        _reseal(s, txn, note, comp.key, new_key)
-    if comp.notes:
-        sample = comp.notes[0]
-        if sample["body_size"] < _STREAM_THRESHOLD:
-            probe = txn.pending_bytes(sample["object"])
+    reopened = sealing.open_key_file(sealed_key, s.identities())
+    notes = [_reseal(s, txn, note, comp.key, new_key) for note in comp.notes]
+    if notes:
+        sample = notes[0]
+        if sample.body_size < _STREAM_THRESHOLD:
+            probe = txn.pending_bytes(sample.object)
             if probe is not None:
                 age.decrypt(probe, [reopened])
-    txn.retire(entry["key"])
-    entry["key"] = txn.put(sealed_key)
-    entry["key_created"] = created
-    comp.key = new_key
-    compartments.write_index(s, txn, comp)
-    return RotatedKey(
+    txn.retire(comp.entry.key)
+    entry = replace(comp.entry, key=txn.put(sealed_key), key_created=created)
+    comp = replace(comp, entry=entry, key=new_key)
+    comp = compartments.write_index(
+        s, txn, comp, replace(comp.index, notes=tuple(notes))
+    )
+    rotated = RotatedKey(
         client=cid,
-        client_name=root["clients"][cid]["name"],
+        client_name=root.clients[cid].name,
         compartment=name,
-        notes=len(comp.notes),
+        notes=len(notes),
         old_key_created=old_created,
         new_key_created=created,
     )
+    return root.with_compartment(cid, name, comp.entry), rotated
 
 
 def _rotate_clients(s: Session, batch: list[tuple[str, list[str]]]) -> list[RotatedKey]:
     """Rotate the compartments of several clients in one commit."""
     with s.writing() as txn:
-        root = s.root_doc(txn.current)
+        root = s.root_record(txn.current)
         done: list[RotatedKey] = []
-        for cid, compartments in batch:
-            if cid in root["clients"]:
-                rotated = [
-                    r
-                    for name in compartments
-                    if (r := _rotate_compartment(s, txn, root, cid, name))
-                ]
+        for cid, names in batch:
+            if cid in root.clients:
+                rotated = []
+                for name in names:
+                    result = _rotate_compartment(s, txn, root, cid, name)
+                    if result:
+                        root, key = result
+                        rotated.append(key)
                 s.note_audit(
                     "key-rotate",
                     cid,
@@ -135,20 +140,20 @@ def _rotate_clients(s: Session, batch: list[tuple[str, list[str]]]) -> list[Rota
                     compartments=[r.compartment for r in rotated],
                 )
                 done += rotated
-            root["pending_rotation"] = [
-                p
-                for p in root.get("pending_rotation", [])
-                if not (
-                    p[0] == cid and (p[1] in compartments or cid not in root["clients"])
+            root = root.with_pending(
+                tuple(
+                    p
+                    for p in root.pending_rotation or ()
+                    if not (p[0] == cid and (p[1] in names or cid not in root.clients))
                 )
-            ]
+            )
         s.write_root(txn, root)
         return done
 
 
 def finish_pending(s: Session, progress: Progress | None) -> RotateReport:
     with s.reading() as current:
-        pending = [tuple(p) for p in s.root_doc(current).get("pending_rotation", [])]
+        pending = list(s.root_record(current).pending_rotation or ())
     return _rotate_many(s, pending, progress)
 
 
@@ -195,16 +200,12 @@ def _rotation_batches(
     client would rewrite most shards once per client.
     """
     with s.reading() as current:
-        clients = s.root_doc(current)["clients"]
+        clients = s.root_record(current).clients
     batch: list[tuple[str, list[str]]] = []
     notes = 0
     for cid, names in work:
-        comps = clients.get(cid, {}).get("compartments", {})
-        notes += sum(
-            comps[n].get("notes", 0) + comps[n].get("drafts", 0)
-            for n in names
-            if n in comps
-        )
+        comps = clients[cid].compartments if cid in clients else {}
+        notes += sum(comps[n].notes + comps[n].drafts for n in names if n in comps)
         batch.append((cid, names))
         if notes >= _BATCH_NOTES or len(batch) >= _BATCH_CLIENTS:
             yield batch
@@ -231,61 +232,51 @@ def rotate(
     nightly = not (clients or all_clients or older_than or expired)
     now = s.now()
     with s.reading() as current:
-        root = s.root_doc(current)
-        targets = [tuple(p) for p in root.get("pending_rotation", [])]
-        lapsed = [
-            g for g in root.get("grants", []) if g.get("until") and g["until"] < now
-        ]
+        root = s.root_record(current)
+        targets = list(root.pending_rotation or ())
+        lapsed = [g for g in root.grants if g.until and g.until < now]
         if expired or nightly:
             for g in lapsed:
-                targets += [
-                    (cid, n)
-                    for cid in root["clients"]
-                    for n in root["clients"][cid]["compartments"]
-                    if grant_covers(g, cid, n)
-                ]
-        days = root["settings"].get("max_key_age_days", DEFAULT_MAX_KEY_AGE_DAYS)
+                targets += [k for k in root.compartment_keys() if g.covers(*k)]
+        days = root.settings.max_key_age_days if root.settings else None
+        if days is None:
+            days = DEFAULT_MAX_KEY_AGE_DAYS
         max_age = older_than or (f"{days}d" if nightly else None)
-        chosen = set(root["clients"]) if all_clients else set()
+        chosen = set(root.clients) if all_clients else set()
         chosen |= {compartments.resolve_client(s, root, c) for c in clients or []}
         if max_age:
             limit = (s.clock() - parse_duration(max_age)).astimezone(dt.UTC)
             cutoff = limit.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-            for cid, client in root["clients"].items():
-                if any(
-                    e["key_created"] < cutoff for e in client["compartments"].values()
-                ):
+            for cid, client in root.clients.items():
+                if any(e.key_created < cutoff for e in client.compartments.values()):
                     chosen.add(cid)
         for cid in chosen:
-            targets += [(cid, n) for n in root["clients"][cid]["compartments"]]
+            targets += [(cid, n) for n in root.clients[cid].compartments]
         targets = sorted(set(targets))
-        revoke_labels = (
-            tuple(g["label"] for g in lapsed) if (expired or nightly) else ()
-        )
+        revoke_labels = tuple(g.label for g in lapsed) if (expired or nightly) else ()
     if dry_run:
         planned = tuple(
             RotatedKey(
                 client=cid,
-                client_name=root["clients"][cid]["name"],
+                client_name=root.clients[cid].name,
                 compartment=n,
                 notes=-1,
                 old_key_created="",
                 new_key_created="",
             )
             for cid, n in targets
-            if cid in root["clients"]
+            if cid in root.clients
         )
         return RotateReport(
             revoked_grants=revoke_labels, rotated=planned, failed=(), dry_run=True
         )
     if revoke_labels:
         with s.writing() as txn:
-            root = s.root_doc(txn.current)
-            root["grants"] = [
-                g for g in root.get("grants", []) if g["label"] not in revoke_labels
-            ]
-            pending = root.setdefault("pending_rotation", [])
-            pending.extend([list(t) for t in targets if list(t) not in pending])
+            root = s.root_record(txn.current)
+            root = root.with_grants(
+                tuple(g for g in root.grants if g.label not in revoke_labels)
+            )
+            root = root.with_pending(root.pending_with(targets))
             s.note_audit("grant-expired", None, None, labels=list(revoke_labels))
             s.write_root(txn, root)
     return _rotate_many(s, targets, progress, revoke_labels)

@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from confvault.vault.ops import audit, compartments, reading
+from confvault.vault.model.results import Progress, VaultStatus, VerifyReport
 from confvault.vault.session import trail
-from confvault.vault.store import (
-    fs,
-)
+from confvault.vault.store import fs
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
 
 
-def status(s: Session) -> Any:
+def status(s: Session) -> VaultStatus:
     """Counts, key ages, grants and the last verify, for the dashboard."""
-    from confvault.vault.model.results import VaultStatus
-
     with s.reading() as current:
-        root = s.root_doc(current)
+        root = s.root_record(current)
         comps = [
             (name, entry)
-            for c in root["clients"].values()
-            for name, entry in c["compartments"].items()
+            for c in root.clients.values()
+            for name, entry in c.compartments.items()
         ]
-        keys = sorted(entry["key_created"] for _, entry in comps)
+        keys = sorted(entry.key_created for _, entry in comps)
         last = s.seen.last_verify(current.body.vault_id)
         return VaultStatus(
             path=str(s.root),
             vault_id=current.body.vault_id,
             generation=current.generation,
-            clients=len(root["clients"]),
-            notes=sum(e.get("notes", 0) for _, e in comps),
-            drafts=sum(e.get("drafts", 0) for _, e in comps),
-            psychotherapy_notes=sum(
-                e.get("notes", 0) for n, e in comps if n == "psychotherapy"
-            ),
-            attachments=sum(e.get("attachments", 0) for _, e in comps),
+            clients=len(root.clients),
+            notes=sum(e.notes for _, e in comps),
+            drafts=sum(e.drafts for _, e in comps),
+            psychotherapy_notes=sum(e.notes for n, e in comps if n == "psychotherapy"),
+            attachments=sum(e.attachments or 0 for _, e in comps),
             objects=current.body.objects,
             last_change=current.body.time,
             last_verify=(
@@ -45,56 +39,31 @@ def status(s: Session) -> Any:
             ),
             oldest_key=keys[0] if keys else None,
             newest_key=keys[-1] if keys else None,
-            grants=len(root.get("grants", [])),
-            work_factor=root.get("settings", {}).get("work_factor"),
+            grants=len(root.grants),
+            work_factor=root.settings.work_factor if root.settings else None,
             recovery_key=current.pointer("recovery") is not None,
             owner_key=s.owner_key_fingerprint(current),
         )
 
 
-def verify(s: Session, *, deep: bool = False, progress: Any = None) -> Any:
+def verify(
+    s: Session, *, deep: bool = False, progress: Progress | None = None
+) -> VerifyReport:
     """Keyless checks, and with ``deep`` every note decrypted and its signature checked."""
-    from confvault.vault.check import deep as deep_check
-    from confvault.vault.check import keyless as checks
+    from confvault.vault.check import keyless
+    from confvault.vault.check.deep import DeepChecker
 
     with fs.locked(s.root, exclusive=False, timeout=s.lock_timeout):
-        report, current = checks.verify_keyless(s.root, seen=s.seen, progress=progress)
+        report, current = keyless.verify_keyless(s.root, seen=s.seen, progress=progress)
         if deep and current is not None and s.owner is not None:
             s.manifest = current
-            report = deep_check.verify_deep(_DeepSource(s), report, current, progress)
+            checker = DeepChecker(
+                current, s.store, s.owner.x25519, s.signers(), progress
+            )
+            report = checker.check(report)
         # Under the lock: a writer committing in between would otherwise have
         # its generation overwritten by this read-modify-write of the memory.
         s.seen.record_verify(report.vault_id or s.vault_id, s.now(), report.ok)
     if deep and report.ok:
         trail.audit_read(s, "verify-deep", notes=report.notes_checked)
     return report
-
-
-class _DeepSource:
-    """What the deep checker reads, until it takes its inputs explicitly."""
-
-    def __init__(self, s: Session) -> None:
-        self.s = s
-        self.manifest = s.manifest
-
-    @property
-    def _root_buckets(self) -> Any:
-        return self.s.root_buckets
-
-    def _root_doc(self, current: Any) -> Any:
-        return self.s.root_doc(current)
-
-    def _open_compartment(self, root: Any, cid: str, name: str) -> Any:
-        return compartments.open_compartment(self.s, root, cid, name)
-
-    def _stream_attachment(self, ref: str, dst: Any) -> Any:
-        return reading.stream_attachment(self.s, ref, dst)
-
-    def _read(self, comp: Any, note: Any, **kw: Any) -> Any:
-        return reading.read(self.s, comp, note, **kw)
-
-    def _segments(self) -> Any:
-        return trail.segments(self.s)
-
-    def verify_audit(self) -> Any:
-        return audit.verify_audit(self.s)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
 
 from confvault import age
 from confvault.errors import (
@@ -26,7 +25,11 @@ from confvault.errors import (
     WrongPassphraseError,
 )
 from confvault.vault.model import identity
+from confvault.vault.model.audit import AuditEvent
 from confvault.vault.model.clock import Clock, iso, utc_now
+from confvault.vault.model.directory import GranteeDirectory
+from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
+from confvault.vault.model.root import RootRecord
 from confvault.vault.session import directories, trail
 from confvault.vault.store import (
     fs,
@@ -34,14 +37,13 @@ from confvault.vault.store import (
     root_index,
     sealing,
     signing,
-    transaction,
 )
 from confvault.vault.store.hardening import harden_process
 from confvault.vault.store.objects import ObjectStore
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, default_state_dir
+from confvault.vault.store.paths import default_state_dir
 from confvault.vault.store.seen import SeenStore
+from confvault.vault.store.transaction import Transaction, journal_key, recover
 
-ROOT_FORMAT = root_index.ROOT_V1  # the grantee's view keeps the v1 shape
 DEFAULT_MAX_KEY_AGE_DAYS = 180
 
 
@@ -68,9 +70,12 @@ class Session:
         self.lock_timeout = lock_timeout
         self.seen = SeenStore(state_dir or default_state_dir())
         self.manifest: manifest.Manifest | None = None
-        self.root_cache: tuple[str, dict[str, Any]] | None = None
+        # The root as last read or written, keyed by the object it is sealed
+        # in (for a grantee, by its directory's object).
+        self.root_cache: tuple[str, RootRecord] | None = None
         self.root_buckets = root_index.Buckets()
-        self.audit_pending: list[dict[str, Any]] = []
+        self.directory: GranteeDirectory | None = None  # a grantee's, once read
+        self.audit_pending: list[AuditEvent] = []
         self.new_vault_id: str | None = None
         # True when this machine had no memory of the vault before this open
         # (trust on first use: the caller tells the user whose key it trusts).
@@ -127,13 +132,13 @@ class Session:
             yield self.load_manifest()
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[transaction.Transaction]:
+    def writing(self) -> Iterator[Transaction]:
         if self.owner is None:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
         with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
             current = self.load_manifest()
-            key = transaction.journal_key(self.require_owner().signing_seed)
-            _, refused = transaction.recover(self.store, current, key)
+            key = journal_key(self.require_owner().signing_seed)
+            _, refused = recover(self.store, current, key)
             for name in refused:  # reported where the owner will see it
                 self.note_audit("journal-refused", file=name)
             txn = self.transaction(current, current.body.vault_id)
@@ -143,7 +148,7 @@ class Session:
             except BaseException:
                 txn.abort()
                 self.audit_pending.clear()
-                # Callers change the cached root in place: forget it.
+                # The buckets may name objects of this aborted write: read again.
                 self.root_cache = None
                 raise
             if not txn.empty:
@@ -152,11 +157,11 @@ class Session:
 
     def transaction(
         self, current: manifest.Manifest | None, vault_id: str
-    ) -> transaction.Transaction:
-        key = transaction.journal_key(self.require_owner().signing_seed)
-        return transaction.Transaction(self.store, current, key=key, vault_id=vault_id)
+    ) -> Transaction:
+        key = journal_key(self.require_owner().signing_seed)
+        return Transaction(self.store, current, key=key, vault_id=vault_id)
 
-    def commit(self, txn: transaction.Transaction, vault_id: str) -> None:
+    def commit(self, txn: Transaction, vault_id: str) -> None:
         owner = self.require_owner()
         signer = signing.b64(owner.signer)
         new = txn.commit(
@@ -171,18 +176,22 @@ class Session:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
         return self.owner
 
-    def root_doc(self, current: manifest.Manifest) -> dict[str, Any]:
+    def root_record(self, current: manifest.Manifest | None) -> RootRecord:
+        """The root of ``current`` (for a grantee, its directory's view);
+        ``current`` is a transaction's, None only before the vault exists."""
+        if current is None:
+            raise VaultNotFoundError(f"no manifest loaded for {self.root}")
         if self.owner is None:
             return self.grantee_root(current)
         digest = required_pointer(current, "root")
         if self.root_cache is None or self.root_cache[0] != digest:
-            doc, self.root_buckets = root_index.read(
+            root, self.root_buckets = root_index.read(
                 self.store, self.owner.x25519, digest, current.body.vault_id
             )
-            self.root_cache = (digest, doc)
+            self.root_cache = (digest, root)
         return self.root_cache[1]
 
-    def grantee_root(self, current: manifest.Manifest) -> dict[str, Any]:
+    def grantee_root(self, current: manifest.Manifest) -> RootRecord:
         """A grantee's view: the directory of the clients granted to its key."""
         if self.reader is None:
             raise ReadOnlyError("no key to open the vault with")
@@ -199,17 +208,9 @@ class Session:
                 continue
             if doc.get("vault") != current.body.vault_id:
                 raise IntegrityError("the grantee directory belongs to another vault")
-            root = {
-                "format": ROOT_FORMAT,
-                "vault": doc["vault"],
-                "clients": doc["clients"],
-                "grants": [],
-                "settings": {},
-                "grantee": doc.get("grant"),
-                "owner_recipient": doc.get("owner_recipient"),
-            }
-            self.root_cache = (digest, root)
-            return root
+            self.directory = GranteeDirectory.from_doc(doc)
+            self.root_cache = (digest, self.directory.as_root())
+            return self.root_cache[1]
         raise WrongPassphraseError(
             "this key has no access to the vault (no grant, or revoked)"
         )
@@ -229,36 +230,36 @@ class Session:
 
     def write_root(
         self,
-        txn: transaction.Transaction,
-        doc: dict[str, Any],
+        txn: Transaction,
+        root: RootRecord,
         changed: Collection[str] | None = None,
-    ) -> None:
-        """Seal the new root index (after bringing grantee directories in line).
+    ) -> RootRecord:
+        """Seal the new root index (after bringing grantee directories in line);
+        return it as written (with its grants' new directory hashes).
 
         ``changed``: the only clients this write changed (see root_index.write).
         """
-        directories.sync_grantees(self, txn, doc, changed)
+        root = directories.sync_grantees(self, txn, root, changed)
         current = txn.current
         txn.retire(current.pointer("root") if current else None)
         digest, self.root_buckets = root_index.write(
-            txn, doc, self.root_buckets, self.require_owner().recipient, changed
+            txn, root, self.root_buckets, self.require_owner().recipient, changed
         )
         txn.point("root", digest)
         # The next command of this process reads this root: keep it, keyed by
         # its digest (if the commit fails, the manifest names another digest).
-        self.root_cache = (digest, doc)
+        self.root_cache = (digest, root)
+        return root
 
     def note_audit(
         self,
         action: str,
         client: str | None = None,
         note: str | None = None,
-        **details: Any,
+        **details: object,
     ) -> None:
         """Queue an audit entry; it is committed with the current transaction."""
-        self.audit_pending.append(
-            {"action": action, "client": client, "note": note, "details": details}
-        )
+        self.audit_pending.append(AuditEvent.of(action, client, note, details))
 
     @property
     def vault_id(self) -> str:

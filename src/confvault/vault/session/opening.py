@@ -6,14 +6,17 @@ import secrets
 from pathlib import Path
 
 from confvault import age
+from confvault.age import x25519
 from confvault.errors import (
     IntegrityError,
     KeyFormatError,
     UnsafeInputError,
     VaultExistsError,
 )
-from confvault.vault.model import identity
+from confvault.vault.model import identity, policy
 from confvault.vault.model.clock import Clock, iso, utc_now
+from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
+from confvault.vault.model.root import RootRecord, Settings
 from confvault.vault.session import trail
 from confvault.vault.session.core import (
     DEFAULT_MAX_KEY_AGE_DAYS,
@@ -22,27 +25,27 @@ from confvault.vault.session.core import (
 )
 from confvault.vault.store import fs, layout, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
-from confvault.vault.store.paths import DEFAULT_LOCK_TIMEOUT, check_vault_dir
+from confvault.vault.store.paths import check_vault_dir
 
 
 def create(
     path: Path,
     passphrase: bytes,
     *,
-    work_factor: int = identity.DEFAULT_WORK_FACTOR,
+    work_factor: int = policy.DEFAULT_WORK_FACTOR,
     recovery_key: bool = True,
     clock: Clock = utc_now,
     state_dir: Path | None = None,
-    min_work_factor: int = identity.MIN_WORK_FACTOR,
+    min_work_factor: int = policy.MIN_WORK_FACTOR,
 ) -> tuple[Session, str | None]:
     """Create a vault at ``path``; return it and the recovery key (shown once).
 
     ``min_work_factor`` exists so tests and benchmarks can use a cheap
-    scrypt cost; the product's floor is ``identity.MIN_WORK_FACTOR``.
+    scrypt cost; the product's floor is ``policy.MIN_WORK_FACTOR``.
     """
-    if not min_work_factor <= work_factor <= identity.MAX_WORK_FACTOR:
+    if not min_work_factor <= work_factor <= policy.MAX_WORK_FACTOR:
         raise ValueError(
-            f"work factor must be between {min_work_factor} and {identity.MAX_WORK_FACTOR}"
+            f"work factor must be between {min_work_factor} and {policy.MAX_WORK_FACTOR}"
         )
     _prepare_empty_dir(path)
     for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
@@ -61,21 +64,15 @@ def create(
         )
         if recovery is not None:
             txn.point("recovery", txn.put(owner.seal_to(vault_id, recovery.recipient)))
-        root_doc = {
-            "vault": vault_id,
-            "clients": {},
-            "grants": [],
-            "settings": {
-                "work_factor": work_factor,
-                "created": iso(clock()),
-                "max_key_age_days": DEFAULT_MAX_KEY_AGE_DAYS,
-                # public: lets `identity rotate` keep the recovery key working
-                "recovery_recipient": str(recovery.recipient) if recovery else None,
-            },
-        }
-        digest, _ = root_index.write(
-            txn, root_doc, root_index.Buckets(), owner.recipient
+        settings = Settings(
+            work_factor=work_factor,
+            created=iso(clock()),
+            max_key_age_days=DEFAULT_MAX_KEY_AGE_DAYS,
+            # public: lets `identity rotate` keep the recovery key working
+            recovery_recipient=str(recovery.recipient) if recovery else None,
         )
+        root = RootRecord(vault_id, {}, grants=(), settings=settings)
+        digest, _ = root_index.write(txn, root, root_index.Buckets(), owner.recipient)
         txn.point("root", digest)
         vault.new_vault_id = vault_id
         vault.note_audit("vault-init")
@@ -124,7 +121,7 @@ def open_session(
         elif recovery_key is not None:
             sealed = vault.store.get(required_pointer(current, "recovery"))
             vault.owner = identity.unseal_with_identity(
-                sealed, age.parse_identity(recovery_key)
+                sealed, x25519.parse_identity(recovery_key)
             )
         elif reader is None:
             raise ValueError(

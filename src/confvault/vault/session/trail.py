@@ -10,65 +10,66 @@ import hashlib
 import hmac
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.errors import ConfvaultError, IntegrityError
-from confvault.vault.store import fs, layout, sealing, signing, transaction
+from confvault.age import x25519
+from confvault.errors import ConfvaultError, IntegrityError, ReadOnlyError
+from confvault.vault.model import sealed
+from confvault.vault.model.audit import (
+    GENESIS,
+    SEGMENT_SIZE,
+    AuditEvent,
+    Carry,
+    ChainEntry,
+    Segment,
+    Stamped,
+)
+from confvault.vault.store import fs, inbox, manifest, sealing, signing, transaction
+from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.manifest import canonical
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
 
+__all__ = ["GENESIS", "INBOX_DIR", "SEGMENT_SIZE"]
 
-def _inbox_mac(key: bytes, name: str, entry: dict[str, Any]) -> str:
+INBOX_DIR = inbox.INBOX_DIR
+_INBOX_MAC = b"confvault/audit-inbox-mac/v1"
+_INBOX_FIELDS = ("action", "client", "note", "details", "time", "actor", "from")
+
+
+def _inbox_mac(key: bytes, name: str, entry: Mapping[str, object]) -> str:
     """A grantee's MAC over one inbox entry and its file name."""
     body = {k: entry.get(k) for k in _INBOX_FIELDS}
     return hmac.new(key, canonical([name, body]), hashlib.sha256).hexdigest()
 
 
-def entry_hash(entry: dict[str, Any]) -> str:
-    doc = dict(entry)
-    doc.pop("hash", None)
-    return hashlib.sha256(canonical(doc)).hexdigest()
-
-
-AUDIT_FORMAT = "confvault/audit/v1"
-
-
-INBOX_DIR = layout.INBOX
-
-
-_INBOX_MAC = b"confvault/audit-inbox-mac/v1"
-
-
-_INBOX_FIELDS = ("action", "client", "note", "details", "time", "actor", "from")
-
-
-SEGMENT_SIZE = 256
-
-
-GENESIS = "0" * 64
-
-
 def _actor(s: Session) -> str:
     if s.owner is not None:
         return "owner:" + signing.b64(s.owner.signer)[:16]
-    return "grantee:" + str(s.reader.recipient)
+    return "grantee:" + str(_reader(s).recipient)
+
+
+def _reader(s: Session) -> age.X25519Identity:
+    if s.reader is None:
+        raise ReadOnlyError("no key to open the vault with")
+    return s.reader
 
 
 def _segment(
     s: Session, digest: str | None, txn: transaction.Transaction | None = None
-) -> dict[str, Any] | None:
+) -> Segment | None:
     if digest is None:
         return None
     data = (txn.pending_bytes(digest) if txn else None) or s.store.get(digest)
-    return sealing.open_document(data, [s.require_owner().x25519], "audit")
+    return sealed.open_segment(data, [s.require_owner().x25519])
 
 
 def inbox_names(s: Session) -> list[str]:
     """Entries waiting in audit-inbox/ (a checked directory; exact names only)."""
-    return [n for n in s.disk.names(INBOX_DIR) if layout.INBOX_ENTRY.fullmatch(n)]
+    return inbox.names(s.disk)
 
 
 def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
@@ -77,90 +78,75 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
     Returns the inbox entries folded in: only those authenticated as
     written by a grantee of this vault, which alone may be removed.
     """
-    inbox_entries = []
-    waiting = inbox_names(s) if s.owner and txn.current else []
-    if waiting:
+    folded: list[str] = []
+    stamped: list[Stamped] = []
+    if s.owner and txn.current and (waiting := inbox_names(s)):
         try:
-            root = s.root_doc(txn.current)
+            grants = s.root_record(txn.current).grants
         except ConfvaultError:
-            root = {}  # re-keyed in this transaction: the next command folds them
-        grantees = {g["recipient"] for g in root.get("grants", [])}
+            grants = ()  # re-keyed in this transaction: the next command folds them
+        grantees = {g.recipient for g in grants}
         for name in waiting:
             entry = _inbox_entry(s, name, grantees)
             if entry is not None:
-                inbox_entries.append((name, entry))
-    inbox = [name for name, _ in inbox_entries]
-    if not s.audit_pending and not inbox:
+                folded.append(name)
+                stamped.append(entry)
+    if not s.audit_pending and not folded:
         return []
     vault_id = txn.current.body.vault_id if txn.current else s.new_vault_id
+    if vault_id is None:
+        raise IntegrityError("no vault to write the audit trail of")
     owner = [s.require_owner().recipient]
     if "audit" in txn.changes.pointers:  # re-sealed earlier in this transaction
         head = txn.changes.pointers["audit"]
     else:
         head = txn.current.pointer("audit") if txn.current else None
-    segment = _segment(s, head, txn) or {
-        "format": AUDIT_FORMAT,
-        "vault": vault_id,
-        "number": 0,
-        "previous": None,
-        "entries": [],
-    }
-    entries = [entry for _, entry in inbox_entries]
-    now = s.now()
-    entries += [
-        dict(e, time=now, actor=_actor(s), signed=True) for e in s.audit_pending
-    ]
+    segment = _segment(s, head, txn) or Segment(vault_id, 0, None, ())
+    now, actor = s.now(), _actor(s)
+    stamped += [Stamped(event, now, actor, True) for event in s.audit_pending]
     s.audit_pending.clear()
-    last = segment["entries"][-1] if segment["entries"] else segment.get("carry")
+    last = segment.last
+    entries = list(segment.entries)
     dirty = False
-    for entry in entries:
-        if len(segment["entries"]) >= SEGMENT_SIZE:
+    for item in stamped:
+        if len(entries) >= SEGMENT_SIZE:
             if dirty:
                 txn.retire(head)
-                head = txn.put_document(segment, owner)
-            segment = {
-                "format": AUDIT_FORMAT,
-                "vault": vault_id,
-                "number": segment["number"] + 1,
-                "previous": head,
-                "entries": [],
-                "carry": {"seq": last["seq"], "hash": last["hash"]},
-            }
-            head, dirty = None, False
-        entry["seq"] = last["seq"] + 1 if last else 0
-        entry["prev"] = last["hash"] if last else GENESIS
-        entry["hash"] = entry_hash(entry)
-        segment["entries"].append(entry)
-        last, dirty = entry, True
+                head = txn.put_document(segment.with_entries(entries).to_doc(), owner)
+            carry = Carry(last.seq, last.hash) if last else None
+            segment = Segment(vault_id, segment.number + 1, head, (), carry)
+            entries, head, dirty = [], None, False
+        linked = ChainEntry.link(item, last)
+        entries.append(linked)
+        last, dirty = linked, True
     txn.retire(head)
-    txn.point("audit", txn.put_document(segment, owner))
-    return inbox
+    txn.point("audit", txn.put_document(segment.with_entries(entries).to_doc(), owner))
+    return folded
 
 
-def _inbox_entry(s: Session, name: str, grantees: set[str]) -> dict[str, Any] | None:
+def _inbox_entry(s: Session, name: str, grantees: set[str]) -> Stamped | None:
     """The entry in ``audit-inbox/name`` if a grantee of this vault wrote it.
 
     None for anything else (unreadable, not sealed to the owner, written by
-    a key that holds no grant, or altered): it stays where it is, never
-    folded or removed, and ``verify`` keeps reporting it.
+    a key that holds no grant, altered, or not an audit entry): it stays
+    where it is, never folded or removed, and ``verify`` keeps reporting it.
     """
     try:
-        doc = json.loads(
+        doc: JSONValue = json.loads(
             age.decrypt(s.disk.read(INBOX_DIR, name), [s.require_owner().x25519])
         )
-        sender = doc["from"]
-        if sender not in grantees:
+        if not isinstance(doc, dict):
             return None
-        key = s.require_owner().x25519.agree(age.parse_recipient(sender), _INBOX_MAC)
+        sender = doc.get("from")
+        if not isinstance(sender, str) or sender not in grantees:
+            return None
+        key = s.require_owner().x25519.agree(x25519.parse_recipient(sender), _INBOX_MAC)
         body = {k: doc.get(k) for k in _INBOX_FIELDS}
-        if not hmac.compare_digest(str(doc["mac"]), _inbox_mac(key, name, body)):
+        if not hmac.compare_digest(str(doc.get("mac")), _inbox_mac(key, name, body)):
             return None
-    except (ConfvaultError, ValueError, KeyError, TypeError, OSError):
+        return Stamped.from_inbox(body)
+    except (ConfvaultError, ValueError, OSError):
         return None
-    entry = {k: body[k] for k in _INBOX_FIELDS if k != "from"}
-    entry["details"] = entry["details"] or {}
-    entry["signed"] = False
-    return entry
 
 
 def after_audit_commit(s: Session, folded: list[str]) -> None:
@@ -173,64 +159,50 @@ def audit_read(
     action: str,
     client: str | None = None,
     note: str | None = None,
-    **details: Any,
+    **details: object,
 ) -> None:
     """Record a read: owner reads are committed; grantee reads go to the inbox."""
+    event = AuditEvent.of(action, client, note, details)
     if s.owner is not None:
         with s.writing():
-            s.audit_pending.append(
-                {
-                    "action": action,
-                    "client": client,
-                    "note": note,
-                    "details": details,
-                }
-            )
+            s.audit_pending.append(event)
         return
-    directory = s.root_doc(_load_manifest_for_inbox(s))
-    owner = directory.get("owner_recipient")
+    s.root_record(_load_manifest_for_inbox(s))
+    owner = s.directory.owner_recipient if s.directory else None
     if not owner:
         raise IntegrityError("the grantee directory does not name the owner's key")
-    owner_recipient = age.parse_recipient(owner)
+    owner_recipient = x25519.parse_recipient(owner)
+    reader = _reader(s)
     entry = {
-        "action": action,
-        "client": client,
-        "note": note,
-        "details": details,
+        "action": event.action,
+        "client": event.client,
+        "note": event.note,
+        "details": event.details,
         "time": s.now(),
         "actor": _actor(s),
-        "from": str(s.reader.recipient),
+        "from": str(reader.recipient),
     }
     name = f"{os.urandom(12).hex()}.age"
-    key = s.reader.agree(owner_recipient, _INBOX_MAC)
+    key = reader.agree(owner_recipient, _INBOX_MAC)
     entry["mac"] = _inbox_mac(key, name, entry)
     # padded like every sealed object: the size says nothing of the entry
-    sealed = age.encrypt(
+    sealed_entry = age.encrypt(
         sealing.pad_text(json.dumps(entry).encode()), [owner_recipient]
     )
     s.disk.dir(INBOX_DIR, create=True)
-    fs.atomic_write(s.disk, INBOX_DIR, name, sealed)
+    fs.atomic_write(s.disk, INBOX_DIR, name, sealed_entry)
 
 
-def _load_manifest_for_inbox(s: Session) -> Any:
+def _load_manifest_for_inbox(s: Session) -> manifest.Manifest:
     with s.reading() as current:
         return current
 
 
-def segments(s: Session) -> list[tuple[str, dict[str, Any]]]:
+def segments(s: Session) -> list[tuple[str, Segment]]:
     """Every segment, oldest first."""
-    out = []
     with s.reading() as current:
-        digest = current.pointer("audit")
-        seen: set[str] = set()
-        while digest is not None:
-            if digest in seen:
-                raise IntegrityError("the audit chain loops")
-            seen.add(digest)
-            segment = _segment(s, digest)
-            out.append((digest, segment))
-            digest = segment.get("previous")
-    return list(reversed(out))
+        head = current.pointer("audit")
+        return sealed.audit_chain(s.store, [s.require_owner().x25519], head)
 
 
 def reseal_audit(
@@ -240,16 +212,11 @@ def reseal_audit(
     new_recipient: age.X25519Recipient,
 ) -> None:
     """Re-seal every segment to a new owner key (identity rotation)."""
-    digest = txn.current.pointer("audit") if txn.current else None
-    chain = []
-    while digest is not None:
-        doc = sealing.open_document(s.store.get(digest), [old_identity], "audit")
-        chain.append((digest, doc))
-        digest = doc.get("previous")
+    head = txn.current.pointer("audit") if txn.current else None
     previous = None
-    for old_digest, doc in reversed(chain):
-        doc["previous"] = previous
+    for old_digest, segment in sealed.audit_chain(s.store, [old_identity], head):
         txn.retire(old_digest)
+        doc = segment.with_previous(previous).to_doc()
         previous = txn.put_document(doc, [new_recipient])
     if previous is not None:
         txn.point("audit", previous)

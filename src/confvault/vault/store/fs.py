@@ -11,16 +11,16 @@ under the vault root, or not?
   files in tmp/ that become vault files on commit (``TempFile``,
   ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
   ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
-  backup directory), and checks of a directory given by its path. Whatever
-  of these touches a vault file does it through a ``Root`` or a descriptor
-  one gave, never by a path of its own.
+  backup directory), a private temporary directory outside any vault
+  (``private_temp_dir``), and checks of a directory given by its path.
+  Whatever of these touches a vault file does it through a ``Root`` or a
+  descriptor one gave, never by a path of its own.
 
 Not yet so (each takes a path under the vault root, to be routed through
 ``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
 objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
-them by path), ``locked`` (opens ``<root>/lock`` by path), and
-``open_read``/``read_bytes``, which nothing calls now. ``remove`` and
-``fsync_dir`` are for paths outside a vault.
+them by path) and ``locked`` (opens ``<root>/lock`` by path).
+``fsync_dir`` is for paths outside a vault.
 
 Modes are 0700 for directories and 0600 for files; a symlink, or a
 permission that lets others in, is refused. ``OSError`` is translated into
@@ -47,7 +47,6 @@ from confvault.vault.store.rootfs import (
     FIXED_MTIME_NS,
     Root,
     as_root,
-    read_all,
     storage_error,
 )
 
@@ -113,42 +112,6 @@ def ensure_dir(path: Path) -> None:
         check_dir(path)
     except OSError as err:
         raise storage_error(err, f"create {path}") from err
-
-
-def open_read(path: Path) -> BinaryIO:
-    """Open a vault file for reading, refusing symlinks and non-regular files."""
-    return os.fdopen(_open_private(path)[0], "rb")
-
-
-def _open_private(path: Path | str) -> tuple[int, os.stat_result]:
-    """A read descriptor of a private regular file, and its status."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UnsafeVaultEntryError(
-                f"{path} is a symlink; refusing to follow it"
-            ) from err
-        raise
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise UnsafeVaultEntryError(f"{path} is not a regular file")
-    if info.st_mode & 0o077:
-        os.close(fd)
-        raise UnsafeVaultEntryError(
-            f"{path} is accessible to other users (mode {info.st_mode & 0o777:o})"
-        )
-    return fd, info
-
-
-def read_bytes(path: Path | str) -> bytes:
-    """The whole content of a (small) vault file."""
-    fd, info = _open_private(path)
-    try:
-        return read_all(fd, info.st_size)
-    finally:
-        os.close(fd)
 
 
 class TempFile:
@@ -351,14 +314,21 @@ def atomic_write(root: Root, rel: str, name: str, data: bytes) -> None:
     root.fsync_dir(rel)
 
 
-def remove(path: Path | str) -> None:
-    """Remove a file outside a vault; a missing one is fine."""
+@contextlib.contextmanager
+def private_temp_dir(prefix: str) -> Iterator[Path]:
+    """A new 0700 directory under ``$TMPDIR`` (outside any vault), removed
+    with everything in it afterwards."""
+    import shutil  # only here: few commands need a temporary directory
+    import tempfile
+
     try:
-        os.unlink(path)  # noqa: PTH108 (a str path: hot)
-    except FileNotFoundError:
-        pass
+        work = tempfile.mkdtemp(prefix=prefix)  # 0700
     except OSError as err:
-        raise storage_error(err, f"remove {str(path).rpartition('/')[2]}") from err
+        raise storage_error(err, "create a temporary directory") from err
+    try:
+        yield Path(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def clean_tmp(root: Root) -> int:

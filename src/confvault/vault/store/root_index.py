@@ -12,9 +12,9 @@ file keys let a reader open 64 buckets without 64 X25519 unwraps.
 A version 1 root (every client inline) is still read; the next write turns
 it into version 2.
 
-Callers get one merged dictionary (top document plus ``clients``) and change
-it in place; ``write`` finds the buckets that changed by comparing each with
-an untouched copy parsed from the same plaintext.
+Callers get one ``RootRecord`` (a value: a change is a new record);
+``write`` finds the buckets that changed by comparing each bucket's clients,
+as documents, with those it was read or last written with.
 """
 
 from __future__ import annotations
@@ -29,14 +29,23 @@ from typing import TYPE_CHECKING, Protocol
 
 from confvault import age
 from confvault.errors import AgeError, IntegrityError
+from confvault.vault.model.root import ROOT_V1, ROOT_V2, ClientRecord, RootRecord
 from confvault.vault.store import sealing
 from confvault.vault.store.documents import JSONObject, JSONValue
 
 if TYPE_CHECKING:
     from confvault.vault.store.transaction import Transaction
 
-ROOT_V1 = "confvault/root/v1"
-ROOT_V2 = "confvault/root/v2"
+__all__ = [
+    "BUCKET_FORMAT",
+    "ROOT_V1",
+    "ROOT_V2",
+    "Buckets",
+    "label_of",
+    "read",
+    "write",
+]
+
 BUCKET_FORMAT = "confvault/clients/v1"
 _HEX_PAIR = re.compile(r"[0-9a-f]{2}")
 
@@ -50,11 +59,14 @@ def label_of(client_id: str) -> str:
 
 @dataclass
 class Buckets:
-    """What the vault holds now: bucket label -> (object name, untouched clients),
-    and each bucket's file key (base64)."""
+    """What the vault holds now: bucket label -> (object name, its clients as
+    sealed, as documents), each bucket's file key (base64), and the client
+    records read from or written to each (a root that still holds those
+    very records has not changed that bucket: records are values)."""
 
     sealed: dict[str, tuple[str, JSONObject]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    records: dict[str, dict[str, ClientRecord]] = field(default_factory=dict)
 
     @property
     def objects(self) -> set[str]:
@@ -77,12 +89,6 @@ def _parse(plain: bytes, formats: Sequence[str], what: str) -> JSONObject:
     return doc
 
 
-def _object(value: JSONValue, what: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise IntegrityError(f"the {what} is malformed")
-    return value
-
-
 def _bucket_entry(entry: JSONValue) -> tuple[str, str]:
     """A top document's entry for one bucket: (object name, file key text).
 
@@ -98,16 +104,17 @@ def _bucket_entry(entry: JSONValue) -> tuple[str, str]:
 
 def read(
     store: ObjectSource, identity: age.Identity, digest: str, vault_id: str
-) -> tuple[JSONObject, Buckets]:
-    """The merged root of this vault, and its buckets as sealed now."""
+) -> tuple[RootRecord, Buckets]:
+    """The root of this vault, and its buckets as sealed now."""
     top = _parse(
         age.decrypt(store.get(digest), [identity]), (ROOT_V1, ROOT_V2), "root index"
     )
     if top.get("vault") != vault_id:
         raise IntegrityError("the root index belongs to another vault")
     if top["format"] == ROOT_V1:
-        return top, Buckets()  # every client inline: all buckets are new
-    clients: JSONObject = {}
+        # every client inline: all buckets are new
+        return RootRecord.from_doc(top), Buckets()
+    clients: dict[str, ClientRecord] = {}
     buckets = Buckets()
     named = top.pop("buckets", None)
     if not isinstance(named, dict):
@@ -128,18 +135,18 @@ def read(
             or not all(label_of(cid) == label for cid in members)
         ):
             raise IntegrityError(f"client bucket {label} was swapped or altered")
-        clients.update(members)
-        # a second, untouched parse: what ``write`` compares against
-        untouched = _parse(plain, (BUCKET_FORMAT,), "")["clients"]
-        buckets.sealed[label] = (bucket, _object(untouched, "client bucket"))
+        held = {cid: ClientRecord.from_doc(c, cid) for cid, c in members.items()}
+        clients.update(held)
+        # never changed: records are values, read from it and not into it
+        buckets.sealed[label] = (bucket, members)
         buckets.keys[label] = key_text
-    top["clients"] = clients
-    return top, buckets
+        buckets.records[label] = held
+    return RootRecord.from_doc(top, clients), buckets
 
 
 def write(
     txn: Transaction,
-    root: JSONObject,
+    root: RootRecord,
     buckets: Buckets,
     owner: age.Recipient,
     changed: Collection[str] | None = None,
@@ -150,11 +157,11 @@ def write(
     added or removed: only their buckets are compared (a note add changes
     one client; comparing every bucket costs O(clients)).
     """
-    clients = _object(root["clients"], "root index")
-    by_label: dict[str, JSONObject] = {}
+    clients = root.clients
+    by_label: dict[str, list[str]] = {}
     if changed is None or not buckets.sealed:  # a v1 root: write every bucket
-        for cid, client in clients.items():
-            by_label.setdefault(label_of(cid), {})[cid] = client
+        for cid in clients:
+            by_label.setdefault(label_of(cid), []).append(cid)
         labels = by_label.keys() | buckets.sealed.keys()
     else:
         labels = {label_of(cid) for cid in changed}
@@ -163,31 +170,41 @@ def write(
             ids = {c for c in changed if label_of(c) == label} | set(
                 before[1] if before else ()
             )
-            by_label[label] = {c: clients[c] for c in sorted(ids) if c in clients}
-    now = Buckets(dict(buckets.sealed), dict(buckets.keys))
+            by_label[label] = [c for c in sorted(ids) if c in clients]
+    now = Buckets(dict(buckets.sealed), dict(buckets.keys), dict(buckets.records))
     for label in sorted(labels):
-        members = by_label.get(label, {})
+        cids = by_label.get(label, [])
+        held = buckets.records.get(label)
+        if (
+            held is not None
+            and len(held) == len(cids)
+            and all(clients.get(cid) is record for cid, record in held.items())
+        ):
+            continue  # the very records it was sealed with
+        members: JSONObject = {c: clients[c].to_doc() for c in cids}
         before = buckets.sealed.get(label)
         if before is not None and before[1] == members:
+            now.records[label] = {c: clients[c] for c in cids}
             continue
         if before is not None:
             txn.retire(before[0])
             del now.sealed[label], now.keys[label]
+            now.records.pop(label, None)
         if not members:
             continue
         data = sealing.encode_document(
             {
                 "format": BUCKET_FORMAT,
-                "vault": root["vault"],
+                "vault": root.vault,
                 "bucket": label,
                 "clients": members,
             }
         )
         sealed, file_key = age.encrypt_keyed(sealing.pad_text(data), [owner])
-        now.sealed[label] = (txn.put(sealed), json.loads(data)["clients"])
+        now.sealed[label] = (txn.put(sealed), members)
         now.keys[label] = base64.b64encode(file_key).decode("ascii")
-    root["format"] = ROOT_V2
-    top = {k: v for k, v in root.items() if k != "clients"}
+        now.records[label] = {c: clients[c] for c in cids}
+    top = root.top_doc()
     top["buckets"] = {
         label: {"object": digest, "file_key": now.keys[label]}
         for label, (digest, _) in sorted(now.sealed.items())

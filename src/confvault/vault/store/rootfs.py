@@ -7,6 +7,10 @@ that ``layout`` accepts. A file is opened non-blocking (a FIFO or a device
 cannot hang a command) and with ``O_NOATIME`` (reads leave no trace in the
 access times); anything but a private regular file of ours with one link,
 or a private directory of ours, is refused with ``UnsafeVaultEntryError``.
+
+The checkers and the backup copier, which report what is wrong rather than
+refuse it, look at a vault as it is through ``survey.Survey``: a ``Root``
+opened with ``check=False`` and read by the same rules, whatever the modes.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from confvault.vault.store import layout
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-_NOATIME = getattr(os, "O_NOATIME", 0)
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NOATIME = getattr(os, "O_NOATIME", 0)
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # The same instant on every object: mtimes tell an observer nothing about
 # which files a command wrote together (2000-01-01T00:00:00Z).
@@ -72,14 +76,20 @@ def check_file_status(info: os.stat_result, where: str) -> None:
 def open_nofollow(name: str, flags: int, where: str, dir_fd: int | None) -> int:
     """``os.open`` that names a symlink or a FIFO for what it is."""
     try:
-        return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
+        return os.open(name, flags | NOATIME, dir_fd=dir_fd)
     except PermissionError:
-        if not _NOATIME:
+        if not NOATIME:
             raise
         # O_NOATIME is only for files we own; the status check then refuses.
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
-        if err.errno == errno.ELOOP:
+        if err.errno == errno.ELOOP or (
+            # Linux says ENOTDIR, not ELOOP, for a symlink opened with
+            # O_DIRECTORY | O_NOFOLLOW: look (not following it) to say which.
+            err.errno == errno.ENOTDIR
+            and flags & os.O_DIRECTORY
+            and _is_link(name, dir_fd)
+        ):
             raise UnsafeVaultEntryError(
                 f"{where} is a symlink; refusing to follow it"
             ) from err
@@ -88,7 +98,15 @@ def open_nofollow(name: str, flags: int, where: str, dir_fd: int | None) -> int:
         raise
 
 
-def _close_all(fds: dict[str, int]) -> None:
+def _is_link(name: str, dir_fd: int | None) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def close_all(fds: dict[str, int]) -> None:
+    """Close the descriptors of a cache of directories (and empty it)."""
     for fd in fds.values():
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -98,26 +116,38 @@ def _close_all(fds: dict[str, int]) -> None:
 class Root:
     """One vault directory: its descriptor and those of its checked subdirectories."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, check: bool = True) -> None:
+        """Open the vault directory ``path`` (never a symlink); with ``check``
+        false, whatever its mode and owner (a checker then reports them)."""
         self.path = path
         self.base = os.fspath(path)
         try:
-            fd = open_nofollow(self.base, _DIR, self.base, None)
+            fd = open_nofollow(self.base, DIR_FLAGS, self.base, None)
         except FileNotFoundError:
             raise
         except OSError as err:
             raise storage_error(err, f"open {path}") from err
-        try:
-            check_dir_status(os.fstat(fd), self.base)
-        except BaseException:
-            os.close(fd)
-            raise
         self.fd = fd
+        self._uid = os.getuid()
         self._dirs: dict[str, int] = {"": fd}
-        self._finalizer = weakref.finalize(self, _close_all, self._dirs)
+        self._finalizer = weakref.finalize(self, close_all, self._dirs)
+        if check:
+            try:
+                self.check_status()
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         self._finalizer()
+
+    def status(self) -> os.stat_result:
+        """The vault directory's own status."""
+        return os.fstat(self.fd)
+
+    def check_status(self) -> None:
+        """Refuse the vault directory itself unless it is a private directory of ours."""
+        check_dir_status(self.status(), self.base)
 
     def where(self, rel: str, name: str = "") -> str:
         """A path for messages (never for opening)."""
@@ -139,13 +169,13 @@ class Root:
         where = self.where(rel)
         try:
             try:
-                fd = open_nofollow(name, _DIR, where, parent_fd)
+                fd = open_nofollow(name, DIR_FLAGS, where, parent_fd)
             except FileNotFoundError:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
-                fd = open_nofollow(name, _DIR, where, parent_fd)
+                fd = open_nofollow(name, DIR_FLAGS, where, parent_fd)
         except (FileNotFoundError, UnsafeVaultEntryError):
             raise
         except OSError as err:
@@ -184,19 +214,44 @@ class Root:
 
     # --- files -------------------------------------------------------------------
 
-    def open(self, rel: str, name: str) -> tuple[int, os.stat_result]:
+    def open(
+        self, rel: str, name: str, *, blocking: bool = True
+    ) -> tuple[int, os.stat_result]:
         """A read descriptor of the file ``rel/name``, checked, and its status.
 
         ``FileNotFoundError`` when the file (or its directory) is missing.
+        ``blocking=False`` leaves the descriptor non-blocking, which changes
+        nothing for a regular file and saves two system calls a file (a
+        backup of 100,000 objects).
         """
-        layout.check_file(rel, name)
-        where = self.where(rel, name)
-        dir_fd = self.dir(rel)
-        fd = open_nofollow(name, _READ, where, dir_fd)
+        # As layout.check_file and self.dir do, in fewer calls: a backup or a
+        # verify opens 100,000 files.
+        grammar = layout.files_of(rel)
+        if (
+            grammar is None
+            or grammar[0].fullmatch(name) is None
+            or not name.startswith(grammar[1])
+        ):
+            layout.check_file(rel, name)
+        dir_fd = self._dirs.get(rel)
+        if dir_fd is None:
+            dir_fd = self.dir(rel)
+        try:  # what nearly every call does; the path for messages only if needed
+            fd = os.open(name, READ_FLAGS | NOATIME, dir_fd=dir_fd)
+        except OSError:
+            fd = open_nofollow(name, READ_FLAGS, self.where(rel, name), dir_fd)
         try:
             info = os.fstat(fd)
-            check_file_status(info, where)
-            os.set_blocking(fd, True)
+            mode = info.st_mode
+            if not (
+                stat.S_ISREG(mode)
+                and info.st_uid == self._uid
+                and not mode & 0o077
+                and info.st_nlink == 1
+            ):
+                check_file_status(info, self.where(rel, name))
+            if blocking:
+                os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
             raise

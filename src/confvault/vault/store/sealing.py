@@ -99,3 +99,17 @@ def seal_key_file(text: bytes, recipients: Sequence[age.Recipient]) -> bytes:
         for _ in range(-len(recipients) % KEY_STANZAS)
     ]
     return age.encrypt(_pad_identity_text(text), [*recipients, *decoys])
+
+
+def open_key_file(
+    sealed: bytes, identities: Sequence[age.Identity]
+) -> age.X25519Identity:
+    """The client key a key file holds (``IntegrityError`` if it holds none)."""
+    text = age.decrypt(sealed, identities)
+    try:
+        key = age.parse_identities(text.decode("utf-8"))[0]
+    except (UnicodeDecodeError, IndexError) as err:
+        raise IntegrityError("a client key file holds no key") from err
+    if not isinstance(key, age.X25519Identity):
+        raise IntegrityError("a client key file holds no X25519 key")
+    return key

@@ -1,0 +1,113 @@
+"""The vault directory's tree, checked without a key: symlinks anywhere,
+permissions that let other users in, and files confvault did not write.
+
+``walk`` goes over everything under the vault root (through a
+``store.survey.Survey``: by descriptor, no link followed) and keeps what it
+listed; ``extra_files`` then judges those listings against the format
+(``store.layout``) and the manifest, with no second listing.
+"""
+
+from __future__ import annotations
+
+import stat
+
+from confvault.vault.check.findings import Findings
+from confvault.vault.store import layout
+from confvault.vault.store.survey import Survey
+
+Listings = dict[str, list[tuple[str, int]]]  # directory -> its (name, mode) entries
+
+
+def walk(survey: Survey, report: Findings) -> Listings:
+    """Report symlinks and open permissions, in ``os.walk``'s order (each
+    directory's subdirectories, then its other entries, then deeper; a
+    symlink counts as a file: it is never followed, not even to stat it),
+    then the vault directory's own mode; the listings of every directory."""
+    listings: Listings = {}
+    for rel, entries in survey.walk():
+        listings[rel] = entries
+        dirs = [e for e in entries if stat.S_ISDIR(e[1])]
+        others = [e for e in entries if not stat.S_ISDIR(e[1])]
+        for name, mode in dirs + others:
+            if stat.S_ISLNK(mode):
+                path = f"{rel}/{name}" if rel else name
+                report.error("symlink", path, "a symlink was planted in the vault")
+            elif mode & 0o077:
+                path = f"{rel}/{name}" if rel else name
+                report.error(
+                    "permissions",
+                    path,
+                    f"accessible to other users (mode {mode & 0o777:o})",
+                )
+    mode = survey.root.status().st_mode
+    if mode & 0o077:
+        report.error(
+            "permissions",
+            ".",
+            f"the vault directory is accessible to other users (mode {mode & 0o777:o})",
+        )
+    return listings
+
+
+def _names(entries: list[tuple[str, int]] | None) -> list[str]:
+    return [name for name, _ in entries or ()]
+
+
+def extra_files(
+    listings: Listings, live: set[str], shards: set[str], report: Findings
+) -> None:
+    """Warn of what the walk found that the format or the manifest does not name."""
+    for name in sorted(_names(listings.get(""))):
+        if name not in layout.TOP_LEVEL:
+            report.warning(
+                "unexpected-file",
+                name,
+                "a file confvault did not write is in the vault",
+            )
+    for bucket, mode in sorted(listings.get(layout.OBJECTS, ())):
+        if not stat.S_ISDIR(mode):
+            report.warning(
+                "unexpected-file", f"objects/{bucket}", "not an object bucket"
+            )
+            continue
+        for name in _names(listings.get(f"{layout.OBJECTS}/{bucket}")):
+            if not layout.HASH.fullmatch(name) or name[:2] != bucket:
+                report.warning(
+                    "unexpected-file", f"objects/{bucket}/{name}", "not an object"
+                )
+            elif name not in live:
+                report.warning(
+                    "unreferenced",
+                    name,
+                    "object not in the manifest (left by an interrupted command; harmless)",
+                )
+    for name in _names(listings.get(layout.SHARDS)):
+        if name not in shards:
+            report.warning(
+                "unreferenced", f"shards/{name}", "shard not in the manifest (harmless)"
+            )
+    _inbox(sorted(_names(listings.get(layout.INBOX))), report)
+    for name in _names(listings.get(layout.TMP)):
+        if name.endswith((layout.TEMP_SUFFIX, layout.JOURNAL_SUFFIX)):
+            report.warning(
+                "leftover",
+                f"tmp/{name}",
+                "left by an interrupted command; the next write removes it",
+            )
+
+
+def _inbox(names: list[str], report: Findings) -> None:
+    """Entries waiting in audit-inbox/, and anything there that is not one."""
+    waiting = [n for n in names if layout.INBOX_ENTRY.fullmatch(n)]
+    for name in names:
+        if name not in waiting:
+            report.warning(
+                "unexpected-file", f"{layout.INBOX}/{name}", "not an inbox entry"
+            )
+    if waiting:
+        report.warning(
+            "audit-inbox",
+            layout.INBOX,
+            f"{len(waiting)} grantee entries wait for the owner's next command; "
+            "one that stays is not authenticated (inspect it, then remove it)",
+        )

@@ -1,0 +1,280 @@
+"""The audit trail's records: events queued by operations, the entries of the
+hash chain, the sealed segments that hold them, and the check of the chain.
+
+Each entry's ``hash`` is the SHA-256 of its canonical document without the
+hash; ``prev`` is the hash of the entry before it (``GENESIS`` for the first),
+and ``seq`` counts from 0 across segments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from confvault.vault.model import _doc
+from confvault.vault.model.results import Finding
+from confvault.vault.store.documents import JSONObject, JSONValue
+from confvault.vault.store.layout import INBOX
+from confvault.vault.store.manifest import canonical
+
+AUDIT_FORMAT = "confvault/audit/v1"
+GENESIS = "0" * 64
+SEGMENT_SIZE = 256  # entries per segment
+
+_INBOX_KEYS = ("action", "client", "note", "details", "time", "actor")
+_ENTRY_KEYS = frozenset((*_INBOX_KEYS, "signed", "seq", "prev", "hash"))
+_SEGMENT_KEYS = frozenset(("format", "vault", "number", "previous", "entries"))
+_CARRY_KEYS = frozenset(("seq", "hash"))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What an operation did, queued until its transaction commits."""
+
+    action: str
+    client: str | None
+    note: str | None
+    details: JSONObject
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        client: str | None,
+        note: str | None,
+        details: Mapping[str, object],
+    ) -> AuditEvent:
+        """An event whose ``details`` (the operation's keyword arguments) are
+        copied as JSON; ``IntegrityError`` for a value JSON cannot hold."""
+        copied = _doc.json_copy(details, f"details of audit event {action}")
+        return cls(action, client, note, _doc.as_object(copied, "audit details"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """An event with its time and author, ready to be chained."""
+
+    event: AuditEvent
+    time: str
+    actor: str
+    signed: bool  # False: written by a grantee, not by the owner's key
+
+    @classmethod
+    def from_inbox(cls, doc: Mapping[str, JSONValue]) -> Stamped:
+        """A grantee's entry (``action``, ``client``, ``note``, ``details``,
+        ``time``, ``actor``; its MAC checked by the caller)."""
+        what = "audit inbox entry"
+        fields: JSONObject = {k: doc.get(k) for k in _INBOX_KEYS}
+        details = fields["details"] or {}
+        event = AuditEvent(
+            _doc.text(fields, "action", what),
+            _doc.text_or_null(fields, "client", what),
+            _doc.text_or_null(fields, "note", what),
+            _doc.as_object(details, what),
+        )
+        time, actor = _doc.text(fields, "time", what), _doc.text(fields, "actor", what)
+        return cls(event, time, actor, signed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    """One entry of the chain, as a segment holds it."""
+
+    action: str
+    client: str | None
+    note: str | None
+    details: JSONObject
+    time: str
+    actor: str  # "owner:<key>" or "grantee:<age1…>"
+    signed: bool  # False: written by a grantee, not by the owner's key
+    seq: int
+    prev: str
+    hash: str
+
+    @classmethod
+    def link(cls, stamped: Stamped, last: ChainEntry | Carry | None) -> ChainEntry:
+        """``stamped`` as the entry after ``last`` (None: the first one)."""
+        event = stamped.event
+        unhashed = cls(
+            event.action,
+            event.client,
+            event.note,
+            event.details,
+            stamped.time,
+            stamped.actor,
+            stamped.signed,
+            seq=last.seq + 1 if last else 0,
+            prev=last.hash if last else GENESIS,
+            hash="",
+        )
+        return replace(unhashed, hash=entry_hash(unhashed.to_doc()))
+
+    @classmethod
+    def from_doc(cls, value: JSONValue, what: str) -> ChainEntry:
+        doc = _doc.as_object(value, what)
+        _doc.check_keys(doc, _ENTRY_KEYS, what)
+        return cls(
+            action=_doc.text(doc, "action", what),
+            client=_doc.text_or_null(doc, "client", what),
+            note=_doc.text_or_null(doc, "note", what),
+            details=_doc.mapping(doc, "details", what),
+            time=_doc.text(doc, "time", what),
+            actor=_doc.text(doc, "actor", what),
+            signed=_doc.flag(doc, "signed", what),
+            seq=_doc.number(doc, "seq", what),
+            prev=_doc.text(doc, "prev", what),
+            hash=_doc.text(doc, "hash", what),
+        )
+
+    def to_doc(self) -> JSONObject:
+        return {
+            "action": self.action,
+            "client": self.client,
+            "note": self.note,
+            "details": self.details,
+            "time": self.time,
+            "actor": self.actor,
+            "signed": self.signed,
+            "seq": self.seq,
+            "prev": self.prev,
+            "hash": self.hash,
+        }
+
+
+def entry_hash(entry: Mapping[str, object]) -> str:
+    """The hash an entry (as a document) must carry: over all but ``hash``."""
+    doc = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(canonical(doc)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Carry:
+    """The last entry of the segment before, where a new segment starts."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A sealed segment of the chain; the newest is the manifest's ``audit``."""
+
+    vault: str
+    number: int
+    previous: str | None  # object name of the segment before
+    entries: tuple[ChainEntry, ...]
+    carry: Carry | None = None  # absent in the first segment
+
+    @classmethod
+    def from_doc(cls, doc: JSONObject) -> Segment:
+        what = "audit segment"
+        _doc.check_keys(doc, _SEGMENT_KEYS, what, frozenset(("carry",)))
+        entries = doc["entries"]
+        if type(entries) is not list:
+            raise _doc.malformed(what, "'entries' is not a list")
+        carry = None
+        if "carry" in doc:
+            last = _doc.as_object(doc["carry"], f"carry of the {what}")
+            _doc.check_keys(last, _CARRY_KEYS, f"carry of the {what}")
+            carry = Carry(_doc.number(last, "seq", what), _doc.text(last, "hash", what))
+        return cls(
+            vault=_doc.text(doc, "vault", what),
+            number=_doc.number(doc, "number", what),
+            previous=_doc.text_or_null(doc, "previous", what),
+            entries=tuple(
+                ChainEntry.from_doc(e, f"entry of the {what}") for e in entries
+            ),
+            carry=carry,
+        )
+
+    def to_doc(self) -> JSONObject:
+        doc: JSONObject = {
+            "format": AUDIT_FORMAT,
+            "vault": self.vault,
+            "number": self.number,
+            "previous": self.previous,
+            "entries": [e.to_doc() for e in self.entries],
+        }
+        if self.carry is not None:
+            doc["carry"] = {"seq": self.carry.seq, "hash": self.carry.hash}
+        return doc
+
+    def with_entries(self, entries: Sequence[ChainEntry]) -> Segment:
+        return replace(self, entries=tuple(entries))
+
+    def with_previous(self, previous: str | None) -> Segment:
+        return replace(self, previous=previous)
+
+    @property
+    def last(self) -> ChainEntry | Carry | None:
+        """What the next entry links to."""
+        return self.entries[-1] if self.entries else self.carry
+
+
+def chain_findings(
+    segments: Sequence[tuple[str, Segment]], vault_id: str
+) -> list[Finding]:
+    """Sequence, hashes and segment links of the whole chain (oldest first)."""
+    findings: list[Finding] = []
+    last: ChainEntry | None = None
+    for number, (digest, segment) in enumerate(segments):
+        if segment.number != number:
+            findings.append(
+                Finding(
+                    "error",
+                    "audit-sequence",
+                    digest,
+                    f"segment {segment.number} where {number} was expected",
+                )
+            )
+        if segment.vault != vault_id:
+            findings.append(
+                Finding("error", "audit-foreign", digest, "segment of another vault")
+            )
+        for entry in segment.entries:
+            expected_seq = last.seq + 1 if last else 0
+            expected_prev = last.hash if last else GENESIS
+            if entry.seq != expected_seq:
+                findings.append(
+                    Finding(
+                        "error",
+                        "audit-sequence",
+                        str(entry.seq),
+                        f"entry {entry.seq} where {expected_seq} was expected",
+                    )
+                )
+            if entry.prev != expected_prev:
+                findings.append(
+                    Finding(
+                        "error",
+                        "audit-chain",
+                        str(entry.seq),
+                        "entry does not link to the one before it",
+                    )
+                )
+            if entry.hash != entry_hash(entry.to_doc()):
+                findings.append(
+                    Finding(
+                        "error",
+                        "audit-altered",
+                        str(entry.seq),
+                        "entry content does not match its hash",
+                    )
+                )
+            last = entry
+    return findings
+
+
+def inbox_findings(waiting: Sequence[str]) -> list[Finding]:
+    """The warning for grantee entries ``waiting`` in the inbox, if any wait."""
+    if not waiting:
+        return []
+    return [
+        Finding(
+            "warning",
+            "audit-inbox",
+            INBOX,
+            f"{len(waiting)} grantee entries wait to be added by the owner",
+        )
+    ]
