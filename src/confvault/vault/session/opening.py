@@ -23,7 +23,7 @@ from confvault.vault.session.core import (
     Session,
     required_pointer,
 )
-from confvault.vault.store import fs, manifest, root_index, signing
+from confvault.vault.store import fs, layout, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
 from confvault.vault.store.paths import check_vault_dir
 
@@ -143,14 +143,57 @@ def _prepare_empty_dir(path: Path) -> None:
     if path.exists():
         if not path.is_dir():
             raise VaultExistsError(f"{path} exists and is not a directory")
-        if any(path.iterdir()):
+        if any(path.iterdir()) and not _clear_interrupted_init(path):
             raise VaultExistsError(
                 f"{path} is not empty; a vault needs an empty directory"
             )
         path.chmod(fs.DIR_MODE)
         return
+    top = path  # the first directory created: its parent gets the new entry
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=fs.DIR_MODE)
         path.mkdir(mode=fs.DIR_MODE)
     except OSError as err:
         raise fs.storage_error(err, f"create {path}") from err
+    # Each new directory's entry durable in its parent: otherwise a power cut
+    # after init reported success could take the whole vault with it.
+    here = path
+    while True:
+        fs.fsync_dir(here.parent)
+        if here == top:
+            break
+        here = here.parent
+
+
+_SKELETON = frozenset({fs.LOCK_NAME, OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR})
+
+
+def _clear_interrupted_init(path: Path) -> bool:
+    """Remove the files an init cut short left in ``path`` (no manifest yet:
+    no vault), its lock too, keeping its directories, so that init can start
+    again.
+
+    False, with nothing removed, when anything else is there: a name outside
+    the skeleton, a file outside the format's grammar, a link, a directory
+    not of ours.
+    """
+    if {entry.name for entry in path.iterdir()} - _SKELETON:
+        return False
+    try:
+        disk = fs.Root(path)
+        try:
+            rels = [manifest.SHARDS_DIR, fs.TMP_DIR]
+            rels += [f"{OBJECTS_DIR}/{bucket}" for bucket in disk.names(OBJECTS_DIR)]
+            files = [(rel, name) for rel in rels for name in disk.names(rel)]
+            files += [("", name) for name in disk.names("") if name == fs.LOCK_NAME]
+            if not all(layout.is_file(rel, name) for rel, name in files):
+                return False
+            for rel, name in files:
+                disk.remove(rel, name)
+        finally:
+            disk.close()
+    except UnsafeInputError:
+        return False
+    return True

@@ -35,7 +35,7 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -292,6 +292,18 @@ def make_durable(root: Root, files: Sequence[tuple[str, str]]) -> None:
         dirs.add(rel.rpartition("/")[0])
     for rel in sorted(dirs):
         root.fsync_dir(rel)
+
+
+def sync_dirs(root: Root, rels: Collection[str]) -> None:
+    """Make the entries changed in the vault directories ``rels`` (names
+    removed, say) durable: fsync each that exists, or one syncfs for more
+    than two (a directory fsync is one device flush; a syncfs with little
+    else to write costs about two: docs/RELIABILITY.md)."""
+    if len(rels) > 2 and syncfs(root.fd):
+        return
+    for rel in sorted(rels):
+        if root.has_dir(rel):
+            root.fsync_dir(rel)
 
 
 def atomic_write(root: Root, rel: str, name: str, data: bytes) -> None:

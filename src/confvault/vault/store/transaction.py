@@ -3,7 +3,9 @@
 Crash safety: objects are written (temp + rename) and made durable before the
 manifest is replaced atomically; a journal in tmp/ lists what the transaction
 added and retires, so the next writer removes the leftovers of a transaction
-that was interrupted, whichever side of the manifest swap it died on.
+that was interrupted, whichever side of the manifest swap it died on. The
+journal is durable before anything it names moves in, and is removed only
+once what it removed is durably gone.
 
 A journal is hostile until checked: it carries an HMAC keyed from the owner's
 signing key (only the owner's process holds it) over its name, the vault ID
@@ -152,7 +154,13 @@ class Transaction:
         return new
 
     def _write_journal(self, shards: set[str]) -> str:
-        """Written first: names everything this transaction may leave behind."""
+        """Written first: names everything this transaction may leave behind.
+
+        Durable (file and tmp/ synced) before the first object moves in: after
+        a power cut an object without its journal would stay forever, and a
+        journal whose name survived but not its bytes would be refused as
+        planted (a false alarm in the audit trail).
+        """
         name = f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
         lists = {
             "added": sorted(self.changes.added),
@@ -160,9 +168,7 @@ class Transaction:
             "shards": sorted(shards),
         }
         doc = dict(lists, mac=_journal_mac(self.key, name, self.vault_id, lists))
-        temp = fs.TempFile(self.disk, fs.TMP_DIR, name)
-        temp.write(json.dumps(doc).encode())
-        temp.finish(fsync=False)
+        fs.atomic_write(self.disk, fs.TMP_DIR, name, json.dumps(doc).encode())
         return name
 
 
@@ -206,14 +212,21 @@ def collect(
     except FileNotFoundError:
         return True
     lists = _checked_lists(data, journal, key, vault_id)
+    emptied: set[str] = set()  # directories something was removed from
     if lists is not None:
         for digest in [*lists["added"], *lists["retired"]]:
             if not live.contains(digest):
                 store.remove(digest)
+                emptied.add(layout.bucket_of(digest))
         live_shards = set(live.body.shards.values())
         for name in lists["shards"]:
             if name not in live_shards:
                 disk.remove(manifest.SHARDS_DIR, name)
+                emptied.add(manifest.SHARDS_DIR)
+    # Only the journal says these were garbage: it goes once they are durably
+    # gone (a file system that does not keep metadata in order can bring
+    # removed files back after a power cut).
+    fs.sync_dirs(disk, emptied)
     disk.remove(fs.TMP_DIR, journal)
     return lists is not None
 
