@@ -12,14 +12,12 @@ under the vault root, or not?
   ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
   ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
   backup directory), a private temporary directory outside any vault
-  (``private_temp_dir``), and checks of a directory given by its path.
+  (``private_temp_dir``).
   Whatever of these touches a vault file does it through a ``Root`` or a
   descriptor one gave, never by a path of its own.
 
-Not yet so (each takes a path under the vault root, to be routed through
-``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
-objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
-them by path) and ``locked`` (opens ``<root>/lock`` by path).
+Not yet so: ``locked`` opens ``<root>/lock`` by path (to be routed through
+``rootfs``).
 ``fsync_dir`` is for paths outside a vault.
 
 Modes are 0700 for directories and 0600 for files; a symlink, or a
@@ -79,39 +77,6 @@ def _syncfs() -> Callable[[int], int] | None:
         except (OSError, AttributeError):
             _SYNCFS = None
     return _SYNCFS
-
-
-def check_dir(path: Path) -> None:
-    """Refuse a symlink where a vault directory should be, or one others can enter."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise storage_error(err, f"inspect {path}") from err
-    if stat.S_ISLNK(info.st_mode):
-        raise UnsafeVaultEntryError(
-            f"{path} is a symlink; a vault never contains symlinks"
-        )
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeVaultEntryError(f"{path} is not a directory")
-    if info.st_mode & 0o077:
-        raise UnsafeVaultEntryError(
-            f"{path} is accessible to other users (mode {info.st_mode & 0o777:o}); "
-            "run `chmod -R go-rwx` on the vault"
-        )
-    if info.st_uid != os.getuid():
-        raise UnsafeVaultEntryError(f"{path} belongs to another user")
-
-
-def ensure_dir(path: Path) -> None:
-    """Create a 0700 directory (or check an existing one)."""
-    try:
-        path.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        check_dir(path)
-    except OSError as err:
-        raise storage_error(err, f"create {path}") from err
 
 
 class TempFile:

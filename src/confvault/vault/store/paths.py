@@ -15,15 +15,18 @@ from confvault.vault.store.objects import OBJECTS_DIR
 
 
 def check_vault_dir(path: Path) -> None:
-    """Refuse a missing, symlinked or shared vault directory."""
+    """Refuse a missing, symlinked or shared vault directory, or such a
+    directory of the format in it (each opened as a vault is: by descriptor,
+    never following a link)."""
     try:
-        fs.check_dir(path)
+        root = fs.Root(path)
     except FileNotFoundError as err:
         raise VaultNotFoundError(f"no vault at {path}") from err
-    for sub in (OBJECTS_DIR, SHARDS_DIR, fs.TMP_DIR):
-        sub_path = path / sub
-        if sub_path.is_symlink() or sub_path.exists():
-            fs.check_dir(sub_path)
+    try:
+        for sub in (OBJECTS_DIR, SHARDS_DIR, fs.TMP_DIR):
+            root.has_dir(sub)  # checked when it is there
+    finally:
+        root.close()
 
 
 def default_vault_path() -> Path:
