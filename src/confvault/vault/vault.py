@@ -123,6 +123,23 @@ class Vault:
         return self.session.first_use
 
     @property
+    def read_only(self) -> bool:
+        """True when the vault cannot be written here (read-only media, or no
+        write permission): writes are refused, reads are recorded in this
+        machine's spool and folded into the trail on the next writable open."""
+        return self.session.read_only
+
+    @property
+    def spooled(self) -> int:
+        """How many reads this session recorded in this machine's spool."""
+        return self.session.spool.spooled
+
+    @property
+    def spool_refused(self) -> list[str]:
+        """Spooled entries that failed their check on this open: kept, not folded."""
+        return list(self.session.spool.refused)
+
+    @property
     def vault_id(self) -> str:
         return self.session.vault_id
 
