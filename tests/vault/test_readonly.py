@@ -22,6 +22,7 @@ from confvault.errors import StorageError, VaultReadOnlyError
 from confvault.vault import Vault
 from confvault.vault.ops.export_sinks import DirectorySink
 from confvault.vault.store.spool import Spool
+from tests.conftest import _unavailable
 from tests.vault.conftest import PASSPHRASE, Clock
 
 ROOT_ONLY = "a read-only bind mount needs root (mount --bind, remount,ro)"
@@ -47,7 +48,7 @@ def listing(top: Path) -> dict[str, tuple[int, int, int, int, str]]:
 def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     """Mount a directory read-only (a bind mount, remounted ro) at a new path."""
     if os.geteuid() != 0:
-        pytest.skip(ROOT_ONLY)
+        _unavailable(ROOT_ONLY)  # skips here; under CI (root) it fails
     mounted: list[Path] = []
 
     def mount(source: Path) -> Path:

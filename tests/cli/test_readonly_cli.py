@@ -1,0 +1,201 @@
+"""The CLI on a vault that cannot be written: every read works and says so
+(one stderr line, ``read_only`` in --json), a write exits 14, the vault is
+left as it was, and the next writable open adds the reads to the trail.
+
+Two real kinds of read-only: a read-only bind mount (root), and a
+``chmod -R a-w`` copy opened by another user (``setpriv`` to uid 65534: as
+root, chmod alone does not stop writes). Both need root; elsewhere they
+skip, saying why. CI runs as root and must run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import PASSPHRASE
+from tests.conftest import _unavailable, require_binary
+from tests.vault.test_readonly import listing, read_only_mount  # noqa: F401
+
+LINE = (
+    "confvault: warning: the vault is read-only here: this read is recorded on "
+    "this machine and added to its audit trail when the vault is next opened writable"
+)
+NOBODY = 65534
+ROOT_ONLY = "opening a vault as another user needs root (setpriv --reuid)"
+
+
+def _json(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _prepared(ready: Callable[..., Any]) -> str:
+    assert ready("client", "add", "Ann").exit_code == 0
+    added = ready("note", "add", "Ann", "--file", "-", "--json", input="Went well.\n")
+    return str(_json(added)["id"])
+
+
+def test_reads_on_a_read_only_mount(
+    ready: Callable[..., Any],
+    cli: Callable[..., Any],
+    pass_file: Path,
+    read_only_mount: Callable[[Path], Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    note = _prepared(ready)
+    vault = ready.vault  # type: ignore[attr-defined]
+    ro = read_only_mount(vault)
+    before = listing(vault)
+
+    def on_ro(*args: str) -> Any:
+        return cli("--vault", str(ro), "--passphrase-file", str(pass_file), *args)
+
+    shown = on_ro("note", "show", note, "--json")
+    assert _json(shown)["body"] == "Went well.\n"
+    assert _json(shown)["read_only"] == {"spooled": 1}
+    assert shown.stderr.splitlines() == [LINE]
+    listed = _json(on_ro("note", "list", "Ann", "--json"))
+    assert [(n["id"], n["read_only"]) for n in listed] == [(note, {"spooled": 1})]
+    assert _json(on_ro("note", "search", "went", "--json"))[0]["read_only"]
+    assert _json(on_ro("client", "list", "--json"))[0]["name"] == "Ann"
+    assert "note-add" in [e["action"] for e in _json(on_ro("audit", "--json"))]
+    exported = on_ro("export", "Ann", "--out", str(tmp_path / "out"), "--json")
+    assert _json(exported)["read_only"] == {"spooled": 1}
+    assert _json(on_ro("status", "--json"))["read_only"] == {"spooled": 0}
+    deep = on_ro("verify", "--deep", "--json")
+    assert (_json(deep)["ok"], _json(deep)["read_only"]) == (True, {"spooled": 1})
+    assert on_ro("verify").exit_code == 0  # keyless: no passphrase, no record
+    refused = on_ro("client", "add", "Bob")
+    assert refused.exit_code == 14
+    assert refused.stderr.splitlines()[0] == (
+        f"confvault: error: the vault at {ro} is read-only here (read-only media, "
+        "or no write permission): this command writes, nothing was changed"
+    )
+    assert listing(vault) == before
+
+    audit = ready("audit", "--json")  # writable again: the reads are folded
+    actions = [e["action"] for e in _json(audit)]
+    assert actions[-7:] == [  # this audit-show is added after it is read
+        "note-show",
+        "note-list",
+        "note-search",
+        "client-list",
+        "audit-show",
+        "export",
+        "verify-deep",
+    ]
+    assert audit.stderr == ""
+
+
+@pytest.fixture
+def nobody_home() -> Iterator[Path]:
+    """A directory another user (65534) can enter, removed afterwards."""
+    if os.geteuid() != 0:
+        _unavailable(ROOT_ONLY)  # skips here; under CI (root) it fails
+    require_binary("setpriv")
+    base = Path(tempfile.mkdtemp(prefix="confvault-ro-"))
+    try:
+        base.chmod(0o755)
+        yield base
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
+        shutil.rmtree(base)
+
+
+def test_a_write_protected_copy_read_by_its_owner_user(
+    ready: Callable[..., Any], nobody_home: Path
+) -> None:
+    note = _prepared(ready)
+    copy = nobody_home / "vault"
+    shutil.copytree(ready.vault, copy, symlinks=True)  # type: ignore[attr-defined]
+    home = nobody_home / "home"
+    home.mkdir(mode=0o700)
+    pass_file = home / "pass.txt"
+    pass_file.write_text(PASSPHRASE + "\n")
+    pass_file.chmod(0o600)
+    for path in (copy, home):
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(path)], check=True)
+    subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    before = listing(copy)
+
+    def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "XDG_STATE_HOME": str(home / "state"),
+        }
+        command = [sys.executable, "-m", "confvault", "--vault", str(copy)]
+        command += ["--passphrase-file", str(pass_file), *args]
+        setpriv = [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+        ]
+        return subprocess.run(
+            [*setpriv, *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    probe = as_nobody("--help")
+    if probe.returncode != 0:
+        message = f"user {NOBODY} cannot run confvault from here: {probe.stderr[-300:]}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(
+                message
+                + " (CI must run this test: check out under a path others can read)"
+            )
+        pytest.skip(message)
+
+    shown = as_nobody("note", "show", note, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["read_only"] == {"spooled": 1}
+    assert shown.stderr.splitlines() == [LINE]
+    listed = as_nobody("note", "list", "--json")
+    assert [n["id"] for n in json.loads(listed.stdout)] == [note]
+    refused = as_nobody("client", "add", "Bob")
+    assert refused.returncode == 14, refused.stderr
+    assert "is read-only here" in refused.stderr
+    assert listing(copy) == before  # nothing in the copy changed
+    spool = home / "state" / "confvault" / "spool"
+    (vault_dir,) = spool.iterdir()
+    entries = sorted(vault_dir.iterdir())
+    assert len(entries) == 2
+    assert {(p.stat().st_mode & 0o777, p.stat().st_uid) for p in entries} == {
+        (0o600, NOBODY)
+    }
+    assert vault_dir.stat().st_mode & 0o777 == 0o700
+    tampered = entries[1]
+    data = bytearray(tampered.read_bytes())
+    data[-5] ^= 1
+    tampered.write_bytes(bytes(data))
+
+    subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)  # writable again
+    audit = as_nobody("audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert audit.stderr.splitlines() == [
+        "confvault: warning: 1 spooled read(s) of this machine failed their check "
+        "and were not added to the audit trail (kept as *.refused; `confvault audit "
+        "--action spool-refused` names them)"
+    ]
+    trail = json.loads(audit.stdout)
+    assert [e["action"] for e in trail][-2:] == ["note-show", "spool-refused"]
+    assert trail[-2]["note"] == note
+    assert trail[-1]["details"] == {"file": tampered.name}
+    assert [p.name for p in vault_dir.iterdir()] == [
+        tampered.name.replace(".age", ".refused")
+    ]
