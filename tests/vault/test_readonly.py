@@ -165,25 +165,31 @@ def test_a_tampered_or_forged_spool_entry_is_refused(
     assert owner.verify_audit() == []
 
 
-def test_a_mark_whose_commit_happened_is_not_folded_again(
-    vault: Vault, read_only_mount, state_dir: Path, clock: Clock
-) -> None:
+def _one_spooled_read(
+    vault: Vault, mount: Callable[[Path], Path], state_dir: Path, clock: Clock
+) -> tuple[Spool, str, str]:
+    """The spool, the name of the one read spooled in it, and its time."""
     note = _with_a_note(vault)
-    ro = read_only_mount(vault.root)
+    ro = mount(vault.root)
     clock.advance(hours=1)
-    read_at = clock.now.isoformat().replace("+00:00", "Z")
     _open(ro, state_dir, clock).note(note)
     spool = Spool(state_dir, vault.vault_id)
     (name,) = spool.names()
+    return spool, name, clock.now.isoformat().replace("+00:00", "Z")
+
+
+def test_a_mark_whose_commit_happened_is_not_folded_again(
+    vault: Vault, read_only_mount, state_dir: Path, clock: Clock
+) -> None:
+    spool, name, read_at = _one_spooled_read(vault, read_only_mount, state_dir, clock)
     data = spool.read(name)
     owner = _open(vault.root, state_dir, clock)
     (folded,) = [e for e in owner.audit() if e.time == read_at]
-    ident = name[2:26]
     # A crash after the commit, before the spool file was removed:
-    spool.put(f"o-{ident}.{folded.seq}.folding", data)
-    # ... and one before the commit: its mark names an entry that is not it.
+    spool.put(f"o-{name[2:26]}.{folded.seq}.folding", data)
+    # A copy under another name: the MAC binds the name, so it is refused.
     other = "o-" + "cd" * 12
-    spool.put(f"{other}.{folded.seq - 1}.folding", data)  # MAC binds the name
+    spool.put(f"{other}.{folded.seq - 1}.folding", data)
     owner = _open(vault.root, state_dir, clock)
     assert owner.spool_refused == [f"{other}.{folded.seq - 1}.folding"]
     assert [e.seq for e in owner.audit(action="note-show")] == [folded.seq]
@@ -193,13 +199,7 @@ def test_a_mark_whose_commit_happened_is_not_folded_again(
 def test_a_mark_whose_commit_did_not_happen_is_folded(
     vault: Vault, read_only_mount, state_dir: Path, clock: Clock
 ) -> None:
-    note = _with_a_note(vault)
-    ro = read_only_mount(vault.root)
-    clock.advance(hours=1)
-    read_at = clock.now.isoformat().replace("+00:00", "Z")
-    _open(ro, state_dir, clock).note(note)
-    spool = Spool(state_dir, vault.vault_id)
-    (name,) = spool.names()
+    spool, name, read_at = _one_spooled_read(vault, read_only_mount, state_dir, clock)
     # Marked as chain entry 2 (a note-add), by a commit that never happened.
     spool.rename(name, name.replace(".age", ".2.folding"))
     owner = _open(vault.root, state_dir, clock)

@@ -132,12 +132,12 @@ class Vault:
     @property
     def spooled(self) -> int:
         """How many reads this session recorded in this machine's spool."""
-        return self.session.spool.spooled
+        return self.session.spooling.spooled
 
     @property
     def spool_refused(self) -> list[str]:
         """Spooled entries that failed their check on this open: kept, not folded."""
-        return list(self.session.spool.refused)
+        return list(self.session.spooling.refused)
 
     @property
     def vault_id(self) -> str:

@@ -85,7 +85,7 @@ class Session:
         # The vault cannot be written here (found once, on open): writes are
         # refused and reads are recorded in this machine's spool (session.spool).
         self.read_only = False
-        self.spool = spool.SpoolState()
+        self.spooling = spool.SpoolState()
         self.audit_stamped: list[Stamped] = []  # spooled reads to fold, as written
 
     def load_manifest(self) -> manifest.Manifest:

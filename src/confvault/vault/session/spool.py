@@ -81,13 +81,13 @@ def record(s: Session, event: AuditEvent) -> None:
     doc = dict(body, mac=transaction.owner_mac(key, name, s.vault_id, body))
     data = age.encrypt(sealing.pad_text(json.dumps(doc).encode()), [owner.recipient])
     _spool(s).put(name, data)
-    s.spool.spooled += 1
+    s.spooling.spooled += 1
 
 
 def record_grantee(s: Session, inbox_name: str, entry: bytes) -> None:
     """Spool a grantee's read of a read-only vault: its sealed inbox entry."""
     _spool(s).put(f"{GRANTEE}-{inbox_name}", entry)
-    s.spool.spooled += 1
+    s.spooling.spooled += 1
 
 
 def waiting(s: Session) -> bool:
@@ -142,7 +142,7 @@ def take(s: Session, txn: transaction.Transaction) -> None:
         elif marked and _in_chain(s, head, int(marked[2]), stamped):
             spool.remove(name)  # its commit happened: folded once already
         else:
-            s.spool.taken.append((name, stamped))
+            s.spooling.taken.append((name, stamped))
             s.audit_stamped.append(stamped)
 
 
@@ -165,7 +165,7 @@ def _open(s: Session, spool: Spool, name: str, signed_name: str) -> Stamped | No
 
 def _refuse(s: Session, spool: Spool, name: str, refused: str) -> None:
     spool.rename(name, refused)
-    s.spool.refused.append(name)
+    s.spooling.refused.append(name)
     s.note_audit("spool-refused", file=name)
 
 
@@ -200,7 +200,7 @@ def _in_chain(s: Session, head: str | None, seq: int, stamped: Stamped) -> bool:
 def mark(s: Session, txn: transaction.Transaction) -> None:
     """After the fold, before the commit: rename each taken entry to name the
     chain entry it became, so that it is folded once whatever happens next."""
-    wanted = list(s.spool.taken)
+    wanted = list(s.spooling.taken)
     if not wanted:
         return
     spool, identities = _spool(s), [s.require_owner().x25519]
@@ -217,24 +217,24 @@ def mark(s: Session, txn: transaction.Transaction) -> None:
                     new = f"{OWNER}-{ident}.{entry.seq}.folding"
                     if new != name:
                         spool.rename(name, new)
-                    s.spool.marked.append(new)
+                    s.spooling.marked.append(new)
                     del wanted[i]
                     break
         digest = segment.previous
-    s.spool.taken.clear()
+    s.spooling.taken.clear()
 
 
 def after_commit(s: Session) -> None:
     """The commit happened: the folded entries leave the spool."""
-    if s.spool.marked:
+    if s.spooling.marked:
         spool = _spool(s)
-        for name in s.spool.marked:
+        for name in s.spooling.marked:
             spool.remove(name)
     forget(s)
 
 
 def forget(s: Session) -> None:
     """The write failed: nothing taken is folded (marks stay, checked next time)."""
-    s.spool.taken.clear()
-    s.spool.marked.clear()
+    s.spooling.taken.clear()
+    s.spooling.marked.clear()
     s.audit_stamped.clear()
