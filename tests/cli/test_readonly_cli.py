@@ -81,6 +81,9 @@ def test_reads_on_a_read_only_mount(
         f"confvault: error: the vault at {ro} is read-only here (read-only media, "
         "or no write permission): this command writes, nothing was changed"
     )
+    no_editor = cli("--vault", str(ro), "note", "add", "Ann", "--file", "-")
+    assert no_editor.exit_code == 14  # before the text, before the passphrase
+    assert "is read-only here" in no_editor.stderr
     assert listing(vault) == before
 
     audit = ready("audit", "--json")  # writable again: the reads are folded

@@ -5,7 +5,8 @@ recorded in this machine's spool and added to the vault's audit trail when
 the vault is next opened writable here. The command says so once on stderr
 (``notice``), and its ``--json`` output carries the field ``read_only``
 (``document``): on the document, or on each element of a list. A command
-that writes fails before asking the passphrase (``refuse_write``: exit 14).
+that writes fails before asking the passphrase or opening the editor
+(``refuse_write``: exit 14).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ LINE = (
 
 
 def refuse_write(path: Path) -> None:
-    """A command that writes, on a vault that cannot be written: exit 14 now."""
+    """A command that writes, on a vault that cannot be written: exit 14 now
+    (a missing vault is left for the open to report)."""
     from confvault.errors import VaultReadOnlyError
     from confvault.vault.store.fs import writable
 
-    if not writable(path):
+    if path.is_dir() and not writable(path):
         raise VaultReadOnlyError(
             f"the vault at {path} is read-only here (read-only media, or no write "
             "permission): this command writes, nothing was changed"

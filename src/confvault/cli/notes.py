@@ -72,6 +72,7 @@ def add(
     """Write a note from $EDITOR, stdin or a file; signed and locked unless --draft."""
     client = _argv.client(ctx, client, client_file, stdin_free=not text_on_stdin(file))
     title = note_title(ctx, title, title_file, file)
+    _readonly.refuse_write(options(ctx).vault_path)  # before the editor opens
     body = read_text(file, template_text(template), insecure_tmp)
     vault = options(ctx).open_vault(write=True)
     info = vault.add_note(
@@ -266,6 +267,7 @@ def amend(
 ) -> None:
     """Add an addendum linked to a signed note (the original never changes)."""
     title = note_title(ctx, title, title_file, file)
+    _readonly.refuse_write(options(ctx).vault_path)  # before the editor opens
     body = read_text(file, "", insecure_tmp)
     _note_views.done(
         options(ctx).open_vault(write=True).amend(note, body, title=title, draft=draft),
