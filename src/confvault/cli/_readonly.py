@@ -29,9 +29,9 @@ def refuse_write(path: Path) -> None:
     """A command that writes, on a vault that cannot be written: exit 14 now
     (a missing vault is left for the open to report)."""
     from confvault.errors import VaultReadOnlyError
-    from confvault.vault.store.fs import writable
+    from confvault.vault.store.spool import vault_writable
 
-    if path.is_dir() and not writable(path):
+    if path.is_dir() and not vault_writable(path):
         raise VaultReadOnlyError(
             f"the vault at {path} is read-only here (read-only media, or no write "
             "permission): this command writes, nothing was changed"

@@ -26,6 +26,7 @@ from confvault.vault.session.core import (
 from confvault.vault.store import fs, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
 from confvault.vault.store.paths import check_vault_dir
+from confvault.vault.store.spool import vault_writable
 
 
 def create(
@@ -114,7 +115,7 @@ def open_session(
                 "an owner key fingerprint is 32 hex digits (as `confvault "
                 "status` shows it)"
             )
-    vault.read_only = not fs.writable(path)
+    vault.read_only = not vault_writable(path)
     with vault.reading() as current:
         if passphrase is not None:
             sealed = vault.store.get(required_pointer(current, "owner"))

@@ -3,7 +3,7 @@ into the vault's audit trail when it is next opened writable here.
 
 A vault on read-only media (a restored backup on a write-protected disk, an
 executor's read-only copy) is found so once, when it is opened
-(``fs.writable``); the session is then ``read_only``: every write is refused
+(``store.spool.vault_writable``); the session is then ``read_only``: every write is refused
 (``VaultReadOnlyError``) and every read's audit entry goes to this machine's
 spool (``store.spool``, under the state directory) instead of the vault:
 

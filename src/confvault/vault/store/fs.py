@@ -114,25 +114,6 @@ def ensure_dir(path: Path) -> None:
         raise storage_error(err, f"create {path}") from err
 
 
-def writable(root: Path) -> bool:
-    """False when this process cannot write the vault at ``root``: its file
-    system is mounted read-only, or this user may not write the vault
-    directory or one of the directories a commit writes in. Asks, never tries:
-    nothing is created or changed."""
-    dirs = [root] + [root / sub for sub in layout.TOP_DIRS]
-    try:
-        if os.statvfs(root).f_flag & os.ST_RDONLY:
-            return False
-        effective = os.access in os.supports_effective_ids
-        return all(
-            os.access(d, os.W_OK | os.X_OK, effective_ids=effective)
-            for d in dirs
-            if os.path.lexists(d)
-        )
-    except OSError as err:
-        raise storage_error(err, f"inspect {root}") from err
-
-
 class TempFile:
     """A 0600 temporary file in the vault's tmp/ that becomes ``rel/name`` on commit.
 

@@ -1,7 +1,7 @@
 """This machine's read spool: the audit entries of reads made while a vault
-could not be written (read-only media, no write permission), kept until the
-vault is next opened writable here (``session.spool`` seals, authenticates and
-folds them).
+could not be written (read-only media, no write permission: ``vault_writable``
+tells), kept until the vault is next opened writable here (``session.spool``
+seals, authenticates and folds them).
 
 One directory per vault under the state directory
 (``paths.default_state_dir()``: ``spool/<vault id>/``), 0700, holding 0600
@@ -26,6 +26,7 @@ import stat
 from pathlib import Path
 
 from confvault.errors import UnsafeInputError
+from confvault.vault.store.layout import TOP_DIRS
 from confvault.vault.store.rootfs import DIR_MODE, FILE_MODE, storage_error
 
 SPOOL_DIR = "spool"
@@ -34,6 +35,25 @@ ENTRY = re.compile(r"([og])-([0-9a-f]{24})\.age")
 MARKED = re.compile(r"o-([0-9a-f]{24})\.([0-9]{1,12})\.folding")
 REFUSED = re.compile(r"[og]-[0-9a-f]{24}\.refused")
 _VAULT_ID = re.compile(r"[0-9a-f]{1,64}")
+
+
+def vault_writable(root: Path) -> bool:
+    """False when this process cannot write the vault at ``root``: its file
+    system is mounted read-only, or this user may not write the vault
+    directory or one of the directories a commit writes in. Asks, never tries:
+    nothing is created or changed."""
+    dirs = [root] + [root / sub for sub in TOP_DIRS]
+    try:
+        if os.statvfs(root).f_flag & os.ST_RDONLY:
+            return False
+        effective = os.access in os.supports_effective_ids
+        return all(
+            os.access(d, os.W_OK | os.X_OK, effective_ids=effective)
+            for d in dirs
+            if os.path.lexists(d)
+        )
+    except OSError as err:
+        raise storage_error(err, f"inspect {root}") from err
 
 
 class Spool:
@@ -63,6 +83,10 @@ class Spool:
     def put(self, name: str, data: bytes) -> None:
         """Write ``name`` whole and durably (temp + fsync + rename + directory fsync)."""
         self._name(name)
+        try:
+            self.state_dir.parent.mkdir(parents=True, exist_ok=True)  # ~/.local/state
+        except OSError as err:
+            raise storage_error(err, f"create {self.state_dir.parent}") from err
         for directory in (self.state_dir, self.path.parent, self.path):
             try:
                 directory.mkdir(mode=DIR_MODE)
