@@ -3,9 +3,10 @@ into the vault's audit trail when it is next opened writable here.
 
 A vault on read-only media (a restored backup on a write-protected disk, an
 executor's read-only copy) is found so once, when it is opened
-(``store.spool.vault_writable``); the session is then ``read_only``: every write is refused
-(``VaultReadOnlyError``) and every read's audit entry goes to this machine's
-spool (``store.spool``, under the state directory) instead of the vault:
+(``store.spool.vault_writable``); the session is then ``read_only``: every
+write is refused (``VaultReadOnlyError``) and every read's audit entry goes
+to this machine's spool (``store.spool``, under the state directory) instead
+of the vault:
 
 - an owner's read: its entry (action, client, note, details, time, actor)
   sealed to the owner's recipient, with an HMAC keyed from the owner's
