@@ -51,8 +51,10 @@ def test_reads_on_a_read_only_mount(
     pass_file: Path,
     read_only_mount: Callable[[Path], Path],  # noqa: F811
     tmp_path: Path,
+    identity_file: Path,
 ) -> None:
     note = _prepared(ready)
+    assert ready("grant", str(identity_file), "--client", "Ann").exit_code == 0
     vault = ready.vault  # type: ignore[attr-defined]
     ro = read_only_mount(vault)
     before = listing(vault)
@@ -75,6 +77,21 @@ def test_reads_on_a_read_only_mount(
     deep = on_ro("verify", "--deep", "--json")
     assert (_json(deep)["ok"], _json(deep)["read_only"]) == (True, {"spooled": 1})
     assert on_ro("verify").exit_code == 0  # keyless: no passphrase, no record
+    grantee = cli(
+        "--vault",
+        str(ro),
+        "--identity",
+        str(identity_file),
+        "note",
+        "show",
+        note,
+        "--json",
+    )
+    assert (_json(grantee)["body"], _json(grantee)["read_only"]) == (
+        "Went well.\n",
+        {"spooled": 1},
+    )
+    assert grantee.stderr.splitlines() == [LINE]
     refused = on_ro("client", "add", "Bob")
     assert refused.exit_code == 14
     assert refused.stderr.splitlines()[0] == (
@@ -87,15 +104,21 @@ def test_reads_on_a_read_only_mount(
     assert listing(vault) == before
 
     audit = ready("audit", "--json")  # writable again: the reads are folded
-    actions = [e["action"] for e in _json(audit)]
-    assert actions[-7:] == [  # this audit-show is added after it is read
-        "note-show",
-        "note-list",
-        "note-search",
-        "client-list",
-        "audit-show",
-        "export",
-        "verify-deep",
+    actions = [(e["action"], e["actor"][:5]) for e in _json(audit)]
+    assert actions[-8:] == [  # this audit-show is added after it is read
+        ("note-show", "grant"),  # the grantee's, through the audit inbox
+        *(
+            (action, "owner")
+            for action in [
+                "note-show",
+                "note-list",
+                "note-search",
+                "client-list",
+                "audit-show",
+                "export",
+                "verify-deep",
+            ]
+        ),
     ]
     assert audit.stderr == ""
 
