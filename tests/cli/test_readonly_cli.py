@@ -3,9 +3,12 @@
 left as it was, and the next writable open adds the reads to the trail.
 
 Two real kinds of read-only: a read-only bind mount (root), and a
-``chmod -R a-w`` copy opened by another user (``setpriv`` to uid 65534: as
-root, chmod alone does not stop writes). Both need root; elsewhere they
-skip, saying why. CI runs as root and must run them.
+``chmod -R a-w`` copy opened by a process that the file modes bind: as root,
+chmod alone does not stop writes, so ``setpriv`` drops the capabilities that
+override file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER) from
+the command's bounding set. That keeps the test independent of where the
+checkout lives (another uid could not read a checkout under /root). Both
+need root; elsewhere they skip, saying why. CI runs as root and must run them.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ LINE = (
     "confvault: warning: the vault is read-only here: this read is recorded on "
     "this machine and added to its audit trail when the vault is next opened writable"
 )
-NOBODY = 65534
-ROOT_ONLY = "opening a vault as another user needs root (setpriv --reuid)"
+ROOT_ONLY = "dropping root's capabilities for one command needs root (setpriv)"
+BOUND_BY_MODES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
 
 def _json(result: Any) -> Any:
@@ -124,14 +127,14 @@ def test_reads_on_a_read_only_mount(
 
 
 @pytest.fixture
-def nobody_home() -> Iterator[Path]:
-    """A directory another user (65534) can enter, removed afterwards."""
+def bound_home() -> Iterator[Path]:
+    """A directory for the copy and the home of the mode-bound commands,
+    removed afterwards."""
     if os.geteuid() != 0:
         _unavailable(ROOT_ONLY)  # skips here; under CI (root) it fails
     require_binary("setpriv")
     base = Path(tempfile.mkdtemp(prefix="confvault-ro-"))
     try:
-        base.chmod(0o755)
         yield base
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
@@ -139,37 +142,32 @@ def nobody_home() -> Iterator[Path]:
 
 
 def test_a_write_protected_copy_read_by_its_owner_user(
-    ready: Callable[..., Any], nobody_home: Path
+    ready: Callable[..., Any], bound_home: Path
 ) -> None:
     note = _prepared(ready)
-    copy = nobody_home / "vault"
+    copy = bound_home / "vault"
     shutil.copytree(ready.vault, copy, symlinks=True)  # type: ignore[attr-defined]
-    home = nobody_home / "home"
+    home = bound_home / "home"
     home.mkdir(mode=0o700)
     pass_file = home / "pass.txt"
     pass_file.write_text(PASSPHRASE + "\n")
     pass_file.chmod(0o600)
-    for path in (copy, home):
-        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(path)], check=True)
     subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
     before = listing(copy)
 
-    def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    def bound(*args: str) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
             "XDG_STATE_HOME": str(home / "state"),
         }
-        command = [sys.executable, "-m", "confvault", "--vault", str(copy)]
-        command += ["--passphrase-file", str(pass_file), *args]
-        setpriv = [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-        ]
+        if args[0] == "--raw":
+            command = list(args[1:])
+        else:
+            command = [sys.executable, "-m", "confvault", "--vault", str(copy)]
+            command += ["--passphrase-file", str(pass_file), *args]
         return subprocess.run(
-            [*setpriv, *command],
+            [*BOUND_BY_MODES, "--", *command],
             env=env,
             capture_output=True,
             text=True,
@@ -177,23 +175,18 @@ def test_a_write_protected_copy_read_by_its_owner_user(
             check=False,
         )
 
-    probe = as_nobody("--help")
-    if probe.returncode != 0:
-        message = f"user {NOBODY} cannot run confvault from here: {probe.stderr[-300:]}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(
-                message
-                + " (CI must run this test: check out under a path others can read)"
-            )
-        pytest.skip(message)
+    # The premise: the mode bits now bind this command as they bind any user.
+    probe = bound("--raw", "touch", str(copy / "probe"))
+    assert probe.returncode != 0, "setpriv did not drop the capability to write"
+    assert "Permission denied" in probe.stderr, probe.stderr
 
-    shown = as_nobody("note", "show", note, "--json")
+    shown = bound("note", "show", note, "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["read_only"] == {"spooled": 1}
     assert shown.stderr.splitlines() == [LINE]
-    listed = as_nobody("note", "list", "--json")
+    listed = bound("note", "list", "--json")
     assert [n["id"] for n in json.loads(listed.stdout)] == [note]
-    refused = as_nobody("client", "add", "Bob")
+    refused = bound("client", "add", "Bob")
     assert refused.returncode == 14, refused.stderr
     assert "is read-only here" in refused.stderr
     assert listing(copy) == before  # nothing in the copy changed
@@ -202,7 +195,7 @@ def test_a_write_protected_copy_read_by_its_owner_user(
     entries = sorted(vault_dir.iterdir())
     assert len(entries) == 2
     assert {(p.stat().st_mode & 0o777, p.stat().st_uid) for p in entries} == {
-        (0o600, NOBODY)
+        (0o600, os.getuid())
     }
     assert vault_dir.stat().st_mode & 0o777 == 0o700
     tampered = entries[1]
@@ -211,7 +204,7 @@ def test_a_write_protected_copy_read_by_its_owner_user(
     tampered.write_bytes(bytes(data))
 
     subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)  # writable again
-    audit = as_nobody("audit", "--json")
+    audit = bound("audit", "--json")
     assert audit.returncode == 0, audit.stderr
     assert audit.stderr.splitlines() == [
         "confvault: warning: 1 spooled read(s) of this machine failed their check "
