@@ -23,10 +23,13 @@ def finding(item: Finding) -> None:
     )
 
 
-def render_report(report: VerifyReport, as_json: bool) -> None:
-    """Print a verify report and exit 13 when it found errors."""
+def render_report(
+    report: VerifyReport, as_json: bool, extra: dict[str, object] | None = None
+) -> None:
+    """Print a verify report and exit 13 when it found errors; ``extra``:
+    fields added to the JSON document (``read_only``)."""
     if as_json:
-        _output.emit_json(report.to_json())
+        _output.emit_json(report.to_json() | (extra or {}))
     else:
         errors = [f for f in report.findings if f.severity == "error"]
         warnings = [f for f in report.findings if f.severity == "warning"]

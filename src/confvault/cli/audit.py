@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from confvault.cli import _argv, _output
+from confvault.cli import _argv, _output, _readonly
 from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, INTEGRITY
@@ -43,9 +43,10 @@ def show(
     client = _argv.value(
         ctx, client, client_file, name="--client", option="--client-file"
     )
-    entries = options(ctx).open_vault().audit(client=client, since=since, action=action)
+    vault = options(ctx).open_vault()
+    entries = vault.audit(client=client, since=since, action=action)
     if as_json:
-        _output.emit_json([e.to_json() for e in entries])
+        _output.emit_json(_readonly.document(vault, [e.to_json() for e in entries]))
         return
     from rich.markup import escape
     from rich.table import Table
@@ -67,12 +68,12 @@ def show(
 @app.command("verify", epilog=EXIT_STATUS)
 def verify(ctx: typer.Context, as_json: JSON = False) -> None:
     """Check the whole audit chain; exit status 13 if it was tampered with."""
-    findings = options(ctx).open_vault().verify_audit()
+    vault = options(ctx).open_vault()
+    findings = vault.verify_audit()
     errors = [f for f in findings if f.severity == "error"]
     if as_json:
-        _output.emit_json(
-            {"ok": not errors, "findings": [f.to_json() for f in findings]}
-        )
+        doc = {"ok": not errors, "findings": [f.to_json() for f in findings]}
+        _output.emit_json(_readonly.document(vault, doc))
     else:
         for f in findings:
             _output.line(f"{f.severity} {f.code}: {f.subject} {f.message}")

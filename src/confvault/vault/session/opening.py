@@ -17,7 +17,7 @@ from confvault.vault.model import identity, policy
 from confvault.vault.model.clock import Clock, iso, utc_now
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord, Settings
-from confvault.vault.session import trail
+from confvault.vault.session import spool, trail
 from confvault.vault.session.core import (
     DEFAULT_MAX_KEY_AGE_DAYS,
     Session,
@@ -26,6 +26,7 @@ from confvault.vault.session.core import (
 from confvault.vault.store import fs, layout, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
 from confvault.vault.store.paths import check_vault_dir
+from confvault.vault.store.spool import vault_writable
 
 
 def create(
@@ -118,6 +119,7 @@ def open_session(
                 "an owner key fingerprint is 32 hex digits (as `confvault "
                 "status` shows it)"
             )
+    vault.read_only = not vault_writable(path)
     with vault.reading() as current:
         if passphrase is not None:
             sealed = vault.store.get(required_pointer(current, "owner"))
@@ -138,6 +140,7 @@ def open_session(
             and signing.b64(vault.owner.signer) != current.body.signer
         ):
             raise IntegrityError("the manifest is not signed by this vault's owner key")
+    spool.fold_on_open(vault)
     return vault
 
 

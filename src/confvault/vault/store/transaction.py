@@ -34,13 +34,21 @@ _JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
 
 def journal_key(signing_seed: bytes) -> bytes:
     """The journals' MAC key, derived from the owner's signing key."""
-    return hmac.new(signing_seed, _JOURNAL_KEY_LABEL, hashlib.sha256).digest()
+    return owner_mac_key(signing_seed, _JOURNAL_KEY_LABEL)
 
 
-def _journal_mac(
-    key: bytes, name: str, vault_id: str, lists: Mapping[str, object]
+def owner_mac_key(signing_seed: bytes, label: bytes) -> bytes:
+    """A MAC key only the owner's process can derive (from its signing key),
+    one per ``label``: the journals', and the read spool's (``session.spool``)."""
+    return hmac.new(signing_seed, label, hashlib.sha256).digest()
+
+
+def owner_mac(
+    key: bytes, name: str, vault_id: str, content: Mapping[str, object]
 ) -> str:
-    message = json.dumps([name, vault_id, lists], sort_keys=True).encode()
+    """The MAC of a file the owner's process wrote outside the manifest: over
+    its name, the vault ID and its content (a journal's lists, a spool entry)."""
+    message = json.dumps([name, vault_id, content], sort_keys=True).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -167,7 +175,7 @@ class Transaction:
             "retired": sorted(self.changes.removed),
             "shards": sorted(shards),
         }
-        doc = dict(lists, mac=_journal_mac(self.key, name, self.vault_id, lists))
+        doc = dict(lists, mac=owner_mac(self.key, name, self.vault_id, lists))
         fs.atomic_write(self.disk, fs.TMP_DIR, name, json.dumps(doc).encode())
         return name
 
@@ -183,7 +191,7 @@ def _checked_lists(
     except (ValueError, KeyError, TypeError):
         return None
     if not isinstance(mac, str) or not hmac.compare_digest(
-        mac, _journal_mac(key, name, vault_id, lists)
+        mac, owner_mac(key, name, vault_id, lists)
     ):
         return None
     for names in lists.values():
