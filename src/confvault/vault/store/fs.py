@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import stat
-import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from confvault.errors import UnsafeInputError, UnsafeVaultEntryError, VaultLockedError
-from confvault.vault.store import layout
+from confvault.errors import UnsafeInputError, UnsafeVaultEntryError
+from confvault.vault.store import layout, lockwait
 from confvault.vault.store.rootfs import (
     DIR_MODE,
     FILE_MODE,
@@ -344,20 +342,7 @@ def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
             raise UnsafeVaultEntryError(
                 f"{path} is not a regular file of yours; a vault lock is one"
             )
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise VaultLockedError(
-                        "the vault is locked by another confvault process"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+        lockwait.take(fd, exclusive=exclusive, timeout=timeout)  # in turn
         yield
     finally:
         os.close(fd)
