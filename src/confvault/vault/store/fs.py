@@ -10,8 +10,8 @@ under the vault root, or not?
 - ``fs`` (this module) is the rest: the vault lock (``locked``), temporary
   files in tmp/ that become vault files on commit (``TempFile``,
   ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
-  ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
-  backup directory), a private temporary directory outside any vault
+  ``syncfs``; ``fsync_dir`` for a directory
+  outside a vault), a private temporary directory outside any vault
   (``private_temp_dir``), and checks of a directory given by its path.
   Whatever of these touches a vault file does it through a ``Root`` or a
   descriptor one gave, never by a path of its own.
@@ -55,7 +55,7 @@ __all__ = ["DIR_MODE", "FILE_MODE", "Root", "as_root", "storage_error"]
 LOCK_NAME = layout.LOCK
 TMP_DIR = layout.TMP
 JOURNAL_SUFFIX = layout.JOURNAL_SUFFIX  # a write transaction's journal in tmp/
-_BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
+BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
 
 
 class _Unresolved:
@@ -242,45 +242,12 @@ def syncfs(fd: int) -> bool:
     return True
 
 
-def make_durable_paths(base: Path, files: Sequence[Path | str]) -> None:
-    """Make freshly written ``files`` under ``base`` (outside a vault: a
-    backup directory) durable, with their directories.
-
-    Few files: fsync each and its directory. Many: one syncfs for the whole
-    file system, so durability is paid once.
-    """
-    if not files:
-        return
-    if len(files) > _BATCH_FSYNC_LIMIT:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            if syncfs(fd):
-                return
-        finally:
-            os.close(fd)
-    dirs: set[Path] = set()
-    for name in files:
-        path = Path(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise storage_error(err, f"sync {path.name}") from err
-        dirs.add(path.parent)
-        dirs.add(path.parent.parent)  # a bucket directory may be new
-    for directory in sorted(dirs):
-        fsync_dir(directory)
-
-
 def make_durable(root: Root, files: Sequence[tuple[str, str]]) -> None:
     """Make freshly moved vault files ``(directory, name)`` durable, with the
     directories that name them (and a bucket's parent: it may be new)."""
     if not files:
         return
-    if len(files) > _BATCH_FSYNC_LIMIT and syncfs(root.fd):
+    if len(files) > BATCH_FSYNC_LIMIT and syncfs(root.fd):
         return
     dirs: set[str] = set()
     for rel, name in files:
