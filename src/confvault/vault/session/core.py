@@ -128,14 +128,14 @@ class Session:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[manifest.Manifest]:
-        with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
+        with fs.locked(self.disk, exclusive=False, timeout=self.lock_timeout):
             yield self.load_manifest()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Transaction]:
         if self.owner is None:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
-        with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
+        with fs.locked(self.disk, exclusive=True, timeout=self.lock_timeout):
             current = self.load_manifest()
             key = journal_key(self.require_owner().signing_seed)
             _, refused = recover(self.store, current, key)

@@ -18,9 +18,8 @@ under the vault root, or not?
 
 Not yet so (each takes a path under the vault root, to be routed through
 ``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
-objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
-them by path) and ``locked`` (opens ``<root>/lock`` by path).
-``fsync_dir`` is for paths outside a vault.
+objects/, shards/ and tmp/ by path) and ``ensure_dir`` (``Vault.init``
+creates them by path). ``fsync_dir`` is for paths outside a vault.
 
 Modes are 0700 for directories and 0600 for files; a symlink, or a
 permission that lets others in, is refused. ``OSError`` is translated into
@@ -47,6 +46,7 @@ from confvault.vault.store.rootfs import (
     FIXED_MTIME_NS,
     Root,
     as_root,
+    open_nofollow,
     storage_error,
 )
 
@@ -306,48 +306,90 @@ def clean_tmp(root: Root) -> int:
 
 
 @contextlib.contextmanager
-def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
+def locked(root: Root | Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     """Hold the vault lock: exclusive for writers, shared for readers.
 
-    Waits up to ``timeout`` seconds, then raises VaultLockedError.
+    It is on the vault directory itself (a new descriptor of the one ``root``
+    holds): no one can swap that under a holder as a lock file can be removed
+    and made again, and a read-only vault has it too. The ``lock`` file in it
+    (never through a link) is locked as well, for earlier versions. Waits up
+    to ``timeout`` seconds for both, then raises VaultLockedError.
     """
-    path = root / LOCK_NAME
+    where = root.base if isinstance(root, Root) else os.fspath(root)
+    try:
+        if isinstance(root, Root):
+            top = os.open(".", DIR_LOCK_FLAGS, dir_fd=root.fd)
+        else:
+            top = open_nofollow(where, DIR_LOCK_FLAGS, where, None)
+    except OSError as err:
+        raise storage_error(err, f"open {where}") from err
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        _flock(top, mode, deadline, optional=True)
+        fd = _open_lock_file(top, f"{where}/{LOCK_NAME}", exclusive=exclusive)
+        try:
+            if fd is not None:
+                _flock(fd, mode, deadline, optional=False)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+    finally:
+        os.close(top)
+
+
+DIR_LOCK_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_lock_file(top: int, where: str, *, exclusive: bool) -> int | None:
+    """The lock file in the directory ``top``, created if need be; None for a
+    reader of a vault where it cannot be made (read-only: a mounted backup)."""
     try:
         fd = os.open(
-            path,
+            LOCK_NAME,
             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
             FILE_MODE,
+            dir_fd=top,
         )
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UnsafeVaultEntryError(
-                f"{path} is a symlink; refusing to follow it"
+                f"{where} is a symlink; refusing to follow it"
+            ) from err
+        if err.errno in (errno.EISDIR, errno.ENXIO):  # a directory, a socket
+            raise UnsafeVaultEntryError(
+                f"{where} is not a regular file of yours; a vault lock is one"
             ) from err
         if err.errno in (errno.EROFS, errno.EACCES) and not exclusive:
-            # A read-only vault (a mounted backup): readers need no lock there.
-            yield
-            return
+            return None  # readers need no lock file there: the directory's holds
         raise storage_error(err, "open the vault lock") from err
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            raise UnsafeVaultEntryError(
-                f"{path} is not a regular file of yours; a vault lock is one"
-            )
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise VaultLockedError(
-                        "the vault is locked by another confvault process"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-        yield
-    finally:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
         os.close(fd)
+        raise UnsafeVaultEntryError(
+            f"{where} is not a regular file of yours; a vault lock is one"
+        )
+    return fd
+
+
+def _flock(fd: int, mode: int, deadline: float, *, optional: bool) -> None:
+    """``flock`` ``fd`` until ``deadline``; ``optional``: where a directory
+    cannot be locked (NFS's record locks), the lock file alone holds."""
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise VaultLockedError(
+                    "the vault is locked by another confvault process"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except OSError as err:
+            if optional and err.errno in (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP):
+                return
+            raise storage_error(err, "lock the vault") from err
+        else:
+            return
