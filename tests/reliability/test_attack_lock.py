@@ -9,7 +9,6 @@ real CLI as a subprocess.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-PASSPHRASE = "correct horse battery staple"
+from tests.reliability import test_attack_vaultdir as base
+from tests.reliability.test_attack_vaultdir import Practice
+
 LOCKED = 11
+practice = base.practice  # the fixture: a vault with one client and one note
 
 HOLDER = """
 import sys
@@ -31,42 +33,10 @@ with fs.locked(Path(sys.argv[1]), exclusive=sys.argv[2] == "ex", timeout=5):
 """
 
 
-def _cli(
-    tmp_path: Path, *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "confvault", "--vault", str(tmp_path / "vault")]
-    return subprocess.run(
-        [*argv, "--passphrase-file", str(tmp_path / "pass"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ,
-            XDG_STATE_HOME=str(tmp_path / "xdg"),
-            CONFVAULT_LOCK_TIMEOUT="1",
-        ),
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    for args in (
-        (
-            "init",
-            "--work-factor",
-            "10",
-            "--allow-weak-work-factor",
-            "--no-recovery-key",
-        ),
-        ("client", "add", "Ann"),
-    ):
-        done = _cli(tmp_path, *args)
-        assert done.returncode == 0, done.stderr
-    return tmp_path / "vault"
+def vault(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> Practice:
+    monkeypatch.setenv("CONFVAULT_LOCK_TIMEOUT", "1")  # Practice.run passes it on
+    return practice
 
 
 @contextmanager
@@ -91,32 +61,23 @@ def _swap_lock_file(vault: Path) -> None:
     (vault / "lock").touch(mode=0o600)
 
 
-def _titles(tmp_path: Path) -> str:
-    done = _cli(tmp_path, "note", "list", "Ann")
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.mark.parametrize("mode", ["ex", "sh"])
 def test_a_swapped_lock_file_does_not_let_a_writer_in(
-    vault: Path, tmp_path: Path, mode: str
+    vault: Practice, mode: str
 ) -> None:
-    before = _titles(tmp_path)
-    with _held(vault, mode):
-        _swap_lock_file(vault)
-        done = _cli(tmp_path, "note", "add", "Ann", "-t", "second", stdin="x\n")
+    before = vault.owner("note", "list", "Ann")
+    with _held(vault.vault, mode):
+        _swap_lock_file(vault.vault)
+        done = vault.run("note", "add", "Ann", "-t", "second", stdin="x\n")
         assert done.returncode == LOCKED, done.stdout + done.stderr
         assert "locked by another confvault process" in done.stderr
-    assert _titles(tmp_path) == before  # nothing was written meanwhile
-    done = _cli(tmp_path, "note", "add", "Ann", "-t", "second", stdin="x\n")
-    assert done.returncode == 0, done.stderr
-    assert "second" in _titles(tmp_path)
+    assert vault.owner("note", "list", "Ann") == before  # nothing written meanwhile
+    vault.owner("note", "add", "Ann", "-t", "second", stdin="x\n")
+    assert "second" in vault.owner("note", "list", "Ann")
 
 
-def test_a_removed_lock_file_does_not_let_a_writer_in(
-    vault: Path, tmp_path: Path
-) -> None:
-    with _held(vault, "ex"):
-        (vault / "lock").unlink()
-        done = _cli(tmp_path, "note", "add", "Ann", "-t", "second", stdin="x\n")
+def test_a_removed_lock_file_does_not_let_a_writer_in(vault: Practice) -> None:
+    with _held(vault.vault, "ex"):
+        (vault.vault / "lock").unlink()
+        done = vault.run("note", "add", "Ann", "-t", "second", stdin="x\n")
         assert done.returncode == LOCKED, done.stdout + done.stderr

@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.test_attack_vaultdir import INTEGRITY, PASSPHRASE, Practice
+from tests.reliability import test_attack_vaultdir as base
+from tests.reliability.test_attack_vaultdir import INTEGRITY, Practice
+
+practice = base.practice  # the fixture: a vault with one client and one note
 
 HUGE = 64 << 30  # sparse: no disk used, but no command may read it whole
 
@@ -43,19 +46,6 @@ def _socket(path: Path) -> None:
         (short / "s").rename(path)
     finally:
         short.rmdir()
-
-
-@pytest.fixture(name="practice")
-def _practice(tmp_path: Path) -> Practice:
-    p = Practice(tmp_path)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
-    p.owner("client", "add", "Ann")
-    p.owner("note", "add", "Ann", stdin="Ann: first session.\n")
-    return p
 
 
 def _codes(practice: Practice) -> list[str]:

@@ -314,12 +314,16 @@ class DirSink:
     def release(self) -> None:
         """Let the descriptors go (``finish`` and ``abort`` do it themselves)."""
         if self.owner:
-            for rel, fd in self.fds.items():
-                if rel:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-            self.fds = {}
+            self._close_dirs()
             self.target.release()
+
+    def _close_dirs(self) -> None:
+        """Close the descriptors of the directories made here (not the target's)."""
+        for rel, fd in self.fds.items():
+            if rel:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fds = {}
 
     def abort(self) -> None:
         """Remove every file and directory made here, and nothing else: each by
@@ -340,9 +344,5 @@ class DirSink:
                 info = os.stat(rel, dir_fd=top, follow_symlinks=False)
                 if (info.st_dev, info.st_ino) == self.idents.get(rel):
                     shutil.rmtree(rel, dir_fd=top)
-        for rel, fd in self.fds.items():
-            if rel:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.fds = {}
+        self._close_dirs()
         self.target.abort()
