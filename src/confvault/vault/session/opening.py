@@ -23,8 +23,7 @@ from confvault.vault.session.core import (
     Session,
     required_pointer,
 )
-from confvault.vault.store import fs, manifest, root_index, signing
-from confvault.vault.store.objects import OBJECTS_DIR
+from confvault.vault.store import fs, root_index, signing
 from confvault.vault.store.paths import check_vault_dir
 
 
@@ -48,8 +47,7 @@ def create(
             f"work factor must be between {min_work_factor} and {policy.MAX_WORK_FACTOR}"
         )
     _prepare_empty_dir(path)
-    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
-        fs.ensure_dir(path / sub)
+    fs.ensure_dirs(path)
     owner = identity.OwnerIdentity.generate()
     vault = Session(path, owner=owner, clock=clock, state_dir=state_dir)
     vault_id = secrets.token_hex(16)

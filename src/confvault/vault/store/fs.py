@@ -12,14 +12,13 @@ under the vault root, or not?
   ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
   ``syncfs``; ``fsync_dir`` for a directory
   outside a vault), a private temporary directory outside any vault
-  (``private_temp_dir``), and checks of a directory given by its path.
+  (``private_temp_dir``), and checks of a vault given by its path.
   Whatever of these touches a vault file does it through a ``Root`` or a
   descriptor one gave, never by a path of its own.
 
-Not yet so (each takes a path under the vault root, to be routed through
-``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
-objects/, shards/ and tmp/ by path) and ``ensure_dir`` (``Vault.init``
-creates them by path). ``fsync_dir`` is for paths outside a vault.
+``check_vault_dirs`` and ``ensure_dirs`` check or make the vault's top
+directories through a ``Root`` too. ``fsync_dir`` is for paths outside a
+vault.
 
 Modes are 0700 for directories and 0600 for files; a symlink, or a
 permission that lets others in, is refused. ``OSError`` is translated into
@@ -81,37 +80,28 @@ def _syncfs() -> Callable[[int], int] | None:
     return _SYNCFS
 
 
-def check_dir(path: Path) -> None:
-    """Refuse a symlink where a vault directory should be, or one others can enter."""
+def check_vault_dirs(path: Path) -> None:
+    """Refuse the vault directory ``path``, or one of its top directories that
+    exists, unless it is a private directory of ours (a symlink in its place
+    included): each opened as ``Root`` opens them, never following a link.
+    ``FileNotFoundError`` when there is nothing at ``path``."""
+    root = Root(path)
     try:
-        info = path.lstat()
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise storage_error(err, f"inspect {path}") from err
-    if stat.S_ISLNK(info.st_mode):
-        raise UnsafeVaultEntryError(
-            f"{path} is a symlink; a vault never contains symlinks"
-        )
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeVaultEntryError(f"{path} is not a directory")
-    if info.st_mode & 0o077:
-        raise UnsafeVaultEntryError(
-            f"{path} is accessible to other users (mode {info.st_mode & 0o777:o}); "
-            "run `chmod -R go-rwx` on the vault"
-        )
-    if info.st_uid != os.getuid():
-        raise UnsafeVaultEntryError(f"{path} belongs to another user")
+        for sub in layout.TOP_DIRS:
+            with contextlib.suppress(FileNotFoundError):
+                root.dir(sub)
+    finally:
+        root.close()
 
 
-def ensure_dir(path: Path) -> None:
-    """Create a 0700 directory (or check an existing one)."""
+def ensure_dirs(path: Path) -> None:
+    """Make the vault's top directories (0700) in ``path``, or check them."""
+    root = Root(path)
     try:
-        path.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        check_dir(path)
-    except OSError as err:
-        raise storage_error(err, f"create {path}") from err
+        for sub in layout.TOP_DIRS:
+            root.dir(sub, create=True)
+    finally:
+        root.close()
 
 
 class TempFile:
