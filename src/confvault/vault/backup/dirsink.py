@@ -158,12 +158,13 @@ class NewDir:
         self.release()
 
     def release(self) -> None:
+        """Close the descriptors held (the target's, its parent's, those above)."""
         fds = {p for p, _, _ in self.made} | {self.parent_fd, getattr(self, "fd", None)}
         for fd in fds:
-            if fd is not None:
+            if fd is not None and fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.made, self.parent_fd = [], None
+        self.made, self.parent_fd, self.fd = [], None, -1  # never closed twice
 
 
 class DirSink:
