@@ -19,7 +19,7 @@ def finding(item: Finding) -> None:
     style = "red" if item.severity == "error" else "yellow"
     _output.parts(
         (item.severity, style),
-        f" {item.code}: {item.subject[:16]} {item.message}",
+        _output.safe(f" {item.code}: {item.subject[:16]} {item.message}"),
     )
 
 

@@ -134,7 +134,7 @@ class Session:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[manifest.Manifest]:
-        with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
+        with fs.locked(self.disk, exclusive=False, timeout=self.lock_timeout):
             yield self.load_manifest()
 
     @contextlib.contextmanager
@@ -146,7 +146,7 @@ class Session:
                 f"the vault at {self.root} is read-only here (read-only media, or "
                 "no write permission): this command writes, nothing was changed"
             )
-        with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
+        with fs.locked(self.disk, exclusive=True, timeout=self.lock_timeout):
             current = self.load_manifest()
             key = journal_key(self.require_owner().signing_seed)
             _, refused = recover(self.store, current, key)

@@ -49,12 +49,7 @@ def create(
             f"work factor must be between {min_work_factor} and {policy.MAX_WORK_FACTOR}"
         )
     _prepare_empty_dir(path)
-    disk = fs.Root(path)
-    try:
-        for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
-            disk.dir(sub, create=True)
-    finally:
-        disk.close()
+    fs.ensure_dirs(path)
     owner = identity.OwnerIdentity.generate()
     vault = Session(path, owner=owner, clock=clock, state_dir=state_dir)
     vault_id = secrets.token_hex(16)

@@ -7,9 +7,10 @@ nearly all the time, and a reader that looks every 100 ms almost never
 finds it free, so it can wait past its timeout (issue 14).
 
 So every command first takes a turnstile, an exclusive open-file-description
-lock (``F_OFD_SETLK``) on the first byte of the same lock file (Linux keeps
+lock (``F_OFD_SETLK``) on the first byte of the lock file (Linux keeps
 ``flock`` and byte-range locks apart, so the two never conflict), then takes
-the vault lock while holding it, then lets the turnstile go. A command holds
+the vault lock (``store.fs.locked``: the vault directory's and the lock
+file's) while holding it, then lets the turnstile go. A command holds
 the turnstile only while it waits for the vault lock, never while it works.
 
 The bound: a writer in a loop takes the turnstile before each of its
@@ -28,11 +29,13 @@ and waiting is as before.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import struct
 import time
+from collections.abc import Iterator
 
 from confvault.errors import VaultLockedError
 
@@ -65,29 +68,21 @@ def _poll(attempt: int) -> float:
     return min(POLL_FIRST * float(2 ** min(attempt, 8)), POLL_MAX)
 
 
-def take(fd: int, *, exclusive: bool, timeout: float) -> None:
-    """Take the vault lock on ``fd`` in turn; ``VaultLockedError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
+@contextlib.contextmanager
+def turn(fd: int | None, deadline: float) -> Iterator[None]:
+    """Hold the turnstile on the lock file ``fd`` while the vault lock is
+    taken (``None``: no lock file, as on read-only media, so no turnstile);
+    ``VaultLockedError`` at ``deadline`` (``time.monotonic``)."""
+    if fd is None:
+        yield
+        return
     attempt = 0
     while not _turnstile(fd, fcntl.F_WRLCK):
-        _wait(deadline, attempt)
+        if time.monotonic() >= deadline:
+            raise VaultLockedError("the vault is locked by another confvault process")
+        time.sleep(_poll(attempt))
         attempt += 1
     try:
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        attempt = 0
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-            except BlockingIOError:
-                _wait(deadline, attempt)
-                attempt += 1
-            else:
-                return
+        yield
     finally:
         _turnstile(fd, fcntl.F_UNLCK)
-
-
-def _wait(deadline: float, attempt: int) -> None:
-    if time.monotonic() >= deadline:
-        raise VaultLockedError("the vault is locked by another confvault process")
-    time.sleep(_poll(attempt))

@@ -10,8 +10,6 @@ from pathlib import Path
 from confvault.errors import VaultNotFoundError
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT  # noqa: F401 - re-exported
 from confvault.vault.store import fs
-from confvault.vault.store.manifest import SHARDS_DIR
-from confvault.vault.store.objects import OBJECTS_DIR
 
 
 def check_vault_dir(path: Path) -> None:
@@ -19,14 +17,9 @@ def check_vault_dir(path: Path) -> None:
     directory of the format in it (each opened as a vault is: by descriptor,
     never following a link)."""
     try:
-        root = fs.Root(path)
+        fs.check_vault_dirs(path)
     except FileNotFoundError as err:
         raise VaultNotFoundError(f"no vault at {path}") from err
-    try:
-        for sub in (OBJECTS_DIR, SHARDS_DIR, fs.TMP_DIR):
-            root.has_dir(sub)  # checked when it is there
-    finally:
-        root.close()
 
 
 def default_vault_path() -> Path:
