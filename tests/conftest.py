@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,10 +23,12 @@ INSTALL_HINT = {
     "age-keygen": "apt-get install -y age",
     "restic": "apt-get install -y restic",
     "tar": "apt-get install -y tar",
+    "strace": "apt-get install -y strace",
     "node": "apt-get install -y nodejs (Node.js 20.19 or later, e.g. from NodeSource)",
 }
 AGEJS = Path(__file__).parent / "agejs"  # the npm package age-encryption (typage)
 NODE_MINIMUM = (20, 19)  # what age-encryption's dependencies (@noble/*) require
+SHM = Path("/dev/shm")
 
 
 def _unavailable(message: str) -> NoReturn:
@@ -101,3 +106,27 @@ def identity_file(tmp_path: Path) -> Path:
     path.write_text(f"# public key: {identity.recipient}\n{identity.encode()}\n")
     path.chmod(0o600)
     return path
+
+
+@contextlib.contextmanager
+def ram_dir(fallback: Path) -> Iterator[Path]:
+    """A fresh directory on a tmpfs (/dev/shm) when there is one, else
+    ``fallback``; removed afterwards. For tests that write, kill and rewrite
+    hundreds of small trees and test no disk's durability (SIGKILL keeps the
+    page cache; the crash-state explorer builds its states from a trace), so
+    that a disk's journal and cache flushes do not dominate their time."""
+    if not (SHM.is_dir() and os.access(SHM, os.W_OK | os.X_OK)):
+        yield fallback
+        return
+    path = Path(tempfile.mkdtemp(prefix="confvault-test-", dir=SHM))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def ram_path(tmp_path: Path) -> Iterator[Path]:
+    """``ram_dir`` for one test."""
+    with ram_dir(tmp_path) as path:
+        yield path

@@ -131,6 +131,11 @@ class ReadOnlyError(VaultError):
     """A write was attempted with a read-only (grantee) session."""
 
 
+class VaultReadOnlyError(ReadOnlyError):
+    """The vault cannot be written here (read-only media, or no write
+    permission for this user): it was opened read-only, and this command writes."""
+
+
 class NoteLockedError(VaultError):
     """A signed note cannot change; add an addendum instead."""
 

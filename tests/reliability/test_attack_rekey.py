@@ -44,6 +44,7 @@ import pytest
 from confvault import age
 from confvault.errors import AgeError, WrongPassphraseError
 from confvault.vault import Vault
+from tests.vault import crash_runner
 
 OLD = "correct horse battery staple"
 NEW = "a completely new passphrase"
@@ -425,7 +426,9 @@ def test_plain_identity_rotate_keeps_client_keys(tmp_path: Path) -> None:
 
 # --- a re-key killed at every durable step ------------------------------------------------
 
-RUNNER = Path(__file__).parents[1] / "vault" / "crash_runner.py"
+_SERVERS: list[
+    crash_runner.Servers
+] = []  # the crash runner's fork servers, while in use
 
 
 def _crash_base(root: Path) -> dict[str, bytes]:
@@ -451,13 +454,13 @@ def _crash_run(
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_STATE_HOME=str(p.root / "xdg"))
     cli = ["--vault", str(p.vault), "--passphrase-file", str(passphrase), *args]
-    return subprocess.run(
-        [sys.executable, str(RUNNER), kill_at, "--", *cli],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
+    assert _SERVERS, "the crash runner's servers run only inside the kill test"
+    done = _SERVERS[0].run(kill_at, cli, env=env)
+    return subprocess.CompletedProcess(
+        cli,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
     )
 
 
@@ -470,10 +473,20 @@ def _open_either(p: Practice) -> tuple[Vault, Path]:
 
 
 @pytest.mark.slow
-def test_rekey_killed_at_every_durable_step_then_finished(tmp_path: Path) -> None:
+def test_rekey_killed_at_every_durable_step_then_finished(ram_path: Path) -> None:
     """Killed anywhere, the vault opens (old or new passphrase), verifies, reads
     every note back; rerunning (`rotate` once the new owner keys are in,
     else the re-key itself) leaves the old keys nothing to open."""
+    tmp_path = ram_path  # on a tmpfs when there is one: see tests/conftest.ram_dir
+    with crash_runner.servers(3) as pool:
+        _SERVERS.append(pool)
+        try:
+            _rekey_killed_everywhere(tmp_path)
+        finally:
+            _SERVERS.clear()
+
+
+def _rekey_killed_everywhere(tmp_path: Path) -> None:
     base = tmp_path / "base"
     base.mkdir()
     bodies = _crash_base(base)

@@ -2,6 +2,8 @@
 
 For each command, a run under ``crash_runner.py`` with KILL_AT=0 counts its
 durable steps (fsync, replace, rename, syncfs) and gives the state after it.
+(Each worker runs the CLI through its own crash runner fork server: one
+interpreter that imported confvault once, a fork per run.)
 Then, for every step N, a fresh copy of the base vault is given the same
 command, killed just before (``N``) and just after (``N+``) step N. Each
 survivor must:
@@ -18,15 +20,15 @@ survivor must:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +39,15 @@ from confvault.errors import WrongPassphraseError
 from confvault.vault import Vault
 from confvault.vault.check.keyless import verify_keyless
 from confvault.vault.store.seen import SeenStore
+from tests.conftest import ram_dir
+from tests.vault import crash_runner
 
 pytestmark = pytest.mark.slow
 
-RUNNER = Path(__file__).with_name("crash_runner.py")
 PASSPHRASE = b"correct horse battery staple"
 NEW_PASSPHRASE = b"a different horse, battery and staple"
-# Each point is a subprocess plus checks in a worker process: both cores busy.
+# Each point is a fork of a crash runner server plus checks in a worker process:
+# both cores busy.
 WORKERS = int(os.environ.get("CRASH_WORKERS", "0")) or max(
     2, min(3, os.cpu_count() or 2)
 )
@@ -98,8 +102,12 @@ def _write_inputs(inputs: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
-    b = Base(tmp_path_factory.mktemp("crash-base"))
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
+    with ram_dir(tmp_path_factory.mktemp("crash-base")) as root:
+        yield _make_base(Base(root))
+
+
+def _make_base(b: Base) -> Base:
     b.passphrase_file.write_bytes(PASSPHRASE)
     b.passphrase_file.chmod(0o600)
     _write_inputs(b.inputs)
@@ -237,6 +245,17 @@ class Run:
     stderr: str
 
 
+_SERVERS: list[crash_runner.Servers] = []  # this process's fork server, once started
+
+
+def _servers() -> crash_runner.Servers:
+    """This process's crash runner (a fork server: one interpreter, a fork per run)."""
+    if not _SERVERS:
+        _SERVERS.append(crash_runner.Servers(1))
+        atexit.register(_SERVERS[0].close)
+    return _SERVERS[0]
+
+
 def run_cli(kill_at: str, root: Path, base: Base, args: list[str], stdin: bytes) -> Run:
     env = dict(os.environ)
     env["XDG_STATE_HOME"] = str(root / "state")
@@ -248,14 +267,7 @@ def run_cli(kill_at: str, root: Path, base: Base, args: list[str], stdin: bytes)
         str(base.passphrase_file),
         *args,
     ]
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER), kill_at, "--", *argv],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    proc = _servers().run(kill_at, argv, env=env, stdin=stdin)
     stderr = proc.stderr.decode("utf-8", "replace")
     steps = []
     total = None
@@ -496,8 +508,9 @@ def pool():
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.name for c in COMMANDS])
 def test_crash_command(
-    command: Command, base: Base, pool: ProcessPoolExecutor, tmp_path: Path
+    command: Command, base: Base, pool: ProcessPoolExecutor, ram_path: Path
 ) -> None:
+    tmp_path = ram_path  # on a tmpfs when there is one: see ram_dir
     # Read a copy: with an audit trail, reading the base would change it.
     copy_base(base, tmp_path / "before")
     vault = Vault.open(

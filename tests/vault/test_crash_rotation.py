@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import pytest
 from confvault import age
 from confvault.errors import AgeError
 from confvault.vault import Vault
+from tests.vault import crash_runner
 
-RUNNER = Path(__file__).with_name("crash_runner.py")
 PASSPHRASE = b"correct horse battery staple"
 
 
@@ -43,33 +44,36 @@ def _make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
     return bodies, grantee
 
 
+_SERVERS: list[crash_runner.Servers] = []  # fork servers, one per thread at a time
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _servers() -> Iterator[None]:
+    with crash_runner.servers(3) as pool:
+        _SERVERS.append(pool)
+        yield
+        _SERVERS.clear()
+
+
 def _run(
     root: Path, kill_at: str, args: list[str], batch_clients: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ,
-        XDG_STATE_HOME=str(root / "xdg"),
-        PYTHONPATH=str(RUNNER.parents[2] / "src"),
-    )
+    env = dict(os.environ, XDG_STATE_HOME=str(root / "xdg"))
     if batch_clients is not None:
         env["CRASH_RUNNER_BATCH_CLIENTS"] = str(batch_clients)
-    return subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER),
-            kill_at,
-            "--",
-            "--vault",
-            str(root / "vault"),
-            "--passphrase-file",
-            str(root / "pass"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
+    argv = [
+        "--vault",
+        str(root / "vault"),
+        "--passphrase-file",
+        str(root / "pass"),
+        *args,
+    ]
+    done = _SERVERS[0].run(kill_at, argv, env=env)
+    return subprocess.CompletedProcess(
+        argv,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
     )
 
 
@@ -120,13 +124,14 @@ def _check(
     ids=["revoke", "rotate-all", "rotate-all-one-client-per-batch"],
 )
 def test_kill_at_every_durable_step_then_rerun(
-    tmp_path: Path,
+    ram_path: Path,
     command,
     rerun,
     revoked,
     batch_clients,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    tmp_path = ram_path  # on a tmpfs when there is one: see tests/conftest.ram_dir
     base = tmp_path / "base"
     base.mkdir()
     bodies, grantee = _make_base(base)

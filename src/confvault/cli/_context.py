@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from confvault.cli import _output
+from confvault.cli import _output, _readonly
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -102,15 +102,20 @@ class Options:
                     "or pin it with --owner-key; from now on a vault signed by any "
                     "other key is refused here"
                 )
+            _readonly.notice(vault)
             return vault
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
-        return Vault.open(
+        if write:
+            _readonly.refuse_write(path)
+        vault = Vault.open(
             path,
             passphrase=self.passphrase(),
             lock_timeout=self.lock_timeout,
             state_dir=default_state_dir(),
             owner_key=self.pinned_owner_key,
         )
+        _readonly.notice(vault)
+        return vault
 
     @property
     def pinned_owner_key(self) -> str | None:

@@ -27,6 +27,7 @@ VAULT_NOT_FOUND = 10
 VAULT_LOCKED = 11
 WRONG_KEY = 12
 INTEGRITY = 13
+VAULT_READ_ONLY = 14
 INTERNAL = 70
 INTERRUPTED = 130
 
@@ -34,8 +35,8 @@ EXIT_STATUS = """\
 Exit status: 0 success; 1 other error; 2 usage error; 3 nothing to do (rotate);
 4 partly done (rotate, revoke, --rekey); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
-13 integrity problem (tampered, truncated or corrupt data); 70 internal error;
-130 interrupted."""
+13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
+read-only here and the command writes; 70 internal error; 130 interrupted."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,13 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (
         errors.NoteNotFoundError,
         Mapping(FAILURE, ("`confvault note list` shows note IDs",)),
+    ),
+    (
+        errors.VaultReadOnlyError,
+        Mapping(
+            VAULT_READ_ONLY,
+            ("reads work here; write on a writable copy of the vault",),
+        ),
     ),
     (
         errors.ReadOnlyError,

@@ -29,6 +29,24 @@ _EMOJI_CODE = re.compile(r":\S*?:")  # what rich might take for an :emoji: code
 Part = str | tuple[str, str]  # plain text, or (text, rich style)
 
 
+def safe(text: str) -> str:
+    """``text`` with every character that is not printable escaped (``\\x1b``,
+    ``\\u202e``): what came from the vault directory, a grantee or a tar (a
+    file name, an audit field, a member name) cannot move the cursor, retitle
+    the terminal, clear it, or turn the text after it around. Every untrusted
+    string the CLI prints goes through here."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def stdout() -> Console:
     """The rich console on stdout (for tables and styled text)."""
     return _console(err=False)
@@ -90,17 +108,17 @@ def parts(*pieces: Part, err: bool = False) -> None:
 
 def error(message: str) -> None:
     """One error line on stderr."""
-    line(f"confvault: error: {message}", err=True, style="bold red")
+    line(f"confvault: error: {safe(message)}", err=True, style="bold red")
 
 
 def hint(message: str) -> None:
     """One hint line on stderr."""
-    line(f"confvault: hint: {message}", err=True, style="yellow")
+    line(f"confvault: hint: {safe(message)}", err=True, style="yellow")
 
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    line(f"confvault: warning: {message}", err=True, style="yellow")
+    line(f"confvault: warning: {safe(message)}", err=True, style="yellow")
 
 
 def info(message: str) -> None:

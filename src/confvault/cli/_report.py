@@ -20,14 +20,17 @@ def finding(item: Finding) -> None:
     style = "red" if item.severity == "error" else "yellow"
     _output.parts(
         (item.severity, style),
-        f" {item.code}: {item.subject[:16]} {item.message}",
+        _output.safe(f" {item.code}: {item.subject[:16]} {item.message}"),
     )
 
 
-def render_report(report: VerifyReport, as_json: bool) -> None:
-    """Print a verify report and exit 13 when it found errors."""
+def render_report(
+    report: VerifyReport, as_json: bool, extra: dict[str, object] | None = None
+) -> None:
+    """Print a verify report and exit 13 when it found errors; ``extra``:
+    fields added to the JSON document (``read_only``)."""
     if as_json:
-        _output.emit_json(report.to_json())
+        _output.emit_json(report.to_json() | (extra or {}))
     else:
         errors = [f for f in report.findings if f.severity == "error"]
         warnings = [f for f in report.findings if f.severity == "warning"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _output
+from confvault.cli import _argv, _output, _readonly
 from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, INTEGRITY
 from confvault.cli._options import JSON, SINCE
+
+if TYPE_CHECKING:
+    from confvault.vault.model.results import AuditEntry
 
 app = typer.Typer(
     help="The audit trail: who read or changed which record, and when.",
@@ -43,39 +47,49 @@ def show(
     client = _argv.value(
         ctx, client, client_file, name="--client", option="--client-file"
     )
-    entries = options(ctx).open_vault().audit(client=client, since=since, action=action)
+    vault = options(ctx).open_vault()
+    entries = vault.audit(client=client, since=since, action=action)
     if as_json:
-        _output.emit_json([e.to_json() for e in entries])
+        _output.emit_json(_readonly.document(vault, [e.to_json() for e in entries]))
         return
-    from rich.markup import escape
+    render(entries)
+
+
+def render(entries: Sequence[AuditEntry]) -> None:
+    """The entries as a table. A grantee wrote some of their fields: each is
+    plain text (never rich markup) with its control characters escaped."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("#", "time", "actor", "action", "client", "note")
     for e in entries:
         actor = e.actor.split(":", 1)[0] + ("" if e.signed else " (unsigned)")
-        table.add_row(
+        cells = (
             str(e.seq),
             e.time.replace("T", " ")[:19],
             actor,
             e.action,
-            escape(e.client_name or (e.client or "")[:8]),
+            e.client_name or (e.client or "")[:8],
             (e.note or "")[:16],
         )
+        table.add_row(*(Text(_output.safe(cell)) for cell in cells))
     _output.stdout().print(table)
 
 
 @app.command("verify", epilog=EXIT_STATUS)
 def verify(ctx: typer.Context, as_json: JSON = False) -> None:
     """Check the whole audit chain; exit status 13 if it was tampered with."""
-    findings = options(ctx).open_vault().verify_audit()
+    vault = options(ctx).open_vault()
+    findings = vault.verify_audit()
     errors = [f for f in findings if f.severity == "error"]
     if as_json:
-        _output.emit_json(
-            {"ok": not errors, "findings": [f.to_json() for f in findings]}
-        )
+        doc = {"ok": not errors, "findings": [f.to_json() for f in findings]}
+        _output.emit_json(_readonly.document(vault, doc))
     else:
         for f in findings:
-            _output.line(f"{f.severity} {f.code}: {f.subject} {f.message}")
+            _output.line(
+                _output.safe(f"{f.severity} {f.code}: {f.subject} {f.message}")
+            )
         _output.line(
             "audit trail ok"
             if not errors

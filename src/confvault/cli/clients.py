@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _output
+from confvault.cli import _argv, _output, _readonly
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
@@ -16,6 +16,7 @@ from confvault.errors import ConfvaultError, UnsafeInputError
 from confvault.vault.model import names
 
 if TYPE_CHECKING:
+    from confvault.vault import Vault
     from confvault.vault.model.results import ClientInfo
 
 app = typer.Typer(
@@ -31,9 +32,12 @@ NAME_FILE = Annotated[
 ]
 
 
-def _show(info: ClientInfo, as_json: bool, verb: str | None = None) -> None:
+def _show(
+    info: ClientInfo, as_json: bool, verb: str | None = None, vault: Vault | None = None
+) -> None:
     if as_json:
-        _output.emit_json(info.to_json())
+        doc = info.to_json()
+        _output.emit_json(_readonly.document(vault, doc) if vault else doc)
         return
     if verb:
         _output.line(f"{verb} client {info.id}")
@@ -98,9 +102,10 @@ def add(
 @app.command("list", epilog=EXIT_STATUS)
 def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
     """List clients with their note counts."""
-    infos = options(ctx).open_vault().clients()
+    vault = options(ctx).open_vault()
+    infos = vault.clients()
     if as_json:
-        _output.emit_json([i.to_json() for i in infos])
+        _output.emit_json(_readonly.document(vault, [i.to_json() for i in infos]))
         return
     if not infos:
         _output.info("no clients yet; add one with `confvault client add NAME`")
@@ -134,7 +139,8 @@ def show(
 ) -> None:
     """Show a client's profile and counts."""
     client = _argv.client(ctx, client, client_file)
-    _show(options(ctx).open_vault().client(client), as_json)
+    vault = options(ctx).open_vault()
+    _show(vault.client(client), as_json, vault=vault)
 
 
 @app.command(epilog=EXIT_STATUS)

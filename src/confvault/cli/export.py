@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from confvault.cli import _argv, _output
+from confvault.cli import _argv, _output, _readonly
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
@@ -74,7 +74,8 @@ def export(
             )
         where = str(output)
     if as_json:
-        _output.emit_json(result.to_json() | {"output": where})
+        doc = result.to_json() | {"output": where}
+        _output.emit_json(_readonly.document(vault, doc))
     else:
         _output.line(
             f"exported {result.notes} notes and {result.attachments} files of "

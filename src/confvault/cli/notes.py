@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _note_views, _output
+from confvault.cli import _argv, _note_views, _output, _readonly
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
@@ -72,6 +72,7 @@ def add(
     """Write a note from $EDITOR, stdin or a file; signed and locked unless --draft."""
     client = _argv.client(ctx, client, client_file, stdin_free=not text_on_stdin(file))
     title = note_title(ctx, title, title_file, file)
+    _readonly.refuse_write(options(ctx).vault_path)  # before the editor opens
     body = read_text(file, template_text(template), insecure_tmp)
     vault = options(ctx).open_vault(write=True)
     info = vault.add_note(
@@ -107,13 +108,12 @@ def list_notes(
     client = _argv.value(
         ctx, client, client_file, name="CLIENT", option="--client-file"
     )
-    notes = (
-        options(ctx)
-        .open_vault()
-        .notes(client, since=since, until=until, kind=kind, psychotherapy=psychotherapy)
+    vault = options(ctx).open_vault()
+    notes = vault.notes(
+        client, since=since, until=until, kind=kind, psychotherapy=psychotherapy
     )
     if as_json:
-        _output.emit_json([n.to_json() for n in notes])
+        _output.emit_json(_readonly.document(vault, [n.to_json() for n in notes]))
     elif not notes:
         _output.info("no notes match")
     else:
@@ -142,13 +142,14 @@ def show(
     if output is not None:
         info = _save_attachment(vault, note, output)
         if as_json:
-            _output.emit_json(info.to_json() | {"output": str(output)})
+            doc = info.to_json() | {"output": str(output)}
+            _output.emit_json(_readonly.document(vault, doc))
         else:
             _output.info(f"wrote {info.size} bytes to {output} (signature valid)")
         return
     view = vault.note(note)
     if as_json:
-        _output.emit_json(view.to_json())
+        _output.emit_json(_readonly.document(vault, view.to_json()))
     elif view.info.kind == "attachment":
         from confvault.vault.model.results import NoteView
 
@@ -208,13 +209,10 @@ def search(
     client = _argv.value(
         ctx, client, client_file, name="--client", option="--client-file"
     )
-    hits = (
-        options(ctx)
-        .open_vault()
-        .search(query, client=client, psychotherapy=psychotherapy)
-    )
+    vault = options(ctx).open_vault()
+    hits = vault.search(query, client=client, psychotherapy=psychotherapy)
     if as_json:
-        _output.emit_json([h.to_json() for h in hits])
+        _output.emit_json(_readonly.document(vault, [h.to_json() for h in hits]))
         return
     if not hits:
         _output.info("no notes match")
@@ -269,6 +267,7 @@ def amend(
 ) -> None:
     """Add an addendum linked to a signed note (the original never changes)."""
     title = note_title(ctx, title, title_file, file)
+    _readonly.refuse_write(options(ctx).vault_path)  # before the editor opens
     body = read_text(file, "", insecure_tmp)
     _note_views.done(
         options(ctx).open_vault(write=True).amend(note, body, title=title, draft=draft),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _output
+from confvault.cli import _output, _readonly
 from confvault.cli._context import Options, options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
@@ -122,7 +122,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     vault = options(ctx).open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
     if as_json:
-        _output.emit_json(info.to_json())
+        _output.emit_json(_readonly.document(vault, info.to_json()))
         return
     from rich.table import Table
 
@@ -171,9 +171,12 @@ def verify(
 ) -> None:
     """Check the whole vault; without --deep no passphrase is needed."""
     opts = options(ctx)
+    read_only: dict[str, object] = {}
     if deep:
         try:
-            report: VerifyReport = opts.open_vault().verify(deep=True)
+            vault = opts.open_vault()
+            report: VerifyReport = vault.verify(deep=True)
+            read_only = _readonly.document(vault, {})
         except IntegrityError as err:
             # The keys themselves are damaged: still a report, not a bare error,
             # so that a script reading --json learns what else is wrong.
@@ -186,7 +189,7 @@ def verify(
             report = replace(keyless, deep=True, findings=(*keyless.findings, unlock))
     else:
         report = _keyless_report(opts)
-    render_report(report, as_json)
+    render_report(report, as_json, read_only)
 
 
 def _keyless_report(opts: Options) -> VerifyReport:

@@ -7,9 +7,8 @@
     for info in vault.notes(client.id):
         print(vault.note(info.id).body)
 
-Each method is one call of an operation in ``confvault.vault.ops`` over the
-open vault's ``Session`` (``vault.session``), its module loaded on first use;
-see docs/ARCHITECTURE.md.
+Each method calls one operation of ``confvault.vault.ops`` (loaded on first
+use) over the open ``Session`` (``vault.session``): docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
 from confvault.vault.session import opening
 from confvault.vault.session.core import Session
-from confvault.vault.store import fs
 from confvault.vault.store.manifest import Manifest
 from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.seen import SeenStore
@@ -46,10 +44,8 @@ class Vault:
         state_dir: Path | None = None,
         min_work_factor: int = policy.MIN_WORK_FACTOR,
     ) -> tuple[Vault, str | None]:
-        """Create a vault at ``path``; return it and the recovery key (shown once).
-
-        ``min_work_factor``: for tests and benchmarks (the floor: ``policy``).
-        """
+        """Create a vault at ``path``; return it and the recovery key (shown
+        once). ``min_work_factor``: for tests and benchmarks."""
         session, recovery = opening.create(
             path,
             passphrase,
@@ -74,12 +70,8 @@ class Vault:
         lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,
         owner_key: str | None = None,
     ) -> Vault:
-        """Open with the passphrase, the recovery key, or (read-only) a grantee key.
-
-        ``owner_key`` pins the owner's signing key by its fingerprint (as
-        ``owner_key_fingerprint`` shows it, given with a grant): a manifest
-        signed by any key that does not descend from it is refused.
-        """
+        """Open with the passphrase, the recovery key, or (read-only) a grantee
+        key; ``owner_key``, a fingerprint, pins the key that signs manifests."""
         return cls(
             opening.open_session(
                 path,
@@ -96,10 +88,6 @@ class Vault:
     @property
     def root(self) -> Path:
         return self.session.root
-
-    @property
-    def disk(self) -> fs.Root:
-        return self.session.disk
 
     @property
     def store(self) -> ObjectStore:
@@ -121,6 +109,21 @@ class Vault:
     def first_use(self) -> bool:
         """True when this machine had no memory of the vault before this open."""
         return self.session.first_use
+
+    @property
+    def read_only(self) -> bool:
+        """True when the vault cannot be written here: reads go to the spool."""
+        return self.session.read_only
+
+    @property
+    def spooled(self) -> int:
+        """Reads this session recorded in this machine's spool."""
+        return self.session.spooling.spooled
+
+    @property
+    def spool_refused(self) -> list[str]:
+        """Spooled entries that failed their check on this open (kept, not folded)."""
+        return list(self.session.spooling.refused)
 
     @property
     def vault_id(self) -> str:
@@ -229,7 +232,7 @@ class Vault:
         allow_weak_work_factor: bool = False,
         progress: results.Progress | None = None,
     ) -> results.RekeyReport:
-        """The full re-key: new owner keys sealed with ``passphrase``, then every"""
+        """The full re-key: new owner keys sealed with ``passphrase``, every client key rotated."""
         return ops.rekey.rekey(
             self.session,
             passphrase,

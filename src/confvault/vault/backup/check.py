@@ -191,7 +191,11 @@ def _verify_copy(path: Path) -> VerifyReport:
         raise StorageError(f"cannot read {path}: it is no longer a directory")
     with fs.private_temp_dir("confvault-verify-") as work:
         root = work / "backup"
-        findings = members.copy_tree(source, DirSink(NewDir(root)))
+        sink = DirSink(NewDir(root))
+        try:
+            findings = members.copy_tree(source, sink)
+        finally:
+            sink.release()
         report, _ = verify_keyless(root, seen=None)
     return merged(report, findings, str(path))
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from confvault.vault.backup import tarformat, tarreader
+from confvault.vault.backup import sinks, tarformat, tarreader
 from confvault.vault.backup.dirsink import DirSink
 from confvault.vault.model.results import Finding
 from confvault.vault.store import fs, layout
@@ -148,11 +148,7 @@ def read_tar(
 @contextlib.contextmanager
 def open_tar_file(path: Path) -> Iterator[BinaryIO]:
     """A tar file (or a pipe) the user named, outside any vault."""
-    try:
-        stream = path.open("rb")
-    except OSError as err:
-        raise fs.storage_error(err, f"read {path}") from err
-    with stream:
+    with os.fdopen(sinks.open_tar_source(path), "rb") as stream:
         yield stream
 
 

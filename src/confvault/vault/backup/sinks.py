@@ -17,11 +17,12 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
-from confvault.errors import IntegrityError, VaultExistsError
+from confvault.errors import IntegrityError, UnsafeInputError, VaultExistsError
 from confvault.vault.backup import tarformat
 from confvault.vault.store import fs
 
@@ -265,6 +266,37 @@ def read_fd(fd: int, size: int, rel: str) -> bytes:
         return os.read(fd, size)
     except OSError as err:
         raise fs.storage_error(err, f"read {rel}") from err
+
+
+def open_tar_source(path: Path) -> int:
+    """A read descriptor of the tar the user named: a file, or a pipe that a
+    process hands over (``<(restic dump ...)``, ``/dev/stdin``). Opened
+    non-blocking, so a named pipe (FIFO) planted in its place cannot hang the
+    command: that one is refused (give ``-`` and pipe the tar in)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise fs.storage_error(err, f"read {path}") from err
+    info = os.fstat(fd)
+    if stat.S_ISFIFO(info.st_mode) and info.st_dev != _pipe_device():
+        os.close(fd)
+        raise UnsafeInputError(
+            f"{path} is a named pipe (FIFO), not a tar; to read a stream, "
+            "give - and pipe the tar in"
+        )
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _pipe_device() -> int:
+    """The device of the kernel's anonymous pipes (a named one is on its file
+    system's)."""
+    read_end, write_end = os.pipe()
+    try:
+        return os.fstat(read_end).st_dev
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def exists(path: Path) -> bool:

@@ -88,12 +88,27 @@ def extra_files(
                 "unreferenced", f"shards/{name}", "shard not in the manifest (harmless)"
             )
     _inbox(sorted(_names(listings.get(layout.INBOX))), report)
+    for rel in (layout.TMP, layout.INBOX):
+        _not_files(rel, listings.get(rel) or [], report)
     for name in _names(listings.get(layout.TMP)):
         if name.endswith((layout.TEMP_SUFFIX, layout.JOURNAL_SUFFIX)):
             report.warning(
                 "leftover",
                 f"tmp/{name}",
                 "left by an interrupted command; the next write removes it",
+            )
+
+
+def _not_files(rel: str, entries: list[tuple[str, int]], report: Findings) -> None:
+    """A directory, socket, FIFO or device where only files belong: normal
+    commands refuse it (exit 13), so ``verify`` says so too."""
+    for name, mode in sorted(entries):
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # a link: ``symlink``
+            report.error(
+                "not-a-file",
+                f"{rel}/{name}",
+                "not a regular file (a directory, socket, FIFO or device) where "
+                "the format has only files: remove it",
             )
 
 

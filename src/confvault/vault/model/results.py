@@ -130,8 +130,7 @@ class VaultStatus:
     work_factor: int | None
     recovery_key: bool
     owner_key: str  # fingerprint of the key that signs the manifests
-    # "client name (compartment)" of each key still to be rotated: after an
-    # interrupted revoke, expiry or re-key; writes to them are refused.
+    # "client (compartment)" of each key still to be rotated; writes refused
     pending_rotations: tuple[str, ...] = ()
 
     def to_json(self) -> JSONObject:
@@ -182,8 +181,7 @@ class RotatedKey:
     notes: int
     old_key_created: str
     new_key_created: str
-    # IDs of the notes this rotation found unreadable and recorded as damaged.
-    damaged: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()  # notes found unreadable, recorded as damaged
 
     def to_json(self) -> JSONObject:
         return asdict(self)

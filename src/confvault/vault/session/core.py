@@ -23,15 +23,16 @@ from confvault.errors import (
     ReadOnlyError,
     RollbackMemoryError,
     VaultNotFoundError,
+    VaultReadOnlyError,
     WrongPassphraseError,
 )
 from confvault.vault.model import identity
-from confvault.vault.model.audit import AuditEvent
+from confvault.vault.model.audit import AuditEvent, Stamped
 from confvault.vault.model.clock import Clock, iso, utc_now
 from confvault.vault.model.directory import GranteeDirectory
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord
-from confvault.vault.session import directories, trail
+from confvault.vault.session import directories, spool, trail
 from confvault.vault.store import (
     fs,
     manifest,
@@ -82,6 +83,11 @@ class Session:
         # (trust on first use: the caller tells the user whose key it trusts).
         self.first_use = False
         self.pinned_owner_key = ""  # 32 hex digits, from --owner-key
+        # The vault cannot be written here (found once, on open): writes are
+        # refused and reads are recorded in this machine's spool (session.spool).
+        self.read_only = False
+        self.spooling = spool.SpoolState()
+        self.audit_stamped: list[Stamped] = []  # spooled reads to fold, as written
 
     def load_manifest(self) -> manifest.Manifest:
         if manifest.MANIFEST_NAME not in self.disk.names(""):
@@ -129,14 +135,19 @@ class Session:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[manifest.Manifest]:
-        with fs.locked(self.root, exclusive=False, timeout=self.lock_timeout):
+        with fs.locked(self.disk, exclusive=False, timeout=self.lock_timeout):
             yield self.load_manifest()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Transaction]:
         if self.owner is None:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
-        with fs.locked(self.root, exclusive=True, timeout=self.lock_timeout):
+        if self.read_only:
+            raise VaultReadOnlyError(
+                f"the vault at {self.root} is read-only here (read-only media, or "
+                "no write permission): this command writes, nothing was changed"
+            )
+        with fs.locked(self.disk, exclusive=True, timeout=self.lock_timeout):
             current = self.load_manifest()
             key = journal_key(self.require_owner().signing_seed)
             _, refused = recover(self.store, current, key)
@@ -145,16 +156,20 @@ class Session:
             txn = self.transaction(current, current.body.vault_id)
             try:
                 yield txn
+                spool.take(self, txn)
                 folded = trail.fold_audit(self, txn)
+                spool.mark(self, txn)
             except BaseException:
                 txn.abort()
                 self.audit_pending.clear()
+                spool.forget(self)
                 # The buckets may name objects of this aborted write: read again.
                 self.root_cache = None
                 raise
             if not txn.empty:
                 self.commit(txn, current.body.vault_id)
             trail.after_audit_commit(self, folded)
+            spool.after_commit(self)
 
     def transaction(
         self, current: manifest.Manifest | None, vault_id: str

@@ -17,15 +17,16 @@ from confvault.vault.model import identity, policy
 from confvault.vault.model.clock import Clock, iso, utc_now
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord, Settings
-from confvault.vault.session import trail
+from confvault.vault.session import spool, trail
 from confvault.vault.session.core import (
     DEFAULT_MAX_KEY_AGE_DAYS,
     Session,
     required_pointer,
 )
-from confvault.vault.store import fs, manifest, root_index, signing
+from confvault.vault.store import fs, layout, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
 from confvault.vault.store.paths import check_vault_dir
+from confvault.vault.store.spool import vault_writable
 
 
 def create(
@@ -48,8 +49,7 @@ def create(
             f"work factor must be between {min_work_factor} and {policy.MAX_WORK_FACTOR}"
         )
     _prepare_empty_dir(path)
-    for sub in (OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR):
-        fs.ensure_dir(path / sub)
+    fs.ensure_dirs(path)
     owner = identity.OwnerIdentity.generate()
     vault = Session(path, owner=owner, clock=clock, state_dir=state_dir)
     vault_id = secrets.token_hex(16)
@@ -114,6 +114,7 @@ def open_session(
                 "an owner key fingerprint is 32 hex digits (as `confvault "
                 "status` shows it)"
             )
+    vault.read_only = not vault_writable(path)
     with vault.reading() as current:
         if passphrase is not None:
             sealed = vault.store.get(required_pointer(current, "owner"))
@@ -134,6 +135,7 @@ def open_session(
             and signing.b64(vault.owner.signer) != current.body.signer
         ):
             raise IntegrityError("the manifest is not signed by this vault's owner key")
+    spool.fold_on_open(vault)
     return vault
 
 
@@ -143,14 +145,57 @@ def _prepare_empty_dir(path: Path) -> None:
     if path.exists():
         if not path.is_dir():
             raise VaultExistsError(f"{path} exists and is not a directory")
-        if any(path.iterdir()):
+        if any(path.iterdir()) and not _clear_interrupted_init(path):
             raise VaultExistsError(
                 f"{path} is not empty; a vault needs an empty directory"
             )
         path.chmod(fs.DIR_MODE)
         return
+    top = path  # the first directory created: its parent gets the new entry
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=fs.DIR_MODE)
         path.mkdir(mode=fs.DIR_MODE)
     except OSError as err:
         raise fs.storage_error(err, f"create {path}") from err
+    # Each new directory's entry durable in its parent: otherwise a power cut
+    # after init reported success could take the whole vault with it.
+    here = path
+    while True:
+        fs.fsync_dir(here.parent)
+        if here == top:
+            break
+        here = here.parent
+
+
+_SKELETON = frozenset({fs.LOCK_NAME, OBJECTS_DIR, manifest.SHARDS_DIR, fs.TMP_DIR})
+
+
+def _clear_interrupted_init(path: Path) -> bool:
+    """Remove the files an init cut short left in ``path`` (no manifest yet:
+    no vault), its lock too, keeping its directories, so that init can start
+    again.
+
+    False, with nothing removed, when anything else is there: a name outside
+    the skeleton, a file outside the format's grammar, a link, a directory
+    not of ours.
+    """
+    if {entry.name for entry in path.iterdir()} - _SKELETON:
+        return False
+    try:
+        disk = fs.Root(path)
+        try:
+            rels = [manifest.SHARDS_DIR, fs.TMP_DIR]
+            rels += [f"{OBJECTS_DIR}/{bucket}" for bucket in disk.names(OBJECTS_DIR)]
+            files = [(rel, name) for rel in rels for name in disk.names(rel)]
+            files += [("", name) for name in disk.names("") if name == fs.LOCK_NAME]
+            if not all(layout.is_file(rel, name) for rel, name in files):
+                return False
+            for rel, name in files:
+                disk.remove(rel, name)
+        finally:
+            disk.close()
+    except UnsafeInputError:
+        return False
+    return True

@@ -28,6 +28,7 @@ from confvault.vault.model.audit import (
 )
 from confvault.vault.model.grant import Grant
 from confvault.vault.model.note_format import RECORDS
+from confvault.vault.session import spool
 from confvault.vault.store import fs, inbox, manifest, sealing, signing, transaction
 from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.manifest import canonical
@@ -98,7 +99,7 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
             else:
                 sender, reason = entry
                 s.note_audit("inbox-refused", file=name, sender=sender, reason=reason)
-    if not s.audit_pending and not folded:
+    if not s.audit_pending and not folded and not s.audit_stamped:
         return []
     vault_id = txn.current.body.vault_id if txn.current else s.new_vault_id
     if vault_id is None:
@@ -110,8 +111,10 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
         head = txn.current.pointer("audit") if txn.current else None
     segment = _segment(s, head, txn) or Segment(vault_id, 0, None, ())
     now, actor = s.now(), _actor(s)
+    stamped += s.audit_stamped  # reads spooled on read-only media, as they were
     stamped += [Stamped(event, now, actor, True) for event in s.audit_pending]
     s.audit_pending.clear()
+    s.audit_stamped.clear()
     last = segment.last
     entries = list(segment.entries)
     dirty = False
@@ -180,9 +183,13 @@ def audit_read(
     note: str | None = None,
     **details: object,
 ) -> None:
-    """Record a read: owner reads are committed; grantee reads go to the inbox."""
+    """Record a read: owner reads are committed; grantee reads go to the inbox;
+    on a read-only vault either goes to this machine's spool (session.spool)."""
     event = AuditEvent.of(action, client, note, details)
     if s.owner is not None:
+        if s.read_only:
+            spool.record(s, event)
+            return
         with s.writing():
             s.audit_pending.append(event)
         return
@@ -208,6 +215,9 @@ def audit_read(
     sealed_entry = age.encrypt(
         sealing.pad_text(json.dumps(entry).encode()), [owner_recipient]
     )
+    if s.read_only:
+        spool.record_grantee(s, name, sealed_entry)
+        return
     s.disk.dir(INBOX_DIR, create=True)
     fs.atomic_write(s.disk, INBOX_DIR, name, sealed_entry)
 

@@ -10,17 +10,15 @@ under the vault root, or not?
 - ``fs`` (this module) is the rest: the vault lock (``locked``), temporary
   files in tmp/ that become vault files on commit (``TempFile``,
   ``atomic_write``, ``clean_tmp``), durability (``make_durable`` and
-  ``syncfs`` for vault files; ``make_durable_paths`` and ``fsync_dir`` for a
-  backup directory), a private temporary directory outside any vault
-  (``private_temp_dir``), and checks of a directory given by its path.
+  ``syncfs`` and ``sync_dirs`` for vault files; ``fsync_dir`` for a
+  directory outside a vault), a private temporary directory outside any
+  vault (``private_temp_dir``).
   Whatever of these touches a vault file does it through a ``Root`` or a
   descriptor one gave, never by a path of its own.
 
-Not yet so (each takes a path under the vault root, to be routed through
-``rootfs`` later): ``check_dir`` (``paths.check_vault_dir`` lstats the root's
-objects/, shards/ and tmp/ by path), ``ensure_dir`` (``Vault.init`` creates
-them by path) and ``locked`` (opens ``<root>/lock`` by path).
-``fsync_dir`` is for paths outside a vault.
+``check_vault_dirs`` and ``ensure_dirs`` check or make the vault's top
+directories through a ``Root`` too. ``fsync_dir`` is for paths outside a
+vault.
 
 Modes are 0700 for directories and 0600 for files; a symlink, or a
 permission that lets others in, is refused. ``OSError`` is translated into
@@ -35,18 +33,19 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from confvault.errors import UnsafeInputError, UnsafeVaultEntryError, VaultLockedError
-from confvault.vault.store import layout
+from confvault.vault.store import layout, lockwait
 from confvault.vault.store.rootfs import (
     DIR_MODE,
     FILE_MODE,
     FIXED_MTIME_NS,
     Root,
     as_root,
+    open_nofollow,
     storage_error,
 )
 
@@ -55,7 +54,7 @@ __all__ = ["DIR_MODE", "FILE_MODE", "Root", "as_root", "storage_error"]
 LOCK_NAME = layout.LOCK
 TMP_DIR = layout.TMP
 JOURNAL_SUFFIX = layout.JOURNAL_SUFFIX  # a write transaction's journal in tmp/
-_BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
+BATCH_FSYNC_LIMIT = 16  # above this many files, one syncfs beats many fsyncs
 
 
 class _Unresolved:
@@ -81,37 +80,28 @@ def _syncfs() -> Callable[[int], int] | None:
     return _SYNCFS
 
 
-def check_dir(path: Path) -> None:
-    """Refuse a symlink where a vault directory should be, or one others can enter."""
+def check_vault_dirs(path: Path) -> None:
+    """Refuse the vault directory ``path``, or one of its top directories that
+    exists, unless it is a private directory of ours (a symlink in its place
+    included): each opened as ``Root`` opens them, never following a link.
+    ``FileNotFoundError`` when there is nothing at ``path``."""
+    root = Root(path)
     try:
-        info = path.lstat()
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise storage_error(err, f"inspect {path}") from err
-    if stat.S_ISLNK(info.st_mode):
-        raise UnsafeVaultEntryError(
-            f"{path} is a symlink; a vault never contains symlinks"
-        )
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeVaultEntryError(f"{path} is not a directory")
-    if info.st_mode & 0o077:
-        raise UnsafeVaultEntryError(
-            f"{path} is accessible to other users (mode {info.st_mode & 0o777:o}); "
-            "run `chmod -R go-rwx` on the vault"
-        )
-    if info.st_uid != os.getuid():
-        raise UnsafeVaultEntryError(f"{path} belongs to another user")
+        for sub in layout.TOP_DIRS:
+            with contextlib.suppress(FileNotFoundError):
+                root.dir(sub)
+    finally:
+        root.close()
 
 
-def ensure_dir(path: Path) -> None:
-    """Create a 0700 directory (or check an existing one)."""
+def ensure_dirs(path: Path) -> None:
+    """Make the vault's top directories (0700) in ``path``, or check them."""
+    root = Root(path)
     try:
-        path.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        check_dir(path)
-    except OSError as err:
-        raise storage_error(err, f"create {path}") from err
+        for sub in layout.TOP_DIRS:
+            root.dir(sub, create=True)
+    finally:
+        root.close()
 
 
 class TempFile:
@@ -242,45 +232,12 @@ def syncfs(fd: int) -> bool:
     return True
 
 
-def make_durable_paths(base: Path, files: Sequence[Path | str]) -> None:
-    """Make freshly written ``files`` under ``base`` (outside a vault: a
-    backup directory) durable, with their directories.
-
-    Few files: fsync each and its directory. Many: one syncfs for the whole
-    file system, so durability is paid once.
-    """
-    if not files:
-        return
-    if len(files) > _BATCH_FSYNC_LIMIT:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            if syncfs(fd):
-                return
-        finally:
-            os.close(fd)
-    dirs: set[Path] = set()
-    for name in files:
-        path = Path(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise storage_error(err, f"sync {path.name}") from err
-        dirs.add(path.parent)
-        dirs.add(path.parent.parent)  # a bucket directory may be new
-    for directory in sorted(dirs):
-        fsync_dir(directory)
-
-
 def make_durable(root: Root, files: Sequence[tuple[str, str]]) -> None:
     """Make freshly moved vault files ``(directory, name)`` durable, with the
     directories that name them (and a bucket's parent: it may be new)."""
     if not files:
         return
-    if len(files) > _BATCH_FSYNC_LIMIT and syncfs(root.fd):
+    if len(files) > BATCH_FSYNC_LIMIT and syncfs(root.fd):
         return
     dirs: set[str] = set()
     for rel, name in files:
@@ -292,6 +249,18 @@ def make_durable(root: Root, files: Sequence[tuple[str, str]]) -> None:
         dirs.add(rel.rpartition("/")[0])
     for rel in sorted(dirs):
         root.fsync_dir(rel)
+
+
+def sync_dirs(root: Root, rels: Collection[str]) -> None:
+    """Make the entries changed in the vault directories ``rels`` (names
+    removed, say) durable: fsync each that exists, or one syncfs for more
+    than two (a directory fsync is one device flush; a syncfs with little
+    else to write costs about two: docs/RELIABILITY.md)."""
+    if len(rels) > 2 and syncfs(root.fd):
+        return
+    for rel in sorted(rels):
+        if root.has_dir(rel):
+            root.fsync_dir(rel)
 
 
 def atomic_write(root: Root, rel: str, name: str, data: bytes) -> None:
@@ -339,48 +308,91 @@ def clean_tmp(root: Root) -> int:
 
 
 @contextlib.contextmanager
-def locked(root: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
+def locked(root: Root | Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     """Hold the vault lock: exclusive for writers, shared for readers.
 
-    Waits up to ``timeout`` seconds, then raises VaultLockedError.
+    It is on the vault directory itself (a new descriptor of the one ``root``
+    holds): no one can swap that under a holder as a lock file can be removed
+    and made again, and a read-only vault has it too. The ``lock`` file in it
+    (never through a link) is locked as well, for earlier versions. Waits up
+    to ``timeout`` seconds for both, then raises VaultLockedError.
     """
-    path = root / LOCK_NAME
+    where = root.base if isinstance(root, Root) else os.fspath(root)
+    try:
+        if isinstance(root, Root):
+            top = os.open(".", DIR_LOCK_FLAGS, dir_fd=root.fd)
+        else:
+            top = open_nofollow(where, DIR_LOCK_FLAGS, where, None)
+    except OSError as err:
+        raise storage_error(err, f"open {where}") from err
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        fd = _open_lock_file(top, f"{where}/{LOCK_NAME}", exclusive=exclusive)
+        try:
+            with lockwait.turn(fd, deadline):  # in turn: store/lockwait.py
+                _flock(top, mode, deadline, optional=True)
+                if fd is not None:
+                    _flock(fd, mode, deadline, optional=False)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+    finally:
+        os.close(top)
+
+
+DIR_LOCK_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_lock_file(top: int, where: str, *, exclusive: bool) -> int | None:
+    """The lock file in the directory ``top``, created if need be; None for a
+    reader of a vault where it cannot be made (read-only: a mounted backup)."""
     try:
         fd = os.open(
-            path,
+            LOCK_NAME,
             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
             FILE_MODE,
+            dir_fd=top,
         )
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UnsafeVaultEntryError(
-                f"{path} is a symlink; refusing to follow it"
+                f"{where} is a symlink; refusing to follow it"
+            ) from err
+        if err.errno in (errno.EISDIR, errno.ENXIO):  # a directory, a socket
+            raise UnsafeVaultEntryError(
+                f"{where} is not a regular file of yours; a vault lock is one"
             ) from err
         if err.errno in (errno.EROFS, errno.EACCES) and not exclusive:
-            # A read-only vault (a mounted backup): readers need no lock there.
-            yield
-            return
+            return None  # readers need no lock file there: the directory's holds
         raise storage_error(err, "open the vault lock") from err
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            raise UnsafeVaultEntryError(
-                f"{path} is not a regular file of yours; a vault lock is one"
-            )
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise VaultLockedError(
-                        "the vault is locked by another confvault process"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-        yield
-    finally:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
         os.close(fd)
+        raise UnsafeVaultEntryError(
+            f"{where} is not a regular file of yours; a vault lock is one"
+        )
+    return fd
+
+
+def _flock(fd: int, mode: int, deadline: float, *, optional: bool) -> None:
+    """``flock`` ``fd`` until ``deadline``; ``optional``: where a directory
+    cannot be locked (NFS's record locks), the lock file alone holds."""
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise VaultLockedError(
+                    "the vault is locked by another confvault process"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except OSError as err:
+            if optional and err.errno in (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP):
+                return
+            raise storage_error(err, "lock the vault") from err
+        else:
+            return

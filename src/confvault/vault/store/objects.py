@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 
 from confvault.errors import IntegrityError, UnsafeInputError
 from confvault.vault.store import fs, layout
-from confvault.vault.store.rootfs import read_all
+from confvault.vault.store.rootfs import OBJECT_LIMIT, read_all, too_big
 
 OBJECTS_DIR = layout.OBJECTS
 _HASH = layout.HASH
@@ -92,7 +92,9 @@ class ObjectStore:
         """The object's bytes, after checking they hash to its name."""
         fd, size = self._open(digest)
         try:
-            data = read_all(fd, size)
+            if size > OBJECT_LIMIT:
+                raise too_big(size, OBJECT_LIMIT, f"object {digest[:12]}")
+            data = read_all(fd, size, OBJECT_LIMIT, f"object {digest[:12]}")
         finally:
             os.close(fd)
         if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):

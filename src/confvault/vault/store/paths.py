@@ -10,20 +10,16 @@ from pathlib import Path
 from confvault.errors import VaultNotFoundError
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT  # noqa: F401 - re-exported
 from confvault.vault.store import fs
-from confvault.vault.store.manifest import SHARDS_DIR
-from confvault.vault.store.objects import OBJECTS_DIR
 
 
 def check_vault_dir(path: Path) -> None:
-    """Refuse a missing, symlinked or shared vault directory."""
+    """Refuse a missing, symlinked or shared vault directory, or such a
+    directory of the format in it (each opened as a vault is: by descriptor,
+    never following a link)."""
     try:
-        fs.check_dir(path)
+        fs.check_vault_dirs(path)
     except FileNotFoundError as err:
         raise VaultNotFoundError(f"no vault at {path}") from err
-    for sub in (OBJECTS_DIR, SHARDS_DIR, fs.TMP_DIR):
-        sub_path = path / sub
-        if sub_path.is_symlink() or sub_path.exists():
-            fs.check_dir(sub_path)
 
 
 def default_vault_path() -> Path:

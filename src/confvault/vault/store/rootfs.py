@@ -31,6 +31,31 @@ NOATIME = getattr(os, "O_NOATIME", 0)
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# The most a file read whole may hold, by what it is: a planted sparse file of
+# 64 GiB is refused by its size, never read into memory. Far above what a
+# vault writes (a manifest of 256 shards is ~20 KB, a shard 65 bytes an
+# object, an inbox entry a few KB, a journal 65 bytes a name); attachments,
+# read as streams, have no limit.
+MIB = 1 << 20
+READ_LIMITS = {"": 4 * MIB, layout.SHARDS: 64 * MIB, layout.INBOX: MIB}
+JOURNAL_LIMIT = 64 * MIB
+OBJECT_LIMIT = 256 * MIB  # an object (or a temporary file) read whole
+
+
+def read_limit(rel: str, name: str) -> int:
+    """The most the file ``rel/name`` may hold to be read whole."""
+    if rel == layout.TMP and name.endswith(layout.JOURNAL_SUFFIX):
+        return JOURNAL_LIMIT
+    return READ_LIMITS.get(rel, OBJECT_LIMIT)
+
+
+def too_big(size: int, limit: int, where: str) -> UnsafeVaultEntryError:
+    return UnsafeVaultEntryError(
+        f"{where} is {size} bytes, more than such a file can hold ({limit}); "
+        "refusing to read it"
+    )
+
+
 # The same instant on every object: mtimes tell an observer nothing about
 # which files a command wrote together (2000-01-01T00:00:00Z).
 FIXED_MTIME_NS = 946_684_800 * 1_000_000_000
@@ -95,6 +120,8 @@ def open_nofollow(name: str, flags: int, where: str, dir_fd: int | None) -> int:
             ) from err
         if err.errno == errno.ENOTDIR:
             raise UnsafeVaultEntryError(f"{where} is not a directory") from err
+        if err.errno in (errno.ENXIO, errno.EISDIR):  # a socket; a directory
+            raise UnsafeVaultEntryError(f"{where} is not a regular file") from err
         raise
 
 
@@ -261,7 +288,10 @@ class Root:
         """The whole content of the (small) file ``rel/name``."""
         fd, info = self.open(rel, name)
         try:
-            return read_all(fd, info.st_size)
+            limit = read_limit(rel, name)
+            if info.st_size > limit:
+                raise too_big(info.st_size, limit, self.where(rel, name))
+            return read_all(fd, info.st_size, limit, self.where(rel, name))
         finally:
             os.close(fd)
 
@@ -288,6 +318,11 @@ class Root:
             os.unlink(name, dir_fd=self.dir(rel))
         except FileNotFoundError:
             pass
+        except IsADirectoryError as err:  # planted under a file's name
+            raise UnsafeVaultEntryError(
+                f"{self.where(rel, name)} is a directory where a file should be; "
+                "remove it yourself"
+            ) from err
         except OSError as err:
             raise storage_error(err, f"remove {self.where(rel, name)}") from err
 
@@ -304,14 +339,19 @@ def as_root(where: Root | Path) -> Root:
     return where if isinstance(where, Root) else Root(where)
 
 
-def read_all(fd: int, size: int) -> bytes:
-    """Read a regular file to its end: one read for a file of ``size`` bytes."""
+def read_all(fd: int, size: int, limit: int = OBJECT_LIMIT, where: str = "") -> bytes:
+    """Read a regular file to its end: one read for a file of ``size`` bytes;
+    ``too_big`` when it grows past ``limit`` while being read."""
     parts = []
     want = size + 1  # one more, to see the end even if it grew
+    total = 0
     while True:
         block = os.read(fd, want)
         parts.append(block)
+        total += len(block)
+        if total > limit:
+            raise too_big(total, limit, where or "a file of the vault")
         if len(block) < want:  # a short read of a regular file: its end
             break
-        want = 1 << 20
+        want = MIB
     return b"".join(parts) if len(parts) != 1 else parts[0]

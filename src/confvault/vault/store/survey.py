@@ -34,7 +34,6 @@ from confvault.vault.store.rootfs import (
     READ_FLAGS,
     Root,
     close_all,
-    read_all,
 )
 
 _BLOCK = 1 << 20
@@ -210,9 +209,11 @@ class Survey:
                     digest = None
                 elif size < _BLOCK:  # nearly every object: one read
                     data = os.read(fd, size + 1)
+                    sha = hashlib.sha256(data)
                     if len(data) > size:  # it grew meanwhile
-                        data += read_all(fd, 0)
-                    digest = hashlib.sha256(data).hexdigest()
+                        while block := os.read(fd, _BLOCK):
+                            sha.update(block)
+                    digest = sha.hexdigest()
                 else:  # an attachment may be larger than memory
                     sha = hashlib.sha256()
                     while block := os.read(fd, _BLOCK):

@@ -3,7 +3,9 @@
 Crash safety: objects are written (temp + rename) and made durable before the
 manifest is replaced atomically; a journal in tmp/ lists what the transaction
 added and retires, so the next writer removes the leftovers of a transaction
-that was interrupted, whichever side of the manifest swap it died on.
+that was interrupted, whichever side of the manifest swap it died on. The
+journal is durable before anything it names moves in, and is removed only
+once what it removed is durably gone.
 
 A journal is hostile until checked: it carries an HMAC keyed from the owner's
 signing key (only the owner's process holds it) over its name, the vault ID
@@ -32,13 +34,21 @@ _JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
 
 def journal_key(signing_seed: bytes) -> bytes:
     """The journals' MAC key, derived from the owner's signing key."""
-    return hmac.new(signing_seed, _JOURNAL_KEY_LABEL, hashlib.sha256).digest()
+    return owner_mac_key(signing_seed, _JOURNAL_KEY_LABEL)
 
 
-def _journal_mac(
-    key: bytes, name: str, vault_id: str, lists: Mapping[str, object]
+def owner_mac_key(signing_seed: bytes, label: bytes) -> bytes:
+    """A MAC key only the owner's process can derive (from its signing key),
+    one per ``label``: the journals', and the read spool's (``session.spool``)."""
+    return hmac.new(signing_seed, label, hashlib.sha256).digest()
+
+
+def owner_mac(
+    key: bytes, name: str, vault_id: str, content: Mapping[str, object]
 ) -> str:
-    message = json.dumps([name, vault_id, lists], sort_keys=True).encode()
+    """The MAC of a file the owner's process wrote outside the manifest: over
+    its name, the vault ID and its content (a journal's lists, a spool entry)."""
+    message = json.dumps([name, vault_id, content], sort_keys=True).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -152,17 +162,21 @@ class Transaction:
         return new
 
     def _write_journal(self, shards: set[str]) -> str:
-        """Written first: names everything this transaction may leave behind."""
+        """Written first: names everything this transaction may leave behind.
+
+        Durable (file and tmp/ synced) before the first object moves in: after
+        a power cut an object without its journal would stay forever, and a
+        journal whose name survived but not its bytes would be refused as
+        planted (a false alarm in the audit trail).
+        """
         name = f"txn-{os.getpid()}-{os.urandom(4).hex()}{JOURNAL_SUFFIX}"
         lists = {
             "added": sorted(self.changes.added),
             "retired": sorted(self.changes.removed),
             "shards": sorted(shards),
         }
-        doc = dict(lists, mac=_journal_mac(self.key, name, self.vault_id, lists))
-        temp = fs.TempFile(self.disk, fs.TMP_DIR, name)
-        temp.write(json.dumps(doc).encode())
-        temp.finish(fsync=False)
+        doc = dict(lists, mac=owner_mac(self.key, name, self.vault_id, lists))
+        fs.atomic_write(self.disk, fs.TMP_DIR, name, json.dumps(doc).encode())
         return name
 
 
@@ -177,7 +191,7 @@ def _checked_lists(
     except (ValueError, KeyError, TypeError):
         return None
     if not isinstance(mac, str) or not hmac.compare_digest(
-        mac, _journal_mac(key, name, vault_id, lists)
+        mac, owner_mac(key, name, vault_id, lists)
     ):
         return None
     for names in lists.values():
@@ -206,14 +220,21 @@ def collect(
     except FileNotFoundError:
         return True
     lists = _checked_lists(data, journal, key, vault_id)
+    emptied: set[str] = set()  # directories something was removed from
     if lists is not None:
         for digest in [*lists["added"], *lists["retired"]]:
             if not live.contains(digest):
                 store.remove(digest)
+                emptied.add(layout.bucket_of(digest))
         live_shards = set(live.body.shards.values())
         for name in lists["shards"]:
             if name not in live_shards:
                 disk.remove(manifest.SHARDS_DIR, name)
+                emptied.add(manifest.SHARDS_DIR)
+    # Only the journal says these were garbage: it goes once they are durably
+    # gone (a file system that does not keep metadata in order can bring
+    # removed files back after a power cut).
+    fs.sync_dirs(disk, emptied)
     disk.remove(fs.TMP_DIR, journal)
     return lists is not None
 
