@@ -104,21 +104,9 @@ class Session:
                 "the manifest is not signed by the owner key you pinned "
                 f"(--owner-key): it is signed by {self.owner_key_fingerprint(loaded)}"
             )
-        self.seen.check_place(self.root, loaded.body.vault_id)
-        seen = self.seen.get(loaded.body.vault_id)
+        seen = self.seen.check_manifest(self.root, loaded.body)
         if seen is None and self.manifest is None:
             self.first_use = True
-        if seen is not None:
-            generation, signer = seen
-            if not manifest.signer_descends(loaded.body, signer):
-                raise IntegrityError(
-                    "the manifest is signed by a different key than this machine saw before"
-                )
-            if loaded.generation < generation:
-                raise IntegrityError(
-                    f"the vault was rolled back: generation {loaded.generation} is older "
-                    f"than generation {generation} seen before on this machine"
-                )
         if self.manifest is not None and self.manifest.body == loaded.body:
             return self.manifest  # unchanged: keep the shards already loaded
         self.seen.record(loaded.body.vault_id, loaded.generation, loaded.body.signer)

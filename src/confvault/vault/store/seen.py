@@ -18,6 +18,7 @@ from pathlib import Path
 
 from confvault.errors import IntegrityError, RollbackMemoryError
 from confvault.vault.store import fs
+from confvault.vault.store.manifest import ManifestBody, signer_descends
 
 
 class SeenStore:
@@ -85,6 +86,31 @@ class SeenStore:
                 "by a key never seen here. If you moved another vault here on "
                 f"purpose, remove {path}; otherwise restore the vault from a backup"
             )
+
+    def knows_place(self, root: Path) -> bool:
+        """Whether this machine has opened a vault at ``root``."""
+        return self._place_path(root).exists()
+
+    def check_manifest(self, root: Path, body: ManifestBody) -> tuple[int, str] | None:
+        """Refuse ``body``, read at ``root``, when this machine knew another
+        vault there, saw a later generation of it, or saw it signed by a key
+        its signer does not descend from (``IntegrityError``); return what
+        was known of it (None: never seen here)."""
+        self.check_place(root, body.vault_id)
+        seen = self.get(body.vault_id)
+        if seen is None:
+            return None
+        generation, signer = seen
+        if not signer_descends(body, signer):
+            raise IntegrityError(
+                "the manifest is signed by a different key than this machine saw before"
+            )
+        if body.generation < generation:
+            raise IntegrityError(
+                f"the vault was rolled back: generation {body.generation} is older "
+                f"than generation {generation} seen before on this machine"
+            )
+        return seen
 
     def record_place(self, root: Path, vault_id: str, *, strict: bool = False) -> None:
         """Remember that ``root`` holds the vault ``vault_id``."""
