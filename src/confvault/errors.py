@@ -148,3 +148,18 @@ class UnsafeVaultEntryError(UnsafeInputError, IntegrityError):
     """Something in the vault directory is not what the format allows there
     (a symlink, a FIFO or device, a hard link, another owner, open
     permissions, a name outside the grammar): refused, exit 13."""
+
+
+class DamagedNoteError(IntegrityError):
+    """The note was found unreadable when its compartment key was rotated:
+    its index entry is kept, its text is no longer in the vault."""
+
+
+class RotationPendingError(IntegrityError):
+    """A compartment whose key must be rotated (after a revoke, an expiry or
+    a re-key) would be written to under its old key: refused until rotated."""
+
+
+class RollbackMemoryError(StorageError):
+    """This machine's rollback memory could not be written: a change it did
+    not record could be undone by a rollback unnoticed, so none is made."""

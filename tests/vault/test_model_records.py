@@ -149,6 +149,31 @@ def test_note_entries_round_trip_with_and_without_a_kept_file_key() -> None:
     assert entry.to_doc() == doc  # a record is a value: unchanged
 
 
+def test_a_damaged_note_entry_round_trips_and_an_older_one_has_none() -> None:
+    doc = _note_doc()
+    entry = NoteEntry.from_doc(doc, "index")
+    assert entry.damaged is None
+    damaged = entry.marked_damaged(
+        "2026-12-07T10:00:00Z: object 111111111111 is missing"
+    )
+    marked = {**doc, "damaged": "2026-12-07T10:00:00Z: object 111111111111 is missing"}
+    assert damaged.to_doc() == marked
+    assert NoteEntry.from_doc(marked, "index") == damaged
+    assert damaged.meta == entry.meta  # not part of what the note's header holds
+    streamed = {k: v for k, v in marked.items() if k != "file_key"}
+    index = {
+        "format": "confvault/index/v1",
+        "client": "ab12340000000000",
+        "compartment": "records",
+        "notes": [doc, marked, streamed],
+    }
+    read = CompartmentIndex.from_doc(index, "records index")
+    assert read.to_doc() == index
+    assert [n.damaged is None for n in read.notes] == [True, False, False]
+    with pytest.raises(IntegrityError, match="'damaged' is not text"):
+        NoteEntry.from_doc({**doc, "damaged": None}, "index")
+
+
 def test_an_index_reads_all_its_entries_and_names_a_malformed_one() -> None:
     good = _note_doc()
     streamed = {k: v for k, v in good.items() if k != "file_key"}

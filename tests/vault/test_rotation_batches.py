@@ -25,6 +25,13 @@ def _note_objects(vault: Vault, client: str) -> list[Path]:
         return [vault.store.path(e.object) for e in comp.notes]
 
 
+def _index_object(vault: Vault, client: str) -> Path:
+    with vault.session.reading() as current:
+        root = vault.session.root_record(current)
+        cid = compartments.resolve_client(vault.session, root, client)
+        return vault.store.path(root.clients[cid].compartments["records"].index)
+
+
 def _clients(vault: Vault, count: int) -> dict[str, list[str]]:
     notes = {}
     for c in range(count):
@@ -53,14 +60,19 @@ def test_a_damaged_client_is_reported_and_the_rest_of_its_batch_rotates(
     vault: Vault,
 ) -> None:
     notes = _clients(vault, 3)
-    damaged = _note_objects(vault, "Client 1")[0]
-    damaged.write_bytes(b"not the sealed note any more")
+    # A damaged index sets its client aside; a damaged note no longer does
+    # (it is recorded as damaged: tests/reliability/test_attack_revoke.py).
     untouched = {p: p.read_bytes() for p in _note_objects(vault, "Client 1")}
+    damaged = _index_object(vault, "Client 1")
+    index = damaged.read_bytes()
+    damaged.write_bytes(b"not the sealed index any more")
     report = vault.rotate(all_clients=True)
     assert sorted(r.client_name for r in report.rotated) == ["Client 0", "Client 2"]
     assert len(report.failed) == 1
     assert "is damaged or was replaced" in report.failed[0]
     assert report.outcome == "partly-done"
+    assert damaged.read_bytes() == b"not the sealed index any more"
+    damaged.write_bytes(index)  # to list the client's note objects again
     # the damaged client was left exactly as it was
     assert {p: p.read_bytes() for p in _note_objects(vault, "Client 1")} == untouched
     for client in ("Client 0", "Client 2"):

@@ -53,6 +53,15 @@ _HINT_PASSPHRASE = "check the passphrase, or use the recovery key"  # noqa: S105
 _HINT_NO_MATCH = "was it sealed to another key? pass the right -i, or the passphrase"
 _HINT_WORK = "the file asks for more scrypt work than allowed; it may be hostile"
 _HINT_VERIFY = "run `confvault verify` for the full report; restore from a backup"
+_HINT_DAMAGED = (
+    "its text is no longer in the vault: a backup taken before the date named "
+    "holds it (docs/RELIABILITY.md, damaged notes)"
+)
+_HINT_PENDING = "run `confvault rotate` to finish it, then write again"
+_HINT_MEMORY = (
+    "free space or fix the permissions of the state directory "
+    "($XDG_STATE_HOME/confvault), then run the command again"
+)
 _HINT_SOURCE = "pass --passphrase-file FILE, or set CONFVAULT_PASSPHRASE_FILE"
 _HINT_WORK_FACTOR = (
     f"it is log2 of scrypt's N (default {policy.DEFAULT_WORK_FACTOR}); below "
@@ -67,6 +76,9 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.WrongPassphraseError, Mapping(WRONG_KEY, (_HINT_PASSPHRASE,))),
     (errors.NoIdentityMatchError, Mapping(WRONG_KEY, (_HINT_NO_MATCH,))),
     (errors.ScryptWorkFactorError, Mapping(INTEGRITY, (_HINT_WORK,))),
+    (errors.DamagedNoteError, Mapping(INTEGRITY, (_HINT_DAMAGED,))),
+    (errors.RotationPendingError, Mapping(INTEGRITY, (_HINT_PENDING,))),
+    (errors.RollbackMemoryError, Mapping(INTEGRITY, (_HINT_MEMORY,))),
     (errors.IntegrityError, Mapping(INTEGRITY, (_HINT_VERIFY,))),
     (errors.HeaderMacError, Mapping(INTEGRITY, ("the header was altered",))),
     (errors.HeaderError, Mapping(INTEGRITY, ("the file is not an intact age file",))),

@@ -1,4 +1,5 @@
-"""A verify report on the terminal: `verify`, `backup verify`, `backup restore`."""
+"""A verify report on the terminal (`verify`, `backup verify`, `backup
+restore`), and the notes a rotation recorded as damaged."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from confvault.cli import _output
 from confvault.cli._errors import INTEGRITY
 
 if TYPE_CHECKING:
-    from confvault.vault.model.results import Finding, VerifyReport
+    from confvault.vault.model.results import Finding, RotatedKey, VerifyReport
 
 
 def finding(item: Finding) -> None:
@@ -50,3 +51,14 @@ def render_report(
             )
     if not report.ok:
         raise typer.Exit(INTEGRITY)
+
+
+def damaged_notes(rotated: tuple[RotatedKey, ...]) -> None:
+    """Name the notes a rotation found unreadable and recorded as damaged."""
+    for r in rotated:
+        if r.damaged:
+            _output.warn(
+                f"{r.client_name} ({r.compartment}): {len(r.damaged)} unreadable "
+                "note(s) recorded as damaged, their text no longer in the vault: "
+                f"{', '.join(r.damaged)} (a backup taken before holds them)"
+            )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _output
+from confvault.cli import _argv, _output, _report
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
 from confvault.cli._options import JSON
@@ -115,6 +115,7 @@ def _print_rotation(report: RotateReport | RevokeReport) -> None:
     _output.line(f"rotated {len(report.rotated)} client keys, re-sealed {notes} notes")
     for failure in report.failed:
         _output.error(f"not rotated: {failure}")
+    _report.damaged_notes(report.rotated)
 
 
 @commands.command(epilog=EXIT_STATUS)

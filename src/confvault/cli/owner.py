@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from confvault import age
-from confvault.cli import _output, _secrets
+from confvault.cli import _output, _report, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, PARTLY_DONE
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
@@ -48,6 +48,7 @@ def _report_rekey(report: RekeyReport, as_json: bool) -> None:
         _output.info(report.protects)
     for failure in report.failed:
         _output.error(f"not rotated: {failure}")
+    _report.damaged_notes(report.rotated)
     if not report.owner.recovery_key_kept:
         _output.warn("this vault has no recovery key")
     _output.warn(report.DOES_NOT_PROTECT)

@@ -149,6 +149,12 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
     _output.stdout().print(table)
+    if info.pending_rotations:
+        _output.error(
+            "keys still to be rotated (writes to them are refused): "
+            + ", ".join(info.pending_rotations)
+            + "; run `confvault rotate`"
+        )
 
 
 @commands.command(epilog=EXIT_STATUS)

@@ -27,6 +27,8 @@ from confvault.vault.check.keyless import verify_keyless
 from confvault.vault.check.signed import live_objects
 from confvault.vault.model.results import Finding, VerifyReport
 from confvault.vault.store import fs, layout, manifest, survey
+from confvault.vault.store.paths import default_state_dir
+from confvault.vault.store.seen import SeenStore
 
 _OBJECTS_PREFIX = layout.OBJECTS + "/"
 _SHARDS_PREFIX = layout.SHARDS + "/"
@@ -37,15 +39,22 @@ _classify = members.classify  # the name the tests know it by
 # --- verify ---------------------------------------------------------------------------
 
 
-def verify(src: Path | str | BinaryIO, lock_timeout: float) -> VerifyReport:
-    """``backup.verify``: a directory in place, a tar as it streams by."""
+def verify(
+    src: Path | str | BinaryIO, lock_timeout: float, state_dir: Path | None = None
+) -> VerifyReport:
+    """``backup.verify``: a directory in place, a tar as it streams by.
+
+    A directory where this machine has opened a vault (a vault, not a copy)
+    is checked against this machine's memory too, as ``verify`` does: a
+    rollback, a changed signer, another vault in its place are errors. A
+    copy elsewhere is older than the vault by nature, so it is not."""
     if not isinstance(src, (str, os.PathLike)):
         return _verify_tar(src, STREAM_LABEL)
     path = Path(src)
     if path.is_dir() and path.is_symlink():
         path = path.resolve()  # the user named it; what it names is checked
     if path.is_dir():
-        return _verify_dir(path, lock_timeout)
+        return _verify_dir(path, lock_timeout, state_dir)
     if path.exists():  # a tar file, or a pipe such as <(restic dump ...)
         with members.open_tar_file(path) as stream:
             return _verify_tar(stream, str(path))
@@ -53,10 +62,13 @@ def verify(src: Path | str | BinaryIO, lock_timeout: float) -> VerifyReport:
     return VerifyReport(str(path), 0, 0, 0, False, (finding,))
 
 
-def _verify_dir(path: Path, lock_timeout: float) -> VerifyReport:
+def _verify_dir(
+    path: Path, lock_timeout: float, state_dir: Path | None
+) -> VerifyReport:
     """Verify in place; a copy whose modes were loosened is checked via a private copy."""
+    seen = SeenStore(state_dir or default_state_dir())
     with shared_lock_if_vault(path, lock_timeout):
-        report, _ = verify_keyless(path, seen=None)
+        report, _ = verify_keyless(path, seen=seen if seen.knows_place(path) else None)
         loose = [f for f in report.findings if f.code == "permissions"]
         if not loose:
             return report

@@ -40,7 +40,8 @@ from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.store import forked, fs, manifest
 from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.objects import OBJECTS_DIR
-from confvault.vault.store.paths import check_vault_dir
+from confvault.vault.store.paths import check_vault_dir, default_state_dir
+from confvault.vault.store.seen import SeenStore
 from confvault.vault.store.survey import Survey
 
 if TYPE_CHECKING:
@@ -74,8 +75,14 @@ def create(
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     jobs: int | None = None,
+    state_dir: Path | None = None,
 ) -> BackupResult:
     """Copy the vault's current generation to ``dest``; no passphrase involved.
+
+    The vault must pass this machine's memory of it (``state_dir``, by
+    default ``paths.default_state_dir()``) as for any command:
+    ``IntegrityError`` for a vault rolled back, signed by a key its signer
+    does not descend from, or not the vault this machine knew at that path.
 
     ``dest`` is a new or empty directory, a path ending in ``.tar`` that does
     not exist yet, or a writable binary stream (a tar is streamed to it).
@@ -94,6 +101,9 @@ def create(
     try:
         with fs.locked(root, exclusive=False, timeout=lock_timeout):
             current = manifest.load(disk)
+            SeenStore(state_dir or default_state_dir()).check_manifest(
+                root, current.body
+            )
             sink.mtime = _epoch(current.body.time)
             files, size = _copy_snapshot(disk, current, sink, jobs)
         sink.finish()
@@ -241,7 +251,10 @@ def _copy_entries(
 
 
 def verify(
-    src: Path | str | BinaryIO, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    src: Path | str | BinaryIO,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    state_dir: Path | None = None,
 ) -> VerifyReport:
     """Check a backup (directory, tar file or tar stream) with no key at all.
 
@@ -250,7 +263,7 @@ def verify(
     """
     from confvault.vault.backup import check as backup_check
 
-    return backup_check.verify(src, lock_timeout)
+    return backup_check.verify(src, lock_timeout, state_dir)
 
 
 def restore(

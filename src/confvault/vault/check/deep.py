@@ -60,6 +60,18 @@ class DeepChecker:
             for client in root.clients.values()
             for entry in client.compartments.values()
         )
+        for client_id, name in root.pending_rotation or ():
+            # The vault is whole; a job on it is unfinished (and writes under
+            # this key are refused until it is): a warning, as status says.
+            self.findings.append(
+                Finding(
+                    "warning",
+                    "rotation-pending",
+                    f"{client_id}/{name}",
+                    "this key is still to be rotated (a revoke, an expired grant "
+                    "or a re-key did not finish): run `confvault rotate`",
+                )
+            )
         for client_id in sorted(root.clients):
             for name in (RECORDS, PSYCHOTHERAPY):
                 self._compartment(root, client_id, name, total)
@@ -96,6 +108,18 @@ class DeepChecker:
             self._error("index", where, f"the {name} index does not open: {err}")
             return
         for note in index.notes:
+            if note.damaged is not None:
+                self.findings.append(
+                    Finding(
+                        "warning",
+                        "note-damaged",
+                        note.id,
+                        "unreadable when its compartment key was rotated "
+                        f"({note.damaged}): its entry is kept, its text is no "
+                        "longer in the vault",
+                    )
+                )
+                continue
             self.reached.add(note.object)
             self.notes_checked += 1
             try:

@@ -125,6 +125,8 @@ class KeylessChecker:
             listings = tree.walk(found, walked)
             objects.hash_objects(found, part, files, self.progress)
             tree.extra_files(listings, live, shards, files)
+            if self.seen is not None:  # the vault itself, not a backup copy
+                tree.ownership(found, listings, files)
             return walked.findings, files.findings
 
         if (

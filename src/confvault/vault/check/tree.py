@@ -9,6 +9,7 @@ listed; ``extra_files`` then judges those listings against the format
 
 from __future__ import annotations
 
+import os
 import stat
 
 from confvault.vault.check.findings import Findings
@@ -126,3 +127,48 @@ def _inbox(names: list[str], report: Findings) -> None:
             f"{len(waiting)} grantee entries wait for the owner's next command; "
             "one that stays is not authenticated (inspect it, then remove it)",
         )
+
+
+def _format_dirs(listings: Listings) -> list[str]:
+    """The directories of the format among those the walk listed."""
+    top = ("", layout.OBJECTS, layout.SHARDS, layout.TMP, layout.INBOX)
+    return [
+        rel
+        for rel in listings
+        if rel in top
+        or (
+            rel.startswith(f"{layout.OBJECTS}/")
+            and layout.BUCKET.fullmatch(rel[len(layout.OBJECTS) + 1 :]) is not None
+        )
+    ]
+
+
+def ownership(survey: Survey, listings: Listings, report: Findings) -> None:
+    """What normal commands refuse beyond modes, links and types, in the
+    format's directories: a file or directory of another user, a file with
+    more than one hard link (it can be changed, or kept, from elsewhere)."""
+    uid = os.getuid()
+    if survey.root.status().st_uid != uid:
+        report.error(
+            "foreign-owner", ".", "the vault directory belongs to another user"
+        )
+    for rel in _format_dirs(listings):
+        for name, info in sorted(survey.statuses(rel)):
+            path = f"{rel}/{name}" if rel else name
+            mode = info.st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                continue  # a symlink or special file is reported as such
+            if info.st_uid != uid:
+                report.error(
+                    "foreign-owner",
+                    path,
+                    f"belongs to another user (uid {info.st_uid}); normal commands "
+                    "refuse it",
+                )
+            if stat.S_ISREG(mode) and info.st_nlink != 1:
+                report.error(
+                    "hard-link",
+                    path,
+                    f"has {info.st_nlink} hard links (a copy elsewhere can change "
+                    "or keep it); normal commands refuse it",
+                )

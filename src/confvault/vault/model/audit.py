@@ -9,9 +9,11 @@ and ``seq`` counts from 0 across segments.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from confvault.errors import IntegrityError
 from confvault.vault.model import _doc
 from confvault.vault.model.results import Finding
 from confvault.vault.store.documents import JSONObject, JSONValue
@@ -24,6 +26,25 @@ SEGMENT_SIZE = 256  # entries per segment
 
 _INBOX_KEYS = ("action", "client", "note", "details", "time", "actor")
 _ENTRY_KEYS = frozenset((*_INBOX_KEYS, "signed", "seq", "prev", "hash"))
+# A grantee's inbox entry as written (its MAC over all but "mac").
+GRANTEE_ENTRY_KEYS = frozenset((*_INBOX_KEYS, "from", "mac"))
+# What a grantee may record: its reads, each with exactly the details the
+# operation gives (ops: clients, reading, export), and of these types.
+_GRANTEE_READS: dict[str, dict[str, type]] = {
+    "client-list": {"clients": int},
+    "client-show": {},
+    "note-list": {"notes": int},
+    "note-show": {},
+    "attachment-save": {},
+    "note-search": {"hits": int},
+    "export": {"notes": int, "attachments": int, "psychotherapy": bool},
+}
+# Reads of one client name it; the others may (a list or search of one client).
+_NAMES_CLIENT = frozenset(("client-show", "note-show", "attachment-save", "export"))
+_NAMES_NOTE = frozenset(("note-show", "attachment-save"))
+_ID = re.compile(r"[0-9a-f]{16}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_MAX_COUNT = 10**9
 _SEGMENT_KEYS = frozenset(("format", "vault", "number", "previous", "entries"))
 _CARRY_KEYS = frozenset(("seq", "hash"))
 
@@ -75,6 +96,59 @@ class Stamped:
         )
         time, actor = _doc.text(fields, "time", what), _doc.text(fields, "actor", what)
         return cls(event, time, actor, signed=False)
+
+    @classmethod
+    def from_grantee(
+        cls,
+        doc: Mapping[str, JSONValue],
+        sender: str,
+        covers: Callable[[str], bool],
+        fold_time: str,
+    ) -> Stamped:
+        """The entry a grantee's key ``sender`` authenticated (its MAC checked
+        by the caller), as the chain records it: its actor the sender
+        (``grantee:<age1…>``), its time the owner's ``fold_time``, the time
+        it claims kept apart in ``details["claimed_time"]``.
+
+        ``IntegrityError`` naming the first problem unless it is exactly what
+        a grantee's read writes: one of the read actions, on a client
+        ``covers`` accepts, with that action's details, of their types.
+        """
+        if doc.keys() != GRANTEE_ENTRY_KEYS:
+            raise IntegrityError("not the keys of a grantee's entry")
+        stamped = cls.from_inbox(doc)
+        event = stamped.event
+        if stamped.actor != f"grantee:{sender}":
+            raise IntegrityError("it names another actor than the key that sent it")
+        allowed = _GRANTEE_READS.get(event.action)
+        if allowed is None:
+            raise IntegrityError("not a read a grantee can make")
+        if not _TIME.fullmatch(stamped.time):
+            raise IntegrityError("its time is not a UTC time")
+        client, note = event.client, event.note
+        if client is None:
+            if event.action in _NAMES_CLIENT:
+                raise IntegrityError("it names no client")
+        elif not _ID.fullmatch(client) or not covers(client):
+            raise IntegrityError("it names a client the sender's grant does not cover")
+        if event.action in _NAMES_NOTE:
+            if note is None or not _ID.fullmatch(note) or not client:
+                raise IntegrityError("it names no note")
+            if note[:6] != client[:6]:
+                raise IntegrityError("it names a note of another client")
+        elif note is not None:
+            raise IntegrityError("it names a note where this read has none")
+        details = event.details
+        if details.keys() != allowed.keys() or any(
+            type(details[k]) is not kind for k, kind in allowed.items()
+        ):
+            raise IntegrityError("its details are not those of this read")
+        if any(type(v) is int and not 0 <= v < _MAX_COUNT for v in details.values()):
+            raise IntegrityError("a count in its details is out of range")
+        recorded = AuditEvent(
+            event.action, client, note, {**details, "claimed_time": stamped.time}
+        )
+        return cls(recorded, fold_time, f"grantee:{sender}", signed=False)
 
 
 @dataclass(frozen=True, slots=True)

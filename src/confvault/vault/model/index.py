@@ -37,6 +37,7 @@ _TEXT = (
 _TEXT_OR_NULL = ("addendum_of", "template", "filename", "signed_at", "signature")
 _ENTRY_KEYS = frozenset((*_TEXT, *_TEXT_OR_NULL, "body_size"))
 _KEYED_KEYS = _ENTRY_KEYS | {"file_key"}
+_OPTIONAL_KEYS = frozenset(("file_key", "damaged"))
 _texts = itemgetter(*_TEXT)
 _texts_or_null = itemgetter(*_TEXT_OR_NULL)
 _body_size = itemgetter("body_size")
@@ -72,17 +73,31 @@ class NoteEntry:
     # The age file key that opens the object (base64); absent for a note
     # streamed in (a large attachment), which opens with the compartment key.
     file_key: str | None = None
+    # Why the note's object could not be read when its compartment key was
+    # rotated (and when): the entry is kept, the object is no longer in the
+    # vault. Absent (None) for every readable note; see docs/FORMAT.md.
+    damaged: str | None = None
 
     @classmethod
     def of(cls, meta: NoteMeta, object_name: str, file_key: str | None) -> NoteEntry:
         return _doc.build(
-            cls, {**meta.to_json(), "object": object_name, "file_key": file_key}
+            cls,
+            {
+                **meta.to_json(),
+                "object": object_name,
+                "file_key": file_key,
+                "damaged": None,
+            },
         )
 
     def stored_at(self, object_name: str, file_key: str | None) -> NoteEntry:
         """This note, re-sealed: another object (and file key)."""
         moved = dict(self.__dict__, object=object_name, file_key=file_key)
         return _doc.build(NoteEntry, moved)
+
+    def marked_damaged(self, reason: str) -> NoteEntry:
+        """This note, recorded as damaged: its object could not be read."""
+        return _doc.build(NoteEntry, dict(self.__dict__, damaged=reason))
 
     @property
     def meta(self) -> NoteMeta:
@@ -94,6 +109,7 @@ class NoteEntry:
         doc = self.to_doc()
         del doc["object"]
         doc.pop("file_key", None)
+        doc.pop("damaged", None)
         return doc
 
     @classmethod
@@ -101,14 +117,16 @@ class NoteEntry:
         if type(value) is not dict:
             raise _doc.malformed(what, "a note entry is not a JSON object")
         keys = value.keys()
-        keyed = keys == _KEYED_KEYS
-        if not keyed and keys != _ENTRY_KEYS:
-            _doc.check_keys(value, _ENTRY_KEYS, what, frozenset(("file_key",)))
+        if keys != _KEYED_KEYS and keys != _ENTRY_KEYS:
+            _doc.check_keys(value, _ENTRY_KEYS, what, _OPTIONAL_KEYS)
+        keyed = "file_key" in keys
+        damaged = "damaged" in keys
         if (
             not _STR.issuperset(map(type, _texts(value)))
             or not _STR_OR_NULL.issuperset(map(type, _texts_or_null(value)))
             or type(value["body_size"]) is not int
             or (keyed and type(value["file_key"]) is not str)
+            or (damaged and type(value["damaged"]) is not str)
         ):
             _explain(value, what)
         entry = object.__new__(cls)  # as _doc.build, without a copy of ``value``
@@ -116,6 +134,8 @@ class NoteEntry:
         fields.update(value)
         if not keyed:
             fields["file_key"] = None
+        if not damaged:
+            fields["damaged"] = None
         return entry
 
     @classmethod
@@ -132,6 +152,7 @@ class NoteEntry:
             entry = new(cls)
             fields = entry.__dict__
             fields.update(value)
+            fields["damaged"] = None  # an entry that has one is read alone
             if keys == _ENTRY_KEYS:
                 fields["file_key"] = None
             elif keys != _KEYED_KEYS or type(value["file_key"]) is not str:
@@ -157,6 +178,8 @@ class NoteEntry:
         doc: JSONObject = dict(self.__dict__)
         if self.file_key is None:
             del doc["file_key"]
+        if self.damaged is None:
+            del doc["damaged"]
         return doc
 
 
@@ -170,6 +193,8 @@ def _explain(doc: JSONObject, what: str) -> NoReturn:
     _doc.number(doc, "body_size", note)
     if "file_key" in doc:
         _doc.text(doc, "file_key", note)
+    if "damaged" in doc:
+        _doc.text(doc, "damaged", note)
     raise _doc.malformed(note, "a value has the wrong type")
 
 

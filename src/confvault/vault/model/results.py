@@ -130,6 +130,8 @@ class VaultStatus:
     work_factor: int | None
     recovery_key: bool
     owner_key: str  # fingerprint of the key that signs the manifests
+    # "client (compartment)" of each key still to be rotated; writes refused
+    pending_rotations: tuple[str, ...] = ()
 
     def to_json(self) -> JSONObject:
         return asdict(self)
@@ -179,6 +181,7 @@ class RotatedKey:
     notes: int
     old_key_created: str
     new_key_created: str
+    damaged: tuple[str, ...] = ()  # notes found unreadable, recorded as damaged
 
     def to_json(self) -> JSONObject:
         return asdict(self)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import BinaryIO, Protocol
 
 from confvault import age
-from confvault.errors import IntegrityError
+from confvault.errors import DamagedNoteError, IntegrityError
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model.audit import Segment
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
@@ -53,6 +53,16 @@ def open_index(
     return CompartmentIndex.from_doc(doc, what)
 
 
+def require_intact(entry: NoteEntry) -> None:
+    """``DamagedNoteError`` for a note a rotation recorded as damaged."""
+    if entry.damaged is not None:
+        raise DamagedNoteError(
+            f"note {entry.id} is damaged: its object was unreadable when its "
+            f"compartment key was rotated ({entry.damaged}); its entry is kept, "
+            "its text is no longer in the vault"
+        )
+
+
 def read_note(
     source: ObjectSource,
     key: age.X25519Identity,
@@ -71,6 +81,7 @@ def read_note(
     for speed). ``by_identity`` opens it with the client key, as stock age
     would, instead of the file key kept in the index.
     """
+    require_intact(entry)
     data = source.get(entry.object)
     plain = fmt.open_object(data, entry, key, by_identity=by_identity)
     meta, body = fmt.parse_recorded(plain, entry.to_doc())
@@ -96,6 +107,7 @@ def stream_attachment(
     """Stream an attachment's file into ``dst``, checking its signature, that
     the object is the one the index names and that the file matches its
     signed hash (``IntegrityError`` after the last chunk if it does not)."""
+    require_intact(entry)
     meta = entry.meta
     if fmt.signature_status(meta, signers) != "valid":
         raise IntegrityError(f"note {entry.id} has an invalid signature")

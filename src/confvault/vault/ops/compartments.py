@@ -6,7 +6,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.errors import AmbiguousNameError, ClientNotFoundError
+from confvault.errors import (
+    AmbiguousNameError,
+    ClientNotFoundError,
+    RotationPendingError,
+)
 from confvault.vault.model import sealed
 from confvault.vault.model.index import (
     INDEX_FORMAT,
@@ -36,10 +40,22 @@ class Compartment:
     entry: CompartmentEntry
     key: age.X25519Identity = field(repr=False)
     index: CompartmentIndex
+    # The root lists this compartment as still to be rotated: its key may be
+    # one a revoked grantee holds, so nothing new is sealed to it.
+    pending: bool = False
 
     @property
     def notes(self) -> tuple[NoteEntry, ...]:
         return self.index.notes
+
+    def require_writable(self) -> None:
+        """Refuse to seal anything to a key that is pending rotation."""
+        if self.pending:
+            raise RotationPendingError(
+                f"the {self.name} key of client {self.client_id[:8]} is still to "
+                "be rotated (a revoke, an expired grant or a re-key did not "
+                "finish); nothing is written under the old key"
+            )
 
 
 def key_recipients(
@@ -81,7 +97,8 @@ def open_compartment(
         return None
     key = sealed.open_client_key(s.store, entry.key, s.identities())
     index = sealed.open_index(s.store, entry, key, client_id, compartment)
-    return Compartment(client_id, compartment, entry, key, index)
+    pending = (client_id, compartment) in (root.pending_rotation or ())
+    return Compartment(client_id, compartment, entry, key, index, pending)
 
 
 def write_index(
@@ -92,6 +109,7 @@ def write_index(
 ) -> Compartment:
     """Seal ``index`` (by default the compartment's own) to the compartment's
     key; the compartment with its new index and the root's entry counting it."""
+    comp.require_writable()
     index = comp.index if index is None else index
     txn.retire(comp.entry.index)
     digest = txn.put_document(index.to_doc(), [comp.key.recipient])

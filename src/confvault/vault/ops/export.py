@@ -180,13 +180,24 @@ def _export_plan(
     return plan
 
 
+_DAMAGED = (
+    "*This note is damaged: its text was unreadable when its compartment key "
+    "was rotated ({}), and is no longer in the vault.*\n"
+)
+
+
 def _fill_export(s: Session, sink: export_sinks.ExportSink, plan: _Plan) -> None:
     rows = []
     for comp, entry, meta in plan.items:
         status = fmt.signature_status(meta, s.signers())
         front = _front_matter(meta, status, plan.name).encode()
         stem = f"{export_sinks.safe_name(meta.date[:10])}_{export_sinks.safe_name(meta.id)}"
-        if meta.kind == "attachment":
+        if entry.damaged is not None:
+            # Its entry is all the vault still holds: exported as what it is.
+            file_name = f"notes/{stem}.md"
+            sink.add(file_name, front + _DAMAGED.format(entry.damaged).encode())
+            status = "damaged"
+        elif meta.kind == "attachment":
             file_name = (
                 f"attachments/{export_sinks.safe_name(meta.id)}_"
                 f"{export_sinks.safe_name(meta.filename or 'file')}"

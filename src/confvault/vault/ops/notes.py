@@ -95,6 +95,7 @@ def _compartment_for_write(
 ) -> tuple[RootRecord, Compartment]:
     comp = compartments.open_compartment(s, root, client_id, compartment)
     if comp is not None:
+        comp.require_writable()
         return root, comp
     return compartments.new_compartment(s, txn, root, client_id, compartment, None)
 
@@ -107,6 +108,7 @@ def _seal_note(
     body: bytes,
 ) -> NoteEntry:
     """Seal a note; its index entry (with the object name and file key)."""
+    comp.require_writable()
     plaintext = fmt.header_line(meta, len(body)) + body
     return NoteEntry.of(meta, *fmt.seal_object(txn, plaintext, comp.key))
 
@@ -166,7 +168,8 @@ def _store_note(
     place of ``replacing``), and the root with the client's new counts (and,
     when ``dated``, the date of its last note)."""
     if replacing is not None:
-        txn.retire(replacing.object)
+        if replacing.damaged is None:  # a damaged note's object is gone already
+            txn.retire(replacing.object)
         index = comp.index.replacing(replacing, entries[0])
     else:
         index = comp.index.with_notes(entries)

@@ -205,7 +205,7 @@ def search(
         for comp in client_compartments(s, root, ids, psychotherapy):
             name = root.clients[comp.client_id].name
             for entry in comp.notes:
-                if entry.kind == "attachment":
+                if entry.kind == "attachment" or entry.damaged is not None:
                     text = entry.title
                 else:
                     data = s.store.get(entry.object)

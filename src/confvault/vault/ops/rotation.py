@@ -8,9 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.errors import (
-    ConfvaultError,
-)
+from confvault.errors import AgeError, ConfvaultError, IntegrityError
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model.clock import parse_duration
 from confvault.vault.model.index import NoteEntry
@@ -60,25 +58,46 @@ def _reseal(
     old: age.X25519Identity,
     new: age.X25519Identity,
 ) -> NoteEntry:
-    """``note`` re-sealed to ``new``: a new object, with a new file key."""
+    """``note`` re-sealed to ``new`` (a new object, with a new file key); a note
+    that cannot be read is recorded as damaged instead, never left sealed to
+    ``old``. The old object is retired either way."""
+    digest = note.object
+    if note.damaged is not None:
+        return note  # recorded by an earlier rotation; its object is gone
+    try:
+        resealed = _resealed(s, txn, note, old, new)
+    except (IntegrityError, AgeError) as err:
+        # Missing, damaged, replaced, hard-linked, another owner...: what
+        # every normal command would refuse. StorageError (the disk failed
+        # us) is not about this note: it stops the rotation instead.
+        resealed = note.marked_damaged(f"{s.now()}: {err}")
+    txn.retire(digest)  # after reading it: it may have been written in this txn
+    return resealed
+
+
+def _resealed(
+    s: Session,
+    txn: transaction.Transaction,
+    note: NoteEntry,
+    old: age.X25519Identity,
+    new: age.X25519Identity,
+) -> NoteEntry:
     digest = note.object
     if note.body_size + 4096 <= _STREAM_THRESHOLD:
         plain = fmt.open_object(s.store.get(digest), note, old)
+        fmt.body_recorded(plain, note)  # the body its signature names
         name, file_key = fmt.seal_object(txn, plain, new)
-        resealed = note.stored_at(name, file_key)
-    else:
+        return note.stored_at(name, file_key)
 
-        def write(sink: Sink) -> None:
-            with (
-                s.store.open_checked(digest) as src,
-                age.EncryptWriter(sink, [new.recipient]) as w,
-            ):
-                for chunk in age.decrypt_chunks(src, [old]):
-                    w.write(chunk)
+    def write(sink: Sink) -> None:
+        with (
+            s.store.open_checked(digest) as src,
+            age.EncryptWriter(sink, [new.recipient]) as w,
+        ):
+            for chunk in age.decrypt_chunks(src, [old]):
+                w.write(chunk)
 
-        resealed = note.stored_at(txn.put_stream(write), None)
-    txn.retire(digest)  # after reading it: it may have been written in this txn
-    return resealed
+    return note.stored_at(txn.put_stream(write), None)
 
 
 def _rotate_compartment(
@@ -97,15 +116,21 @@ def _rotate_compartment(
     # Check before we drop: the owner opens the new key, and it opens a note.
     reopened = sealing.open_key_file(sealed_key, s.identities())
     notes = [_reseal(s, txn, note, comp.key, new_key) for note in comp.notes]
-    if notes:
-        sample = notes[0]
+    readable = [n for n in notes if n.damaged is None]
+    newly_damaged = tuple(
+        n.id
+        for n, was in zip(notes, comp.notes, strict=True)
+        if n.damaged is not None and was.damaged is None
+    )
+    if readable:
+        sample = readable[0]
         if sample.body_size < _STREAM_THRESHOLD:
             probe = txn.pending_bytes(sample.object)
             if probe is not None:
                 age.decrypt(probe, [reopened])
     txn.retire(comp.entry.key)
     entry = replace(comp.entry, key=txn.put(sealed_key), key_created=created)
-    comp = replace(comp, entry=entry, key=new_key)
+    comp = replace(comp, entry=entry, key=new_key, pending=False)
     comp = compartments.write_index(
         s, txn, comp, replace(comp.index, notes=tuple(notes))
     )
@@ -113,9 +138,10 @@ def _rotate_compartment(
         client=cid,
         client_name=root.clients[cid].name,
         compartment=name,
-        notes=len(notes),
+        notes=len(readable),
         old_key_created=old_created,
         new_key_created=created,
+        damaged=newly_damaged,
     )
     return root.with_compartment(cid, name, comp.entry), rotated
 
@@ -133,11 +159,13 @@ def _rotate_clients(s: Session, batch: list[tuple[str, list[str]]]) -> list[Rota
                     if result:
                         root, key = result
                         rotated.append(key)
+                damaged = [n for r in rotated for n in r.damaged]
                 s.note_audit(
                     "key-rotate",
                     cid,
                     None,
                     compartments=[r.compartment for r in rotated],
+                    **({"damaged": damaged} if damaged else {}),
                 )
                 done += rotated
             root = root.with_pending(
@@ -173,13 +201,15 @@ def _rotate_many(
         try:
             rotated += _rotate_clients(s, batch)
         except ConfvaultError:
-            # One damaged client must not stop the job: redo this batch
-            # client by client, and report the ones that fail.
+            # One compartment that does not open (its key file or index) must
+            # not stop the job: redo this batch compartment by compartment,
+            # and report the ones that fail (they stay pending).
             for cid, names in batch:
-                try:
-                    rotated += _rotate_clients(s, [(cid, names)])
-                except ConfvaultError as err:
-                    failed.append(f"{cid}: {err}")
+                for name in names:
+                    try:
+                        rotated += _rotate_clients(s, [(cid, [name])])
+                    except ConfvaultError as err:
+                        failed.append(f"{cid} ({name}): {err}")
         finished += len(batch)
         if progress:
             progress(finished, len(by_client))

@@ -43,6 +43,10 @@ def status(s: Session) -> VaultStatus:
             work_factor=root.settings.work_factor if root.settings else None,
             recovery_key=current.pointer("recovery") is not None,
             owner_key=s.owner_key_fingerprint(current),
+            pending_rotations=tuple(
+                f"{root.clients[cid].name if cid in root.clients else cid} ({name})"
+                for cid, name in root.pending_rotation or ()
+            ),
         )
 
 

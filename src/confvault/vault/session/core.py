@@ -21,6 +21,7 @@ from confvault.errors import (
     IntegrityError,
     NoIdentityMatchError,
     ReadOnlyError,
+    RollbackMemoryError,
     VaultNotFoundError,
     VaultReadOnlyError,
     WrongPassphraseError,
@@ -103,21 +104,9 @@ class Session:
                 "the manifest is not signed by the owner key you pinned "
                 f"(--owner-key): it is signed by {self.owner_key_fingerprint(loaded)}"
             )
-        self.seen.check_place(self.root, loaded.body.vault_id)
-        seen = self.seen.get(loaded.body.vault_id)
+        seen = self.seen.check_manifest(self.root, loaded.body)
         if seen is None and self.manifest is None:
             self.first_use = True
-        if seen is not None:
-            generation, signer = seen
-            if not manifest.signer_descends(loaded.body, signer):
-                raise IntegrityError(
-                    "the manifest is signed by a different key than this machine saw before"
-                )
-            if loaded.generation < generation:
-                raise IntegrityError(
-                    f"the vault was rolled back: generation {loaded.generation} is older "
-                    f"than generation {generation} seen before on this machine"
-                )
         if self.manifest is not None and self.manifest.body == loaded.body:
             return self.manifest  # unchanged: keep the shards already loaded
         self.seen.record(loaded.body.vault_id, loaded.generation, loaded.body.signer)
@@ -179,12 +168,20 @@ class Session:
     def commit(self, txn: Transaction, vault_id: str) -> None:
         owner = self.require_owner()
         signer = signing.b64(owner.signer)
+        # The rollback memory fails closed: no change it could not remember.
+        try:
+            self.seen.check_writable()
+        except RollbackMemoryError:
+            txn.abort()
+            self.audit_pending.clear()
+            self.root_cache = None  # it may be the root this write did not commit
+            raise
         new = txn.commit(
             vault_id=vault_id, signer=signer, sign=owner.sign, time=iso(self.clock())
         )
         self.manifest = new
-        self.seen.record(vault_id, new.generation, signer)
-        self.seen.record_place(self.root, vault_id)
+        self.seen.record(vault_id, new.generation, signer, strict=True)
+        self.seen.record_place(self.root, vault_id, strict=True)
 
     def require_owner(self) -> identity.OwnerIdentity:
         if self.owner is None:

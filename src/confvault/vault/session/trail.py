@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from confvault import age
@@ -26,6 +26,8 @@ from confvault.vault.model.audit import (
     Segment,
     Stamped,
 )
+from confvault.vault.model.grant import Grant
+from confvault.vault.model.note_format import RECORDS
 from confvault.vault.session import spool
 from confvault.vault.store import fs, inbox, manifest, sealing, signing, transaction
 from confvault.vault.store.documents import JSONValue
@@ -86,12 +88,17 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
             grants = s.root_record(txn.current).grants
         except ConfvaultError:
             grants = ()  # re-keyed in this transaction: the next command folds them
-        grantees = {g.recipient for g in grants}
+        now = s.now()
         for name in waiting:
-            entry = _inbox_entry(s, name, grantees)
-            if entry is not None:
-                folded.append(name)
+            entry = _inbox_entry(s, name, grants, now)
+            if entry is None:
+                continue  # not authenticated: left where it is
+            folded.append(name)  # in the chain, as itself or as refused
+            if isinstance(entry, Stamped):
                 stamped.append(entry)
+            else:
+                sender, reason = entry
+                s.note_audit("inbox-refused", file=name, sender=sender, reason=reason)
     if not s.audit_pending and not folded and not s.audit_stamped:
         return []
     vault_id = txn.current.body.vault_id if txn.current else s.new_vault_id
@@ -127,12 +134,18 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
     return folded
 
 
-def _inbox_entry(s: Session, name: str, grantees: set[str]) -> Stamped | None:
+def _inbox_entry(
+    s: Session, name: str, grants: Sequence[Grant], now: str
+) -> Stamped | tuple[str, str] | None:
     """The entry in ``audit-inbox/name`` if a grantee of this vault wrote it.
 
-    None for anything else (unreadable, not sealed to the owner, written by
-    a key that holds no grant, altered, or not an audit entry): it stays
-    where it is, never folded or removed, and ``verify`` keeps reporting it.
+    None for anything not authenticated (unreadable, not sealed to the
+    owner, written by a key that holds no grant, altered): it stays where it
+    is, never folded or removed, and ``verify`` keeps reporting it. An entry
+    a grantee's key did authenticate but that is not exactly one of its
+    reads (another actor, a write, a client its grant does not cover, wrong
+    types: ``Stamped.from_grantee``) is refused: ``(sender, reason)``,
+    recorded as such in the chain, and removed like a folded one.
     """
     try:
         doc: JSONValue = json.loads(
@@ -141,15 +154,21 @@ def _inbox_entry(s: Session, name: str, grantees: set[str]) -> Stamped | None:
         if not isinstance(doc, dict):
             return None
         sender = doc.get("from")
-        if not isinstance(sender, str) or sender not in grantees:
+        grant = next((g for g in grants if g.recipient == sender), None)
+        if not isinstance(sender, str) or grant is None:
             return None
         key = s.require_owner().x25519.agree(x25519.parse_recipient(sender), _INBOX_MAC)
         body = {k: doc.get(k) for k in _INBOX_FIELDS}
         if not hmac.compare_digest(str(doc.get("mac")), _inbox_mac(key, name, body)):
             return None
-        return Stamped.from_inbox(body)
     except (ConfvaultError, ValueError, OSError):
         return None
+    try:
+        return Stamped.from_grantee(
+            doc, sender, lambda client: grant.covers(client, RECORDS), now
+        )
+    except IntegrityError as err:
+        return sender, str(err)
 
 
 def after_audit_commit(s: Session, folded: list[str]) -> None:

@@ -16,8 +16,9 @@ import json
 import os
 from pathlib import Path
 
-from confvault.errors import IntegrityError
+from confvault.errors import IntegrityError, RollbackMemoryError
 from confvault.vault.store import fs
+from confvault.vault.store.manifest import ManifestBody, signer_descends
 
 
 class SeenStore:
@@ -86,12 +87,38 @@ class SeenStore:
                 f"purpose, remove {path}; otherwise restore the vault from a backup"
             )
 
-    def record_place(self, root: Path, vault_id: str) -> None:
+    def knows_place(self, root: Path) -> bool:
+        """Whether this machine has opened a vault at ``root``."""
+        return self._place_path(root).exists()
+
+    def check_manifest(self, root: Path, body: ManifestBody) -> tuple[int, str] | None:
+        """Refuse ``body``, read at ``root``, when this machine knew another
+        vault there, saw a later generation of it, or saw it signed by a key
+        its signer does not descend from (``IntegrityError``); return what
+        was known of it (None: never seen here)."""
+        self.check_place(root, body.vault_id)
+        seen = self.get(body.vault_id)
+        if seen is None:
+            return None
+        generation, signer = seen
+        if not signer_descends(body, signer):
+            raise IntegrityError(
+                "the manifest is signed by a different key than this machine saw before"
+            )
+        if body.generation < generation:
+            raise IntegrityError(
+                f"the vault was rolled back: generation {body.generation} is older "
+                f"than generation {generation} seen before on this machine"
+            )
+        return seen
+
+    def record_place(self, root: Path, vault_id: str, *, strict: bool = False) -> None:
         """Remember that ``root`` holds the vault ``vault_id``."""
         path = self._place_path(root)
         if path.exists():
             return
-        self._write_file(path, {"path": os.path.realpath(root), "vault": vault_id})
+        doc: dict[str, object] = {"path": os.path.realpath(root), "vault": vault_id}
+        self._write_file(path, doc, strict=strict)
 
     def _read(self, vault_id: str) -> dict[str, object]:
         try:
@@ -115,19 +142,52 @@ class SeenStore:
         doc.update(last_verify=when, last_verify_ok=ok)
         self._write(vault_id, doc)
 
-    def record(self, vault_id: str, generation: int, signer: str) -> None:
-        """Remember ``generation`` if it is the highest seen so far."""
+    def record(
+        self, vault_id: str, generation: int, signer: str, *, strict: bool = False
+    ) -> None:
+        """Remember ``generation`` if it is the highest seen so far.
+
+        ``strict`` (after a commit of this process): a memory that cannot be
+        written is a ``RollbackMemoryError``; otherwise (a newer generation
+        seen while reading) it is left as it was.
+        """
         seen = self.get(vault_id)
         if seen is not None and seen[0] >= generation and seen[1] == signer:
             return
         doc = self._read(vault_id)
         doc.update(generation=generation, signer=signer)
-        self._write(vault_id, doc)
+        self._write_file(self._path(vault_id), doc, strict=strict)
+
+    def check_writable(self) -> None:
+        """``RollbackMemoryError`` unless a file can be written where the memory
+        lives: checked before a commit, so that no change is made that this
+        machine could not remember (and a rollback could then undo unnoticed).
+        """
+        directory = self.directory / "seen"
+        probe = directory / f".probe.{os.getpid()}.tmp"
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fs.FILE_MODE)
+            try:
+                os.write(fd, b"{}" * 256)  # more than the memory's own file
+            finally:
+                os.close(fd)
+            probe.unlink()
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+            raise RollbackMemoryError(
+                f"this machine's memory of the vault ({directory}) cannot be "
+                f"written ({err.strerror}): it is what detects a rollback, so no "
+                "change is made that it could not remember; nothing was changed"
+            ) from err
 
     def _write(self, vault_id: str, doc: dict[str, object]) -> None:
         self._write_file(self._path(vault_id), doc)
 
-    def _write_file(self, path: Path, doc: dict[str, object]) -> None:
+    def _write_file(
+        self, path: Path, doc: dict[str, object], *, strict: bool = False
+    ) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             data = json.dumps(doc).encode()
@@ -138,8 +198,17 @@ class SeenStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home must not stop the user reading records
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                path.with_suffix(f".{os.getpid()}.tmp").unlink()
+            if strict:
+                raise RollbackMemoryError(
+                    f"the change was committed, but this machine's memory of the "
+                    f"vault ({path}) could not be updated ({err.strerror}): until "
+                    "it is, a rollback to before this change would go unnoticed"
+                ) from err
+            # Not after a commit of ours: reading goes on; the next commit
+            # checks the memory can be written before it changes anything.
 
     def forget(self, vault_id: str) -> None:
         """Drop the memory of a vault (after a deliberate restore of an old backup)."""

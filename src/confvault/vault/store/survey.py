@@ -249,6 +249,28 @@ class Survey:
                 os.close(fd)
         return False
 
+    def statuses(self, rel: str) -> list[tuple[str, os.stat_result]]:
+        """``(name, status)`` of each entry of the format directory ``rel``, a
+        symlink's status its own: the owner and link count that normal
+        commands judge, for ``verify`` to report; [] when it cannot be listed."""
+        try:
+            fd = self._opened(layout.check_dir(rel))
+        except OSError:
+            return []
+        found: list[tuple[str, os.stat_result]] = []
+        try:
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    try:
+                        found.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except FileNotFoundError:
+                        continue
+        except OSError:
+            pass  # unreadable: the walk reports what it can
+        finally:
+            os.close(fd)
+        return found
+
 
 def _listing(fd: int) -> list[tuple[str, int]]:
     """``(name, mode)`` of each entry of the open directory ``fd``."""
