@@ -305,7 +305,7 @@ def test_identity_rotation_keeps_signatures_and_recovery(make_vault, state_dir) 
     note = vault.add_note("Ann", b"signed by the old key")
     old_signer = vault.manifest.body.signer
     result = vault.rotate_identity(PASSPHRASE)
-    assert result.recovery_key_kept is True
+    assert result["recovery_key_kept"] is True
     again = reopen(vault, state_dir)
     assert again.manifest.body.signer != old_signer
     assert again.note(note.id).signature == "valid"

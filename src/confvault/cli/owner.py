@@ -155,13 +155,14 @@ def identity_rotate(
         return
     with _output.progress("re-sealing client keys") as progress:
         result = vault.rotate_identity(secret, progress=progress)
+    # the facade gives the report as its JSON document (as it always has)
     rewrapped, recovery_key_kept = (
-        result.client_keys_rewrapped,
-        result.recovery_key_kept,
+        result["client_keys_rewrapped"],
+        result["recovery_key_kept"],
     )
-    protects, does_not = result.PROTECTS, result.DOES_NOT_PROTECT
+    protects, does_not = result["protects"], result["does_not_protect"]
     if as_json:
-        _output.emit_json(result.to_json())
+        _output.emit_json(result)
     else:
         _output.line(f"new owner keys; {rewrapped} client keys re-sealed")
         if recovery_key_kept:

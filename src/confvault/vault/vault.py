@@ -7,8 +7,7 @@
     for info in vault.notes(client.id):
         print(vault.note(info.id).body)
 
-Each method calls one operation of ``confvault.vault.ops`` (loaded on first
-use) over the open ``Session`` (``vault.session``): docs/ARCHITECTURE.md.
+Each method is one operation of ``vault.ops`` over ``vault.session`` (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
 from confvault.vault.session import opening
 from confvault.vault.session.core import Session
+from confvault.vault.store.documents import JSONObject
 from confvault.vault.store.manifest import Manifest
 from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.seen import SeenStore
@@ -219,9 +219,9 @@ class Vault:
 
     def rotate_identity(
         self, passphrase: bytes, progress: results.Progress | None = None
-    ) -> results.OwnerRotation:
+    ) -> JSONObject:
         """New owner keys in one commit; client keys re-wrapped to them, not changed."""
-        return ops.rekey.rotate_identity(self.session, passphrase, progress)
+        return ops.rekey.rotate_identity(self.session, passphrase, progress).to_json()
 
     def rekey(
         self,
