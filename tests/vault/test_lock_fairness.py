@@ -21,8 +21,8 @@ from tests.vault.conftest import PASSPHRASE
 
 HOLD = 0.05  # seconds the writer holds the lock each turn: one "transaction"
 READERS = 3
-TIMEOUT = 4.0  # each reader's lock timeout
-BOUND = HOLD + 2 * 0.1 + 0.5  # lockwait's bound, plus room for a loaded machine
+TIMEOUT = 6.0  # each reader's lock timeout: well past BOUND
+BOUND = HOLD + 2 * 0.1 + 1.5  # lockwait's bound, plus room for a loaded machine
 
 WRITER = """
 import sys, time
