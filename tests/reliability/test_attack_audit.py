@@ -21,8 +21,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,34 +30,13 @@ import pytest
 from confvault import age
 from confvault.vault import Vault
 from confvault.vault.store.manifest import canonical
+from tests.reliability import practice as shared
 
-PASSPHRASE = "correct horse battery staple"
 _INBOX_MAC = b"confvault/audit-inbox-mac/v1"
 _SIGNED = ("action", "client", "note", "details", "time", "actor", "from")
 
 
-@dataclass
-class Practice:
-    root: Path
-
-    @property
-    def vault(self) -> Path:
-        return self.root / "vault"
-
-    def owner(self, *args: str, stdin: str = "") -> str:
-        argv = [sys.executable, "-m", "confvault", "--vault", str(self.vault)]
-        done = subprocess.run(
-            [*argv, "--passphrase-file", str(self.root / "pass"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, XDG_STATE_HOME=str(self.root / "xdg")),
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
+class Practice(shared.Practice):
     def client_id(self, name: str) -> str:
         clients = json.loads(self.owner("client", "list", "--json"))
         return next(str(c["id"]) for c in clients if c["name"] == name)
@@ -107,11 +84,7 @@ class Grantee:
 def practice(tmp_path: Path) -> tuple[Practice, Grantee, str]:
     """Alice and Bob; a grant of Alice to the attacker, one of Bob to a colleague."""
     p = Practice(tmp_path)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
+    shared.start(tmp_path)
     p.owner("client", "add", "Alice")
     p.owner("client", "add", "Bob")
     p.owner("note", "add", "Alice", stdin="Alice: first session.\n")
@@ -121,7 +94,7 @@ def practice(tmp_path: Path) -> tuple[Practice, Grantee, str]:
     p.owner("grant", str(colleague.recipient), "--client", "Bob", "--label", "col")
     owner = Vault.open(
         p.vault,
-        passphrase=PASSPHRASE.encode(),
+        passphrase=shared.PASSPHRASE.encode(),
         state_dir=tmp_path / "xdg" / "confvault",
     ).owner
     assert owner is not None

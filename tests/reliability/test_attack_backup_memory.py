@@ -15,7 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.reliability.test_attack_vaultdir import INTEGRITY, Practice, practice
+from tests.reliability.practice import INTEGRITY, Practice
+from tests.reliability.test_attack_vaultdir import practice
 
 __all__ = ["practice"]  # the fixture, imported for pytest
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability import test_attack_vaultdir as base
-from tests.reliability.test_attack_vaultdir import Practice
+from tests.reliability.practice import Practice
 
 LOCKED = 11
 practice = base.practice  # the fixture: a vault with one client and one note

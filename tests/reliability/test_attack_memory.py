@@ -19,44 +19,14 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from confvault import age
-
-PASSPHRASE = "correct horse battery staple"
-INTEGRITY = 13
-
-
-@dataclass
-class Practice:
-    root: Path
-    state: Path
-
-    @property
-    def vault(self) -> Path:
-        return self.root / "vault"
-
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "confvault", "--vault", str(self.vault)]
-        return subprocess.run(
-            [*argv, "--passphrase-file", str(self.root / "pass"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, XDG_STATE_HOME=str(self.state)),
-            timeout=120,
-            check=False,
-        )
-
-    def owner(self, *args: str, stdin: str = "") -> str:
-        done = self.run(*args, stdin=stdin)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+from tests.conftest import _unavailable
+from tests.reliability.practice import INTEGRITY, Practice, start
 
 
 def _mount(*args: str) -> None:
@@ -67,9 +37,7 @@ def _mount(*args: str) -> None:
 def statefs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs for the state directory, unmounted whatever happens."""
     if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test mounts a tmpfs: CI runs it as root")
-        pytest.skip("mounting a tmpfs needs root")
+        _unavailable("mounting a tmpfs needs root")  # skips here; fails under CI
     mount = tmp_path / "statefs"
     mount.mkdir()
     _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount))
@@ -90,12 +58,7 @@ def _tree(top: Path) -> dict[str, str]:
 
 @pytest.fixture
 def practice(tmp_path: Path, statefs: Path) -> tuple[Practice, str]:
-    p = Practice(tmp_path, statefs)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
+    p = start(tmp_path, statefs)
     p.owner("client", "add", "Alice")
     p.owner("note", "add", "Alice", stdin="Alice: first session.\n")
     grantee = age.X25519Identity.generate()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability import test_attack_vaultdir as base
-from tests.reliability.test_attack_vaultdir import INTEGRITY, Practice
+from tests.reliability.practice import INTEGRITY, Practice
 
 practice = base.practice  # the fixture: a vault with one client and one note
 

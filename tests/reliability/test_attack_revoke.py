@@ -22,9 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,49 +29,11 @@ import pytest
 from confvault import age
 from confvault.errors import AgeError
 from confvault.vault import Vault
+from tests.reliability.practice import INTEGRITY, PASSPHRASE, Practice, start
 
-PASSPHRASE = "correct horse battery staple"
-INTEGRITY = 13
 NOTHING_TO_DO = 3
 WRONG_KEY = 12
 _SECRET_KEY = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]+")
-
-
-@dataclass
-class Practice:
-    root: Path
-
-    @property
-    def vault(self) -> Path:
-        return self.root / "vault"
-
-    def run(
-        self, *args: str, stdin: str = "", identity: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        source = (
-            ["--identity", str(identity)]
-            if identity
-            else ["--passphrase-file", str(self.root / "pass")]
-        )
-        argv = [sys.executable, "-m", "confvault", "--vault", str(self.vault)]
-        return subprocess.run(
-            [*argv, *source, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, XDG_STATE_HOME=str(self.root / "xdg")),
-            timeout=120,
-            check=False,
-        )
-
-    def owner(self, *args: str, stdin: str = "") -> str:
-        done = self.run(*args, stdin=stdin)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def add(self, client: str, text: str, *extra: str) -> str:
-        out = self.owner("note", "add", client, "--json", *extra, stdin=text)
-        return str(json.loads(out)["id"])
 
 
 def _objects(vault: Path) -> list[Path]:
@@ -93,12 +52,7 @@ def practice(tmp_path: Path) -> tuple[Practice, Path, list[age.X25519Identity]]:
     """Alice (two notes and a psychotherapy note) and Bob; a grant `sup` of
     Alice's records; the grantee's key, and every key the grantee harvested
     from the vault while the grant lasted."""
-    p = Practice(tmp_path)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
+    p = start(tmp_path)
     p.owner("client", "add", "Alice")
     p.owner("client", "add", "Bob")
     p.add("Alice", "Alice said the secret word PINEAPPLE\n")

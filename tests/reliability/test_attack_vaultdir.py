@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,53 +23,7 @@ import pytest
 from confvault import age
 from confvault.vault import Vault
 from confvault.vault.store.rootfs import FIXED_MTIME_NS
-
-PASSPHRASE = "correct horse battery staple"
-INTEGRITY = 13
-
-
-@dataclass
-class Practice:
-    root: Path
-
-    @property
-    def vault(self) -> Path:
-        return self.root / "vault"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "xdg"
-
-    @property
-    def canary(self) -> Path:
-        return self.root / "canary"
-
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        secret = self.root / "pass"
-        argv = [sys.executable, "-m", "confvault", "--vault", str(self.vault)]
-        return subprocess.run(
-            [*argv, "--passphrase-file", str(secret), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, XDG_STATE_HOME=str(self.state)),
-            timeout=60,
-            check=False,
-        )
-
-    def owner(self, *args: str, stdin: str = "") -> str:
-        done = self.run(*args, stdin=stdin)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def audit_actions(self) -> list[str]:
-        out = json.loads(self.owner("audit", "--json"))
-        entries = out["entries"] if isinstance(out, dict) else out
-        return [e["action"] for e in entries]
-
-    def verify_ok(self) -> None:
-        done = self.run("verify")
-        assert done.returncode == 0, done.stdout + done.stderr
+from tests.reliability.practice import INTEGRITY, PASSPHRASE, Practice, start
 
 
 def _tree(top: Path) -> dict[str, str]:
@@ -89,12 +42,7 @@ def _tree(top: Path) -> dict[str, str]:
 
 @pytest.fixture
 def practice(tmp_path: Path) -> Practice:
-    p = Practice(tmp_path)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
-    (tmp_path / "pass").chmod(0o600)
-    p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
-    )
+    p = start(tmp_path)
     p.owner("client", "add", "Ann")
     p.owner("note", "add", "Ann", stdin="Ann: first session.\n")
     p.canary.mkdir()
