@@ -119,12 +119,29 @@ class NoteNotFoundError(NotFoundError):
     """No note matches the given ID prefix."""
 
 
+class UnsafeInputError(VaultError):
+    """A path-like name, a planted symlink or unsafe permissions."""
+
+
 class AmbiguousNameError(VaultError):
     """A name or ID prefix matches more than one thing."""
 
 
-class UnsafeInputError(VaultError):
-    """A path-like name, a planted symlink or unsafe permissions."""
+class ClientReferenceError(ClientNotFoundError, UnsafeInputError):
+    """A CLIENT reference no client can match: empty, white space only, longer
+    than a name may be, or holding a control character."""
+
+
+class AmbiguousClientError(AmbiguousNameError):
+    """A CLIENT reference (an ID prefix, or a prefix of a word of the name)
+    matches more than one client. ``candidates`` holds each one's
+    ``(id, name)``, by name; the message names none of them."""
+
+    def __init__(
+        self, message: str, candidates: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.candidates = candidates
+        super().__init__(message)
 
 
 class ReadOnlyError(VaultError):

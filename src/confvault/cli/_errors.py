@@ -32,7 +32,8 @@ INTERNAL = 70
 INTERRUPTED = 130
 
 EXIT_STATUS = """\
-Exit status: 0 success; 1 other error; 2 usage error; 3 nothing to do (rotate);
+Exit status: 0 success; 1 other error; 2 usage error (also a CLIENT that is
+empty, unprintable, too long or matches several clients); 3 nothing to do (rotate);
 4 partly done (rotate, revoke, --rekey); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
@@ -90,6 +91,14 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
     (errors.WorkFactorError, Mapping(USAGE, (_HINT_WORK_FACTOR,))),
     (
+        errors.ClientReferenceError,
+        Mapping(USAGE, ("give a client's name, the start of a word of it, or its ID",)),
+    ),
+    (
+        errors.AmbiguousClientError,
+        Mapping(USAGE, ("give more of the name, or of the ID",)),
+    ),
+    (
         errors.ClientNotFoundError,
         Mapping(FAILURE, ("`confvault client list` shows names and IDs",)),
     ),
@@ -129,6 +138,9 @@ def fail(err: errors.ConfvaultError) -> NoReturn:
     """Report ``err`` on stderr and exit with its code."""
     entry = mapping_for(err)
     _output.error(str(err) or type(err).__name__)
+    if isinstance(err, errors.AmbiguousClientError):
+        for client_id, name in err.candidates:
+            _output.line(f"  {client_id}  {_output.safe(name)}", err=True)
     for hint in getattr(err, "hints", ()) or entry.hints:
         _output.hint(hint)
     raise typer.Exit(entry.code)

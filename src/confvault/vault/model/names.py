@@ -7,13 +7,15 @@ overrides and path-like forms are refused with a clear reason.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-from confvault.errors import UnsafeInputError
+from confvault.errors import ClientReferenceError, UnsafeInputError
 
 MAX_NAME = 200
 MAX_TITLE = 200
 MAX_FIELD_VALUE = 2000
+_WORDS = re.compile(r"[\s\-]+")
 _BIDI_CONTROLS = {
     chr(c)
     for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
@@ -43,6 +45,25 @@ def client_name(value: str) -> str:
     if "/" in name or "\\" in name or name in (".", ".."):
         raise UnsafeInputError("the client name looks like a path (contains / or \\)")
     return name
+
+
+def client_ref(value: str) -> str:
+    """What a CLIENT argument says, trimmed and NFC-normalised: refused with
+    :class:`ClientReferenceError` when no client could match it (empty, white
+    space only, longer than a name, or holding a control character)."""
+    try:
+        return _check_text(value.strip(), "client reference", MAX_NAME)
+    except UnsafeInputError as err:
+        raise ClientReferenceError(str(err)) from err
+
+
+def name_matches(name: str, folded_ref: str) -> bool:
+    """Whether ``folded_ref`` (casefolded) begins ``name`` or one of its
+    words (split at white space and hyphens), case-insensitively."""
+    folded = unicodedata.normalize("NFC", name).casefold()
+    if folded.startswith(folded_ref):
+        return True
+    return any(word.startswith(folded_ref) for word in _WORDS.split(folded) if word)
 
 
 def title(value: str) -> str:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from confvault import age
 from confvault.errors import (
-    AmbiguousNameError,
+    AmbiguousClientError,
     ClientNotFoundError,
     RotationPendingError,
 )
-from confvault.vault.model import sealed
+from confvault.vault.model import names, sealed
 from confvault.vault.model.index import (
     INDEX_FORMAT,
     CompartmentIndex,
@@ -121,24 +121,35 @@ def write_index(
 
 
 def resolve_client(s: Session, root: RootRecord, ref: str) -> str:
-    """A whole client ID, else a name, else a unique prefix of an ID."""
+    """A whole client ID, else a whole name, else the one client whose ID
+    begins with ``ref`` or whose name (or a word of it) begins with it, any
+    case. More than one: :class:`AmbiguousClientError` with the candidates;
+    none: :class:`ClientNotFoundError`; a reference nothing could match
+    (empty, control characters, too long): :class:`ClientReferenceError`."""
     clients = root.clients
-    if ref.strip().lower() in clients:  # without a scan of every client
-        return ref.strip().lower()
-    wanted = ref.strip().casefold()
-    by_name = [cid for cid, c in clients.items() if c.name.casefold() == wanted]
+    wanted = names.client_ref(ref)
+    if wanted.lower() in clients:  # without a scan of every client
+        return wanted.lower()
+    folded = wanted.casefold()
+    by_name = [cid for cid, c in clients.items() if c.name.casefold() == folded]
     if len(by_name) == 1:
         return by_name[0]
-    by_id = (
-        [cid for cid in clients if cid.startswith(ref.strip().lower())]
-        if ref.strip()
-        else []
-    )
-    if len(by_id) == 1:
-        return by_id[0]
-    if len(by_id) > 1:
-        raise AmbiguousNameError(
-            f"{len(by_id)} clients have IDs starting with {ref!r}; give more characters"
+    found = [
+        cid
+        for cid, c in clients.items()
+        if cid.startswith(wanted.lower()) or names.name_matches(c.name, folded)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        candidates = sorted(
+            ((cid, clients[cid].name) for cid in found),
+            key=lambda c: (c[1].casefold(), c[0]),
+        )
+        raise AmbiguousClientError(
+            f"{len(found)} clients match that reference; give more of the name "
+            "or of the ID",
+            tuple(candidates),
         )
     raise ClientNotFoundError("no client with that name or ID prefix")
 
