@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from confvault.cli import _complete
 from confvault.errors import KeyFormatError
 
 MAX_FILE = 64 * 1024
@@ -202,11 +203,18 @@ def recipient(text: str) -> str:
 
 # --- the options, defined once for every command -------------------------------
 
-CLIENT_HELP = "the client's name, or a unique prefix of its ID; a name is " + in_ps(
-    "the ID, --client-file or the prompt"
-)
+CLIENT_HELP = (
+    "the client's ID or name, or a unique prefix of the ID or of a word of the "
+    "name (any case); a name is "
+) + in_ps("the ID, --client-file or the prompt")
 CLIENT = Annotated[
-    str | None, typer.Argument(metavar="CLIENT", show_default=False, help=CLIENT_HELP)
+    str | None,
+    typer.Argument(
+        metavar="CLIENT",
+        show_default=False,
+        help=CLIENT_HELP,
+        click_type=_complete.CLIENT,
+    ),
 ]
 CLIENT_FILE = Annotated[
     str | None,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _output, _report
+from confvault.cli import _argv, _complete, _output, _report
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
 from confvault.cli._options import JSON
@@ -21,6 +21,7 @@ CLIENTS = Annotated[
         "--client",
         help="a client name or ID prefix (repeatable); a name is "
         + _argv.in_ps("the ID or --client-file"),
+        click_type=_complete.CLIENT,
     ),
 ]
 

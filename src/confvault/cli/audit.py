@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _output, _readonly
+from confvault.cli import _argv, _complete, _output, _readonly
 from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, INTEGRITY
@@ -32,6 +32,7 @@ def show(
             "--client",
             help="only entries about this client; a name is "
             + _argv.in_ps("the ID or --client-file"),
+            click_type=_complete.CLIENT,
         ),
     ] = None,
     client_file: CLIENT_FILE = None,

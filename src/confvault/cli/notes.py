@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _argv, _note_views, _output, _readonly
+from confvault.cli import _argv, _complete, _note_views, _output, _readonly
 from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
@@ -36,7 +36,9 @@ commands = typer.Typer()  # `attach`, at the top level
 NOTE = Annotated[
     str,
     typer.Argument(
-        metavar="NOTE", help="a unique prefix (4+ characters) of the note's ID"
+        metavar="NOTE",
+        help="a unique prefix (4+ characters) of the note's ID",
+        click_type=_complete.NOTE,
     ),
 ]
 
@@ -91,6 +93,7 @@ def list_notes(
             show_default=False,
             help="only this client's notes; a name is "
             + _argv.in_ps("the ID or --client-file"),
+            click_type=_complete.CLIENT,
         ),
     ] = None,
     client_file: CLIENT_FILE = None,
@@ -196,6 +199,7 @@ def search(
             "--client",
             help="only this client's notes; a name is "
             + _argv.in_ps("the ID or --client-file"),
+            click_type=_complete.CLIENT,
         ),
     ] = None,
     client_file: CLIENT_FILE = None,
