@@ -126,3 +126,17 @@ def test_a_hostile_reference_exits_2_with_a_clear_line(
         "confvault: hint: give a client's name, the start of a word of it, or its ID",
     ]
     assert json.loads(ready("note", "list", "--json").stdout) == []
+
+
+def test_options_naming_a_client_take_a_word_prefix_too(
+    ready: Run, people: dict[str, str]
+) -> None:
+    shown = ready("audit", "--client", "MARSH", "--json")
+    assert shown.exit_code == 0, shown.output
+    entries = json.loads(shown.stdout)
+    assert [(e["action"], e["client"]) for e in entries] == [
+        ("client-add", people["Bob Marsh"])
+    ]
+    ambiguous = ready("audit", "--client", "ann", "--json")
+    assert ambiguous.exit_code == 2
+    assert ambiguous.stdout == ""
