@@ -33,7 +33,6 @@ from confvault.vault.model.identity import OwnerIdentity
 
 START_TIMEOUT = 10.0  # seconds for a new agent to say it is ready
 LOCK_TIMEOUT = 15.0  # seconds `lock` waits: the agent commits its audit entry
-RECORD_LOCK_TIMEOUT = 10.0  # how long that commit waits for the vault's lock
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,7 @@ def _spawn(
     return info
 
 
-def lock(vault: Path) -> bool:
+def lock(vault: Path, reason: str = "command") -> bool:
     """End ``vault``'s agent; True when it recorded its audit entry.
 
     NotUnlockedError when no agent serves it.
@@ -286,13 +285,13 @@ def lock(vault: Path) -> bool:
     path = find(vault)
     if path is None:
         raise NotUnlockedError("this vault is not unlocked")
-    return end(path)
+    return end(path, reason)
 
 
-def end(path: Path) -> bool:
+def end(path: Path, reason: str) -> bool:
     """End the agent at socket ``path`` (of any protocol: ``lock`` is stable)."""
     try:
-        answer = ask(path, {"op": "lock"}, timeout=LOCK_TIMEOUT)
+        answer = ask(path, {"op": "lock", "reason": reason}, timeout=LOCK_TIMEOUT)
     except OSError as err:
         with contextlib.suppress(OSError):
             path.unlink()  # a dead agent's socket
@@ -308,7 +307,7 @@ def lock_all() -> list[tuple[str, bool]]:
     ended = []
     for path in paths.sockets(directory) if directory else []:
         try:
-            ended.append((path.name, end(path)))
+            ended.append((path.name, end(path, "all")))
         except (NotUnlockedError, AgentError):
             continue
     return ended

@@ -29,6 +29,10 @@ from confvault.vault.store.hardening import harden_process
 _TICK = 0.25  # seconds between two looks at the clocks when nobody asks
 _CHECK_EVERY = 1.0  # seconds between two looks at the vault and the socket
 MAX_IDENTITY_TEXT = 16384
+RECORD_LOCK_TIMEOUT = 10.0  # how long the last audit entry waits for the vault
+# Why a `lock` request ends the agent (its audit entry's reason): `lock`,
+# `lock --all`, or a command that made the agent's keys old.
+_LOCKS = frozenset(("command", "all", "identity-rotate", "passphrase-change"))
 
 
 class Agent:
@@ -69,11 +73,11 @@ class Agent:
                 with conn:
                     reason = self.handle(conn)
             reason = reason or self.expired()
-        if reason != "lock":  # `lock` has finished already, answering its caller
+        if reason != "locked":  # `lock` has finished already, answering its caller
             self.finish(reason)
 
     def handle(self, conn: socket.socket) -> str | None:
-        """Answer one connection; ``"lock"`` when it locked the agent."""
+        """Answer one connection; ``"locked"`` when it locked the agent."""
         conn.settimeout(protocol.TIMEOUT)
         try:
             uid = protocol.peer_uid(conn)
@@ -83,9 +87,10 @@ class Agent:
             request = protocol.receive(conn)
             op = request.get("op")
             if op == "lock":
-                recorded = self.finish("lock")
+                reason = request.get("reason")
+                recorded = self.finish(reason if reason in _LOCKS else "command")
                 protocol.send(conn, {"ok": True, "recorded": recorded})
-                return "lock"
+                return "locked"
             protocol.send(conn, self.answer(request, conn))
         except (AgentError, OSError):
             pass  # a client that went away or spoke nonsense: nothing to answer
@@ -171,13 +176,16 @@ class Agent:
             pass
         if reason in ("vault-gone", "vault-changed", "keys-changed"):
             return False  # nothing of ours to write to
-        action = "lock" if reason == "lock" else "auto-lock"
+        action = "lock" if reason in _LOCKS else "auto-lock"
         try:
             from confvault.vault import Vault
             from confvault.vault.store.paths import default_state_dir
 
             vault = Vault.open(
-                self.vault, keys=self.keys, state_dir=default_state_dir()
+                self.vault,
+                keys=self.keys,
+                state_dir=default_state_dir(),
+                lock_timeout=RECORD_LOCK_TIMEOUT,
             )
             vault.record_unlock(action, {"reason": reason})
         except (ConfvaultError, OSError):

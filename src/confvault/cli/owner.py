@@ -13,6 +13,7 @@ from confvault.cli import _output, _report, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, PARTLY_DONE
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
+from confvault.cli._unlocked import end_agent
 from confvault.vault.model import policy
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ def passphrase(
             state_dir=default_state_dir(),
             lock_timeout=opts.lock_timeout,
         )
+        _output.key_source = "recovery-key"
     else:
-        vault = opts.open_vault(write=True)
+        vault = opts.open_vault(write=True, agent=False)
     new = _secrets.obtain(
         file=new_passphrase_file, confirm=True, prompt="New passphrase: ", use_env=False
     )
@@ -117,11 +119,13 @@ def passphrase(
                 allow_weak_work_factor=allow_weak_work_factor,
                 progress=progress,
             )
+        end_agent(opts.vault_path, "passphrase-change")
         _report_rekey(report, as_json)
         return
     changed = vault.change_passphrase(
         new, work_factor=work_factor, allow_weak_work_factor=allow_weak_work_factor
     )
+    end_agent(opts.vault_path, "passphrase-change")
     if as_json:
         _output.emit_json(changed.to_json())
     else:
@@ -148,13 +152,16 @@ def identity_rotate(
         state_dir=default_state_dir(),
         lock_timeout=opts.lock_timeout,
     )
+    _output.key_source = "passphrase"
     if rekey:
         with _output.progress("re-keying the vault") as progress:
             report = vault.rekey(secret, passphrase_changed=False, progress=progress)
+        end_agent(opts.vault_path, "identity-rotate")
         _report_rekey(report, as_json)
         return
     with _output.progress("re-sealing client keys") as progress:
         result = vault.rotate_identity(secret, progress=progress)
+    end_agent(opts.vault_path, "identity-rotate")
     # the facade gives the report as its JSON document (as it always has)
     rewrapped, recovery_key_kept = (
         result["client_keys_rewrapped"],
