@@ -35,6 +35,9 @@ class Options:
     identity: Path | None = None
     owner_key: str | None = None
 
+    def __post_init__(self) -> None:
+        _output.key_source = None  # a new command (in-process runs share the module)
+
     @property
     def vault_path(self) -> Path:
         if self.vault is not None:

@@ -1,0 +1,177 @@
+"""Unlock sessions through the command line: unlock once, commands without a
+passphrase, lock, the lifetimes, the audit entries, and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from tests.agent.conftest import World, alive
+
+
+def _wait_gone(pid: int, seconds: float) -> float:
+    start = time.monotonic()
+    while alive(pid) and time.monotonic() - start < seconds:
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_unlocked_commands_need_no_passphrase_until_lock(world: World) -> None:
+    done = world.ok(
+        "unlock", "--idle", "10m", "--max", "1h", "--allow-jobs", passphrase=True
+    )
+    assert done.stdout.startswith("unlocked: locks after 10m without use, at ")
+    assert done.stdout.endswith(
+        " at the latest (1h 0m); jobs without a terminal may use it\n"
+    )
+    pid = world.agent_pid()
+    added = json.loads(world.ok("client", "add", "Ann Example", "--json").stdout)
+    assert added["key_source"] == "agent"
+    note = json.loads(
+        world.ok("note", "add", added["id"], "--json", stdin="first session\n").stdout
+    )
+    assert note["key_source"] == "agent"
+    shown = world.run("note", "show", note["id"])
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert "first session" in shown.stdout
+    status = json.loads(world.ok("status", "--json").stdout)
+    assert status["key_source"] == "agent"
+    unlock = status["unlock"]
+    assert (unlock["state"], unlock["idle_seconds"], unlock["max_seconds"]) == (
+        "unlocked",
+        600,
+        3600,
+    )
+    assert 590 <= unlock["idle_left"] <= 600
+    assert 3500 <= unlock["max_left"] <= 3600
+    assert unlock["allow_jobs"] is True
+    rows = world.ok("status").stdout.splitlines()
+    row = next(line for line in rows if line.strip().startswith("unlocked"))
+    assert re.fullmatch(
+        r"\s*unlocked\s+yes: locks after (10m|9m \d+s) more without use, in "
+        r"(1h 0m|59m \d+s) at the latest, jobs allowed\s*",
+        row,
+    ), row
+    # with a passphrase source named, the passphrase is used, not the agent
+    listed = json.loads(world.ok("client", "list", "--json", passphrase=True).stdout)
+    assert [c["key_source"] for c in listed] == ["passphrase"]
+
+    locked = world.run("lock")
+    assert (locked.returncode, locked.stdout, locked.stderr) == (0, "locked\n", "")
+    assert _wait_gone(pid, 5) < 5
+    assert world.sockets() == []
+    after = world.run("client", "list")
+    assert after.returncode == 2
+    assert after.stderr.startswith("confvault: error: no passphrase given")
+    assert json.loads(world.ok("status", "--json", passphrase=True).stdout)[
+        "unlock"
+    ] == {"state": "locked"}
+    trail = [(e["action"], e["details"]) for e in world.audit()]
+    assert ("unlock", {"idle": 600, "max": 3600, "allow_jobs": True}) in trail
+    assert ("lock", {"reason": "command"}) in trail
+    assert trail.index(("lock", {"reason": "command"})) > trail.index(
+        ("unlock", {"idle": 600, "max": 3600, "allow_jobs": True})
+    )
+
+
+def test_idle_locks_and_records_the_auto_lock(world: World) -> None:
+    pid = world.unlock("--idle", "1s", "--allow-jobs")
+    assert _wait_gone(pid, 10) < 10
+    assert world.sockets() == []
+    not_unlocked = world.run("lock")
+    assert (not_unlocked.returncode, not_unlocked.stdout) == (3, "")
+    assert not_unlocked.stderr == "confvault: error: this vault is not unlocked\n"
+    trail = [(e["action"], e["details"]) for e in world.audit()]
+    assert ("auto-lock", {"reason": "idle"}) in trail
+
+
+def test_max_locks_even_when_in_use(world: World) -> None:
+    pid = world.unlock("--idle", "1h", "--max", "3s", "--allow-jobs")
+    start = time.monotonic()
+    while alive(pid) and time.monotonic() - start < 10:
+        world.run("client", "list")  # in use: the idle clock never runs out
+    assert not alive(pid)
+    assert 2.5 < time.monotonic() - start < 10
+    assert ("auto-lock", {"reason": "max"}) in [
+        (e["action"], e["details"]) for e in world.audit()
+    ]
+
+
+def test_the_agent_ends_when_its_vault_disappears(world: World) -> None:
+    pid = world.unlock("--allow-jobs")
+    world.vault.rename(world.tmp / "moved")
+    assert _wait_gone(pid, 10) < 10
+    assert world.sockets() == []
+
+
+def test_lock_all_ends_every_agent_of_the_user(world: World) -> None:
+    other = world.tmp / "other"
+    world.init(other)
+    first, second = (
+        world.unlock("--allow-jobs"),
+        world.unlock("--allow-jobs", vault=other),
+    )
+    assert len(world.sockets()) == 2
+    done = world.run("lock", "--all")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "locked 2 vault(s)\n", "")
+    assert _wait_gone(first, 5) < 5
+    assert _wait_gone(second, 5) < 5
+    again = world.run("lock", "--all")
+    assert (again.returncode, again.stderr) == (
+        3,
+        "confvault: error: no vault of yours is unlocked\n",
+    )
+
+
+def test_unlock_twice_says_so_and_keeps_the_first(world: World) -> None:
+    pid = world.unlock("--allow-jobs")
+    again = world.run("unlock", "--idle", "5m", passphrase=True)
+    assert again.returncode == 3
+    assert again.stderr.startswith(
+        "confvault: warning: this vault is unlocked already ("
+    )
+    assert world.agent_pid() == pid
+
+
+def test_wrong_passphrase_leaves_no_agent(world: World) -> None:
+    wrong = world.tmp / "wrong.txt"
+    wrong.write_text("not the passphrase at all\n")
+    wrong.chmod(0o600)
+    done = world.run("--passphrase-file", str(wrong), "unlock")
+    assert done.returncode == 12
+    assert done.stderr.startswith(
+        "confvault: error: the passphrase does not open this vault"
+    )
+    assert world.sockets() == []
+    assert "unlock" not in [e["action"] for e in world.audit()]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--idle", "0", "--idle: 0 is out of bounds (1s to 24h 0m)"),
+        ("--idle", "-1", "--idle: '-1' is not a duration"),
+        ("--idle", "abc", "--idle: 'abc' is not a duration"),
+        ("--idle", "1e3", "--idle: '1e3' is not a duration"),
+        ("--idle", "99999999h", "--idle: '99999999h' is not a duration"),
+        ("--idle", "25h", "--idle: 25h is out of bounds (1s to 24h 0m)"),
+        ("--max", "8d", "--max: 8d is out of bounds (1s to 168h 0m)"),
+        ("--max", "", "--max: '' is not a duration"),
+    ],
+)
+def test_hostile_durations_are_usage_errors_before_any_prompt(
+    world: World, option: str, value: str, message: str
+) -> None:
+    done = world.run("unlock", f"{option}={value}", passphrase=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"confvault: error: {message}")
+    assert world.sockets() == []
+
+
+def test_unlock_of_no_vault_is_exit_10(world: World) -> None:
+    done = world.run("unlock", passphrase=True, vault=world.tmp / "nothing")
+    assert done.returncode == 10
+    assert world.sockets() == []
