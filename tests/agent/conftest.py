@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from confvault.agent import client
+
 PASSPHRASE = "correct horse battery staple"
 CONFVAULT = [sys.executable, "-m", "confvault"]
 
@@ -76,10 +78,10 @@ class World:
         return self.agent_pid(vault)
 
     def agent_pid(self, vault: Path | None = None) -> int:
-        doc = json.loads(self.ok("status", "--json", vault=vault).stdout)
-        assert doc["unlock"]["state"] == "unlocked", doc["unlock"]
-        self.pids.add(doc["unlock"]["pid"])
-        return int(doc["unlock"]["pid"])
+        info = client.probe(vault or self.vault)
+        assert info is not None
+        self.pids.add(info.pid)
+        return info.pid
 
     def audit(self) -> list[dict[str, object]]:
         return list(json.loads(self.ok("audit", "--json", passphrase=True).stdout))

@@ -81,10 +81,10 @@ class Agent:
         conn.settimeout(protocol.TIMEOUT)
         try:
             uid = protocol.peer_uid(conn)
+            request = protocol.receive(conn)
             if uid != os.getuid():
                 protocol.send(conn, _refusal(f"uid {uid} is not this agent's user"))
                 return None
-            request = protocol.receive(conn)
             op = request.get("op")
             if op == "lock":
                 reason = request.get("reason")
