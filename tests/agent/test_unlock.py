@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from confvault.agent import client
+from confvault.vault.model.root import Settings
 from tests.agent.conftest import World, alive
 
 
@@ -175,3 +177,26 @@ def test_unlock_of_no_vault_is_exit_10(world: World) -> None:
     done = world.run("unlock", passphrase=True, vault=world.tmp / "nothing")
     assert done.returncode == 10
     assert world.sockets() == []
+
+
+def test_remembered_times_are_the_vault_defaults(world: World) -> None:
+    world.unlock("--idle", "2m", "--max", "1h", "--remember", "--allow-jobs")
+    world.ok("lock")
+    world.unlock("--allow-jobs")
+    info = client.probe(world.vault)
+    assert info is not None
+    assert (info.idle, info.max) == (120, 3600)
+    world.ok("lock")
+    world.unlock("--idle", "30s", "--allow-jobs")  # an option still wins
+    info = client.probe(world.vault)
+    assert info is not None
+    assert (info.idle, info.max) == (30, 3600)
+
+
+def test_settings_keep_the_unlock_defaults_and_old_documents_read_back() -> None:
+    old = {"work_factor": 18, "created": "2026-01-01T00:00:00Z"}
+    assert Settings.from_doc(old).to_doc() == old
+    new = {**old, "unlock_idle": 120, "unlock_max": 3600}
+    settings = Settings.from_doc(new)
+    assert (settings.unlock_idle, settings.unlock_max) == (120, 3600)
+    assert settings.to_doc() == new

@@ -32,11 +32,29 @@ def parse(text: str, what: str, upper: int) -> int:
     return seconds
 
 
-def lifetimes(idle: str | None, maximum: str | None) -> tuple[int, int]:
-    """(idle, max) in seconds from the options (defaults when None)."""
-    idle_s = DEFAULT_IDLE if idle is None else parse(idle, "--idle", MAX_IDLE)
-    max_s = DEFAULT_MAX if maximum is None else parse(maximum, "--max", MAX_MAX)
-    return min(idle_s, max_s), max_s
+def options(idle: str | None, maximum: str | None) -> tuple[int | None, int | None]:
+    """``--idle`` and ``--max`` in seconds (None when not given), checked."""
+    return (
+        None if idle is None else parse(idle, "--idle", MAX_IDLE),
+        None if maximum is None else parse(maximum, "--max", MAX_MAX),
+    )
+
+
+def lifetimes(
+    given: tuple[int | None, int | None],
+    defaults: tuple[int | None, int | None] = (None, None),
+) -> tuple[int, int]:
+    """(idle, max): the options', else the vault's defaults, else ours; the
+    idle time never longer than the maximum."""
+    idle = _within(given[0] or defaults[0], DEFAULT_IDLE, MAX_IDLE)
+    most = _within(given[1] or defaults[1], DEFAULT_MAX, MAX_MAX)
+    return min(idle, most), most
+
+
+def _within(seconds: int | None, default: int, upper: int) -> int:
+    if seconds is None:
+        return default
+    return max(MIN_SECONDS, min(seconds, upper))
 
 
 def show(seconds: float) -> str:

@@ -28,6 +28,9 @@ def unlock(
     idle: Annotated[str | None, typer.Option("--idle", help=_IDLE_HELP)] = None,
     maximum: Annotated[str | None, typer.Option("--max", help=_MAX_HELP)] = None,
     allow_jobs: Annotated[bool, typer.Option("--allow-jobs", help=_JOBS_HELP)] = False,
+    remember: Annotated[
+        bool, typer.Option("--remember", help="make these times the vault's defaults")
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """Ask the passphrase once; this user's commands then need none until `lock`.
@@ -41,7 +44,7 @@ def unlock(
     from confvault.vault.model.identity import OwnerIdentity
     from confvault.vault.store.paths import check_vault_dir
 
-    idle_s, max_s = durations.lifetimes(idle, maximum)  # before any prompt
+    given = durations.options(idle, maximum)  # checked before any prompt
     opts = options(ctx)
     path = opts.vault_path
     check_vault_dir(path)
@@ -59,12 +62,15 @@ def unlock(
     owner = vault.owner
     if not isinstance(owner, OwnerIdentity):  # opened with a passphrase: never
         raise AgentError("the vault did not open with the owner keys themselves")
+    idle_s, max_s = durations.lifetimes(given, vault.unlock_defaults())
     info = client.start(
         path, owner, vault.vault_id, idle=idle_s, maximum=max_s, allow_jobs=allow_jobs
     )
     try:
         vault.record_unlock(
-            "unlock", {"idle": idle_s, "max": max_s, "allow_jobs": allow_jobs}
+            "unlock",
+            {"idle": idle_s, "max": max_s, "allow_jobs": allow_jobs},
+            (idle_s, max_s) if remember else None,
         )
     except BaseException:
         client.lock(path, "command")  # no unlock that the trail does not show

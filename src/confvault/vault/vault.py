@@ -219,9 +219,19 @@ class Vault:
             allow_weak_work_factor=allow_weak_work_factor,
         )
 
-    def record_unlock(self, action: str, details: dict[str, str | int | bool]) -> None:
-        """Audit an unlock session's start or end (``unlock``, ``lock``, ``auto-lock``)."""
-        ops.unlocking.record(self.session, action, details)
+    def record_unlock(
+        self,
+        action: str,
+        details: dict[str, str | int | bool],
+        remember: tuple[int, int] | None = None,
+    ) -> None:
+        """Audit an unlock session's start or end (``unlock``, ``lock``,
+        ``auto-lock``); ``remember``: new default (idle, max) seconds."""
+        ops.unlocking.record(self.session, action, details, remember)
+
+    def unlock_defaults(self) -> tuple[int | None, int | None]:
+        """The vault's default unlock (idle, max) in seconds, None if unset."""
+        return ops.unlocking.defaults(self.session)
 
     def rotate_identity(
         self, passphrase: bytes, progress: results.Progress | None = None
