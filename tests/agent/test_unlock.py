@@ -200,3 +200,41 @@ def test_settings_keep_the_unlock_defaults_and_old_documents_read_back() -> None
     settings = Settings.from_doc(new)
     assert (settings.unlock_idle, settings.unlock_max) == (120, 3600)
     assert settings.to_doc() == new
+
+
+def test_identity_rotate_locks_first_and_the_lock_is_recorded(world: World) -> None:
+    pid = world.unlock("--allow-jobs")
+    done = world.run("identity", "rotate", passphrase=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        "the vault was locked first (its unlock agent's keys are changing); "
+        "`confvault unlock` again afterwards\n"
+    )
+    assert _wait_gone(pid, 5) < 5
+    trail = [(e["action"], e["details"]) for e in world.audit()]
+    assert trail.index(("lock", {"reason": "identity-rotate"})) < trail.index(
+        ("identity-rotate", {"rekey": False})
+    )
+    # the passphrase is needed again: nothing serves the old keys
+    assert world.run("client", "list").returncode == 2
+
+
+def test_passphrase_change_never_uses_the_agent(world: World) -> None:
+    pid = world.unlock("--allow-jobs")
+    new = world.tmp / "new.txt"
+    new.write_text("another long passphrase here\n")
+    done = world.run("passphrase", "--new-passphrase-file", str(new))  # no source
+    assert done.returncode == 2
+    assert done.stderr.startswith("confvault: error: no passphrase given")
+    assert alive(pid)
+    changed = world.run(
+        "passphrase", "--new-passphrase-file", str(new), passphrase=True
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert _wait_gone(pid, 5) < 5
+    assert ("lock", {"reason": "passphrase-change"}) in [
+        (e["action"], e["details"])
+        for e in json.loads(
+            world.ok("--passphrase-file", str(new), "audit", "--json").stdout
+        )
+    ]

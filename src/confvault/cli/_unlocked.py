@@ -82,7 +82,8 @@ def unlocked_vault(opts: Options) -> Vault | None:
 
 
 def end_agent(path: Path, reason: str) -> None:
-    """After a command that made the agent's keys old: end it, saying so."""
+    """Before a command that changes the owner keys or their seal: end the
+    vault's agent (it records its lock while its keys still open the vault)."""
     from confvault.agent import client
     from confvault.errors import AgentError, NotUnlockedError
 
@@ -90,7 +91,10 @@ def end_agent(path: Path, reason: str) -> None:
         client.lock(path, reason)
     except (NotUnlockedError, AgentError, OSError):
         return
-    _output.info("the vault was locked (its unlock agent held the old keys)")
+    _output.info(
+        "the vault was locked first (its unlock agent's keys are changing); "
+        "`confvault unlock` again afterwards"
+    )
 
 
 def state(path: Path) -> dict[str, object]:

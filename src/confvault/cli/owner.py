@@ -111,6 +111,9 @@ def passphrase(
     new = _secrets.obtain(
         file=new_passphrase_file, confirm=True, prompt="New passphrase: ", use_env=False
     )
+    # before the change: the agent records its lock while its keys still open
+    # the vault (a re-key changes them), and never serves the old ones after
+    end_agent(opts.vault_path, "passphrase-change")
     if rekey:
         with _output.progress("re-keying the vault") as progress:
             report = vault.rekey(
@@ -119,13 +122,11 @@ def passphrase(
                 allow_weak_work_factor=allow_weak_work_factor,
                 progress=progress,
             )
-        end_agent(opts.vault_path, "passphrase-change")
         _report_rekey(report, as_json)
         return
     changed = vault.change_passphrase(
         new, work_factor=work_factor, allow_weak_work_factor=allow_weak_work_factor
     )
-    end_agent(opts.vault_path, "passphrase-change")
     if as_json:
         _output.emit_json(changed.to_json())
     else:
@@ -153,15 +154,14 @@ def identity_rotate(
         lock_timeout=opts.lock_timeout,
     )
     _output.key_source = "passphrase"
+    end_agent(opts.vault_path, "identity-rotate")  # before: see `passphrase`
     if rekey:
         with _output.progress("re-keying the vault") as progress:
             report = vault.rekey(secret, passphrase_changed=False, progress=progress)
-        end_agent(opts.vault_path, "identity-rotate")
         _report_rekey(report, as_json)
         return
     with _output.progress("re-sealing client keys") as progress:
         result = vault.rotate_identity(secret, progress=progress)
-    end_agent(opts.vault_path, "identity-rotate")
     # the facade gives the report as its JSON document (as it always has)
     rewrapped, recovery_key_kept = (
         result["client_keys_rewrapped"],
