@@ -56,7 +56,7 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
-def test_an_oversized_or_cut_message_is_dropped_and_the_agent_serves_on(
+def test_an_oversized_cut_or_too_deep_message_is_dropped_and_the_agent_serves_on(
     world: World,
 ) -> None:
     world.unlock("--allow-jobs")
@@ -72,6 +72,12 @@ def test_an_oversized_or_cut_message_is_dropped_and_the_agent_serves_on(
         sock.connect(str(info.socket))
         sock.sendall(struct.pack(">I", 100) + b"{}")
         sock.shutdown(socket.SHUT_WR)  # cut short
+        assert _closed(sock)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(info.socket))
+        nested = b"[" * 500_000  # within the size bound, beyond any parser's depth
+        sock.sendall(struct.pack(">I", len(nested)) + nested)
         assert _closed(sock)
     again = client.probe(world.vault)
     assert again is not None

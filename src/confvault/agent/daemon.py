@@ -71,7 +71,10 @@ class Agent:
                 break
             if conn is not None:
                 with conn:
-                    reason = self.handle(conn)
+                    try:
+                        reason = self.handle(conn)
+                    except Exception:  # noqa: BLE001 - one bad request never ends the agent
+                        reason = None
             reason = reason or self.expired()
         if reason != "locked":  # `lock` has finished already, answering its caller
             self.finish(reason)

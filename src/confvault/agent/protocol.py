@@ -47,8 +47,8 @@ def receive(sock: socket.socket) -> Message:
         raise AgentError("agent message too large")
     try:
         doc = json.loads(_exactly(sock, size))
-    except ValueError as err:
-        raise AgentError("agent message is not JSON") from err
+    except (ValueError, RecursionError) as err:
+        raise AgentError("agent message is not JSON (or nested too deep)") from err
     if not isinstance(doc, dict):
         raise AgentError("agent message is not an object")
     return doc
