@@ -156,6 +156,7 @@ class AgentKeys:
     def __init__(self, info: AgentInfo) -> None:
         self.info = info
         self._recipient = x25519.parse_recipient(info.recipient)
+        self._macs: dict[bytes, bytes] = {}  # derived once per command
 
     @property
     def recipient(self) -> age.X25519Recipient:
@@ -175,7 +176,10 @@ class AgentKeys:
         return protocol.unb64(answer["file_key"])
 
     def mac_key(self, label: bytes) -> bytes:
-        return protocol.unb64(self._ask("mac_key", label=protocol.b64(label))["key"])
+        if label not in self._macs:
+            answer = self._ask("mac_key", label=protocol.b64(label))
+            self._macs[label] = protocol.unb64(answer["key"])
+        return self._macs[label]
 
     def agree(self, peer: age.X25519Recipient, label: bytes) -> bytes:
         answer = self._ask("agree", peer=str(peer), label=protocol.b64(label))
