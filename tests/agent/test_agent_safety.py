@@ -8,11 +8,13 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -312,3 +314,81 @@ def test_lock_while_a_command_runs_fails_it_cleanly(world: World) -> None:
     )
     shown = world.ok("note", "show", draft["id"], passphrase=True).stdout
     assert "more text" not in shown
+
+
+_NOBODY_SERVER = """
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(4)
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_socket_served_by_another_user_is_passed_over(world: World) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="cv-agent-other-", dir="/tmp"))
+    shared.chmod(0o777)
+    theirs = shared / "agent.sock"
+    server = subprocess.Popen(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            _NOBODY_SERVER,
+            str(theirs),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "ready\n"
+        paths.ensure_runtime_dir()
+        _socket(world).symlink_to(theirs)
+        done = world.run("client", "list")
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(shared, ignore_errors=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"confvault: warning: the agent socket {_socket(world)} belongs to uid 65534, "
+        "not to you" + _FALLBACK
+    )
+
+
+def _silent_agent(path: Path, ready: threading.Event, done: threading.Event) -> None:
+    """An agent that accepts and never answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        ready.set()
+        conn, _ = server.accept()
+        done.wait(30)
+        conn.close()
+
+
+def test_an_agent_that_does_not_answer_is_passed_over_in_two_seconds(
+    world: World,
+) -> None:
+    paths.ensure_runtime_dir()
+    ready, done = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_silent_agent, args=(_socket(world), ready, done))
+    thread.start()
+    try:
+        ready.wait(10)
+        start = time.monotonic()
+        result = world.run("client", "list")
+        took = time.monotonic() - start
+    finally:
+        done.set()
+        thread.join(30)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "confvault: warning: the unlock agent of this vault does not answer" + _FALLBACK
+    )
+    assert took < 2 + 10  # the 2-second timeout, plus a loaded machine's start-up
