@@ -172,6 +172,10 @@ class AgentLostError(AgentError):
     """The unlock agent ended while a command was using it (locked, killed)."""
 
 
+class AlreadyUnlockedError(AgentError):
+    """``unlock``: a live agent serves this vault already."""
+
+
 class NotUnlockedError(VaultError):
     """``lock``: no unlock agent serves this vault."""
 

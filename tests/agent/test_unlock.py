@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
 import pytest
 
 from confvault.agent import client
 from confvault.vault.model.root import Settings
-from tests.agent.conftest import World, alive
+from tests.agent.conftest import CONFVAULT, World, alive
 
 
 def _wait_gone(pid: int, seconds: float) -> float:
@@ -132,8 +133,9 @@ def test_unlock_twice_says_so_and_keeps_the_first(world: World) -> None:
     pid = world.unlock("--allow-jobs")
     again = world.run("unlock", "--idle", "5m", passphrase=True)
     assert again.returncode == 3
-    assert again.stderr.startswith(
-        "confvault: warning: this vault is unlocked already ("
+    assert again.stderr.startswith("confvault: error: this vault is unlocked already (")
+    assert again.stderr.endswith(
+        "confvault: hint: `confvault lock` first to unlock it with other times\n"
     )
     assert world.agent_pid() == pid
 
@@ -238,3 +240,30 @@ def test_passphrase_change_never_uses_the_agent(world: World) -> None:
             world.ok("--passphrase-file", str(new), "audit", "--json").stdout
         )
     ]
+
+
+def test_two_unlocks_at_once_start_one_agent(world: World) -> None:
+    argv = [
+        *CONFVAULT,
+        "--vault",
+        str(world.vault),
+        "--passphrase-file",
+        str(world.pass_file),
+    ]
+    procs = [
+        subprocess.Popen(
+            [*argv, "unlock", "--allow-jobs"],
+            env=world.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    results = sorted((p.wait(timeout=120), p.communicate()[1]) for p in procs)
+    world.agent_pid()
+    assert [code for code, _ in results] == [0, 3]
+    assert results[1][1].startswith("confvault: error: this vault is unlocked already")
+    assert len(world.sockets()) == 1
+    assert [e["action"] for e in world.audit()].count("unlock") == 1

@@ -26,6 +26,7 @@ from confvault.agent.protocol import Message
 from confvault.errors import (
     AgentError,
     AgentLostError,
+    AlreadyUnlockedError,
     IncorrectIdentityError,
     NotUnlockedError,
 )
@@ -231,7 +232,7 @@ def start(
             except AgentError:
                 live = None  # dead, stale or of another version: replaced
             if live is not None:
-                raise AgentError("this vault is unlocked already")
+                raise AlreadyUnlockedError("this vault is unlocked already")
             sock.unlink()
         return _spawn(vault, keys, vault_id, sock, idle, maximum, allow_jobs)
     finally:

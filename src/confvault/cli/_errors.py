@@ -96,6 +96,12 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
     (errors.DurationError, Mapping(USAGE)),
     (errors.AgentLostError, Mapping(AGENT_LOST, (_HINT_AGENT_LOST,))),
+    (
+        errors.AlreadyUnlockedError,
+        Mapping(
+            NOTHING_TO_DO, ("`confvault lock` first to unlock it with other times",)
+        ),
+    ),
     (errors.NotUnlockedError, Mapping(NOTHING_TO_DO)),
     (errors.KeysMismatchError, Mapping(WRONG_KEY)),
     (errors.WorkFactorError, Mapping(USAGE, (_HINT_WORK_FACTOR,))),

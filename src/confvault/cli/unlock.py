@@ -9,7 +9,7 @@ import typer
 
 from confvault.cli import _output
 from confvault.cli._context import options
-from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO
+from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._options import JSON
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def unlock(
     vault disappears. Unlocking and locking are recorded in the audit trail.
     """
     from confvault.agent import client, durations
-    from confvault.errors import AgentError
+    from confvault.errors import AgentError, AlreadyUnlockedError
     from confvault.vault.model.identity import OwnerIdentity
     from confvault.vault.store.paths import check_vault_dir
 
@@ -53,11 +53,7 @@ def unlock(
     except AgentError:
         live = None  # a dead or foreign agent's socket: the new agent replaces it
     if live is not None:
-        _output.warn(
-            f"this vault is unlocked already ({_left(live)}); `confvault lock` "
-            "first to unlock it with other times"
-        )
-        raise typer.Exit(NOTHING_TO_DO)
+        raise AlreadyUnlockedError(f"this vault is unlocked already ({_left(live)})")
     vault = opts.open_vault(write=True, agent=False)
     owner = vault.owner
     if not isinstance(owner, OwnerIdentity):  # opened with a passphrase: never
