@@ -30,6 +30,18 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
         "confvault.vault.model",
         (*_KEYED, "confvault.vault.check", "confvault.vault.backup"),
     ),
+    # The unlock agent holds keys through the facade and the records, never
+    # the command line; the vault knows nothing of agents (it gets OwnerKeys).
+    (
+        "confvault.agent",
+        (
+            "confvault.cli",
+            *_KEYED,
+            "confvault.vault.check",
+            "confvault.vault.backup",
+        ),
+    ),
+    ("confvault.vault", ("confvault.agent", "confvault.cli")),
 ]
 # (a room, the only parts of confvault it may import)
 ONLY: list[tuple[str, tuple[str, ...]]] = [

@@ -177,6 +177,30 @@ class RotationPendingError(IntegrityError):
     a re-key) would be written to under its old key: refused until rotated."""
 
 
+class KeysMismatchError(VaultError):
+    """The owner keys given (an unlock agent's) are not this vault's."""
+
+
+class AgentError(VaultError):
+    """An unlock agent could not be used (absent, dead, stale, refused, slow)."""
+
+
+class AgentLostError(AgentError):
+    """The unlock agent ended while a command was using it (locked, killed)."""
+
+
+class AlreadyUnlockedError(AgentError):
+    """``unlock``: a live agent serves this vault already."""
+
+
+class NotUnlockedError(VaultError):
+    """``lock``: no unlock agent serves this vault."""
+
+
+class DurationError(VaultError, ValueError):
+    """A duration option (``--idle 15m``) that is malformed or out of bounds."""
+
+
 class RollbackMemoryError(StorageError):
     """This machine's rollback memory could not be written: a change it did
     not record could be undone by a rollback unnoticed, so none is made."""

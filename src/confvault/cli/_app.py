@@ -33,6 +33,14 @@ COMMANDS: dict[str, Lazy] = {
     "status": Lazy(
         _VAULT, "A dashboard: clients, notes, drafts, keys, grants, last verify."
     ),
+    "unlock": Lazy(
+        "confvault.cli.unlock",
+        "Ask the passphrase once; this user's commands then need none until `lock`.",
+    ),
+    "lock": Lazy(
+        "confvault.cli.unlock",
+        "Lock the vault now: its agent forgets the keys (exit 3: it was not unlocked).",
+    ),
     "verify": Lazy(
         _VAULT, "Check the whole vault; without --deep no passphrase is needed."
     ),

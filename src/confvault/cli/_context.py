@@ -35,6 +35,9 @@ class Options:
     identity: Path | None = None
     owner_key: str | None = None
 
+    def __post_init__(self) -> None:
+        _output.key_source = None  # a new command (in-process runs share the module)
+
     @property
     def vault_path(self) -> Path:
         if self.vault is not None:
@@ -64,8 +67,21 @@ class Options:
             prompt=prompt,
         )
 
-    def open_vault(self, *, write: bool = False) -> Vault:
-        """Open with the passphrase, or read-only with ``--identity``."""
+    @property
+    def passphrase_given(self) -> bool:
+        """A passphrase source was named: it wins over an unlock agent."""
+        from confvault.cli._secrets import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
+
+        return (
+            self.passphrase_file is not None
+            or self.passphrase_fd is not None
+            or bool(os.environ.get(ENV_PASSPHRASE_FILE))
+            or bool(os.environ.get(ENV_PASSPHRASE))
+        )
+
+    def open_vault(self, *, write: bool = False, agent: bool = True) -> Vault:
+        """Open with the unlock agent (unless a passphrase source is given, or
+        not ``agent``), else the passphrase; or read-only with ``--identity``."""
         from confvault import age
         from confvault.vault import Vault
         from confvault.vault.store.paths import check_vault_dir, default_state_dir
@@ -103,10 +119,19 @@ class Options:
                     "other key is refused here"
                 )
             _readonly.notice(vault)
+            _output.key_source = "identity"
             return vault
         check_vault_dir(path)  # fail on a missing vault before asking a passphrase
         if write:
             _readonly.refuse_write(path)
+        if agent and not self.passphrase_given:
+            from confvault.cli._unlocked import open_with_agent
+
+            unlocked = open_with_agent(self)
+            if unlocked is not None:
+                _readonly.notice(unlocked)
+                _output.key_source = "agent"
+                return unlocked
         vault = Vault.open(
             path,
             passphrase=self.passphrase(),
@@ -115,6 +140,7 @@ class Options:
             owner_key=self.pinned_owner_key,
         )
         _readonly.notice(vault)
+        _output.key_source = "passphrase"
         return vault
 
     @property
@@ -123,15 +149,11 @@ class Options:
 
 
 def unlocked_vault(opts: Options) -> Vault | None:
-    """The vault of ``opts`` opened through a running agent (``confvault
-    unlock``), else None: the hook for what must never ask a passphrase
-    (shell completion). It never prompts, never prints and never raises for a
-    locked vault, a missing agent or a missing vault.
+    """The vault through its live unlock agent only (never a prompt, never a
+    line printed), else None: for shell completion."""
+    from confvault.cli._unlocked import unlocked_vault as through_agent
 
-    The agent is built on its own branch (issue 15); until it is merged this
-    hook finds no agent, and every vault is locked."""
-    del opts
-    return None
+    return through_agent(opts)
 
 
 def options(ctx: typer.Context) -> Options:

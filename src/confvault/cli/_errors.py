@@ -21,23 +21,26 @@ from confvault.vault.model import policy
 OK = 0
 FAILURE = 1
 USAGE = 2
-NOTHING_TO_DO = 3  # rotate: the job found nothing to do
+NOTHING_TO_DO = 3  # rotate: the job found nothing to do; lock: not unlocked
 PARTLY_DONE = 4  # rotate/revoke: some clients were done, others failed
 VAULT_NOT_FOUND = 10
 VAULT_LOCKED = 11
 WRONG_KEY = 12
 INTEGRITY = 13
 VAULT_READ_ONLY = 14
+AGENT_LOST = 15  # the vault was locked (its unlock agent ended) mid-command
 INTERNAL = 70
 INTERRUPTED = 130
 
 EXIT_STATUS = """\
 Exit status: 0 success; 1 other error; 2 usage error (also a CLIENT that is
-empty, unprintable, too long or matches several clients); 3 nothing to do (rotate);
+empty, unprintable, too long or matches several clients); 3 nothing to do
+(rotate, lock);
 4 partly done (rotate, revoke, --rekey); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
-read-only here and the command writes; 70 internal error; 130 interrupted."""
+read-only here and the command writes; 15 the vault was locked (lock, auto-lock)
+while the command ran; 70 internal error; 130 interrupted."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ _HINT_MEMORY = (
     "($XDG_STATE_HOME/confvault), then run the command again"
 )
 _HINT_SOURCE = "pass --passphrase-file FILE, or set CONFVAULT_PASSPHRASE_FILE"
+_HINT_AGENT_LOST = (
+    "nothing was committed (a write cut short is undone by the next one); "
+    "run it again: it asks the passphrase, or `confvault unlock` first"
+)
 _HINT_WORK_FACTOR = (
     f"it is log2 of scrypt's N (default {policy.DEFAULT_WORK_FACTOR}); below "
     f"{policy.MIN_WORK_FACTOR} only with --allow-weak-work-factor, for tests and "
@@ -89,6 +96,16 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(INTEGRITY, ("the armor is damaged or has extra text",)),
     ),
     (errors.PassphraseUnavailableError, Mapping(USAGE, (_HINT_SOURCE,))),
+    (errors.DurationError, Mapping(USAGE)),
+    (errors.AgentLostError, Mapping(AGENT_LOST, (_HINT_AGENT_LOST,))),
+    (
+        errors.AlreadyUnlockedError,
+        Mapping(
+            NOTHING_TO_DO, ("`confvault lock` first to unlock it with other times",)
+        ),
+    ),
+    (errors.NotUnlockedError, Mapping(NOTHING_TO_DO)),
+    (errors.KeysMismatchError, Mapping(WRONG_KEY)),
     (errors.WorkFactorError, Mapping(USAGE, (_HINT_WORK_FACTOR,))),
     (
         errors.ClientReferenceError,

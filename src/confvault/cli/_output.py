@@ -145,7 +145,19 @@ def progress(
         yield lambda done, of: bar.update(task, completed=done, total=of)
 
 
+# Which key opened the vault in this command, once it is open ("passphrase",
+# "agent", "recovery-key", "identity"): every --json document says so.
+key_source: str | None = None
+
+
 def emit_json(document: Any) -> None:
-    """Write a JSON document to stdout."""
+    """Write a JSON document to stdout, with ``key_source`` once the vault is
+    open (on the document, or on each object of a list)."""
+    if key_source is not None:
+        field = {"key_source": key_source}
+        if isinstance(document, dict):
+            document = document | field
+        elif isinstance(document, list):
+            document = [i | field if isinstance(i, dict) else i for i in document]
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()

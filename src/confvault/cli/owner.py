@@ -13,6 +13,7 @@ from confvault.cli import _output, _report, _secrets
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS, PARTLY_DONE
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
+from confvault.cli._unlocked import end_agent
 from confvault.vault.model import policy
 
 if TYPE_CHECKING:
@@ -104,11 +105,15 @@ def passphrase(
             state_dir=default_state_dir(),
             lock_timeout=opts.lock_timeout,
         )
+        _output.key_source = "recovery-key"
     else:
-        vault = opts.open_vault(write=True)
+        vault = opts.open_vault(write=True, agent=False)
     new = _secrets.obtain(
         file=new_passphrase_file, confirm=True, prompt="New passphrase: ", use_env=False
     )
+    # before the change: the agent records its lock while its keys still open
+    # the vault (a re-key changes them), and never serves the old ones after
+    end_agent(opts.vault_path, "passphrase-change")
     if rekey:
         with _output.progress("re-keying the vault") as progress:
             report = vault.rekey(
@@ -148,6 +153,8 @@ def identity_rotate(
         state_dir=default_state_dir(),
         lock_timeout=opts.lock_timeout,
     )
+    _output.key_source = "passphrase"
+    end_agent(opts.vault_path, "identity-rotate")  # before: see `passphrase`
     if rekey:
         with _output.progress("re-keying the vault") as progress:
             report = vault.rekey(secret, passphrase_changed=False, progress=progress)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from confvault.cli import _output, _readonly
+from confvault.cli import _output, _readonly, _unlocked
 from confvault.cli._context import Options, options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
@@ -119,10 +119,13 @@ def init(
 @commands.command(epilog=EXIT_STATUS)
 def status(ctx: typer.Context, as_json: JSON = False) -> None:
     """A dashboard: clients, notes, drafts, keys, grants, last verify."""
-    vault = options(ctx).open_vault()
+    opts = options(ctx)
+    vault = opts.open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
+    unlock = _unlocked.state(opts.vault_path)
     if as_json:
-        _output.emit_json(_readonly.document(vault, info.to_json()))
+        doc = info.to_json() | {"unlock": unlock}
+        _output.emit_json(_readonly.document(vault, doc))
         return
     from rich.table import Table
 
@@ -145,6 +148,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ("recovery key", "yes" if info.recovery_key else "none"),
         ("owner key", info.owner_key),
         ("last verify", info.last_verify or "never on this machine"),
+        ("unlocked", _unlocked.describe(unlock)),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)

@@ -69,9 +69,10 @@ class Vault:
         state_dir: Path | None = None,
         lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,
         owner_key: str | None = None,
+        keys: identity.OwnerKeys | None = None,
     ) -> Vault:
-        """Open with the passphrase, the recovery key, or (read-only) a grantee
-        key; ``owner_key``, a fingerprint, pins the key that signs manifests."""
+        """Open with the passphrase, the recovery key, an agent's ``keys`` or
+        (read-only) a grantee key; ``owner_key`` pins the manifests' signer."""
         return cls(
             opening.open_session(
                 path,
@@ -82,6 +83,7 @@ class Vault:
                 state_dir=state_dir,
                 lock_timeout=lock_timeout,
                 owner_key=owner_key,
+                keys=keys,
             )
         )
 
@@ -98,7 +100,7 @@ class Vault:
         return self.session.manifest
 
     @property
-    def owner(self) -> identity.OwnerIdentity | None:
+    def owner(self) -> identity.OwnerKeys | None:
         return self.session.owner
 
     @property
@@ -216,6 +218,20 @@ class Vault:
             work_factor=work_factor,
             allow_weak_work_factor=allow_weak_work_factor,
         )
+
+    def record_unlock(
+        self,
+        action: str,
+        details: dict[str, str | int | bool],
+        remember: tuple[int, int] | None = None,
+    ) -> None:
+        """Audit an unlock session's start or end (``unlock``, ``lock``,
+        ``auto-lock``); ``remember``: new default (idle, max) seconds."""
+        ops.unlocking.record(self.session, action, details, remember)
+
+    def unlock_defaults(self) -> tuple[int | None, int | None]:
+        """The vault's default unlock (idle, max) in seconds, None if unset."""
+        return ops.unlocking.defaults(self.session)
 
     def rotate_identity(
         self, passphrase: bytes, progress: results.Progress | None = None

@@ -34,7 +34,7 @@ class DeepChecker:
         self,
         current: Manifest,
         objects: ObjectStore,
-        owner: age.X25519Identity,
+        owner: age.Identity,
         signers: set[str],
         progress: Progress | None = None,
     ) -> None:

@@ -12,9 +12,13 @@ plaintext is a valid age identity file, so the stock tool can use it:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 from confvault import age
 from confvault.errors import (
@@ -33,6 +37,50 @@ from confvault.vault.model.policy import (  # noqa: F401 - importable from here 
 from confvault.vault.store import signing
 
 _SEED_PREFIX = "# ed25519-signing-seed: "
+
+# The labels ``mac_key`` derives a key for (HMAC-SHA-256 of the signing seed):
+# the journals' MAC (store.transaction) and the read spool's (session.spool).
+JOURNAL_MAC_LABEL = b"confvault/journal-mac/v1"
+SPOOL_MAC_LABEL = b"confvault/read-spool-mac/v1"
+MAC_LABELS = frozenset((JOURNAL_MAC_LABEL, SPOOL_MAC_LABEL))
+# The labels ``agree`` derives a key for: a grantee's audit-inbox MAC.
+INBOX_MAC_LABEL = b"confvault/audit-inbox-mac/v1"
+AGREE_LABELS = frozenset((INBOX_MAC_LABEL,))
+
+
+class OwnerKeys(Protocol):
+    """What the vault needs of the owner's secret keys, wherever they are held.
+
+    ``OwnerIdentity`` holds them in this process; an unlock agent's client
+    (``confvault.agent``) asks the agent process, which holds them instead.
+    Being an ``age.Identity`` (``unwrap``), it opens files sealed to the owner.
+    """
+
+    @property
+    def recipient(self) -> age.X25519Recipient:
+        """What the owner's records are sealed to (public)."""
+        ...
+
+    @property
+    def signer(self) -> bytes:
+        """The Ed25519 public key that signs notes and manifests."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the owner's Ed25519 key."""
+        ...
+
+    def unwrap(self, stanzas: Sequence[age.Stanza]) -> bytes:
+        """The file key of a file sealed to the owner (``age.Identity``)."""
+        ...
+
+    def mac_key(self, label: bytes) -> bytes:
+        """HMAC-SHA-256(signing seed, ``label``), for a label of ``MAC_LABELS``."""
+        ...
+
+    def agree(self, peer: age.X25519Recipient, label: bytes) -> bytes:
+        """X25519 agreement with ``peer`` (``AGREE_LABELS``): see ``X25519Identity.agree``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +108,22 @@ class OwnerIdentity:
     def sign(self, message: bytes) -> bytes:
         """Sign ``message`` with the owner's Ed25519 key."""
         return signing.sign(self.signing_seed, message)
+
+    def unwrap(self, stanzas: Sequence[age.Stanza]) -> bytes:
+        """The file key of a file sealed to the owner's X25519 key."""
+        return self.x25519.unwrap(stanzas)
+
+    def mac_key(self, label: bytes) -> bytes:
+        """A MAC key only the owner's keys can derive, one per allowed label."""
+        if label not in MAC_LABELS:
+            raise ValueError("not a MAC label of the owner's keys")
+        return hmac.new(self.signing_seed, label, hashlib.sha256).digest()
+
+    def agree(self, peer: age.X25519Recipient, label: bytes) -> bytes:
+        """A key only the owner and ``peer`` can compute (allowed labels only)."""
+        if label not in AGREE_LABELS:
+            raise ValueError("not an agreement label of the owner's keys")
+        return self.x25519.agree(peer, label)
 
     def to_text(self, vault_id: str) -> str:
         """The identity-file text (usable by the stock age tool as ``-i``)."""

@@ -26,7 +26,13 @@ _CLIENT_KEYS = frozenset(("name", "created", "compartments"))
 _CLIENT_OPTIONAL = frozenset(("last_note",))
 _SETTINGS_KEYS = frozenset(("work_factor", "created"))
 _SETTINGS_OPTIONAL = frozenset(
-    ("max_key_age_days", "recovery_recipient", "identity_rotated")
+    (
+        "max_key_age_days",
+        "recovery_recipient",
+        "identity_rotated",
+        "unlock_idle",
+        "unlock_max",
+    )
 )
 _ROOT_KEYS = frozenset(("format", "vault", "grants", "settings"))
 _ROOT_OPTIONAL = frozenset(("pending_rotation", "clients"))
@@ -127,6 +133,9 @@ class Settings:
     max_key_age_days: int | None = None
     recovery_recipient: str | _doc.AbsentKey | None = _doc.ABSENT  # None: no key
     identity_rotated: str | None = None
+    # `confvault unlock`'s default lifetimes (seconds), set by `unlock --remember`
+    unlock_idle: int | None = None
+    unlock_max: int | None = None
 
     @classmethod
     def from_doc(cls, value: JSONValue) -> Settings:
@@ -142,6 +151,8 @@ class Settings:
             max_key_age_days=_doc.optional_number(doc, "max_key_age_days", what),
             recovery_recipient=recovery,
             identity_rotated=_doc.optional_text(doc, "identity_rotated", what),
+            unlock_idle=_doc.optional_number(doc, "unlock_idle", what),
+            unlock_max=_doc.optional_number(doc, "unlock_max", what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -152,6 +163,10 @@ class Settings:
             doc["recovery_recipient"] = self.recovery_recipient
         if self.identity_rotated is not None:
             doc["identity_rotated"] = self.identity_rotated
+        if self.unlock_idle is not None:
+            doc["unlock_idle"] = self.unlock_idle
+        if self.unlock_max is not None:
+            doc["unlock_max"] = self.unlock_max
         return doc
 
     @property

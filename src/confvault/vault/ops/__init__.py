@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what ``__getattr__`` gives, as the type checker sees it
         rekey,
         rotation,
         status,
+        unlocking,
     )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "rekey",
     "rotation",
     "status",
+    "unlocking",
 ]
 _MODULES = frozenset(__all__)
 

@@ -9,6 +9,7 @@ from confvault import age
 from confvault.age import x25519
 from confvault.errors import (
     IntegrityError,
+    ReadOnlyError,
     VaultNotFoundError,
     WeakPassphraseError,
 )
@@ -64,7 +65,7 @@ def change_passphrase(
         if work_factor is not None:
             settings = replace(settings, work_factor=work_factor)
         factor = settings.work_factor
-        owner = s.require_owner()
+        owner = _local_owner(s)
         txn.retire(_current(txn).pointer("owner"))
         txn.point(
             "owner",
@@ -141,7 +142,7 @@ def _new_owner(
         keys = list(root.compartment_keys())
         texts = {
             (cid, name): age.decrypt(
-                s.store.get(root.clients[cid].compartments[name].key), [old.x25519]
+                s.store.get(root.clients[cid].compartments[name].key), [old]
             )
             for cid, name in keys
         }
@@ -182,7 +183,7 @@ def _new_owner(
                 ),
             }
             settings = replace(settings, identity_rotated=s.now())
-            trail.reseal_audit(s, txn, old.x25519, new.recipient)
+            trail.reseal_audit(s, txn, old, new.recipient)
             s.note_audit("identity-rotate", None, None, rekey=rekey)
             # Every client bucket is re-sealed to the new key, changed or not.
             for digest in s.root_buckets.objects:
@@ -198,6 +199,17 @@ def _new_owner(
         recovery_key_kept=bool(recovery),
         signer=new_signer,
     )
+
+
+def _local_owner(s: Session) -> identity.OwnerIdentity:
+    """The owner identity itself (its text is sealed again), not an agent's keys."""
+    owner = s.require_owner()
+    if not isinstance(owner, identity.OwnerIdentity):
+        raise ReadOnlyError(
+            "this needs the owner keys themselves, not an unlock agent's: open "
+            "the vault with the passphrase (or the recovery key)"
+        )
+    return owner
 
 
 def _settings(root: RootRecord) -> Settings:

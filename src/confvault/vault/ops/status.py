@@ -61,9 +61,7 @@ def verify(
         report, current = keyless.verify_keyless(s.root, seen=s.seen, progress=progress)
         if deep and current is not None and s.owner is not None:
             s.manifest = current
-            checker = DeepChecker(
-                current, s.store, s.owner.x25519, s.signers(), progress
-            )
+            checker = DeepChecker(current, s.store, s.owner, s.signers(), progress)
             report = checker.check(report)
         # Under the lock: a writer committing in between would otherwise have
         # its generation overwritten by this read-modify-write of the memory.

@@ -30,6 +30,7 @@ from confvault.vault.model import identity
 from confvault.vault.model.audit import AuditEvent, Stamped
 from confvault.vault.model.clock import Clock, iso, utc_now
 from confvault.vault.model.directory import GranteeDirectory
+from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord
 from confvault.vault.session import directories, spool, trail
@@ -44,7 +45,7 @@ from confvault.vault.store.hardening import harden_process
 from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.paths import default_state_dir
 from confvault.vault.store.seen import SeenStore
-from confvault.vault.store.transaction import Transaction, journal_key, recover
+from confvault.vault.store.transaction import Transaction, recover
 
 DEFAULT_MAX_KEY_AGE_DAYS = 180
 
@@ -56,7 +57,7 @@ class Session:
         self,
         root: Path,
         *,
-        owner: identity.OwnerIdentity | None,
+        owner: identity.OwnerKeys | None,
         reader: age.X25519Identity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
@@ -137,7 +138,7 @@ class Session:
             )
         with fs.locked(self.disk, exclusive=True, timeout=self.lock_timeout):
             current = self.load_manifest()
-            key = journal_key(self.require_owner().signing_seed)
+            key = self.require_owner().mac_key(JOURNAL_MAC_LABEL)
             _, refused = recover(self.store, current, key)
             for name in refused:  # reported where the owner will see it
                 self.note_audit("journal-refused", file=name)
@@ -162,7 +163,7 @@ class Session:
     def transaction(
         self, current: manifest.Manifest | None, vault_id: str
     ) -> Transaction:
-        key = journal_key(self.require_owner().signing_seed)
+        key = self.require_owner().mac_key(JOURNAL_MAC_LABEL)
         return Transaction(self.store, current, key=key, vault_id=vault_id)
 
     def commit(self, txn: Transaction, vault_id: str) -> None:
@@ -183,7 +184,7 @@ class Session:
         self.seen.record(vault_id, new.generation, signer, strict=True)
         self.seen.record_place(self.root, vault_id, strict=True)
 
-    def require_owner(self) -> identity.OwnerIdentity:
+    def require_owner(self) -> identity.OwnerKeys:
         if self.owner is None:
             raise ReadOnlyError("this vault was opened read-only with a grantee key")
         return self.owner
@@ -198,7 +199,7 @@ class Session:
         digest = required_pointer(current, "root")
         if self.root_cache is None or self.root_cache[0] != digest:
             root, self.root_buckets = root_index.read(
-                self.store, self.owner.x25519, digest, current.body.vault_id
+                self.store, self.owner, digest, current.body.vault_id
             )
             self.root_cache = (digest, root)
         return self.root_cache[1]
@@ -229,7 +230,7 @@ class Session:
 
     def identities(self) -> list[age.Identity]:
         if self.owner is not None:
-            return [self.owner.x25519]
+            return [self.owner]
         if self.reader is not None:
             return [self.reader]
         raise ReadOnlyError("no key to open the vault with")

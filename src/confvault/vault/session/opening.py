@@ -10,6 +10,7 @@ from confvault.age import x25519
 from confvault.errors import (
     IntegrityError,
     KeyFormatError,
+    KeysMismatchError,
     UnsafeInputError,
     VaultExistsError,
 )
@@ -91,8 +92,10 @@ def open_session(
     state_dir: Path | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     owner_key: str | None = None,
+    keys: identity.OwnerKeys | None = None,
 ) -> Session:
-    """Open with the passphrase, the recovery key, or (read-only) a grantee key.
+    """Open with the passphrase, the recovery key, the owner's keys held
+    elsewhere (``keys``: an unlock agent's), or (read-only) a grantee key.
 
     ``owner_key`` pins the owner's signing key by its fingerprint (as
     ``owner_key_fingerprint`` shows it, given with a grant): a manifest
@@ -116,7 +119,9 @@ def open_session(
             )
     vault.read_only = not vault_writable(path)
     with vault.reading() as current:
-        if passphrase is not None:
+        if keys is not None:
+            vault.owner = keys
+        elif passphrase is not None:
             sealed = vault.store.get(required_pointer(current, "owner"))
             vault.owner = identity.unseal_with_passphrase(sealed, passphrase)
         elif recovery_key is not None:
@@ -134,6 +139,11 @@ def open_session(
             vault.owner is not None
             and signing.b64(vault.owner.signer) != current.body.signer
         ):
+            if keys is not None:
+                raise KeysMismatchError(
+                    "those keys are not this vault's owner keys (another vault's, "
+                    "or from before an identity rotation)"
+                )
             raise IntegrityError("the manifest is not signed by this vault's owner key")
     spool.fold_on_open(vault)
     return vault

@@ -39,6 +39,7 @@ from confvault import age
 from confvault.errors import ConfvaultError
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import AuditEvent, ChainEntry, Stamped
+from confvault.vault.model.identity import SPOOL_MAC_LABEL
 from confvault.vault.store import fs, inbox, sealing, signing, transaction
 from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.spool import ENTRY, GRANTEE, MARKED, OWNER, Spool
@@ -46,7 +47,7 @@ from confvault.vault.store.spool import ENTRY, GRANTEE, MARKED, OWNER, Spool
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
 
-_SPOOL_MAC = b"confvault/read-spool-mac/v1"
+_SPOOL_MAC = SPOOL_MAC_LABEL
 _FIELDS = ("action", "client", "note", "details", "time", "actor")
 
 
@@ -78,7 +79,7 @@ def record(s: Session, event: AuditEvent) -> None:
         "time": s.now(),
         "actor": "owner:" + signing.b64(owner.signer)[:16],
     }
-    key = transaction.owner_mac_key(owner.signing_seed, _SPOOL_MAC)
+    key = owner.mac_key(_SPOOL_MAC)
     doc = dict(body, mac=transaction.owner_mac(key, name, s.vault_id, body))
     data = age.encrypt(sealing.pad_text(json.dumps(doc).encode()), [owner.recipient])
     _spool(s).put(name, data)
@@ -151,11 +152,11 @@ def _open(s: Session, spool: Spool, name: str, signed_name: str) -> Stamped | No
     """The owner's entry in ``name`` if its MAC is the owner's, for this vault."""
     owner = s.require_owner()
     try:
-        doc: JSONValue = json.loads(age.decrypt(spool.read(name), [owner.x25519]))
+        doc: JSONValue = json.loads(age.decrypt(spool.read(name), [owner]))
         if not isinstance(doc, dict):
             return None
         body = {k: doc.get(k) for k in _FIELDS}
-        key = transaction.owner_mac_key(owner.signing_seed, _SPOOL_MAC)
+        key = owner.mac_key(_SPOOL_MAC)
         mac = transaction.owner_mac(key, signed_name, s.vault_id, body)
         if not hmac.compare_digest(str(doc.get("mac")), mac):
             return None
@@ -186,7 +187,7 @@ def _same(entry: ChainEntry, stamped: Stamped) -> bool:
 
 def _in_chain(s: Session, head: str | None, seq: int, stamped: Stamped) -> bool:
     """True when chain entry ``seq`` (from the segment ``head`` back) is ``stamped``."""
-    identities = [s.require_owner().x25519]
+    identities: list[age.Identity] = [s.require_owner()]
     while head is not None:
         segment = sealed.open_segment(s.store.get(head), identities)
         if segment.entries and segment.entries[0].seq <= seq:
@@ -204,7 +205,7 @@ def mark(s: Session, txn: transaction.Transaction) -> None:
     wanted = list(s.spooling.taken)
     if not wanted:
         return
-    spool, identities = _spool(s), [s.require_owner().x25519]
+    spool, identities = _spool(s), [s.require_owner()]
     digest = txn.changes.pointers.get("audit")
     while wanted and digest is not None:
         data = txn.pending_bytes(digest)

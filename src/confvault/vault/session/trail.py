@@ -27,6 +27,7 @@ from confvault.vault.model.audit import (
     Stamped,
 )
 from confvault.vault.model.grant import Grant
+from confvault.vault.model.identity import INBOX_MAC_LABEL
 from confvault.vault.model.note_format import RECORDS
 from confvault.vault.session import spool
 from confvault.vault.store import fs, inbox, manifest, sealing, signing, transaction
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["GENESIS", "INBOX_DIR", "SEGMENT_SIZE"]
 
 INBOX_DIR = inbox.INBOX_DIR
-_INBOX_MAC = b"confvault/audit-inbox-mac/v1"
+_INBOX_MAC = INBOX_MAC_LABEL
 _INBOX_FIELDS = ("action", "client", "note", "details", "time", "actor", "from")
 
 
@@ -67,7 +68,7 @@ def _segment(
     if digest is None:
         return None
     data = (txn.pending_bytes(digest) if txn else None) or s.store.get(digest)
-    return sealed.open_segment(data, [s.require_owner().x25519])
+    return sealed.open_segment(data, [s.require_owner()])
 
 
 def inbox_names(s: Session) -> list[str]:
@@ -149,7 +150,7 @@ def _inbox_entry(
     """
     try:
         doc: JSONValue = json.loads(
-            age.decrypt(s.disk.read(INBOX_DIR, name), [s.require_owner().x25519])
+            age.decrypt(s.disk.read(INBOX_DIR, name), [s.require_owner()])
         )
         if not isinstance(doc, dict):
             return None
@@ -157,7 +158,7 @@ def _inbox_entry(
         grant = next((g for g in grants if g.recipient == sender), None)
         if not isinstance(sender, str) or grant is None:
             return None
-        key = s.require_owner().x25519.agree(x25519.parse_recipient(sender), _INBOX_MAC)
+        key = s.require_owner().agree(x25519.parse_recipient(sender), _INBOX_MAC)
         body = {k: doc.get(k) for k in _INBOX_FIELDS}
         if not hmac.compare_digest(str(doc.get("mac")), _inbox_mac(key, name, body)):
             return None
@@ -231,13 +232,13 @@ def segments(s: Session) -> list[tuple[str, Segment]]:
     """Every segment, oldest first."""
     with s.reading() as current:
         head = current.pointer("audit")
-        return sealed.audit_chain(s.store, [s.require_owner().x25519], head)
+        return sealed.audit_chain(s.store, [s.require_owner()], head)
 
 
 def reseal_audit(
     s: Session,
     txn: transaction.Transaction,
-    old_identity: age.X25519Identity,
+    old_identity: age.Identity,
     new_recipient: age.X25519Recipient,
 ) -> None:
     """Re-seal every segment to a new owner key (identity rotation)."""

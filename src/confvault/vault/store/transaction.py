@@ -29,7 +29,7 @@ from confvault.vault.store import fs, layout, manifest, sealing
 from confvault.vault.store.objects import ObjectStore, Sink
 
 JOURNAL_SUFFIX = fs.JOURNAL_SUFFIX
-_JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"
+_JOURNAL_KEY_LABEL = b"confvault/journal-mac/v1"  # identity.JOURNAL_MAC_LABEL
 
 
 def journal_key(signing_seed: bytes) -> bytes:
