@@ -17,6 +17,7 @@ TYPED = [
     "src/confvault/errors.py",
     "src/confvault/vault",
     "src/confvault/cli",
+    "src/confvault/server",
 ]
 
 
