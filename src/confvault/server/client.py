@@ -76,12 +76,10 @@ def connect(path: str) -> _socket.socket | None:
 
 def receive(sock: _socket.socket) -> tuple[bytes, int] | None:
     """One reply, or None at the end of the connection."""
-    data = b""
-    while len(data) < protocol.REPLY.size:
-        chunk = sock.recv(protocol.REPLY.size - len(data))
-        if not chunk:
-            return None
-        data += chunk
+    try:
+        data = protocol.exactly(sock, protocol.REPLY.size)
+    except ValueError:
+        return None
     kind, value = protocol.REPLY.unpack(data)
     return kind, value
 
@@ -93,8 +91,6 @@ def request(argv: list[str], *, skip: int) -> tuple[bytes, list[int]]:
     fds = [int(name) for name in os.listdir("/proc/self/fd")]
     fds = [fd for fd in fds if fd != skip and _is_open(fd)][: protocol.MAX_FDS]
     fields = [
-        b"run",
-        protocol.fingerprint(),
         b"%d" % umask,
         b"%d" % len(argv),
         *(os.fsencode(arg) for arg in argv),
@@ -102,7 +98,8 @@ def request(argv: list[str], *, skip: int) -> tuple[bytes, list[int]]:
         *(b"%d" % fd for fd in fds),
         *(key + b"=" + value for key, value in os.environb.items()),
     ]
-    return protocol.encode(fields), fds
+    message = protocol.header(b"run", protocol.fingerprint())
+    return message + protocol.encode(fields), fds
 
 
 def _is_open(fd: int) -> bool:

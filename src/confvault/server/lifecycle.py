@@ -10,7 +10,10 @@ exit; it removes its socket before it answers.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +33,7 @@ def ask(kind: bytes) -> bytes | None:
     if sock is None:
         return None
     try:
-        sock.sendall(protocol.encode([kind, protocol.fingerprint()]))
+        sock.sendall(protocol.header(kind, protocol.fingerprint()))
         answer = client.receive(sock)
     except OSError:
         return None
@@ -47,8 +50,11 @@ def running() -> bool:
 def start(wait: float = START_WAIT) -> bool:
     """Make sure a command server of this installation runs; whether one
     answers within ``wait`` seconds."""
-    if running():
+    answer = ask(b"ping")
+    if answer == b"O":
         return True
+    if answer is None:
+        _end_silent_server()
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     subprocess.Popen(  # this interpreter, this package
         [sys.executable, "-m", "confvault.server", "serve"],
@@ -66,6 +72,25 @@ def start(wait: float = START_WAIT) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def _end_silent_server() -> None:
+    """End a server that holds the lock but does not answer (hung, or of an
+    older protocol): SIGTERM to the pid its lock file names."""
+    path = os.path.join(protocol.socket_dir(), protocol.LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32)
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(text), signal.SIGTERM)
+    finally:
+        os.close(fd)
 
 
 def stop() -> bool:

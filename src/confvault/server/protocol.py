@@ -9,10 +9,12 @@ One connection carries one command. The client sends one request (a message
 with its descriptors attached, SCM_RIGHTS); the server answers with short
 replies of one letter and an integer (``struct`` ``!cI``):
 
-  request  ``run``: fingerprint, umask, argv, environment; descriptors: every
-           descriptor the client has open (their numbers listed), then its
-           working directory (O_PATH)
-           ``ping``: fingerprint (is a server of this installation there?)
+  request  a header (HEADER: the kind and the client's fingerprint), then
+           for ``run`` a body: umask, argv, environment, the numbers of the
+           descriptors sent (every descriptor the client has open, then its
+           working directory, O_PATH); the server reads the header alone,
+           the worker the body
+           ``ping``: is a server of this installation there?
            ``stop``: the server exits
   replies  ``P`` pid: a worker runs the command; the client answers ``G``
            (go) before the worker starts, so a client that gave up waiting
@@ -33,6 +35,8 @@ import zlib
 
 from confvault import __version__
 
+TYPE_CHECKING = False  # not `typing`'s: the client does not import typing
+
 SOCKET_NAME = "server.sock"
 LOCK_NAME = "server.lock"
 ENV_RUNTIME = "XDG_RUNTIME_DIR"
@@ -40,6 +44,10 @@ ENV_DISABLE = "CONFVAULT_NO_SERVER"  # set (non-empty): every command runs in-pr
 MAX_REQUEST = 1 << 20  # argv and environment together
 MAX_FDS = 200  # SCM_RIGHTS carries at most 253 descriptors per message
 REPLY = struct.Struct("!cI")
+# A request's header: its kind and the client's fingerprint. The server reads
+# the header alone; a ``run`` request's body (argv, environment: what may hold
+# a secret) is read by the worker, so it never passes through the server.
+HEADER = struct.Struct("!4s60s")
 # Read by typer and rich when they are imported, i.e. once in the server: a
 # client whose values differ runs in-process, as those modules would behave.
 IMPORT_ENV = (
@@ -52,6 +60,13 @@ IMPORT_ENV = (
     "FORCE_COLOR",
     "PY_COLORS",
 )
+
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _Receiver(Protocol):
+        def recv(self, size: int, /) -> bytes: ...
 
 
 class Unsafe(Exception):  # noqa: N818 - a condition, not an error to report
@@ -112,6 +127,15 @@ def import_env(environ: dict[bytes, bytes]) -> list[bytes | None]:
     return [environ.get(name.encode("ascii")) for name in IMPORT_ENV]
 
 
+def header(kind: bytes, fingerprint: bytes) -> bytes:
+    return HEADER.pack(kind, fingerprint)
+
+
+def parse_header(data: bytes) -> tuple[bytes, bytes]:
+    kind, fingerprint = HEADER.unpack(data)
+    return kind.rstrip(b"\0"), fingerprint.rstrip(b"\0")
+
+
 def encode(fields: list[bytes]) -> bytes:
     """Fields (no NUL inside) as one message: its length, then each field
     followed by a NUL."""
@@ -127,3 +151,14 @@ def decode(body: bytes) -> list[bytes]:
 
 def reply(kind: bytes, value: int = 0) -> bytes:
     return REPLY.pack(kind, value)
+
+
+def exactly(sock: _Receiver, size: int) -> bytes:
+    """``size`` bytes from ``sock``; ValueError when the connection ends before."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("the connection ended")
+        data += chunk
+    return data

@@ -8,7 +8,8 @@ no vault and no key: keys are read by the workers, each in its own process,
 which exits after its command.
 
 One server per user: it holds an exclusive lock on ``server.lock`` beside the
-socket while it lives; a second one finds the lock taken and exits. A socket
+socket while it lives (the file holds its pid); a second one waits a moment
+for the lock (a stale server is exiting) and else exits. A socket
 left by a killed server is replaced by the next one (the lock died with it).
 The server exits after IDLE seconds without a command
 (``CONFVAULT_SERVER_IDLE``, default 1800), when its socket is removed or
@@ -35,6 +36,7 @@ ENV_IDLE = "CONFVAULT_SERVER_IDLE"
 DEFAULT_IDLE = 1800.0
 TICK = 1.0  # how often an idle server looks at its socket
 REQUEST_TIMEOUT = 2.0
+LOCK_WAIT = 3.0  # for a stale server to exit (start() has asked it to)
 _UCRED = struct.Struct("iII")
 
 
@@ -77,40 +79,30 @@ class Server:
         if _UCRED.unpack(cred)[1] != os.getuid():
             return  # another user: closed without a word
         conn.settimeout(REQUEST_TIMEOUT)
-        fields, fds = _receive(conn)
+        kind, fingerprint, fds = _receive(conn)
         try:
-            if len(fields) < 2:
-                return
-            kind, fingerprint = fields[0], fields[1]
             if fingerprint != self.fingerprint:
                 conn.sendall(protocol.reply(b"R"))
                 self.running = False  # stale: the next start brings a fresh one
-                return
-            if kind in (b"ping", b"stop"):
+            elif kind in (b"ping", b"stop"):
                 self.running = kind == b"ping"
                 if not self.running:
                     self.unlink()
                 conn.sendall(protocol.reply(b"O"))
-                return
-            if kind != b"run":
-                return
-            request = worker.parse(fields[2:], fds)
-            if protocol.import_env(request.environ) != self.import_env:
-                conn.sendall(protocol.reply(b"R"))
-                return
-            self._fork(conn, request)
+            elif kind == b"run" and fds:
+                self._fork(conn, fds)
         finally:
             for fd in fds:
                 os.close(fd)
 
-    def _fork(self, conn: socket.socket, request: worker.Request) -> None:
+    def _fork(self, conn: socket.socket, fds: list[int]) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             pid = os.fork()
             if pid == 0:
                 try:
                     self.listener.close()
-                    worker.work(conn, request)
+                    worker.work(conn, fds, self.import_env)
                 finally:
                     os._exit(70)
             self.workers[pid] = socket.socket(fileno=os.dup(conn.fileno()))
@@ -142,36 +134,23 @@ class Server:
                 os.unlink(self.path)
 
 
-def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:
-    """One request's fields and the descriptors that came with it."""
+def _receive(conn: socket.socket) -> tuple[bytes, bytes, list[int]]:
+    """A request's header (its kind and fingerprint) and the descriptors that
+    came with it; the body, if any, is left to the worker."""
     fds = array.array("i")
     space = socket.CMSG_SPACE((protocol.MAX_FDS + 1) * fds.itemsize)
-    data, ancillary, _, _ = conn.recvmsg(65536, space)
+    data, ancillary, _, _ = conn.recvmsg(protocol.HEADER.size, space)
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % fds.itemsize
             fds.frombytes(payload[:usable])
     try:
-        return protocol.decode(_body(conn, data)), list(fds)
+        data += protocol.exactly(conn, protocol.HEADER.size - len(data))
+        return (*protocol.parse_header(data), list(fds))
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
-
-
-def _body(conn: socket.socket, data: bytes) -> bytes:
-    if len(data) < 4:
-        raise ValueError("malformed request")
-    (size,) = struct.unpack("!I", data[:4])
-    if size > protocol.MAX_REQUEST:
-        raise ValueError("request too large")
-    body = data[4:]
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            raise ValueError("truncated request")
-        body += chunk
-    return body
 
 
 @contextlib.contextmanager
@@ -183,11 +162,18 @@ def _owned(directory: str) -> Iterator[int | None]:
         0o600,
     )
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield None
+                    return
+                time.sleep(0.05)
+        os.ftruncate(lock, 0)
+        os.write(lock, b"%d\n" % os.getpid())  # for start(), facing a server that hangs
         yield lock
     finally:
         os.close(lock)

@@ -16,6 +16,7 @@ import io
 import os
 import signal
 import socket
+import struct
 import sys
 from dataclasses import dataclass
 
@@ -41,9 +42,16 @@ class Request:
             os.close(fd)
 
 
+def receive(conn: socket.socket, fds: list[int]) -> Request:
+    """The body of a ``run`` request, whose descriptors the server received."""
+    (size,) = struct.unpack("!I", protocol.exactly(conn, 4))
+    if size > protocol.MAX_REQUEST:
+        raise ValueError("request too large")
+    return parse(protocol.decode(protocol.exactly(conn, size)), fds)
+
+
 def parse(fields: list[bytes], fds: list[int]) -> Request:
-    """The request of ``run`` fields (after the fingerprint); ValueError when
-    malformed."""
+    """The request of a ``run`` body's fields; ValueError when malformed."""
     umask = int(fields[0])
     argc = int(fields[1])
     argv = [os.fsdecode(arg) for arg in fields[2 : 2 + argc]]
@@ -59,13 +67,20 @@ def parse(fields: list[bytes], fds: list[int]) -> Request:
     return Request(argv, umask, numbers, environ, fds)
 
 
-def work(conn: socket.socket, request: Request) -> None:
-    """Run ``request`` for the client at ``conn``; never returns."""
+def work(conn: socket.socket, fds: list[int], import_env: list[bytes | None]) -> None:
+    """Run the request of the client at ``conn`` (the body still to read, its
+    descriptors ``fds``) in this forked process; never returns. A client
+    whose IMPORT_ENV values differ from the server's (``import_env``) is
+    told to run its command itself."""
     code = 70
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         conn.settimeout(GO_TIMEOUT)
+        request = receive(conn, fds)
+        if protocol.import_env(request.environ) != import_env:
+            conn.sendall(protocol.reply(b"R"))
+            os._exit(0)
         conn.sendall(protocol.reply(b"P", os.getpid()))
         if conn.recv(1) != b"G":
             os._exit(0)  # the client gave up: nothing runs
