@@ -126,28 +126,26 @@ def _run(sock: _socket.socket, argv: list[str]) -> int | None:
         message, fds = request(argv, skip=sock.fileno())
         if len(message) > protocol.MAX_REQUEST:
             return None
+        sock.settimeout(START_TIMEOUT)
+        sock.sendall(message)
+        started = receive(sock)
+    except OSError:
+        return None
+    if started is None or started[0] != b"P":
+        return None  # refused, or the server went away before starting it
+    try:
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        rights = struct.pack(f"{len(fds) + 1}i", *fds, cwd)
-        sock.settimeout(START_TIMEOUT)
-        sent = sock.sendmsg(
-            [message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)]
-        )
-        sock.sendall(message[sent:])
-        started = receive(sock)
-    except OSError:
-        return None
+        return _wait(sock, started[1], struct.pack(f"{len(fds) + 1}i", *fds, cwd))
     finally:
         os.close(cwd)
-    if started is None or started[0] != b"P":
-        return None  # refused, or the server went away before starting it
-    return _wait(sock, started[1])
 
 
-def _wait(sock: _socket.socket, pid: int) -> int:
-    """Let the worker ``pid`` run, forward signals to it, and return its status."""
+def _wait(sock: _socket.socket, pid: int, rights: bytes) -> int:
+    """Let the worker ``pid`` run (the go, with the descriptors ``rights``),
+    forward signals to it, and return its status."""
 
     def forward(signum: int, frame: object) -> None:
         try:  # noqa: SIM105 - contextlib would cost the client its import
@@ -158,7 +156,7 @@ def _wait(sock: _socket.socket, pid: int) -> int:
     previous = {signum: _signal.signal(signum, forward) for signum in FORWARDED}
     try:
         sock.settimeout(None)
-        sock.sendall(b"G")
+        sock.sendmsg([b"G"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         outcome = receive(sock)
     except OSError:
         outcome = None

@@ -10,15 +10,16 @@ with its descriptors attached, SCM_RIGHTS); the server answers with short
 replies of one letter and an integer (``struct`` ``!cI``):
 
   request  a header (HEADER: the kind and the client's fingerprint), then
-           for ``run`` a body: umask, argv, environment, the numbers of the
-           descriptors sent (every descriptor the client has open, then its
-           working directory, O_PATH); the server reads the header alone,
+           for ``run`` a body: umask, argv, environment, and the numbers of
+           the client's open descriptors; the server reads the header alone,
            the worker the body
            ``ping``: is a server of this installation there?
            ``stop``: the server exits
-  replies  ``P`` pid: a worker runs the command; the client answers ``G``
-           (go) before the worker starts, so a client that gave up waiting
-           (its timeout) never has its command run behind its back
+  replies  ``P`` pid: a worker is ready; the client answers ``G`` (go)
+           with its descriptors attached (SCM_RIGHTS: every one it has open,
+           then its working directory, O_PATH), and only then does the
+           command run: a client that gave up waiting (its timeout) never has
+           its command run behind its back, nor its descriptors held
            ``X`` code: the command's exit status
            ``K`` signal: the worker was killed by that signal
            ``R`` 0: refused (another installation or version, or an

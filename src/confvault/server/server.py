@@ -19,7 +19,6 @@ connects (that client runs its command itself).
 
 from __future__ import annotations
 
-import array
 import contextlib
 import fcntl
 import os
@@ -79,30 +78,27 @@ class Server:
         if _UCRED.unpack(cred)[1] != os.getuid():
             return  # another user: closed without a word
         conn.settimeout(REQUEST_TIMEOUT)
-        kind, fingerprint, fds = _receive(conn)
-        try:
-            if fingerprint != self.fingerprint:
-                conn.sendall(protocol.reply(b"R"))
-                self.running = False  # stale: the next start brings a fresh one
-            elif kind in (b"ping", b"stop"):
-                self.running = kind == b"ping"
-                if not self.running:
-                    self.unlink()
-                conn.sendall(protocol.reply(b"O"))
-            elif kind == b"run" and fds:
-                self._fork(conn, fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        data = protocol.exactly(conn, protocol.HEADER.size)
+        kind, fingerprint = protocol.parse_header(data)
+        if fingerprint != self.fingerprint:
+            conn.sendall(protocol.reply(b"R"))
+            self.running = False  # stale: the next start brings a fresh one
+        elif kind in (b"ping", b"stop"):
+            self.running = kind == b"ping"
+            if not self.running:
+                self.unlink()
+            conn.sendall(protocol.reply(b"O"))
+        elif kind == b"run":
+            self._fork(conn)
 
-    def _fork(self, conn: socket.socket, fds: list[int]) -> None:
+    def _fork(self, conn: socket.socket) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             pid = os.fork()
             if pid == 0:
                 try:
                     self.listener.close()
-                    worker.work(conn, fds, self.import_env)
+                    worker.work(conn, self.import_env)
                 finally:
                     os._exit(70)
             self.workers[pid] = socket.socket(fileno=os.dup(conn.fileno()))
@@ -132,25 +128,6 @@ class Server:
         with contextlib.suppress(OSError):
             if os.lstat(self.path).st_ino == self.inode:
                 os.unlink(self.path)
-
-
-def _receive(conn: socket.socket) -> tuple[bytes, bytes, list[int]]:
-    """A request's header (its kind and fingerprint) and the descriptors that
-    came with it; the body, if any, is left to the worker."""
-    fds = array.array("i")
-    space = socket.CMSG_SPACE((protocol.MAX_FDS + 1) * fds.itemsize)
-    data, ancillary, _, _ = conn.recvmsg(protocol.HEADER.size, space)
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % fds.itemsize
-            fds.frombytes(payload[:usable])
-    try:
-        data += protocol.exactly(conn, protocol.HEADER.size - len(data))
-        return (*protocol.parse_header(data), list(fds))
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
 
 
 @contextlib.contextmanager

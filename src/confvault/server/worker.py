@@ -10,6 +10,7 @@ sends the exit status. It never returns into the server: every path ends in
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import io
@@ -42,15 +43,31 @@ class Request:
             os.close(fd)
 
 
-def receive(conn: socket.socket, fds: list[int]) -> Request:
-    """The body of a ``run`` request, whose descriptors the server received."""
+def receive(conn: socket.socket) -> Request:
+    """The body of a ``run`` request (without its descriptors yet)."""
     (size,) = struct.unpack("!I", protocol.exactly(conn, 4))
     if size > protocol.MAX_REQUEST:
         raise ValueError("request too large")
-    return parse(protocol.decode(protocol.exactly(conn, size)), fds)
+    return parse(protocol.decode(protocol.exactly(conn, size)))
 
 
-def parse(fields: list[bytes], fds: list[int]) -> Request:
+def receive_fds(conn: socket.socket, count: int) -> list[int]:
+    """The client's go, a byte with ``count`` descriptors attached; ValueError
+    (and none left open) unless it is that."""
+    fds = array.array("i")
+    space = socket.CMSG_SPACE((protocol.MAX_FDS + 1) * fds.itemsize)
+    data, ancillary, _, _ = conn.recvmsg(1, space)
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if data != b"G" or len(fds) != count:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("no go")
+    return list(fds)
+
+
+def parse(fields: list[bytes]) -> Request:
     """The request of a ``run`` body's fields; ValueError when malformed."""
     umask = int(fields[0])
     argc = int(fields[1])
@@ -60,29 +77,32 @@ def parse(fields: list[bytes], fds: list[int]) -> Request:
     environ = dict(
         item.split(b"=", 1) for item in fields[3 + argc + count :] if b"=" in item
     )
-    if not argv or len(numbers) + 1 != len(fds) or len(numbers) != len(fds) - 1:
+    if not argv or len(numbers) > protocol.MAX_FDS:
         raise ValueError("malformed request")
     if any(n < 0 for n in numbers) or not 0 <= umask <= 0o777:
         raise ValueError("malformed request")
-    return Request(argv, umask, numbers, environ, fds)
+    return Request(argv, umask, numbers, environ, [])
 
 
-def work(conn: socket.socket, fds: list[int], import_env: list[bytes | None]) -> None:
-    """Run the request of the client at ``conn`` (the body still to read, its
-    descriptors ``fds``) in this forked process; never returns. A client
-    whose IMPORT_ENV values differ from the server's (``import_env``) is
-    told to run its command itself."""
+def work(conn: socket.socket, import_env: list[bytes | None]) -> None:
+    """Run the request of the client at ``conn`` (its body still to read) in
+    this forked process; never returns. A client whose IMPORT_ENV values
+    differ from the server's (``import_env``) is told to run its command
+    itself. The client's descriptors come with its go, after the pid: a
+    client that gave up never leaves them with a server that hangs."""
     code = 70
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         conn.settimeout(GO_TIMEOUT)
-        request = receive(conn, fds)
+        request = receive(conn)
         if protocol.import_env(request.environ) != import_env:
             conn.sendall(protocol.reply(b"R"))
             os._exit(0)
         conn.sendall(protocol.reply(b"P", os.getpid()))
-        if conn.recv(1) != b"G":
+        try:
+            request.fds = receive_fds(conn, len(request.numbers) + 1)
+        except (OSError, ValueError):
             os._exit(0)  # the client gave up: nothing runs
         conn.settimeout(None)
         conn = _adopt(conn, request)
