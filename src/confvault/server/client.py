@@ -168,7 +168,13 @@ def _wait(sock: _socket.socket, pid: int, rights: bytes) -> int:
         return 70
     kind, value = outcome
     if kind == b"K":  # killed by a signal: end the same way
-        _signal.signal(value, _signal.SIG_DFL)
-        os.kill(os.getpid(), value)
+        try:  # noqa: SIM105 - contextlib would cost the client its import
+            _signal.signal(value, _signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
+            pass
+        try:  # noqa: SIM105
+            os.kill(os.getpid(), value)
+        except (OSError, ValueError):
+            pass
         return 128 + value
     return value
