@@ -74,7 +74,8 @@ def test_the_server_holds_no_key_and_no_passphrase(served: Served) -> None:
         stdout=subprocess.PIPE,
     )
     try:
-        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout is not None
         holder.stdin.write(key)
         holder.stdin.close()
         holder.stdout.readline()
