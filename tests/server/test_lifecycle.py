@@ -115,7 +115,7 @@ def test_a_killed_servers_socket_runs_the_command_here_and_is_replaced(
 ) -> None:
     assert fresh.server("start") == 0
     pid = fresh.pid()
-    inode = fresh.socket.stat().st_ino
+    before = fresh.socket.stat()
     os.kill(pid, signal.SIGKILL)
     assert wait_gone(pid)
     assert fresh.socket.exists()  # stale
@@ -128,7 +128,8 @@ def test_a_killed_servers_socket_runs_the_command_here_and_is_replaced(
     assert here.stderr == ""
     assert fresh.server("start") == 0
     assert fresh.pid() != pid
-    assert fresh.socket.stat().st_ino != inode
+    after = fresh.socket.stat()
+    assert (after.st_ino, after.st_ctime_ns) != (before.st_ino, before.st_ctime_ns)
     again = fresh.run("client", "list", "--json")
     assert "typer" not in again.imported  # type: ignore[attr-defined]
     assert again.stdout == here.stdout

@@ -43,7 +43,7 @@ class Server:
     def __init__(self, listener: socket.socket, path: str, idle: float) -> None:
         self.listener = listener
         self.path = path
-        self.inode = os.lstat(path).st_ino
+        self.identity = _identity(path)
         self.idle = idle
         self.fingerprint = protocol.fingerprint()
         self.import_env = protocol.import_env(dict(os.environb))
@@ -69,7 +69,7 @@ class Server:
         if time.monotonic() - self.last > self.idle and not self.workers:
             return False
         try:
-            return os.lstat(self.path).st_ino == self.inode
+            return _identity(self.path) == self.identity
         except OSError:
             return False
 
@@ -126,8 +126,15 @@ class Server:
     def unlink(self) -> None:
         """Remove the socket if it is still this server's."""
         with contextlib.suppress(OSError):
-            if os.lstat(self.path).st_ino == self.inode:
+            if _identity(self.path) == self.identity:
                 os.unlink(self.path)
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    """What tells this server's socket from one that replaced it (an inode
+    number alone is reused at once)."""
+    info = os.lstat(path)
+    return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 @contextlib.contextmanager
