@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -183,6 +184,8 @@ def main(idle: float | None = None) -> int:
         if lock is None:
             return 0
         cli.preload()  # before the socket exists: a client finds a ready server
+        gc.collect()
+        gc.freeze()  # a worker's collections skip (and do not copy) the preloaded heap
         path = os.path.join(directory, protocol.SOCKET_NAME)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a killed server's, since the lock was free
