@@ -49,9 +49,15 @@ REPLY = struct.Struct("!cI")
 # the header alone; a ``run`` request's body (argv, environment: what may hold
 # a secret) is read by the worker, so it never passes through the server.
 HEADER = struct.Struct("!4s60s")
-# Read by typer and rich when they are imported, i.e. once in the server: a
-# client whose values differ runs in-process, as those modules would behave.
+# Read when the interpreter starts (the standard streams' encoding) or when
+# typer and rich are imported, i.e. once in the server: a client whose values
+# differ runs in-process, as the interpreter and those modules would behave.
 IMPORT_ENV = (
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "PYTHONIOENCODING",
+    "PYTHONUTF8",
     "TYPER_USE_RICH",
     "TYPER_STANDARD_TRACEBACK",
     "_TYPER_STANDARD_TRACEBACK",
