@@ -153,3 +153,34 @@ def test_the_working_directory_and_extra_descriptors_are_the_clients(
     assert done.returncode == 0, done.stderr
     assert '"name": "Ann Example"' in done.stdout
     assert "typer" not in done.stderr
+
+
+def test_the_client_imports_no_more_than_it_needs(served: Served) -> None:
+    done = served.run("client", "list")
+    assert done.returncode == 0
+    imported = set(done.imported)  # type: ignore[attr-defined]
+    assert {"confvault.server.client", "confvault.server.protocol"} <= imported
+    for heavy in (*HEAVY, "typing", "pathlib", "subprocess"):
+        found = {m for m in imported if m == heavy or m.startswith(heavy + ".")}
+        assert not found, heavy
+    # pip's console-script wrapper imports `re` (and with it `enum`); the
+    # client module itself neither
+    import subprocess
+    import sys
+
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "from confvault.server.client import main",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    names = {line.split("|")[-1].strip() for line in alone.stderr.splitlines()}
+    assert "confvault.server.client" in names
+    assert not names & {"re", "enum", "typing", "socket", "signal", "confvault.errors"}

@@ -236,3 +236,13 @@ def test_a_worker_killed_by_a_signal_ends_its_client_so(served: Served) -> None:
     os.kill(worker, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (-signal.SIGKILL, b"", b"")
+
+
+def test_start_leaves_the_passphrase_variables_out_of_the_server(fresh: Served) -> None:
+    env = fresh.env | {"CONFVAULT_PASSPHRASE": PASSPHRASE}
+    assert fresh.server("start", env=env) == 0
+    environ = Path(f"/proc/{fresh.pid()}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0] for item in environ}
+    assert b"CONFVAULT_PASSPHRASE" not in names
+    assert b"CONFVAULT_PASSPHRASE_FILE" not in names
+    assert b"XDG_RUNTIME_DIR" in names
