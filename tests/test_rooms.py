@@ -20,6 +20,8 @@ _KEYED = ("confvault.vault.session", "confvault.vault.ops")
 # covers everything under it.
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("confvault.vault.check", _KEYED),
+    ("confvault.vault", ("confvault.server",)),
+    ("confvault.age", ("confvault.server",)),
     ("confvault.vault.session", ("confvault.vault.ops",)),
     ("confvault.vault.backup", _KEYED),
     (
@@ -47,6 +49,18 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 ONLY: list[tuple[str, tuple[str, ...]]] = [
     ("confvault.age", ("confvault.age", "confvault.errors")),
     ("confvault.errors", ()),
+    # The command server sits on the CLI: it runs the one app, nothing below it.
+    (
+        "confvault.server",
+        ("confvault.server", "confvault.cli", "confvault.__version__"),
+    ),
+    # The client starts every command: the version and the protocol, and the
+    # app only when it runs the command itself.
+    (
+        "confvault.server.client",
+        ("confvault.server.protocol", "confvault.__version__", "confvault.cli.main"),
+    ),
+    ("confvault.server.protocol", ("confvault.__version__",)),
 ]
 # And everywhere: a `_`-prefixed name is private to its module, a `_`-prefixed
 # module to its package; so `cli` imports nothing private of `vault` or `age`.
@@ -176,4 +190,29 @@ def test_each_rule_sees_what_it_forbids(tmp_path: Path) -> None:
         (f"{v}.model.note", f"{v}.check.keyless"),
         (f"{v}.session.core", f"{v}.ops.notes"),
         (f"{v}.store.fs", f"{v}.session.core"),
+    ]
+
+
+def test_the_server_rules_see_what_they_forbid(tmp_path: Path) -> None:
+    files = {
+        "server/client.py": (
+            "from confvault import __version__\n"
+            "from confvault.server import protocol\n"
+            "from confvault.errors import ConfvaultError\n"
+            "def f():\n"
+            "    from confvault.cli import main\n"
+        ),
+        "server/protocol.py": "from confvault import __version__, errors\n",
+        "server/server.py": "from confvault import cli\nfrom confvault.vault import Vault\n",
+        "vault/store/fs.py": "from confvault.server import start\n",
+    }
+    root = tmp_path / "confvault"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    assert sorted(_violations(tmp_path)) == [
+        ("confvault.server.client", "confvault.errors.ConfvaultError"),
+        ("confvault.server.protocol", "confvault.errors"),
+        ("confvault.server.server", "confvault.vault.Vault"),
+        ("confvault.vault.store.fs", "confvault.server.start"),
     ]

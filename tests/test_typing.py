@@ -18,6 +18,7 @@ TYPED = [
     "src/confvault/vault",
     "src/confvault/cli",
     "src/confvault/agent",
+    "src/confvault/server",
 ]
 
 

@@ -23,6 +23,24 @@ def main() -> None:
     app(prog_name="confvault")
 
 
+def preload() -> None:
+    """Import everything a command may load and build the command tree once: for
+    a process that forks a worker per command (confvault.server)."""
+    from confvault.cli import _preloaded
+
+    _preloaded.preload()
+
+
+def run(args: list[str], *, terminal_on_stdin: bool = False) -> int:
+    """Run ``confvault ARGS`` in this process and return its exit status, as
+    ``main`` would end it (a worker of confvault.server). With
+    ``terminal_on_stdin`` (a process without a controlling terminal) a
+    passphrase prompt asks on stdin when stdin is a terminal."""
+    from confvault.cli import _preloaded
+
+    return _preloaded.run(args, terminal_on_stdin=terminal_on_stdin)
+
+
 def __getattr__(name: str) -> Any:
     if name == "app":  # the app, for tests and embedding
         from confvault.cli._app import app

@@ -21,6 +21,10 @@ from confvault.vault.store.hardening import harden_process
 ENV_PASSPHRASE_FILE = "CONFVAULT_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 ENV_PASSPHRASE = "CONFVAULT_PASSPHRASE"  # noqa: S105 - a variable name
 _MAX_PASSPHRASE_FILE = 64 * 1024
+# A worker of the command server (confvault.server) has no controlling
+# terminal: its prompt asks on stdin when stdin is a terminal (getpass turns
+# the echo off there), not on /dev/tty.
+terminal_on_stdin = False
 
 
 def _strip_newline(data: bytes) -> bytes:
@@ -73,9 +77,10 @@ def _tty_prompt(prompt: str) -> bytes:
     try:  # getpass reads from /dev/tty; make sure it exists rather than fall back
         os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError as err:
-        raise PassphraseUnavailableError(
-            "no passphrase given and no terminal to ask for one"
-        ) from err
+        if not terminal_on_stdin:  # else getpass asks on stdin, a terminal
+            raise PassphraseUnavailableError(
+                "no passphrase given and no terminal to ask for one"
+            ) from err
     import getpass
 
     try:

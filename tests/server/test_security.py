@@ -1,0 +1,248 @@
+"""What the server never does: serve another user, hold a key or a
+passphrase; and how a command ends: SIGINT reaches the worker, which is
+reaped, and the client exits as the command would in-process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from confvault.server import protocol
+from tests.conftest import require_binary
+from tests.server.conftest import (
+    CONFVAULT,
+    PASSPHRASE,
+    Served,
+    children,
+    make_vault,
+    wait_gone,
+)
+
+SECRET_KEY = re.compile(rb"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}")
+
+
+def _memory(pid: int) -> bytes:
+    """Every readable, private or anonymous mapping of ``pid`` (as root)."""
+    chunks = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5] if len(fields) > 5 else ""
+            if "r" not in fields[1] or path.startswith("[v") or path.startswith("/"):
+                continue  # unreadable, vdso/vvar/vsyscall, or a mapped file
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except OSError:
+                continue
+    return b"".join(chunks)
+
+
+def test_the_server_holds_no_key_and_no_passphrase(served: Served) -> None:
+    if os.getuid() != 0:
+        pytest.skip("reading another process's memory needs root")
+    keygen = require_binary("age-keygen")
+    env = {k: v for k, v in served.env.items() if k != "CONFVAULT_PASSPHRASE_FILE"}
+    env["CONFVAULT_PASSPHRASE"] = PASSPHRASE  # through the environment this time
+    for args in (["note", "show", served.note], ["client", "list"], ["status"]):
+        done = served.run(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "typer" not in done.imported  # type: ignore[attr-defined]
+    memory = _memory(served.pid())
+    assert len(memory) > 1_000_000  # the scan read the heap
+    assert SECRET_KEY.search(memory) is None
+    assert PASSPHRASE.encode() not in memory
+    assert b"first session" not in memory  # nor a note's text
+    # the scan finds a key where one is held
+    key = subprocess.run([keygen], capture_output=True, check=True, timeout=30).stdout
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; k = sys.stdin.read(); print(1, flush=True); time.sleep(60)",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        holder.stdin.write(key)
+        holder.stdin.close()
+        holder.stdout.readline()
+        assert SECRET_KEY.search(_memory(holder.pid)) is not None
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("running as another user needs root")
+    setpriv = require_binary("setpriv")
+    other_python = "/usr/bin/python3"
+    if not Path(other_python).exists():
+        pytest.skip("no system python for uid 65534")
+    # a runtime directory uid 65534 can reach (the server made its own 0700)
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        served = make_vault(tmp_path)
+        served.env["XDG_RUNTIME_DIR"] = str(base)
+        assert served.server("start") == 0
+        try:
+            (base / "confvault").chmod(0o711)
+            served.socket.chmod(0o666)
+            probe = (
+                "import socket, struct, sys\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                "s.settimeout(10)\n"
+                "s.connect(sys.argv[1])\n"
+                "try:\n"
+                "    s.sendall(struct.pack('!4s60s', b'ping', sys.argv[2].encode()))\n"
+                "    print(repr(s.recv(16)))\n"
+                "except (BrokenPipeError, ConnectionResetError):\n"
+                "    print('closed')\n"
+            )
+            fingerprint = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from confvault.server import protocol; sys.stdout.buffer.write(protocol.fingerprint())",
+                ],
+                capture_output=True,
+                check=True,
+                timeout=30,
+            ).stdout.decode()
+            mine = subprocess.run(
+                [sys.executable, "-c", probe, str(served.socket), fingerprint],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert mine.stdout == repr(protocol.reply(b"O")) + "\n"
+            other = subprocess.run(
+                [
+                    setpriv,
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    other_python,
+                    "-c",
+                    probe,
+                    str(served.socket),
+                    fingerprint,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert other.returncode == 0, other.stderr
+            assert other.stdout in ("b''\n", "closed\n")  # closed without a word
+            again = subprocess.run(
+                [sys.executable, "-c", probe, str(served.socket), fingerprint],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert again.stdout == repr(protocol.reply(b"O")) + "\n"  # still serving
+            # and this user's client does not trust a directory others may enter
+            assert served.server("status") == 1
+        finally:
+            served.stop()
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+
+
+def _wait_for_worker(server: int, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children(server)
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError("no worker started")
+
+
+def _interrupted(
+    command: list[str], env: dict[str, str], ready: float
+) -> tuple[int, bytes]:
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    time.sleep(ready)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert out == b""
+    return proc.returncode, err
+
+
+def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
+    # `note add` waits on its stdin (a pipe left open) when Ctrl-C comes
+    server = served.pid()
+    env = dict(served.env)
+    proc = subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    worker = _wait_for_worker(server)
+    time.sleep(0.5)  # the worker takes the descriptors and reads stdin
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (130, b"", b"confvault: error: interrupted\n")
+    assert wait_gone(worker, timeout=10)
+    assert worker not in children(server)
+    # in-process, the same
+    here = subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env | {"CONFVAULT_NO_SERVER": "1"},
+    )
+    time.sleep(5)  # the whole start-up of the app, on a loaded machine
+    here.send_signal(signal.SIGINT)
+    out, err = here.communicate(timeout=60)
+    assert (here.returncode, out, err) == (130, b"", b"confvault: error: interrupted\n")
+
+
+def test_a_worker_killed_by_a_signal_ends_its_client_so(served: Served) -> None:
+    server = served.pid()
+    proc = subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=served.env,
+    )
+    worker = _wait_for_worker(server)
+    time.sleep(0.3)
+    os.kill(worker, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (-signal.SIGKILL, b"", b"")
+
+
+def test_start_leaves_the_passphrase_variables_out_of_the_server(fresh: Served) -> None:
+    env = fresh.env | {"CONFVAULT_PASSPHRASE": PASSPHRASE}
+    assert fresh.server("start", env=env) == 0
+    environ = Path(f"/proc/{fresh.pid()}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0] for item in environ}
+    assert b"CONFVAULT_PASSPHRASE" not in names
+    assert b"CONFVAULT_PASSPHRASE_FILE" not in names
+    assert b"XDG_RUNTIME_DIR" in names
