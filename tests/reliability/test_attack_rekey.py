@@ -436,6 +436,7 @@ def _crash_base(root: Path) -> dict[str, bytes]:
         root / "vault",
         OLD.encode(),
         work_factor=10,
+        postquantum=False,
         min_work_factor=10,
         state_dir=root / "xdg" / "confvault",
     )

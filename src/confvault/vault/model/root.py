@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from confvault.vault.model import _doc
+from confvault import age
+from confvault.vault.model import _doc, keykind
 from confvault.vault.model.grant import Grant
 from confvault.vault.store.documents import JSONObject, JSONValue
 
@@ -26,7 +27,7 @@ _CLIENT_KEYS = frozenset(("name", "created", "compartments"))
 _CLIENT_OPTIONAL = frozenset(("last_note",))
 _SETTINGS_KEYS = frozenset(("work_factor", "created"))
 _SETTINGS_OPTIONAL = frozenset(
-    ("max_key_age_days", "recovery_recipient", "identity_rotated")
+    ("max_key_age_days", "recovery_recipient", "identity_rotated", "keys")
 )
 _ROOT_KEYS = frozenset(("format", "vault", "grants", "settings"))
 _ROOT_OPTIONAL = frozenset(("pending_rotation", "clients"))
@@ -127,6 +128,14 @@ class Settings:
     max_key_age_days: int | None = None
     recovery_recipient: str | _doc.AbsentKey | None = _doc.ABSENT  # None: no key
     identity_rotated: str | None = None
+    # The kind of every key (model/keykind); absent in classic vaults made
+    # before post-quantum keys existed.
+    keys: str | None = None
+
+    @property
+    def key_kind(self) -> str:
+        """``keykind.POSTQUANTUM`` or ``keykind.CLASSIC``."""
+        return self.keys or keykind.CLASSIC
 
     @classmethod
     def from_doc(cls, value: JSONValue) -> Settings:
@@ -142,6 +151,7 @@ class Settings:
             max_key_age_days=_doc.optional_number(doc, "max_key_age_days", what),
             recovery_recipient=recovery,
             identity_rotated=_doc.optional_text(doc, "identity_rotated", what),
+            keys=_keys(doc, what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -152,6 +162,8 @@ class Settings:
             doc["recovery_recipient"] = self.recovery_recipient
         if self.identity_rotated is not None:
             doc["identity_rotated"] = self.identity_rotated
+        if self.keys is not None:
+            doc["keys"] = self.keys
         return doc
 
     @property
@@ -160,6 +172,13 @@ class Settings:
         return (
             None if self.recovery_recipient is _doc.ABSENT else self.recovery_recipient
         )
+
+
+def _keys(doc: JSONObject, what: str) -> str | None:
+    keys = _doc.optional_text(doc, "keys", what)
+    if keys is not None and keys not in keykind.KINDS:
+        raise _doc.malformed(what, f"unknown key kind {keys!r}")
+    return keys
 
 
 Pending = tuple[tuple[str, str], ...]  # (client ID, compartment) still to rotate
@@ -217,6 +236,15 @@ class RootRecord:
         doc = self.top_doc()
         doc["clients"] = {cid: c.to_doc() for cid, c in self.clients.items()}
         return doc
+
+    @property
+    def key_kind(self) -> str:
+        """The kind every new key of this vault has (model/keykind)."""
+        return self.settings.key_kind if self.settings else keykind.CLASSIC
+
+    def new_key(self) -> age.AnyIdentity:
+        """A new client key: the one place its kind is chosen."""
+        return keykind.new_identity(self.key_kind)
 
     def compartment_keys(self) -> Iterator[tuple[str, str]]:
         """Every (client ID, compartment) there is."""

@@ -57,7 +57,7 @@ class Session:
         root: Path,
         *,
         owner: identity.OwnerIdentity | None,
-        reader: age.X25519Identity | None = None,
+        reader: age.AnyIdentity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -198,7 +198,7 @@ class Session:
         digest = required_pointer(current, "root")
         if self.root_cache is None or self.root_cache[0] != digest:
             root, self.root_buckets = root_index.read(
-                self.store, self.owner.x25519, digest, current.body.vault_id
+                self.store, self.owner, digest, current.body.vault_id
             )
             self.root_cache = (digest, root)
         return self.root_cache[1]
@@ -229,7 +229,7 @@ class Session:
 
     def identities(self) -> list[age.Identity]:
         if self.owner is not None:
-            return [self.owner.x25519]
+            return [self.owner]
         if self.reader is not None:
             return [self.reader]
         raise ReadOnlyError("no key to open the vault with")

@@ -151,7 +151,7 @@ def _open(s: Session, spool: Spool, name: str, signed_name: str) -> Stamped | No
     """The owner's entry in ``name`` if its MAC is the owner's, for this vault."""
     owner = s.require_owner()
     try:
-        doc: JSONValue = json.loads(age.decrypt(spool.read(name), [owner.x25519]))
+        doc: JSONValue = json.loads(age.decrypt(spool.read(name), [owner]))
         if not isinstance(doc, dict):
             return None
         body = {k: doc.get(k) for k in _FIELDS}
@@ -186,7 +186,7 @@ def _same(entry: ChainEntry, stamped: Stamped) -> bool:
 
 def _in_chain(s: Session, head: str | None, seq: int, stamped: Stamped) -> bool:
     """True when chain entry ``seq`` (from the segment ``head`` back) is ``stamped``."""
-    identities = [s.require_owner().x25519]
+    identities = [s.require_owner()]
     while head is not None:
         segment = sealed.open_segment(s.store.get(head), identities)
         if segment.entries and segment.entries[0].seq <= seq:
@@ -204,7 +204,7 @@ def mark(s: Session, txn: transaction.Transaction) -> None:
     wanted = list(s.spooling.taken)
     if not wanted:
         return
-    spool, identities = _spool(s), [s.require_owner().x25519]
+    spool, identities = _spool(s), [s.require_owner()]
     digest = txn.changes.pointers.get("audit")
     while wanted and digest is not None:
         data = txn.pending_bytes(digest)
