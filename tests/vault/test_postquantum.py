@@ -209,3 +209,21 @@ def test_keyless_verify_and_status_count_files_sealed_only_to_classic_keys(
         "classic",
         report.classic_objects,
     )
+
+
+def test_identity_rotation_and_rekey_keep_post_quantum_keys(
+    pq, state_dir: Path
+) -> None:
+    vault, recovery = pq
+    note = vault.add_note(vault.add_client("Ann").id, b"kept")
+    result = vault.rotate_identity(PASSPHRASE)
+    assert result["recovery_key_kept"] is True
+    again = Vault.open(vault.root, passphrase=PASSPHRASE, state_dir=state_dir)
+    assert isinstance(again.owner.key, age.HybridIdentity)
+    by_recovery = Vault.open(vault.root, recovery_key=recovery, state_dir=state_dir)
+    assert by_recovery.note(note.id).body == b"kept"
+    report = again.rekey(PASSPHRASE, passphrase_changed=False)
+    assert (len(report.rotated), report.failed) == (1, ())
+    again = Vault.open(vault.root, passphrase=PASSPHRASE, state_dir=state_dir)
+    assert again.note(note.id).body == b"kept"
+    assert (again.status().classic_objects, again.verify().classic_objects) == (0, 0)
