@@ -5,6 +5,7 @@ with its report, exit codes and rerun."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from confvault import age
@@ -101,3 +102,13 @@ def test_migrate_pq_through_the_cli(ready, tmp_path: Path) -> None:
     assert again.exit_code == 3
     assert json.loads(again.stdout)["outcome"] == "nothing-to-do"
     assert ready("migrate").exit_code == 2  # the target must be named
+
+
+def test_init_shows_a_post_quantum_recovery_key(vcli, tmp_path: Path) -> None:
+    result = vcli("init", "--work-factor", "10", "--allow-weak-work-factor")
+    assert result.exit_code == 0, result.output
+    key = re.search(r"AGE-SECRET-KEY-PQ-1[0-9A-Z]+", result.stdout)
+    assert key is not None
+    parsed = age.parse_identity(key.group(0))
+    assert isinstance(parsed, age.HybridIdentity)
+    assert "(postquantum keys)" in result.stdout
