@@ -104,6 +104,7 @@ def _practice(root: Path) -> tuple[Practice, age.X25519Identity, age.X25519Ident
     p = Practice(root)
     p.owner(
         "init",
+        "--classic",
         "--work-factor",
         "10",
         "--allow-weak-work-factor",
