@@ -53,7 +53,12 @@ def build(base: Path, n: int) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     rng = random.Random(11)
     vault, _ = Vault.init(
-        root, PASSPHRASE, work_factor=10, min_work_factor=10, state_dir=base / "state"
+        root,
+        PASSPHRASE,
+        work_factor=10,
+        postquantum=False,
+        min_work_factor=10,
+        state_dir=base / "state",
     )
     per_client = 100
     for c in range(max(1, n // per_client)):

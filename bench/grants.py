@@ -48,6 +48,7 @@ def build(base: Path, kind: str, clients: int) -> Path:
         root / "vault",
         PASSPHRASE,
         work_factor=10,
+        postquantum=False,
         min_work_factor=10,
         state_dir=root / "state",
     )

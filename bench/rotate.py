@@ -81,6 +81,7 @@ def fresh_vault(base: Path, files: list[Path]) -> Vault:
         vault_dir,
         PASSPHRASE,
         work_factor=10,
+        postquantum=False,
         min_work_factor=10,
         state_dir=base / "state",
     )

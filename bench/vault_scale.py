@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import io
 import json
 import math
@@ -253,12 +254,19 @@ def build_vault(
             old.unlink()
     start = time.perf_counter()
     state = xdg_state / "confvault"
+    # classic keys, as these figures always were (older trees have no choice)
+    kind = (
+        {"postquantum": False}
+        if "postquantum" in inspect.signature(Vault.init).parameters
+        else {}
+    )
     vault, _ = Vault.init(
         path,
         PASSPHRASE,
         work_factor=work_factor,
         min_work_factor=min(work_factor, 15),
         state_dir=state,
+        **kind,
     )
     clients = []
     done = 0

@@ -6,6 +6,8 @@
 //   node age.mjs recipient FILE          the recipient of each identity in FILE
 //   node age.mjs encrypt [--armor] RECIPIENT...   stdin -> age file on stdout
 //   node age.mjs decrypt FILE            age file (binary or armored) on stdin -> stdout
+//   node age.mjs decrypt-passphrase FILE  the same, opened with the passphrase that
+//                                        is FILE's first line (scrypt)
 //
 // Secret keys only travel in files, never in arguments. Errors: one line on
 // stderr, exit status 1.
@@ -58,9 +60,14 @@ async function main([command, ...args]) {
       process.stdout.write(armored ? armor.encode(sealed) : sealed);
       return;
     }
-    case "decrypt": {
+    case "decrypt":
+    case "decrypt-passphrase": {
       const d = new Decrypter();
-      for (const identity of identities(args[0])) d.addIdentity(identity);
+      if (command === "decrypt") {
+        for (const identity of identities(args[0])) d.addIdentity(identity);
+      } else {
+        d.addPassphrase(readFileSync(args[0], "utf8").split("\n")[0]);
+      }
       let sealed = await readStdin();
       const text = new TextDecoder().decode(sealed.subarray(0, 64));
       if (text.trimStart().startsWith("-----BEGIN")) {

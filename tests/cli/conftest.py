@@ -54,7 +54,12 @@ def vcli(
 @pytest.fixture
 def ready(vcli: Callable[..., Any]) -> Callable[..., Any]:
     result = vcli(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
+        "--classic",  # the post-quantum vault: test_postquantum_cli.py
     )
     assert result.exit_code == 0, result.output
     return vcli

@@ -33,6 +33,7 @@ def home(tmp_path: Path) -> Path:
         home / "records",
         PASSPHRASE.encode(),
         work_factor=10,
+        postquantum=False,  # it grants an age1 key
         min_work_factor=10,
         state_dir=home / ".local" / "state" / "confvault",
     )

@@ -48,7 +48,9 @@ def test_init_on_a_terminal_asks_twice_and_shows_the_recovery_key(
     vault = tmp_path / "vault"
     secret = b"a passphrase typed at the prompt"
     code, output = _converse(
-        ["--vault", str(vault), "init", "--work-factor", "15"], [secret, secret], env
+        ["--vault", str(vault), "init", "--work-factor", "15", "--classic"],
+        [secret, secret],
+        env,
     )
     assert code == 0, output
     assert output.count(b"passphrase: ") == 2

@@ -25,7 +25,10 @@ def _tree(path: Path) -> dict[str, bytes]:
 
 
 def test_init_shows_recovery_key_once_and_makes_private_dirs(vcli) -> None:
-    result = vcli("init", "--work-factor", "10", "--allow-weak-work-factor")
+    # classic: a post-quantum recovery key is AGE-SECRET-KEY-PQ-1 (test_postquantum_cli)
+    result = vcli(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--classic"
+    )
     assert result.exit_code == 0
     assert "AGE-SECRET-KEY-1" in result.stdout
     assert "below the floor" in result.stderr
@@ -46,6 +49,7 @@ def test_init_recovery_key_file(vcli, tmp_path: Path) -> None:
         "--recovery-key-file",
         str(key),
         "--json",
+        "--classic",  # a post-quantum key file: test_postquantum_cli.py
     )
     doc = _json(result)
     assert doc["recovery_key"] == "file"

@@ -296,6 +296,7 @@ class Explorer:
                 self.world.vault,
                 content.PASSPHRASE,
                 work_factor=content.WORK_FACTOR,
+                postquantum=False,
                 min_work_factor=content.WORK_FACTOR,
                 state_dir=self.world.state,
             )

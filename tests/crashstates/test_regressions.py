@@ -102,6 +102,7 @@ def test_init_again_clears_only_what_an_interrupted_init_leaves(tmp_path: Path) 
             path,
             b"pass",
             work_factor=10,
+            postquantum=False,
             min_work_factor=10,
             state_dir=tmp_path / "state",
         )

@@ -45,6 +45,7 @@ def make_world(root: Path, *, with_vault: bool = True) -> World:
         world.vault,
         content.PASSPHRASE,
         work_factor=content.WORK_FACTOR,
+        postquantum=False,
         min_work_factor=content.WORK_FACTOR,
         state_dir=world.state,
         clock=content.past_clock(),

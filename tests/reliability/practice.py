@@ -76,6 +76,11 @@ def start(root: Path, state: Path | None = None) -> Practice:
     (root / "pass").write_text(PASSPHRASE + "\n")
     (root / "pass").chmod(0o600)
     p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
+        "--classic",
     )
     return p

@@ -231,7 +231,14 @@ class Vault:
 @pytest.fixture
 def vault(tmp_path: Path) -> Vault:
     v = Vault(tmp_path)
-    v.ok("init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key")
+    v.ok(
+        "init",
+        "--classic",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
+    )
     return v
 
 
@@ -260,7 +267,12 @@ def untouched(tmp_path_factory: pytest.TempPathFactory) -> Vault:
     """One seeded vault for the tests that must leave it as it is."""
     vault = Vault(tmp_path_factory.mktemp("untouched"))
     vault.ok(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--classic",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
     )
     return _seed(vault)
 

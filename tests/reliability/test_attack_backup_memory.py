@@ -52,7 +52,12 @@ def test_backup_create_refuses_a_vault_replaced_wholesale(practice: Practice) ->
     attacker.root.mkdir()
     shutil.copy2(practice.root / "pass", attacker.root / "pass")
     attacker.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--classic",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
     )
     attacker.vault.rename(practice.vault)
     dest = practice.root / "nightly.tar"

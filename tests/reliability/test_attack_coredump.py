@@ -48,6 +48,7 @@ def vault(tmp_path: Path) -> Path:
     for args in (
         [
             "init",
+            "--classic",
             "--work-factor",
             "10",
             "--allow-weak-work-factor",

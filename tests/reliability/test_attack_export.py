@@ -145,7 +145,12 @@ def _practice_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp_path / "pass").write_text(PASSPHRASE + "\n")
     (tmp_path / "pass").chmod(0o600)
     p.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--classic",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
     )
     p.owner("client", "add", "Ann Example", "--field", "dob=1990-01-01")
     for date, text in (("2020-01-05", MARKERS[0]), ("2020-02-01", MARKERS[1])):

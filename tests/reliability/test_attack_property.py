@@ -157,7 +157,12 @@ def test_an_attack_is_refused_or_changes_nothing(
     top = tmp_path_factory.mktemp("prop")
     vault, state = top / "vault", top / "state"
     v, _ = Vault.init(
-        vault, PASSPHRASE, work_factor=10, min_work_factor=10, state_dir=state
+        vault,
+        PASSPHRASE,
+        work_factor=10,
+        postquantum=False,
+        min_work_factor=10,
+        state_dir=state,
     )
     v.add_client("Ann")
     first = top / "first"  # older than anything the attack sees
@@ -168,7 +173,12 @@ def test_an_attack_is_refused_or_changes_nothing(
     (canary / "a.age").write_bytes(b"not the vault's\n")
     foreign = top / "foreign"
     Vault.init(
-        foreign, PASSPHRASE, work_factor=10, min_work_factor=10, state_dir=top / "fs"
+        foreign,
+        PASSPHRASE,
+        work_factor=10,
+        postquantum=False,
+        min_work_factor=10,
+        state_dir=top / "fs",
     )
     ctx = {"canary": canary, "first": first, "foreign": foreign}
     canary_before = _tree(canary)

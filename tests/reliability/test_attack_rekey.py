@@ -104,6 +104,7 @@ def _practice(root: Path) -> tuple[Practice, age.X25519Identity, age.X25519Ident
     p = Practice(root)
     p.owner(
         "init",
+        "--classic",
         "--work-factor",
         "10",
         "--allow-weak-work-factor",
@@ -436,6 +437,7 @@ def _crash_base(root: Path) -> dict[str, bytes]:
         root / "vault",
         OLD.encode(),
         work_factor=10,
+        postquantum=False,
         min_work_factor=10,
         state_dir=root / "xdg" / "confvault",
     )

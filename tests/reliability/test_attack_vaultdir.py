@@ -378,7 +378,12 @@ def _attackers_own_vault(practice: Practice) -> Practice:
     (other / "pass").write_text(PASSPHRASE + "\n")
     built = Practice(other)
     built.owner(
-        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+        "init",
+        "--classic",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
     )
     return built
 

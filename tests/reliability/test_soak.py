@@ -33,6 +33,7 @@ class Soak:
             tmp_path / "vault",
             PASSPHRASE,
             work_factor=10,
+            postquantum=False,
             min_work_factor=10,
             state_dir=self.state / "confvault",
         )

@@ -50,7 +50,12 @@ def _build(
     path: Path, state: Path
 ) -> tuple[Vault, dict[str, list[Path]], dict[str, bytes]]:
     vault, _ = Vault.init(
-        path, PASSPHRASE, work_factor=10, min_work_factor=10, state_dir=state
+        path,
+        PASSPHRASE,
+        work_factor=10,
+        postquantum=False,
+        min_work_factor=10,
+        state_dir=state,
     )
     for name in ("Ann", "Bob"):
         vault.add_client(name)

@@ -40,7 +40,12 @@ def state_dir(tmp_path: Path) -> Path:
 def init_vault(
     path: Path, state_dir: Path, **kwargs: object
 ) -> tuple[Vault, str | None]:
-    """A new vault with the tests' passphrase and fast KDF (any fixture scope)."""
+    """A new vault with the tests' passphrase and fast KDF (any fixture scope).
+
+    Classic (X25519) keys unless ``postquantum=True``: these tests grant
+    classic keys and open files with the stock age 1.1.1; the post-quantum
+    vault has its own tests (test_postquantum.py, test_migrate.py)."""
+    kwargs.setdefault("postquantum", False)
     return Vault.init(
         path,
         PASSPHRASE,

@@ -123,7 +123,7 @@ def test_tampering_with_the_trail_is_detected(
     ):  # an older copy of the segment, without the newest entry
         path.write_bytes(old_copy)
     elif attack == "reorder":
-        doc = sealing.open_document(data, [vault.owner.x25519], "audit")
+        doc = sealing.open_document(data, [vault.owner.key], "audit")
         doc["entries"][1], doc["entries"][2] = doc["entries"][2], doc["entries"][1]
         path.write_bytes(sealing.seal_document(doc, [vault.owner.recipient]))
     else:
@@ -141,9 +141,7 @@ def test_logically_broken_chain_is_reported(vault: Vault) -> None:
     vault.add_note("Ann", b"x")
     with vault.session.writing() as txn:
         digest = txn.current.pointer("audit")
-        doc = sealing.open_document(
-            vault.store.get(digest), [vault.owner.x25519], "audit"
-        )
+        doc = sealing.open_document(vault.store.get(digest), [vault.owner.key], "audit")
         doc["entries"][1]["action"] = (
             "nothing-to-see"  # altered without fixing the hash
         )

@@ -28,6 +28,7 @@ def _make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
         root / "vault",
         PASSPHRASE,
         work_factor=10,
+        postquantum=False,
         min_work_factor=10,
         state_dir=root / "xdg" / "confvault",
     )

@@ -155,6 +155,7 @@ def test_nothing_secret_leaks_to_argv_editor_env_or_disk(tmp_path: Path) -> None
             [
                 *base,
                 "init",
+                "--classic",
                 "--work-factor",
                 "10",
                 "--allow-weak-work-factor",

@@ -46,7 +46,7 @@ def _documents(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     owner = identity.unseal_with_passphrase(
         store.get(current.pointer("owner")), EXPECTED["passphrase"].encode()
     )
-    top = json.loads(age.decrypt(store.get(current.pointer("root")), [owner.x25519]))
+    top = json.loads(age.decrypt(store.get(current.pointer("root")), [owner.key]))
     docs: dict[str, list[dict[str, Any]]] = {"root": [top], "bucket": []}
     for entry in top["buckets"].values():
         key = base64.b64decode(entry["file_key"])
@@ -56,13 +56,13 @@ def _documents(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     for bucket in docs["bucket"]:
         for client in bucket["clients"].values():
             for entry in client["compartments"].values():
-                text = age.decrypt(store.get(entry["key"]), [owner.x25519]).decode()
+                text = age.decrypt(store.get(entry["key"]), [owner.key]).decode()
                 key = age.parse_identities(text)[0]
                 docs["index"].append(
                     sealing.open_document(store.get(entry["index"]), [key], "index")
                 )
     audit = sealing.open_document(
-        store.get(current.pointer("audit")), [owner.x25519], "audit"
+        store.get(current.pointer("audit")), [owner.key], "audit"
     )
     grantee = age.parse_identity((FIXTURE / "grantee-identity.txt").read_text())
     docs["audit"] = [audit]

@@ -116,4 +116,4 @@ def test_recovery_key_step_opens_the_owner_key(
     owner_text = (out / "owner.txt").read_text()
     assert owner_text.startswith("# confvault owner identity\n")
     opened = Vault.open(vault.root, recovery_key=recovery, state_dir=tmp_path / "s2")
-    assert opened.owner.x25519.encode() in owner_text
+    assert opened.owner.key.encode() in owner_text

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 from confvault.age import _format, _stream, armor
-from confvault.age._format import Header, Stanza
+from confvault.age._format import Header, Stanza, sealed_only_classic
 from confvault.age._io import Reader, Writer
 from confvault.age._primitives import (
     constant_time_equal,
@@ -86,6 +86,7 @@ __all__ = [
     "parse_identity",
     "parse_recipient",
     "parse_recipients",
+    "sealed_only_classic",
 ]
 
 FILE_KEY_SIZE = 16

@@ -24,6 +24,31 @@ MAX_HEADER = 4 << 20  # many grantees fit; a hostile header does not exhaust mem
 MAX_STANZAS = 10_000
 
 
+CLASSIC_TYPES = frozenset({"X25519"})  # what a quantum computer would open
+POSTQUANTUM_TYPES = frozenset({"mlkem768x25519"})
+
+
+def sealed_only_classic(head: bytes) -> bool:
+    """True when the binary age file starting with ``head`` is sealed to a
+    classic (X25519) recipient and no post-quantum one, as its stanza lines
+    say: no key needed. ``head`` may stop anywhere in the header; a file
+    whose first stanza is post-quantum (or scrypt, or not age) is not."""
+    if not head.startswith(VERSION_LINE):
+        return False
+    classic = False
+    for line in head[len(VERSION_LINE) :].split(b"\n"):
+        if line.startswith(MAC_PREFIX):
+            break
+        if line.startswith(STANZA_PREFIX):
+            kind = (
+                line[len(STANZA_PREFIX) :].split(b" ", 1)[0].decode("ascii", "replace")
+            )
+            if kind in POSTQUANTUM_TYPES:
+                return False
+            classic = classic or kind in CLASSIC_TYPES
+    return classic
+
+
 def b64encode(data: bytes) -> str:
     """Canonical unpadded base64 (RFC 4648 section 4, no ``=``)."""
     return base64.b64encode(data).decode("ascii").rstrip("=")

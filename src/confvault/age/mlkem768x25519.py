@@ -82,9 +82,11 @@ class HybridIdentity:
     def _key(self) -> _hpke.HybridPrivateKey:
         return _hpke.HybridPrivateKey(self.seed)
 
-    @property
+    @cached_property
     def recipient(self) -> HybridRecipient:
-        """The public recipient of this identity."""
+        """The public recipient of this identity (made once: loading the
+        ML-KEM key costs a third of a millisecond, and a vault seals many
+        files to one client key)."""
         return HybridRecipient(self._key.public_key)
 
     def encode(self) -> str:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confvault import age
-from confvault.age import x25519
 from confvault.agent import paths, protocol
 from confvault.agent.protocol import Message
 from confvault.errors import (
@@ -156,11 +155,11 @@ class AgentKeys:
 
     def __init__(self, info: AgentInfo) -> None:
         self.info = info
-        self._recipient = x25519.parse_recipient(info.recipient)
+        self._recipient = age.parse_recipient(info.recipient)
         self._macs: dict[bytes, bytes] = {}  # derived once per command
 
     @property
-    def recipient(self) -> age.X25519Recipient:
+    def recipient(self) -> age.AnyRecipient:
         return self._recipient
 
     @property

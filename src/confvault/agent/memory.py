@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
+from confvault import age
 from confvault.vault.model.identity import OwnerIdentity
 
 _MCL_CURRENT = 1
@@ -24,7 +25,9 @@ def lock_keys(keys: OwnerIdentity) -> str:
     if libc.mlockall(_MCL_CURRENT) == 0:
         return "all"
     locked = True
-    for secret in (keys.signing_seed, keys.x25519.secret_key):
+    key = keys.key
+    secret_key = key.secret_key if isinstance(key, age.X25519Identity) else key.seed
+    for secret in (keys.signing_seed, secret_key):
         # CPython keeps a bytes object's data inside the object, at its id()
         address, size = id(secret), sys.getsizeof(secret)
         if libc.mlock(ctypes.c_void_p(address), ctypes.c_size_t(size)) != 0:

@@ -59,6 +59,10 @@ COMMANDS: dict[str, Lazy] = {
     "rotate": Lazy(
         _ACCESS, "New client keys, notes re-sealed. No selector: the nightly job."
     ),
+    "migrate": Lazy(
+        "confvault.cli.migrate",
+        "Convert a classic vault to post-quantum keys in place (resumable).",
+    ),
     "passphrase": Lazy(
         _OWNER, "Change the passphrase (old one, or the recovery key, required)."
     ),

@@ -96,13 +96,6 @@ class Options:
                 )
             text = self.identity.read_text(encoding="utf-8")
             reader = age.parse_identities(text)[0]
-            if not isinstance(reader, age.X25519Identity):
-                from confvault.errors import KeyFormatError
-
-                raise KeyFormatError(
-                    "a vault opens with an X25519 identity (AGE-SECRET-KEY-1...) "
-                    "for now; post-quantum grants are not supported yet"
-                )
             vault = Vault.open(
                 path,
                 reader=reader,

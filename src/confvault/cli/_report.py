@@ -49,8 +49,19 @@ def render_report(
                 ("vault ok", "bold green"),
                 f": generation {report.generation}, {what}, {len(warnings)} warnings",
             )
+        if report.classic_objects:
+            _output.info(classic_line(report.classic_objects, report.objects_checked))
     if not report.ok:
         raise typer.Exit(INTEGRITY)
+
+
+def classic_line(classic: int, total: int) -> str:
+    """What verify and status say of objects sealed only to X25519 keys."""
+    return (
+        f"post-quantum: {classic} of {total} objects are sealed only to classic "
+        "(X25519) keys, which a quantum computer could open; `confvault migrate "
+        "--pq` re-seals them to post-quantum keys"
+    )
 
 
 def damaged_notes(rotated: tuple[RotatedKey, ...]) -> None:

@@ -68,6 +68,8 @@ def grant(
         f"granted {info.label} read access to {scope}"
         + (f" until {info.until[:10]}" if info.until else "")
     )
+    kind = "a post-quantum" if info.key_kind == "postquantum" else "a classic"
+    _output.info(f"the grantee's key is {kind} key")
     _output.info(
         "they read with `confvault --vault DIR --identity THEIR_KEY_FILE "
         f"--owner-key '{owner_key}' note list`; give them this owner key "

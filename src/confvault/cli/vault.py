@@ -13,7 +13,7 @@ from confvault.cli import _output, _readonly, _unlocked
 from confvault.cli._context import Options, options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._options import ALLOW_WEAK_WORK_FACTOR, JSON
-from confvault.cli._report import render_report
+from confvault.cli._report import classic_line, render_report
 from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
 from confvault.vault.model import policy
 
@@ -49,9 +49,20 @@ def init(
             help="create no recovery key: a forgotten passphrase then loses every record",
         ),
     ] = False,
+    classic: Annotated[
+        bool,
+        typer.Option(
+            "--classic",
+            help="X25519 keys instead of post-quantum ones, for a stock age "
+            "before 1.3 (Debian's 1.1.1) to open the files",
+        ),
+    ] = False,
     as_json: JSON = False,
 ) -> None:
-    """Create a vault: owner keys sealed with your passphrase, and a recovery key."""
+    """Create a vault: owner keys sealed with your passphrase, and a recovery key.
+
+    Every key is post-quantum (ML-KEM-768 + X25519, age1pq1...) unless
+    --classic; `confvault migrate --pq` converts a classic vault later."""
     opts = options(ctx)
     path = opts.vault_path
     policy.check_work_factor(work_factor, allow_weak=allow_weak_work_factor)
@@ -78,7 +89,9 @@ def init(
         recovery_key=not no_recovery_key,
         state_dir=default_state_dir(),
         min_work_factor=min(work_factor, policy.MIN_WORK_FACTOR),
+        postquantum=not classic,
     )
+    kind = "classic" if classic else "postquantum"
     if recovery is not None and recovery_key_file is not None:
         fd = os.open(recovery_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -91,6 +104,7 @@ def init(
                 "vault": str(path),
                 "vault_id": vault.vault_id,
                 "work_factor": work_factor,
+                "keys": kind,
                 "recovery_key": "file"
                 if recovery_key_file
                 else ("shown" if recovery else "none"),
@@ -99,7 +113,7 @@ def init(
         if recovery and recovery_key_file is None:
             _output.info(f"recovery key (store it offline; shown once): {recovery}")
         return
-    _output.line(f"created vault {vault.vault_id[:12]} at {path}")
+    _output.line(f"created vault {vault.vault_id[:12]} at {path} ({kind} keys)")
     if recovery is None:
         _output.warn(
             "no recovery key: if you forget the passphrase, every record is lost"
@@ -145,6 +159,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
             f"oldest {info.oldest_key or '-'}, newest {info.newest_key or '-'}",
         ),
         ("grants", str(info.grants)),
+        ("keys", info.key_kind),
         ("recovery key", "yes" if info.recovery_key else "none"),
         ("owner key", info.owner_key),
         ("last verify", info.last_verify or "never on this machine"),
@@ -153,6 +168,8 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
     _output.stdout().print(table)
+    if info.classic_objects:
+        _output.info(classic_line(info.classic_objects, info.objects))
     if info.pending_rotations:
         _output.error(
             "keys still to be rotated (writes to them are refused): "

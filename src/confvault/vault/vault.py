@@ -1,11 +1,8 @@
 """``Vault``: the facade the CLI and scripts call. No terminal, no prints, no exits.
 
-    vault, recovery_key = Vault.init(path, passphrase)
-    vault = Vault.open(path, passphrase=passphrase)
-    client = vault.add_client("A. Client")
-    note = vault.add_note(client.id, b"Session went well.", kind="progress")
-    for info in vault.notes(client.id):
-        print(vault.note(info.id).body)
+    vault, recovery_key = Vault.init(path, passphrase)  # Vault.open(path, passphrase=...)
+    note = vault.add_note(vault.add_client("A. Client").id, b"Session went well.")
+    print([vault.note(info.id).body for info in vault.notes()])
 
 Each method is one operation of ``vault.ops`` over ``vault.session`` (ARCHITECTURE.md).
 """
@@ -16,6 +13,7 @@ from pathlib import Path
 
 from confvault import age
 from confvault.vault import ops
+from confvault.vault._migration import MigrationMethods
 from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
 from confvault.vault.session import opening
@@ -26,7 +24,7 @@ from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.seen import SeenStore
 
 
-class Vault:
+class Vault(MigrationMethods):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
     def __init__(self, session: Session) -> None:
@@ -43,6 +41,7 @@ class Vault:
         clock: Clock = utc_now,
         state_dir: Path | None = None,
         min_work_factor: int = policy.MIN_WORK_FACTOR,
+        postquantum: bool = True,
     ) -> tuple[Vault, str | None]:
         """Create a vault at ``path``; return it and the recovery key (shown
         once). ``min_work_factor``: for tests and benchmarks."""
@@ -54,6 +53,7 @@ class Vault:
             clock=clock,
             state_dir=state_dir,
             min_work_factor=min_work_factor,
+            postquantum=postquantum,
         )
         return cls(session), recovery
 
@@ -64,7 +64,7 @@ class Vault:
         *,
         passphrase: bytes | None = None,
         recovery_key: str | None = None,
-        reader: age.X25519Identity | None = None,
+        reader: age.AnyIdentity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
         lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,

@@ -129,7 +129,7 @@ class DeepChecker:
             if self.progress:
                 self.progress(self.notes_checked, total)
 
-    def _note(self, key: age.X25519Identity, note: NoteEntry, client_id: str) -> None:
+    def _note(self, key: age.AnyIdentity, note: NoteEntry, client_id: str) -> None:
         if note.kind == "attachment":
             sealed.stream_attachment(self.objects, key, note, self.signers, _NullSink())
         else:

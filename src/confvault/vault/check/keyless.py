@@ -81,20 +81,21 @@ class KeylessChecker:
         if self.seen is not None:
             signed.memory(root, body, self.seen, report)
         live = signed.live_objects(current, report)
-        walked, files = self._files(found, live, set(body.shards.values()))
+        walked, files, classic = self._files(found, live, set(body.shards.values()))
         report.findings[:0] = (
             walked  # the tree's findings come first, as they always have
         )
         report.findings += files
         if self.seen is not None and not report.has_errors():
             self.seen.record(body.vault_id, body.generation, body.signer)
-        return self._report(report, body, len(live)), current
+        return self._report(report, body, len(live), classic), current
 
     def _report(
         self,
         report: Findings,
         body: manifest.ManifestBody | None = None,
         objects_checked: int = 0,
+        classic: int = 0,
     ) -> VerifyReport:
         return VerifyReport(
             str(self.root),
@@ -104,12 +105,14 @@ class KeylessChecker:
             False,
             tuple(report.findings),
             "" if body is None else body.vault_id,
+            classic,
         )
 
     def _files(
         self, found: survey.Survey, live: set[str], shards: set[str]
-    ) -> tuple[list[Finding], list[Finding]]:
-        """(the tree's findings, those of the objects and of unexpected files).
+    ) -> tuple[list[Finding], list[Finding], int]:
+        """(the tree's findings, those of the objects and of unexpected files,
+        the objects sealed only to classic recipients).
 
         Without a progress display, a vault of ``split_from`` objects or
         more is checked by two processes: a forked child (see ``forked``)
@@ -120,14 +123,14 @@ class KeylessChecker:
         digests = sorted(live)
         cut = int(len(digests) * _HERE)
 
-        def check(part: list[str]) -> tuple[list[Finding], list[Finding]]:
+        def check(part: list[str]) -> tuple[list[Finding], list[Finding], int]:
             walked, files = Findings(), Findings()
             listings = tree.walk(found, walked)
-            objects.hash_objects(found, part, files, self.progress)
+            classic = objects.hash_objects(found, part, files, self.progress)
             tree.extra_files(listings, live, shards, files)
             if self.seen is not None:  # the vault itself, not a backup copy
                 tree.ownership(found, listings, files)
-            return walked.findings, files.findings
+            return walked.findings, files.findings, classic
 
         if (
             self.progress is not None
@@ -137,22 +140,26 @@ class KeylessChecker:
         ):
             return check(digests)
 
-        def there() -> list[list[list[str]]]:
+        def there() -> list[object]:
+            walked, files, classic = check(digests[cut:])
             return [
-                [[f.severity, f.code, f.subject, f.message] for f in part]
-                for part in check(digests[cut:])
+                *(
+                    [[f.severity, f.code, f.subject, f.message] for f in part]
+                    for part in (walked, files)
+                ),
+                classic,
             ]
 
         here = Findings()
-        _, theirs = forked.run_pair(
+        classic, theirs = forked.run_pair(
             lambda: objects.hash_objects(found, digests[:cut], here, None), there
         )
-        walked, files = _parts(theirs)
-        return walked, here.findings + files
+        walked, files, their_classic = _parts(theirs)
+        return walked, here.findings + files, classic + their_classic
 
 
-def _parts(theirs: JSONValue) -> tuple[list[Finding], list[Finding]]:
-    """The child's two lists of findings, as JSON gave them back."""
+def _parts(theirs: JSONValue) -> tuple[list[Finding], list[Finding], int]:
+    """The child's two lists of findings and classic count, as JSON gave them back."""
 
     def findings(part: JSONValue) -> list[Finding]:
         out = []
@@ -166,9 +173,9 @@ def _parts(theirs: JSONValue) -> tuple[list[Finding], list[Finding]]:
             out.append(Finding(*(str(x) for x in item)))
         return out
 
-    if not (isinstance(theirs, list) and len(theirs) == 2):
+    if not (isinstance(theirs, list) and len(theirs) == 3 and type(theirs[2]) is int):
         raise TypeError("the second process sent malformed findings")
-    return findings(theirs[0]), findings(theirs[1])
+    return findings(theirs[0]), findings(theirs[1]), theirs[2]
 
 
 def verify_keyless(

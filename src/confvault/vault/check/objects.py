@@ -8,6 +8,7 @@ import itertools
 import operator
 from collections.abc import Callable
 
+from confvault import age
 from confvault.vault.check.findings import Findings
 from confvault.vault.store import layout
 from confvault.vault.store.survey import Survey
@@ -18,14 +19,23 @@ _BUCKET = operator.itemgetter(slice(2))  # a digest's first two digits
 
 def hash_objects(
     survey: Survey, digests: list[str], report: Findings, progress: Progress | None
-) -> None:
-    """Check the objects ``digests`` (sorted: one bucket after another)."""
+) -> int:
+    """Check the objects ``digests`` (sorted: one bucket after another).
+
+    Returns how many are sealed only to classic (X25519) recipients, as the
+    stanza types of their age headers say (no key needed)."""
     number = 0
+    classic = 0
+
+    def head(data: bytes) -> None:
+        nonlocal classic
+        classic += age.sealed_only_classic(data)
+
     for bucket, names in itertools.groupby(digests, key=_BUCKET):
         rel = f"{layout.OBJECTS}/{bucket}"
         in_bucket = list(names)
         for digest, actual in zip(
-            in_bucket, survey.hash_files(rel, in_bucket), strict=True
+            in_bucket, survey.hash_files(rel, in_bucket, head), strict=True
         ):
             number += 1
             if actual is None:
@@ -43,3 +53,4 @@ def hash_objects(
                 )
             if progress and number % 256 == 0:
                 progress(number, len(digests))
+    return classic

@@ -14,7 +14,7 @@ from confvault.vault.store.documents import JSONObject
 GRANTEE_FORMAT = "confvault/grantee/v1"
 
 _KEYS = frozenset(("format", "vault", "grant", "label", "clients"))
-_OPTIONAL = frozenset(("owner_recipient",))
+_OPTIONAL = frozenset(("owner_recipient", "inbox_key"))
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class GranteeDirectory:
     # The owner's key, to seal the grantee's audit entries to (absent in
     # directories sealed before it was recorded).
     owner_recipient: str | None
+    # The grant's audit-inbox MAC key (absent for grants made before it).
+    inbox_key: str | None = None
 
     @classmethod
     def of(
@@ -43,7 +45,9 @@ class GranteeDirectory:
             }
             if covered:
                 clients[cid] = replace(client, compartments=covered, last_note=None)
-        return cls(root.vault, grant.id, grant.label, clients, owner_recipient)
+        return cls(
+            root.vault, grant.id, grant.label, clients, owner_recipient, grant.inbox_key
+        )
 
     @classmethod
     def from_doc(cls, doc: JSONObject) -> GranteeDirectory:
@@ -56,6 +60,7 @@ class GranteeDirectory:
             label=_doc.text(doc, "label", what),
             clients={c: ClientRecord.from_doc(v, c) for c, v in clients.items()},
             owner_recipient=_doc.optional_text(doc, "owner_recipient", what),
+            inbox_key=_doc.optional_text(doc, "inbox_key", what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -68,6 +73,8 @@ class GranteeDirectory:
         }
         if self.owner_recipient is not None:
             doc["owner_recipient"] = self.owner_recipient
+        if self.inbox_key is not None:
+            doc["inbox_key"] = self.inbox_key
         return doc
 
     def as_root(self) -> RootRecord:

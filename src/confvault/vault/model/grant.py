@@ -12,7 +12,7 @@ from confvault.vault.store.documents import JSONObject, JSONValue
 _KEYS = frozenset(
     ("id", "recipient", "label", "clients", "all", "psychotherapy", "since", "until")
 )
-_OPTIONAL = frozenset(("directory",))
+_OPTIONAL = frozenset(("directory", "inbox_key"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,10 @@ class Grant:
     until: str | None
     # The hash of the grantee's directory as last sealed (absent until then).
     directory: str | None = None
+    # The key (base64, 32 random bytes) that MACs the grantee's audit-inbox
+    # entries, given to it in its directory; absent in grants made before,
+    # whose entries are MACed with an X25519 agreement (classic keys only).
+    inbox_key: str | None = None
 
     def covers(self, client_id: str, compartment: str) -> bool:
         """True when this grant lets its key read ``client_id``'s ``compartment``."""
@@ -51,6 +55,7 @@ class Grant:
             since=_doc.text(doc, "since", what),
             until=_doc.text_or_null(doc, "until", what),
             directory=_doc.optional_text(doc, "directory", what),
+            inbox_key=_doc.optional_text(doc, "inbox_key", what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -66,4 +71,6 @@ class Grant:
         }
         if self.directory is not None:
             doc["directory"] = self.directory
+        if self.inbox_key is not None:
+            doc["inbox_key"] = self.inbox_key
         return doc

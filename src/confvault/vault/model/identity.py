@@ -1,5 +1,6 @@
-"""The owner identity (X25519 + Ed25519), its passphrase-sealed file and the
-recovery key.
+"""The owner identity (an age key + Ed25519), its passphrase-sealed file and the
+recovery key. The age key is post-quantum (``AGE-SECRET-KEY-PQ-1...``) in a
+post-quantum vault, X25519 (``AGE-SECRET-KEY-1...``) in a classic one.
 
 The owner key file is an age file sealed with the passphrase (scrypt). Its
 plaintext is a valid age identity file, so the stock tool can use it:
@@ -7,7 +8,7 @@ plaintext is a valid age identity file, so the stock tool can use it:
     # confvault owner identity
     # vault: <vault id>
     # ed25519-signing-seed: <base64>
-    AGE-SECRET-KEY-1...
+    AGE-SECRET-KEY-PQ-1...   (AGE-SECRET-KEY-1... in a classic vault)
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import Protocol
 from confvault import age
 from confvault.errors import (
     IntegrityError,
+    KeyFormatError,
     NoIdentityMatchError,
     WrongPassphraseError,
 )
+from confvault.vault.model import keykind
 from confvault.vault.model.policy import (  # noqa: F401 - importable from here too
     DEFAULT_WORK_FACTOR,
     MAX_WORK_FACTOR,
@@ -57,7 +60,7 @@ class OwnerKeys(Protocol):
     """
 
     @property
-    def recipient(self) -> age.X25519Recipient:
+    def recipient(self) -> age.AnyRecipient:
         """What the owner's records are sealed to (public)."""
         ...
 
@@ -85,20 +88,30 @@ class OwnerKeys(Protocol):
 
 @dataclass(frozen=True)
 class OwnerIdentity:
-    """The practitioner's keys: decryption (X25519) and authorship (Ed25519)."""
+    """The practitioner's keys: decryption (hybrid or X25519) and authorship
+    (Ed25519). It is itself an age identity (``unwrap``)."""
 
-    x25519: age.X25519Identity
+    key: age.AnyIdentity
     signing_seed: bytes = field(repr=False)
 
     @classmethod
-    def generate(cls) -> OwnerIdentity:
-        """New owner keys from the CSPRNG."""
-        return cls(age.X25519Identity.generate(), secrets.token_bytes(32))
+    def generate(cls, kind: str = keykind.POSTQUANTUM) -> OwnerIdentity:
+        """New owner keys from the CSPRNG, the decryption key of ``kind``."""
+        return cls(keykind.new_identity(kind), secrets.token_bytes(32))
 
     @property
-    def recipient(self) -> age.X25519Recipient:
+    def kind(self) -> str:
+        """``keykind.POSTQUANTUM`` or ``keykind.CLASSIC``."""
+        return keykind.of_recipient(self.recipient)
+
+    @property
+    def recipient(self) -> age.AnyRecipient:
         """What the owner's records are sealed to."""
-        return self.x25519.recipient
+        return self.key.recipient
+
+    def unwrap(self, stanzas: Sequence[age.Stanza]) -> bytes:
+        """The file key of a file sealed to the owner (``age.Identity``)."""
+        return self.key.unwrap(stanzas)
 
     @cached_property
     def signer(self) -> bytes:
@@ -109,10 +122,6 @@ class OwnerIdentity:
         """Sign ``message`` with the owner's Ed25519 key."""
         return signing.sign(self.signing_seed, message)
 
-    def unwrap(self, stanzas: Sequence[age.Stanza]) -> bytes:
-        """The file key of a file sealed to the owner's X25519 key."""
-        return self.x25519.unwrap(stanzas)
-
     def mac_key(self, label: bytes) -> bytes:
         """A MAC key only the owner's keys can derive, one per allowed label."""
         if label not in MAC_LABELS:
@@ -120,10 +129,14 @@ class OwnerIdentity:
         return hmac.new(self.signing_seed, label, hashlib.sha256).digest()
 
     def agree(self, peer: age.X25519Recipient, label: bytes) -> bytes:
-        """A key only the owner and ``peer`` can compute (allowed labels only)."""
+        """An X25519 agreement with ``peer`` (classic owner keys only, allowed
+        labels only): the audit-inbox MAC key of a grant made before grants
+        carried their own."""
         if label not in AGREE_LABELS:
             raise ValueError("not an agreement label of the owner's keys")
-        return self.x25519.agree(peer, label)
+        if not isinstance(self.key, age.X25519Identity):
+            raise KeyFormatError("a post-quantum owner key makes no X25519 agreement")
+        return self.key.agree(peer, label)
 
     def to_text(self, vault_id: str) -> str:
         """The identity-file text (usable by the stock age tool as ``-i``)."""
@@ -131,7 +144,7 @@ class OwnerIdentity:
             "# confvault owner identity\n"
             f"# vault: {vault_id}\n"
             f"{_SEED_PREFIX}{signing.b64(self.signing_seed)}\n"
-            f"{self.x25519.encode()}\n"
+            f"{self.key.encode()}\n"
         )
 
     @classmethod
@@ -146,9 +159,10 @@ class OwnerIdentity:
                     raise IntegrityError("owner key file has a malformed seed") from err
         if seed is None or len(seed) != signing.SEED_SIZE:
             raise IntegrityError("owner key file has no signing key")
-        key = age.parse_identities(text)[0]
-        if not isinstance(key, age.X25519Identity):
-            raise IntegrityError("owner key file holds no X25519 key")
+        try:
+            key = age.parse_identities(text)[0]
+        except KeyFormatError as err:
+            raise IntegrityError("owner key file holds no age key") from err
         return cls(key, seed)
 
     def seal_with_passphrase(
@@ -158,7 +172,7 @@ class OwnerIdentity:
         recipient = age.ScryptRecipient(passphrase, work_factor)
         return age.encrypt(self.to_text(vault_id).encode(), [recipient])
 
-    def seal_to(self, vault_id: str, recipient: age.X25519Recipient) -> bytes:
+    def seal_to(self, vault_id: str, recipient: age.AnyRecipient) -> bytes:
         """This identity sealed to another key (the recovery key)."""
         return age.encrypt(self.to_text(vault_id).encode(), [recipient])
 
@@ -172,7 +186,7 @@ def unseal_with_passphrase(sealed: bytes, passphrase: bytes) -> OwnerIdentity:
     return OwnerIdentity.from_text(plain.decode("utf-8"))
 
 
-def unseal_with_identity(sealed: bytes, identity: age.X25519Identity) -> OwnerIdentity:
+def unseal_with_identity(sealed: bytes, identity: age.AnyIdentity) -> OwnerIdentity:
     """Open an owner key copy sealed to ``identity`` (the recovery key)."""
     try:
         plain = age.decrypt(sealed, [identity])

@@ -136,7 +136,7 @@ class ObjectWriter(Protocol):
 
 
 def seal_object(
-    txn: ObjectWriter, plaintext: bytes, key: age.X25519Identity
+    txn: ObjectWriter, plaintext: bytes, key: age.AnyIdentity
 ) -> tuple[str, str]:
     """Seal a note's plaintext to its compartment key as a pending object.
 
@@ -151,7 +151,7 @@ def seal_object(
 def open_object(
     data: bytes,
     entry: NoteEntry,
-    key: age.X25519Identity,
+    key: age.AnyIdentity,
     *,
     by_identity: bool = False,
 ) -> bytes:

@@ -1,5 +1,4 @@
-"""Frozen results returned by vault operations; the CLI renders them (and
-``--json`` is just ``to_json()``)."""
+"""Frozen results of vault operations; the CLI renders them (``--json``: ``to_json()``)."""
 
 from __future__ import annotations
 
@@ -97,8 +96,8 @@ class VerifyReport:
     notes_checked: int
     deep: bool
     findings: tuple[Finding, ...]
-
     vault_id: str = ""
+    classic_objects: int = 0  # sealed only to X25519 recipients (a classic vault)
 
     @property
     def ok(self) -> bool:
@@ -130,8 +129,9 @@ class VaultStatus:
     work_factor: int | None
     recovery_key: bool
     owner_key: str  # fingerprint of the key that signs the manifests
-    # "client (compartment)" of each key still to be rotated; writes refused
-    pending_rotations: tuple[str, ...] = ()
+    pending_rotations: tuple[str, ...] = ()  # "client (compartment)" to rotate
+    key_kind: str = "classic"  # of new keys: "postquantum" or "classic"
+    classic_objects: int = 0  # live objects sealed only to X25519 keys
 
     def to_json(self) -> JSONObject:
         return asdict(self)
@@ -147,6 +147,7 @@ class GrantInfo:
     psychotherapy: bool
     since: str
     until: str | None
+    key_kind: str = "classic"  # of the grantee's key: model/keykind
 
     def to_json(self) -> JSONObject:
         doc = asdict(self)
@@ -396,5 +397,4 @@ class ShredResult:
         return asdict(self)
 
 
-# Called as progress(done, total) by long operations.
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # progress(done, total), by long operations

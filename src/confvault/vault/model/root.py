@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from confvault.vault.model import _doc
+from confvault import age
+from confvault.vault.model import _doc, keykind
 from confvault.vault.model.grant import Grant
 from confvault.vault.store.documents import JSONObject, JSONValue
 
@@ -32,6 +33,7 @@ _SETTINGS_OPTIONAL = frozenset(
         "identity_rotated",
         "unlock_idle",
         "unlock_max",
+        "keys",
     )
 )
 _ROOT_KEYS = frozenset(("format", "vault", "grants", "settings"))
@@ -136,6 +138,14 @@ class Settings:
     # `confvault unlock`'s default lifetimes (seconds), set by `unlock --remember`
     unlock_idle: int | None = None
     unlock_max: int | None = None
+    # The kind of every key (model/keykind); absent in classic vaults made
+    # before post-quantum keys existed.
+    keys: str | None = None
+
+    @property
+    def key_kind(self) -> str:
+        """``keykind.POSTQUANTUM`` or ``keykind.CLASSIC``."""
+        return self.keys or keykind.CLASSIC
 
     @classmethod
     def from_doc(cls, value: JSONValue) -> Settings:
@@ -153,6 +163,7 @@ class Settings:
             identity_rotated=_doc.optional_text(doc, "identity_rotated", what),
             unlock_idle=_doc.optional_number(doc, "unlock_idle", what),
             unlock_max=_doc.optional_number(doc, "unlock_max", what),
+            keys=_keys(doc, what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -167,6 +178,8 @@ class Settings:
             doc["unlock_idle"] = self.unlock_idle
         if self.unlock_max is not None:
             doc["unlock_max"] = self.unlock_max
+        if self.keys is not None:
+            doc["keys"] = self.keys
         return doc
 
     @property
@@ -175,6 +188,13 @@ class Settings:
         return (
             None if self.recovery_recipient is _doc.ABSENT else self.recovery_recipient
         )
+
+
+def _keys(doc: JSONObject, what: str) -> str | None:
+    keys = _doc.optional_text(doc, "keys", what)
+    if keys is not None and keys not in keykind.KINDS:
+        raise _doc.malformed(what, f"unknown key kind {keys!r}")
+    return keys
 
 
 Pending = tuple[tuple[str, str], ...]  # (client ID, compartment) still to rotate
@@ -232,6 +252,15 @@ class RootRecord:
         doc = self.top_doc()
         doc["clients"] = {cid: c.to_doc() for cid, c in self.clients.items()}
         return doc
+
+    @property
+    def key_kind(self) -> str:
+        """The kind every new key of this vault has (model/keykind)."""
+        return self.settings.key_kind if self.settings else keykind.CLASSIC
+
+    def new_key(self) -> age.AnyIdentity:
+        """A new client key: the one place its kind is chosen."""
+        return keykind.new_identity(self.key_kind)
 
     def compartment_keys(self) -> Iterator[tuple[str, str]]:
         """Every (client ID, compartment) there is."""

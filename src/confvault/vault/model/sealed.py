@@ -33,7 +33,7 @@ class ObjectSource(Protocol):
 
 def open_client_key(
     source: ObjectSource, digest: str, identities: Sequence[age.Identity]
-) -> age.X25519Identity:
+) -> age.AnyIdentity:
     """The compartment key in the key file ``digest``."""
     return sealing.open_key_file(source.get(digest), identities)
 
@@ -41,7 +41,7 @@ def open_client_key(
 def open_index(
     source: ObjectSource,
     entry: CompartmentEntry,
-    key: age.X25519Identity,
+    key: age.AnyIdentity,
     client_id: str,
     compartment: str,
 ) -> CompartmentIndex:
@@ -65,7 +65,7 @@ def require_intact(entry: NoteEntry) -> None:
 
 def read_note(
     source: ObjectSource,
-    key: age.X25519Identity,
+    key: age.AnyIdentity,
     entry: NoteEntry,
     client_id: str,
     signers: set[str],
@@ -99,7 +99,7 @@ def read_note(
 
 def stream_attachment(
     source: ObjectSource,
-    key: age.X25519Identity,
+    key: age.AnyIdentity,
     entry: NoteEntry,
     signers: set[str],
     dst: age.Writer,

@@ -38,7 +38,7 @@ class Compartment:
     client_id: str
     name: str
     entry: CompartmentEntry
-    key: age.X25519Identity = field(repr=False)
+    key: age.AnyIdentity = field(repr=False)
     index: CompartmentIndex
     # The root lists this compartment as still to be rotated: its key may be
     # one a revoked grantee holds, so nothing new is sealed to it.
@@ -77,7 +77,7 @@ def new_compartment(
     profile: Profile | None,
 ) -> tuple[RootRecord, Compartment]:
     """A new key and an empty index; the root with the compartment added."""
-    key = age.X25519Identity.generate()
+    key = root.new_key()
     created = s.now()
     key_text = sealing.client_key_text(client_id, compartment, created, key.encode())
     recipients = key_recipients(s, root, client_id, compartment)

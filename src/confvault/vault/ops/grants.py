@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from confvault import age
 from confvault.errors import (
     AmbiguousNameError,
-    KeyFormatError,
     NotFoundError,
     UnsafeInputError,
 )
+from confvault.vault.model import keykind
 from confvault.vault.model.clock import parse_date
 from confvault.vault.model.grant import Grant
 from confvault.vault.model.note_format import RECORDS
@@ -27,6 +27,7 @@ from confvault.vault.ops import (
     compartments,
     rotation,
 )
+from confvault.vault.store import signing
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
@@ -47,6 +48,7 @@ def _grant_info(grant: Grant, root: RootRecord) -> GrantInfo:
         psychotherapy=grant.psychotherapy,
         since=grant.since,
         until=grant.until,
+        key_kind=keykind.of_recipient(age.parse_recipient(grant.recipient)),
     )
 
 
@@ -60,13 +62,9 @@ def grant(
     until: str | None = None,
     psychotherapy: bool = False,
 ) -> GrantInfo:
-    """Give ``recipient`` (an age1… key) read access; re-wraps client keys only."""
+    """Give ``recipient`` (an age1pq1… key in a post-quantum vault, an age1…
+    key in a classic one) read access; re-wraps client keys only."""
     key = age.parse_recipient(recipient)
-    if not isinstance(key, age.X25519Recipient):
-        raise KeyFormatError(
-            "grants take X25519 recipients (age1...) for now; post-quantum "
-            "grants (age1pq1...) come with the post-quantum vault"
-        )
     if not all_clients and not clients:
         raise UnsafeInputError("name the clients to grant (--client), or --all")
     until_iso = parse_date(until) if until else None
@@ -74,6 +72,7 @@ def grant(
         until_iso = until_iso[:10] + "T23:59:59Z"
     with s.writing() as txn:
         root = s.root_record(txn.current)
+        keykind.check_grantee(root.key_kind, key)
         if str(key) == str(s.require_owner().recipient):
             raise UnsafeInputError("that is the owner's own key; it already has access")
         ids = [compartments.resolve_client(s, root, c) for c in clients or []]
@@ -88,6 +87,7 @@ def grant(
                 psychotherapy=False,
                 since=s.now(),
                 until=until_iso,
+                inbox_key=signing.b64(secrets.token_bytes(32)),
             )
             root = root.with_grants((*root.grants, old))
         before = {k for k in root.compartment_keys() if old.covers(*k)}

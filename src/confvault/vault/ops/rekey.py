@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.age import x25519
 from confvault.errors import (
     IntegrityError,
     ReadOnlyError,
     VaultNotFoundError,
     WeakPassphraseError,
 )
-from confvault.vault.model import identity, policy
+from confvault.vault.model import identity, keykind, policy
+from confvault.vault.model.grant import Grant
 from confvault.vault.model.results import (
     OwnerRotation,
     PassphraseReport,
@@ -125,13 +125,43 @@ def _new_owner(
     rekey: bool,
 ) -> OwnerRotation:
     """Swap in new owner keys in one commit; with ``rekey``, queue every client key."""
+    return swap_owner(s, passphrase, work_factor, progress, rekey=rekey).rotation
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """What ``swap_owner`` did: the owner rotation, and for a change of key
+    kind the new recovery key (shown once) and the grants it dropped."""
+
+    rotation: OwnerRotation
+    recovery_key: str | None = field(default=None, repr=False)
+    dropped_grants: tuple[str, ...] = ()
+
+
+def swap_owner(
+    s: Session,
+    passphrase: bytes,
+    work_factor: int | None,
+    progress: Progress | None,
+    *,
+    rekey: bool,
+    kind: str | None = None,
+) -> Swapped:
+    """Swap in new owner keys in one commit; with ``rekey``, queue every client key.
+
+    The new keys are of the vault's kind, or of ``kind``: then the vault's
+    kind changes in the same commit (``ops.migrate``), a recovery key is
+    replaced by a new one of that kind, and grants to keys of the other
+    kind are dropped (no file can be sealed to both kinds).
+    """
     # Grantees seal their audit-inbox entries to the owner key. Fold them
     # into the chain while that is still the key here (an empty write
     # commits nothing): after the swap no key here opens them.
     with s.writing():
         pass
     old = s.require_owner()
-    new = identity.OwnerIdentity.generate()
+    new_recovery: age.AnyIdentity | None = None
+    dropped: tuple[str, ...] = ()
     with s.writing() as txn:
         current = _current(txn)
         root = s.root_record(current)
@@ -139,6 +169,18 @@ def _new_owner(
         settings = _settings(root)
         if work_factor is not None:
             settings = replace(settings, work_factor=work_factor)
+        kind = kind or root.key_kind
+        new = identity.OwnerIdentity.generate(kind)
+        if kind != root.key_kind:
+            settings = replace(settings, keys=kind)
+            if settings.recovery:
+                new_recovery = keykind.new_identity(kind)
+                settings = replace(
+                    settings, recovery_recipient=str(new_recovery.recipient)
+                )
+            kept = [g for g in root.grants if _grant_kind(g) == kind]
+            dropped = tuple(g.label for g in root.grants if g not in kept)
+            root = replace(root.with_grants(tuple(kept)), settings=settings)
         keys = list(root.compartment_keys())
         texts = {
             (cid, name): age.decrypt(
@@ -172,7 +214,7 @@ def _new_owner(
                 txn.retire(current.pointer("recovery"))
                 txn.point(
                     "recovery",
-                    txn.put(new.seal_to(vault_id, x25519.parse_recipient(recovery))),
+                    txn.put(new.seal_to(vault_id, age.parse_recipient(recovery))),
                 )
             new_signer = signing.b64(new.signer)
             txn.changes.endorsement = {
@@ -193,12 +235,17 @@ def _new_owner(
         except BaseException:
             s.owner = old
             raise
-    return OwnerRotation(
+    rotation = OwnerRotation(
         work_factor=settings.work_factor,
         client_keys_rewrapped=len(keys),
-        recovery_key_kept=bool(recovery),
+        recovery_key_kept=bool(recovery) and new_recovery is None,
         signer=new_signer,
     )
+    return Swapped(rotation, new_recovery.encode() if new_recovery else None, dropped)
+
+
+def _grant_kind(grant: Grant) -> str:
+    return keykind.of_recipient(age.parse_recipient(grant.recipient))
 
 
 def _local_owner(s: Session) -> identity.OwnerIdentity:

@@ -55,8 +55,8 @@ def _reseal(
     s: Session,
     txn: transaction.Transaction,
     note: NoteEntry,
-    old: age.X25519Identity,
-    new: age.X25519Identity,
+    old: age.AnyIdentity,
+    new: age.AnyIdentity,
 ) -> NoteEntry:
     """``note`` re-sealed to ``new`` (a new object, with a new file key); a note
     that cannot be read is recorded as damaged instead, never left sealed to
@@ -79,8 +79,8 @@ def _resealed(
     s: Session,
     txn: transaction.Transaction,
     note: NoteEntry,
-    old: age.X25519Identity,
-    new: age.X25519Identity,
+    old: age.AnyIdentity,
+    new: age.AnyIdentity,
 ) -> NoteEntry:
     digest = note.object
     if note.body_size + 4096 <= _STREAM_THRESHOLD:
@@ -107,7 +107,7 @@ def _rotate_compartment(
     if comp is None:
         return None
     old_created = comp.entry.key_created
-    new_key = age.X25519Identity.generate()
+    new_key = root.new_key()
     created = s.now()
     key_text = sealing.client_key_text(cid, name, created, new_key.encode())
     sealed_key = sealing.seal_key_file(

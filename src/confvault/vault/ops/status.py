@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from confvault import age
 from confvault.vault.model.results import Progress, VaultStatus, VerifyReport
 from confvault.vault.session import trail
 from confvault.vault.store import fs
 
 if TYPE_CHECKING:
     from confvault.vault.session.core import Session
+    from confvault.vault.store.manifest import Manifest
 
 
 def status(s: Session) -> VaultStatus:
@@ -47,7 +49,18 @@ def status(s: Session) -> VaultStatus:
                 f"{root.clients[cid].name if cid in root.clients else cid} ({name})"
                 for cid, name in root.pending_rotation or ()
             ),
+            key_kind=root.key_kind,
+            classic_objects=classic_objects(s, current),
         )
+
+
+def classic_objects(s: Session, current: Manifest) -> int:
+    """How many live objects are sealed only to classic (X25519) keys, as
+    their age headers' stanza types say."""
+    return sum(
+        age.sealed_only_classic(s.store.head(digest))
+        for digest in sorted(current.all_objects())
+    )
 
 
 def verify(

@@ -58,7 +58,7 @@ class Session:
         root: Path,
         *,
         owner: identity.OwnerKeys | None,
-        reader: age.X25519Identity | None = None,
+        reader: age.AnyIdentity | None = None,
         clock: Clock = utc_now,
         state_dir: Path | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,

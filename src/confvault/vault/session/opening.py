@@ -6,7 +6,6 @@ import secrets
 from pathlib import Path
 
 from confvault import age
-from confvault.age import x25519
 from confvault.errors import (
     IntegrityError,
     KeyFormatError,
@@ -14,7 +13,7 @@ from confvault.errors import (
     UnsafeInputError,
     VaultExistsError,
 )
-from confvault.vault.model import identity, policy
+from confvault.vault.model import identity, keykind, policy
 from confvault.vault.model.clock import Clock, iso, utc_now
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord, Settings
@@ -39,24 +38,25 @@ def create(
     clock: Clock = utc_now,
     state_dir: Path | None = None,
     min_work_factor: int = policy.MIN_WORK_FACTOR,
+    postquantum: bool = True,
 ) -> tuple[Session, str | None]:
     """Create a vault at ``path``; return it and the recovery key (shown once).
 
     ``min_work_factor`` exists so tests and benchmarks can use a cheap
     scrypt cost; the product's floor is ``policy.MIN_WORK_FACTOR``.
+    ``postquantum=False`` makes a classic (X25519) vault (model/keykind).
     """
+    key_kind = keykind.POSTQUANTUM if postquantum else keykind.CLASSIC
     if not min_work_factor <= work_factor <= policy.MAX_WORK_FACTOR:
         raise ValueError(
             f"work factor must be between {min_work_factor} and {policy.MAX_WORK_FACTOR}"
         )
     _prepare_empty_dir(path)
     fs.ensure_dirs(path)
-    owner = identity.OwnerIdentity.generate()
+    owner = identity.OwnerIdentity.generate(key_kind)
     vault = Session(path, owner=owner, clock=clock, state_dir=state_dir)
     vault_id = secrets.token_hex(16)
-    recovery: age.X25519Identity | None = (
-        age.X25519Identity.generate() if recovery_key else None
-    )
+    recovery = keykind.new_identity(key_kind) if recovery_key else None
     with fs.locked(path, exclusive=True, timeout=vault.lock_timeout):
         txn = vault.transaction(None, vault_id)
         txn.point(
@@ -71,6 +71,7 @@ def create(
             max_key_age_days=DEFAULT_MAX_KEY_AGE_DAYS,
             # public: lets `identity rotate` keep the recovery key working
             recovery_recipient=str(recovery.recipient) if recovery else None,
+            keys=key_kind,
         )
         root = RootRecord(vault_id, {}, grants=(), settings=settings)
         digest, _ = root_index.write(txn, root, root_index.Buckets(), owner.recipient)
@@ -87,7 +88,7 @@ def open_session(
     *,
     passphrase: bytes | None = None,
     recovery_key: str | None = None,
-    reader: age.X25519Identity | None = None,
+    reader: age.AnyIdentity | None = None,
     clock: Clock = utc_now,
     state_dir: Path | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -127,7 +128,7 @@ def open_session(
         elif recovery_key is not None:
             sealed = vault.store.get(required_pointer(current, "recovery"))
             vault.owner = identity.unseal_with_identity(
-                sealed, x25519.parse_identity(recovery_key)
+                sealed, age.parse_identity(recovery_key)
             )
         elif reader is None:
             raise ValueError(

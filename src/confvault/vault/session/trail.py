@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from confvault import age
-from confvault.age import x25519
 from confvault.errors import ConfvaultError, IntegrityError, ReadOnlyError
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import (
@@ -56,7 +55,29 @@ def _actor(s: Session) -> str:
     return "grantee:" + str(_reader(s).recipient)
 
 
-def _reader(s: Session) -> age.X25519Identity:
+def _grant_mac_key(s: Session, grant: Grant) -> bytes:
+    """The owner's copy of a grant's inbox MAC key (see SECURITY.md)."""
+    if grant.inbox_key is not None:
+        return signing.unb64(grant.inbox_key)
+    sender = age.parse_recipient(grant.recipient)  # a grant from before the key
+    if not isinstance(sender, age.X25519Recipient):
+        raise IntegrityError("a post-quantum grant without an inbox key")
+    return s.require_owner().agree(sender, _INBOX_MAC)
+
+
+def _grantee_mac_key(s: Session, owner: age.AnyRecipient) -> bytes:
+    """The grantee's copy: from its directory, or (older grants) X25519."""
+    reader = _reader(s)
+    if s.directory is not None and s.directory.inbox_key is not None:
+        return signing.unb64(s.directory.inbox_key)
+    if isinstance(reader, age.X25519Identity) and isinstance(
+        owner, age.X25519Recipient
+    ):
+        return reader.agree(owner, _INBOX_MAC)
+    raise IntegrityError("the grantee directory holds no audit-inbox key")
+
+
+def _reader(s: Session) -> age.AnyIdentity:
     if s.reader is None:
         raise ReadOnlyError("no key to open the vault with")
     return s.reader
@@ -158,7 +179,7 @@ def _inbox_entry(
         grant = next((g for g in grants if g.recipient == sender), None)
         if not isinstance(sender, str) or grant is None:
             return None
-        key = s.require_owner().agree(x25519.parse_recipient(sender), _INBOX_MAC)
+        key = _grant_mac_key(s, grant)
         body = {k: doc.get(k) for k in _INBOX_FIELDS}
         if not hmac.compare_digest(str(doc.get("mac")), _inbox_mac(key, name, body)):
             return None
@@ -198,7 +219,7 @@ def audit_read(
     owner = s.directory.owner_recipient if s.directory else None
     if not owner:
         raise IntegrityError("the grantee directory does not name the owner's key")
-    owner_recipient = x25519.parse_recipient(owner)
+    owner_recipient = age.parse_recipient(owner)
     reader = _reader(s)
     entry = {
         "action": event.action,
@@ -210,7 +231,7 @@ def audit_read(
         "from": str(reader.recipient),
     }
     name = f"{os.urandom(12).hex()}.age"
-    key = reader.agree(owner_recipient, _INBOX_MAC)
+    key = _grantee_mac_key(s, owner_recipient)
     entry["mac"] = _inbox_mac(key, name, entry)
     # padded like every sealed object: the size says nothing of the entry
     sealed_entry = age.encrypt(
@@ -239,7 +260,7 @@ def reseal_audit(
     s: Session,
     txn: transaction.Transaction,
     old_identity: age.Identity,
-    new_recipient: age.X25519Recipient,
+    new_recipient: age.AnyRecipient,
 ) -> None:
     """Re-seal every segment to a new owner key (identity rotation)."""
     head = txn.current.pointer("audit") if txn.current else None

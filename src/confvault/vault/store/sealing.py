@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from confvault import age
-from confvault.errors import IntegrityError
+from confvault.errors import IntegrityError, KeyFormatError
 from confvault.vault.store.documents import JSONObject
 
 MIN_BUCKET = 1024
@@ -64,9 +65,24 @@ def open_document(
 
 
 # A client key file holds this many recipient stanzas, or a multiple of it:
-# the owner, the compartment's grantees, and decoys (stanzas to fresh random
-# X25519 keys, which no one holds and which look like any other stanza).
+# the owner, the compartment's grantees, and decoys (stanzas to random keys
+# of the recipients' kind, which no one holds and which look like any other
+# stanza: each stanza has its own ephemeral share, so reusing a decoy key
+# shows in no file).
 KEY_STANZAS = 8
+
+
+@lru_cache(maxsize=1)
+def _hybrid_decoys() -> tuple[age.HybridRecipient, ...]:
+    """Post-quantum decoy keys, made once a process: a hybrid key pair costs
+    an ML-KEM key generation, and no one keeps the secret halves."""
+    return tuple(age.HybridIdentity.generate().recipient for _ in range(KEY_STANZAS))
+
+
+def _decoys(recipients: Sequence[age.Recipient], count: int) -> list[age.Recipient]:
+    if any(getattr(r, "labels", frozenset()) for r in recipients):
+        return list(_hybrid_decoys()[:count])
+    return [age.X25519Identity.generate().recipient for _ in range(count)]
 
 
 def client_key_text(client_id: str, compartment: str, created: str, key: str) -> bytes:
@@ -94,22 +110,15 @@ def _pad_identity_text(text: bytes) -> bytes:
 def seal_key_file(text: bytes, recipients: Sequence[age.Recipient]) -> bytes:
     """A client key file: padded to a bucket, and with a stanza count that is
     a multiple of ``KEY_STANZAS`` whatever the number of grantees."""
-    decoys = [
-        age.X25519Identity.generate().recipient
-        for _ in range(-len(recipients) % KEY_STANZAS)
-    ]
+    decoys = _decoys(recipients, -len(recipients) % KEY_STANZAS)
     return age.encrypt(_pad_identity_text(text), [*recipients, *decoys])
 
 
-def open_key_file(
-    sealed: bytes, identities: Sequence[age.Identity]
-) -> age.X25519Identity:
+def open_key_file(sealed: bytes, identities: Sequence[age.Identity]) -> age.AnyIdentity:
     """The client key a key file holds (``IntegrityError`` if it holds none)."""
     text = age.decrypt(sealed, identities)
     try:
         key = age.parse_identities(text.decode("utf-8"))[0]
-    except (UnicodeDecodeError, IndexError) as err:
+    except (UnicodeDecodeError, IndexError, KeyFormatError) as err:
         raise IntegrityError("a client key file holds no key") from err
-    if not isinstance(key, age.X25519Identity):
-        raise IntegrityError("a client key file holds no X25519 key")
     return key

@@ -23,7 +23,7 @@ import hashlib
 import os
 import stat
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from confvault.errors import UnsafeVaultEntryError
@@ -37,6 +37,7 @@ from confvault.vault.store.rootfs import (
 )
 
 _BLOCK = 1 << 20
+_HEAD = 4096  # what on_head is given: the first stanzas of an age header
 
 
 def of_path(path: Path) -> Survey | None:
@@ -180,9 +181,15 @@ class Survey:
         file, or in a directory that cannot be reached without a link."""
         return next(self.hash_files(rel, [name]))
 
-    def hash_files(self, rel: str, names: Iterable[str]) -> Iterator[str | None]:
+    def hash_files(
+        self,
+        rel: str,
+        names: Iterable[str],
+        on_head: Callable[[bytes], None] | None = None,
+    ) -> Iterator[str | None]:
         """``hash_file`` of each of ``names`` in the directory ``rel``, in
-        order: a verify hashes 100,000 objects, so one loop does the work."""
+        order: a verify hashes 100,000 objects, so one loop does the work.
+        ``on_head`` is given the first bytes of each regular file read."""
         grammar = layout.files_of(rel)
         dir_fd = None if grammar is None else self.dir(rel)
         pattern, prefix = grammar or (layout.HASH, "")
@@ -209,6 +216,8 @@ class Survey:
                     digest = None
                 elif size < _BLOCK:  # nearly every object: one read
                     data = os.read(fd, size + 1)
+                    if on_head is not None:
+                        on_head(data[:_HEAD])
                     sha = hashlib.sha256(data)
                     if len(data) > size:  # it grew meanwhile
                         while block := os.read(fd, _BLOCK):
@@ -216,7 +225,11 @@ class Survey:
                     digest = sha.hexdigest()
                 else:  # an attachment may be larger than memory
                     sha = hashlib.sha256()
+                    first = True
                     while block := os.read(fd, _BLOCK):
+                        if on_head is not None and first:
+                            on_head(block[:_HEAD])
+                        first = False
                         sha.update(block)
                     digest = sha.hexdigest()
             finally:
