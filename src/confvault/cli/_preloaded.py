@@ -44,7 +44,8 @@ _LIBRARIES = (
 )
 # Never imported by the preloading: entry points that run on import, and the
 # server's own room.
-_SKIP = ("confvault.__main__", "confvault.server")
+# Not the server itself, and no ``__main__`` (each runs its program on import).
+_SKIP = ("confvault.server",)
 
 _tree: Command | None = None
 
@@ -56,6 +57,8 @@ def preload() -> None:
     for module in _LIBRARIES:
         importlib.import_module(module)
     for info in pkgutil.walk_packages(confvault.__path__, "confvault."):
+        if info.name.endswith(".__main__"):
+            continue
         if not any(info.name == s or info.name.startswith(s + ".") for s in _SKIP):
             importlib.import_module(info.name)
     tree = typer.main.get_command(app)
