@@ -97,11 +97,17 @@ def _load_all(command: Any) -> None:
         _load_all(commands[name])
 
 
-def run(args: list[str], *, terminal_on_stdin: bool = False) -> int:
+def run(
+    args: list[str],
+    *,
+    terminal_on_stdin: bool = False,
+    client_terminal: bool | None = None,
+) -> int:
     """Run one command line in this process, as ``confvault ARGS`` would; its
     exit status. ``terminal_on_stdin``: this process has no controlling
     terminal, and a prompt asks on stdin (when it is a terminal) instead."""
     _secrets.terminal_on_stdin = terminal_on_stdin
+    _secrets.client_terminal = client_terminal
     tree = _tree if _tree is not None else typer.main.get_command(app)
     try:
         tree.main(args=args, prog_name="confvault")

@@ -25,6 +25,9 @@ _MAX_PASSPHRASE_FILE = 64 * 1024
 # terminal: its prompt asks on stdin when stdin is a terminal (getpass turns
 # the echo off there), not on /dev/tty.
 terminal_on_stdin = False
+# Whether the process a worker runs for has a controlling terminal (None: this
+# process is that process, and /dev/tty says).
+client_terminal: bool | None = None
 
 
 def _strip_newline(data: bytes) -> bytes:

@@ -31,6 +31,10 @@ def is_job() -> bool:
     """No terminal to ask on: stdin is not one and there is no /dev/tty."""
     if sys.stdin is not None and sys.stdin.isatty():
         return False
+    from confvault.cli import _secrets
+
+    if _secrets.client_terminal is not None:  # a worker of the command server
+        return not _secrets.client_terminal
     try:
         os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError:

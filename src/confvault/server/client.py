@@ -96,10 +96,21 @@ def request(argv: list[str], *, skip: int) -> tuple[bytes, list[int]]:
         *(os.fsencode(arg) for arg in argv),
         b"%d" % len(fds),
         *(b"%d" % fd for fd in fds),
+        b"1" if _has_terminal() else b"0",
         *(key + b"=" + value for key, value in os.environb.items()),
     ]
     message = protocol.header(b"run", protocol.fingerprint())
     return message + protocol.encode(fields), fds
+
+
+def _has_terminal() -> bool:
+    """Whether this process has a terminal to ask on (a worker has none of
+    its own: `confvault.cli._unlocked.is_job` asks this instead)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+    except OSError:
+        return False
+    return True
 
 
 def _is_open(fd: int) -> bool:

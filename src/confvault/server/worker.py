@@ -37,6 +37,7 @@ class Request:
     numbers: list[int]
     environ: dict[bytes, bytes]
     fds: list[int]
+    terminal: bool = False  # the client has a controlling terminal
 
     def close(self) -> None:
         for fd in self.fds:
@@ -74,14 +75,15 @@ def parse(fields: list[bytes]) -> Request:
     argv = [os.fsdecode(arg) for arg in fields[2 : 2 + argc]]
     count = int(fields[2 + argc])
     numbers = [int(n) for n in fields[3 + argc : 3 + argc + count]]
+    terminal = fields[3 + argc + count] == b"1"
     environ = dict(
-        item.split(b"=", 1) for item in fields[3 + argc + count :] if b"=" in item
+        item.split(b"=", 1) for item in fields[4 + argc + count :] if b"=" in item
     )
     if not argv or len(numbers) > protocol.MAX_FDS:
         raise ValueError("malformed request")
     if any(n < 0 for n in numbers) or not 0 <= umask <= 0o777:
         raise ValueError("malformed request")
-    return Request(argv, umask, numbers, environ, [])
+    return Request(argv, umask, numbers, environ, [], terminal)
 
 
 def work(conn: socket.socket, import_env: list[bytes | None]) -> None:
@@ -106,7 +108,9 @@ def work(conn: socket.socket, import_env: list[bytes | None]) -> None:
             os._exit(0)  # the client gave up: nothing runs
         conn.settimeout(None)
         conn = _adopt(conn, request)
-        code = cli.run(request.argv[1:], terminal_on_stdin=True)
+        code = cli.run(
+            request.argv[1:], terminal_on_stdin=True, client_terminal=request.terminal
+        )
         _flush()
         conn.sendall(protocol.reply(b"X", code))
     except BaseException:  # noqa: BLE001 - the exit status says it; no traceback
