@@ -117,6 +117,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "COLUMNS": "200",
+        "CONFVAULT_NO_SERVER": "1",  # tests/agent/test_served.py starts one
     }
     for key in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_DATA_HOME"):
         monkeypatch.setenv(key, env[key])

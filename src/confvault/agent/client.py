@@ -150,6 +150,12 @@ def _info(path: Path, a: Message) -> AgentInfo:
     )
 
 
+# Set in a worker of the command server (confvault.server): the pid of the
+# process that typed the command, whose terminal the agent looks at instead
+# of the worker's (a worker never has one).
+on_behalf_of: int | None = None
+
+
 class AgentKeys:
     """The owner's keys held by an agent (an ``identity.OwnerKeys``)."""
 
@@ -192,6 +198,8 @@ class AgentKeys:
             "vault": self.info.vault_id,
             **fields,
         }
+        if on_behalf_of is not None:
+            message["for_pid"] = on_behalf_of
         try:
             with connect(self.info.socket) as sock:
                 protocol.send(sock, message)

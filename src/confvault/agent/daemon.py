@@ -109,7 +109,7 @@ class Agent:
             return _refusal("unknown operation")
         if request.get("vault") != self.vault_id:
             return _refusal("this agent serves another vault")
-        if not self.allow_jobs and not _has_terminal(protocol.peer_pid(conn)):
+        if not self.allow_jobs and not _has_terminal(_for_pid(request, conn)):
             return _refusal("jobs may not use this agent (unlock --allow-jobs)")
         try:
             result = self.key_op(str(op), request)
@@ -198,6 +198,23 @@ class Agent:
 
 def _refusal(error: str) -> Message:
     return {"ok": False, "error": error}
+
+
+def _for_pid(request: Message, conn: socket.socket) -> int:
+    """The process whose terminal decides whether a request is a job's: the
+    peer, or the process of this user it names (``for_pid``: a command
+    server's worker asks for the client that typed the command). Not a
+    boundary: a process of the user can give itself a terminal anyway."""
+    peer = protocol.peer_pid(conn)
+    named = request.get("for_pid")
+    if not isinstance(named, int) or named <= 0:
+        return peer
+    try:
+        if Path(f"/proc/{named}").stat().st_uid != protocol.peer_uid(conn):
+            return peer
+    except OSError:
+        return peer
+    return named
 
 
 def _has_terminal(pid: int) -> bool:

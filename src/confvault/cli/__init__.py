@@ -36,16 +36,21 @@ def run(
     *,
     terminal_on_stdin: bool = False,
     client_terminal: bool | None = None,
+    client_pid: int | None = None,
 ) -> int:
     """Run ``confvault ARGS`` in this process and return its exit status, as
     ``main`` would end it (a worker of confvault.server). With
     ``terminal_on_stdin`` (a process without a controlling terminal) a
     passphrase prompt asks on stdin when stdin is a terminal; ``client_terminal``
-    says whether the process it runs for has one (for ``unlock --allow-jobs``)."""
+    says whether the process it runs for (``client_pid``) has one (for ``unlock
+    --allow-jobs``)."""
     from confvault.cli import _preloaded
 
     return _preloaded.run(
-        args, terminal_on_stdin=terminal_on_stdin, client_terminal=client_terminal
+        args,
+        terminal_on_stdin=terminal_on_stdin,
+        client_terminal=client_terminal,
+        client_pid=client_pid,
     )
 
 

@@ -102,12 +102,17 @@ def run(
     *,
     terminal_on_stdin: bool = False,
     client_terminal: bool | None = None,
+    client_pid: int | None = None,
 ) -> int:
     """Run one command line in this process, as ``confvault ARGS`` would; its
     exit status. ``terminal_on_stdin``: this process has no controlling
     terminal, and a prompt asks on stdin (when it is a terminal) instead."""
     _secrets.terminal_on_stdin = terminal_on_stdin
     _secrets.client_terminal = client_terminal
+    if client_pid is not None:
+        from confvault.agent import client
+
+        client.on_behalf_of = client_pid
     tree = _tree if _tree is not None else typer.main.get_command(app)
     try:
         tree.main(args=args, prog_name="confvault")

@@ -71,6 +71,7 @@ def unlock(
     except BaseException:
         client.lock(path, "command")  # no unlock that the trail does not show
         raise
+    _command_server("start")
     if as_json:
         _output.emit_json({"unlocked": True, **info.to_json()})
         return
@@ -100,6 +101,7 @@ def lock(
             _output.emit_json({"locked": len(ended)})
         elif ended:
             _output.line(f"locked {len(ended)} vault(s)")
+        _command_server("stop")
         if not ended:
             raise NotUnlockedError("no vault of yours is unlocked")
         _unrecorded(sum(1 for _, recorded in ended if not recorded))
@@ -110,6 +112,28 @@ def lock(
     else:
         _output.line("locked")
     _unrecorded(0 if recorded else 1)
+
+
+def _command_server(verb: str) -> None:
+    """Start (without waiting) or stop this user's command server (docs/CLI.md,
+    "The command server"): a fresh interpreter that never reads a key.
+    ``CONFVAULT_NO_SERVER`` set: no server is started."""
+    import os
+    import subprocess
+    import sys
+
+    if verb == "start" and os.environ.get("CONFVAULT_NO_SERVER"):
+        return
+    command = [sys.executable, "-m", "confvault.server", verb]
+    quiet = subprocess.DEVNULL
+    if verb == "start":  # it imports everything: the unlock does not wait
+        subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+            command, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True
+        )
+    else:
+        subprocess.run(  # noqa: S603
+            command, stdin=quiet, stdout=quiet, stderr=quiet, check=False, timeout=10
+        )
 
 
 def _unrecorded(count: int) -> None:

@@ -29,7 +29,6 @@ from confvault.server import protocol
 CONNECT_TIMEOUT = 2.0  # a live server accepts at once; a hung one is given up
 START_TIMEOUT = 5.0  # until the worker's pid: nothing has run before the client's go
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
-_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
 def main() -> None:
@@ -64,8 +63,7 @@ def connect(path: str) -> _socket.socket | None:
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(path)
-        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
-        if _UCRED.unpack(cred)[1] != os.getuid():
+        if protocol.peer(sock)[1] != os.getuid():
             sock.close()
             return None
     except OSError:

@@ -29,6 +29,7 @@ replies of one letter and an integer (``struct`` ``!cI``):
 
 from __future__ import annotations
 
+import _socket
 import os
 import struct
 import sys
@@ -169,3 +170,13 @@ def exactly(sock: _Receiver, size: int) -> bytes:
             raise ValueError("the connection ended")
         data += chunk
     return data
+
+
+UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def peer(sock: _socket.socket) -> tuple[int, int]:
+    """The pid and uid of the process at the other end (SO_PEERCRED)."""
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, UCRED.size)
+    pid, uid, _ = UCRED.unpack(cred)
+    return pid, uid

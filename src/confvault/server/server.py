@@ -25,7 +25,6 @@ import gc
 import os
 import signal
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
@@ -37,7 +36,6 @@ DEFAULT_IDLE = 1800.0
 TICK = 1.0  # how often an idle server looks at its socket
 REQUEST_TIMEOUT = 2.0
 LOCK_WAIT = 3.0  # for a stale server to exit (start() has asked it to)
-_UCRED = struct.Struct("iII")
 
 
 class Server:
@@ -75,8 +73,7 @@ class Server:
             return False
 
     def _handle(self, conn: socket.socket) -> None:
-        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        if _UCRED.unpack(cred)[1] != os.getuid():
+        if protocol.peer(conn)[1] != os.getuid():
             return  # another user: closed without a word
         conn.settimeout(REQUEST_TIMEOUT)
         data = protocol.exactly(conn, protocol.HEADER.size)

@@ -109,7 +109,10 @@ def work(conn: socket.socket, import_env: list[bytes | None]) -> None:
         conn.settimeout(None)
         conn = _adopt(conn, request)
         code = cli.run(
-            request.argv[1:], terminal_on_stdin=True, client_terminal=request.terminal
+            request.argv[1:],
+            terminal_on_stdin=True,
+            client_terminal=request.terminal,
+            client_pid=protocol.peer(conn)[0],
         )
         _flush()
         conn.sendall(protocol.reply(b"X", code))
