@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from confvault.vault import Vault
 from .conftest import PASSPHRASE
 
 CONFVAULT = str(Path(sys.executable).with_name("confvault"))
-TOP = ["init", "status", "verify", "attach", "grant", "grants", "revoke", "rotate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "backup"]  # fmt: skip
+TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "backup"]  # fmt: skip
 ROOT_OPTIONS = ["--vault", "--passphrase-file", "--passphrase-fd", "--identity", "--owner-key", "--version", "--install-completion", "--show-completion", "--help"]  # fmt: skip
 NOTE_ADD_OPTIONS = ["--template", "--kind", "--title", "--title-file", "--client-file", "--file", "--draft", "--date", "--insecure-tmp", "--json", "--help"]  # fmt: skip
 
@@ -221,34 +222,26 @@ def test_a_locked_vault_completes_nothing_and_asks_nothing(
 
 
 # --- names and note IDs through an unlocked vault ----------------------------
-# The agent is not on this branch: `unlocked_vault` is pointed at a vault opened
-# in this process (the agent's branch replaces this with a real agent test).
+# A real agent: `confvault unlock` in this process's environment, with a
+# private runtime directory for its socket.
 
 
 @pytest.fixture
 def unlocked(
-    ready: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
-    isolated_state: Path,
-) -> dict[str, Any]:
+    ready: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    runtime = Path(tempfile.mkdtemp(prefix="cv-rt-", dir="/tmp"))  # sun_path: 108
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     for name in ("Ann Example", "Annabel Stone", "Zoë Ströme", "Bob Marsh"):
         assert ready("client", "add", name).exit_code == 0
     for client, text in (("bob", "one"), ("zoë", "two")):
         assert ready("note", "add", client, "--title", "T", input=text).exit_code == 0
-    seen: dict[str, Any] = {"paths": []}
-
-    def through_agent(opts: _context.Options) -> Vault | None:
-        seen["paths"].append(opts.vault_path)
-        assert opts.passphrase_file is None  # completion never reads one
-        return Vault.open(
-            opts.vault_path,
-            passphrase=PASSPHRASE.encode(),
-            state_dir=isolated_state / "confvault",
-        )
-
-    monkeypatch.setattr(_context, "unlocked_vault", through_agent)
-    seen["vault"] = ready.vault
-    return seen
+    # --allow-jobs: this process has no terminal (a shell's completion has one)
+    done = ready("unlock", "--idle", "5m", "--allow-jobs")
+    assert done.exit_code == 0, done.output
+    yield {"vault": ready.vault}
+    locked = CliRunner().invoke(app, ["--vault", str(ready.vault), "lock"])
+    assert locked.exit_code == 0, locked.output
 
 
 def _complete(shell: str, line: str, **extra: str) -> str:
@@ -281,7 +274,6 @@ def test_client_names_complete_by_a_prefix_of_any_word(
     assert _complete("bash", f"confvault --vault {v} client show mar").splitlines() == [
         "Bob\\ Marsh"
     ]
-    assert unlocked["paths"] == [v] * 4  # the vault named on the line
 
 
 def test_zsh_and_fish_get_names_unescaped_with_the_id(
@@ -325,5 +317,9 @@ def test_a_failing_hook_offers_nothing_and_says_nothing(
     assert _complete("bash", f"confvault --vault {v} note show ") == "\n"
 
 
-def test_the_hook_on_this_branch_finds_no_agent(tmp_path: Path) -> None:
-    assert _context.unlocked_vault(_context.Options(vault=tmp_path)) is None
+def test_the_hook_finds_no_agent_for_a_locked_vault(
+    ready: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runtime = Path(tempfile.mkdtemp(prefix="cv-rt-", dir="/tmp"))  # sun_path: 108
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert _context.unlocked_vault(_context.Options(vault=ready.vault)) is None
