@@ -29,10 +29,10 @@ import pytest
 
 from confvault import age
 from confvault.vault import Vault
+from confvault.vault.store import signing
 from confvault.vault.store.manifest import canonical
 from tests.reliability import practice as shared
 
-_INBOX_MAC = b"confvault/audit-inbox-mac/v1"
 _SIGNED = ("action", "client", "note", "details", "time", "actor", "from")
 
 
@@ -51,7 +51,8 @@ class Practice(shared.Practice):
 @dataclass
 class Grantee:
     key: age.X25519Identity
-    owner: age.X25519Recipient
+    owner: age.AnyRecipient
+    inbox_key: bytes  # the grant's inbox MAC key, from the grantee's directory
 
     def plant(self, vault: Path, **fields: object) -> str:
         """An entry with a valid MAC, as the grantee's own code would write."""
@@ -68,9 +69,8 @@ class Grantee:
         }
         name = os.urandom(12).hex() + ".age"
         body = {k: entry.get(k) for k in _SIGNED}
-        mac_key = self.key.agree(self.owner, _INBOX_MAC)
         entry["mac"] = hmac.new(
-            mac_key, canonical([name, body]), hashlib.sha256
+            self.inbox_key, canonical([name, body]), hashlib.sha256
         ).hexdigest()
         inbox = vault / "audit-inbox"
         inbox.mkdir(mode=0o700, exist_ok=True)
@@ -98,7 +98,13 @@ def practice(tmp_path: Path) -> tuple[Practice, Grantee, str]:
         state_dir=tmp_path / "xdg" / "confvault",
     ).owner
     assert owner is not None
-    return p, Grantee(attacker, owner.recipient), str(colleague.recipient)
+    directory = Vault.open(
+        p.vault, reader=attacker, state_dir=tmp_path / "xdg-attacker" / "confvault"
+    ).session.directory
+    assert directory is not None
+    assert directory.inbox_key is not None
+    inbox_key = signing.unb64(directory.inbox_key)
+    return p, Grantee(attacker, owner.recipient, inbox_key), str(colleague.recipient)
 
 
 def test_a_genuine_read_is_recorded_under_its_sender_at_the_fold_time(
