@@ -17,11 +17,6 @@ from typer.testing import CliRunner
 
 from confvault.cli import app
 
-# No test reaches a command server it did not start itself (a developer's own,
-# or one an `unlock` under test would spawn): tests/server and the unlock test
-# that starts one build their own environment without this.
-os.environ["CONFVAULT_NO_SERVER"] = "1"
-
 FAST_WORK_FACTOR = 10  # tests only; the product's floor and default are higher
 INSTALL_HINT = {
     "age": "apt-get install -y age",

@@ -19,8 +19,10 @@ import threading
 import time
 from pathlib import Path
 
+from confvault import age
 from confvault.agent import client, paths, protocol
 from confvault.vault import Vault
+from confvault.vault.model.identity import OwnerIdentity
 from tests.agent.conftest import CONFVAULT, PASSPHRASE, World, alive
 
 _FALLBACK = "; asking for the passphrase instead\n"
@@ -78,10 +80,13 @@ def test_another_uid_is_refused_by_peer_credentials(world: World) -> None:
 def test_the_keys_are_in_no_file_argv_or_environment(world: World) -> None:
     pid = world.unlock("--allow-jobs")
     owner = Vault.open(world.vault, passphrase=PASSPHRASE.encode()).owner
+    assert isinstance(owner, OwnerIdentity)
+    key = owner.key
+    assert isinstance(key, age.HybridIdentity)  # a post-quantum vault (the default)
     secrets = [
-        owner.x25519.encode().encode(),  # AGE-SECRET-KEY-1…
-        owner.x25519.encode().lower().encode(),
-        owner.x25519.secret_key,
+        key.encode().encode(),  # AGE-SECRET-KEY-PQ-1…
+        key.encode().lower().encode(),
+        key.seed,
         owner.signing_seed,
         base64.b64encode(owner.signing_seed),
     ]

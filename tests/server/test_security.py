@@ -190,6 +190,17 @@ def _interrupted(
     return proc.returncode, err
 
 
+def _ended(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Its output once it has ended, its stdin still open until then (closing
+    it first, as communicate() does, could end the note before the signal)."""
+    proc.wait(timeout=60)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdin.close()
+    return proc.stdout.read(), proc.stderr.read()
+
+
 def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
     # `note add` waits on its stdin (a pipe left open) when Ctrl-C comes
     server = served.pid()
@@ -204,7 +215,7 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
     worker = _wait_for_worker(server)
     time.sleep(0.5)  # the worker takes the descriptors and reads stdin
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = _ended(proc)
     assert (proc.returncode, out, err) == (130, b"", b"confvault: error: interrupted\n")
     assert wait_gone(worker, timeout=10)
     assert worker not in children(server)
@@ -218,7 +229,7 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
     )
     time.sleep(5)  # the whole start-up of the app, on a loaded machine
     here.send_signal(signal.SIGINT)
-    out, err = here.communicate(timeout=60)
+    out, err = _ended(here)
     assert (here.returncode, out, err) == (130, b"", b"confvault: error: interrupted\n")
 
 
