@@ -212,7 +212,8 @@ def test_note_flow_through_cli(ready, tmp_path: Path) -> None:
     )
     assert draft["status"] == "draft"
     assert draft["kind"] == "intake"
-    shown = _json(ready("note", "show", added["id"][:8], "--json"))
+    # a unique prefix: 6 hex of the client, 6 of the note (8 collide 1 in 256)
+    shown = _json(ready("note", "show", added["id"][:12], "--json"))
     assert (shown["body"], shown["signature"]) == (
         "Slept better; work stress.",
         "valid",
