@@ -18,31 +18,10 @@ from confvault import age
 from confvault.errors import AgeError
 from confvault.vault import Vault
 from tests.vault import crash_runner
+from tests.vault.test_crash_rotation import PASSPHRASE
+from tests.vault.test_crash_rotation import make_base as _make_base
 
-PASSPHRASE = b"correct horse battery staple"
 COMMAND = ["migrate", "--pq"]
-
-
-def _make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
-    vault, _ = Vault.init(
-        root / "vault",
-        PASSPHRASE,
-        work_factor=10,
-        min_work_factor=10,
-        state_dir=root / "xdg" / "confvault",
-        postquantum=False,
-    )
-    bodies = {}
-    for name in ("Ann", "Bob", "Cleo"):
-        vault.add_client(name)
-        for i in range(2):
-            body = f"{name} note {i}".encode()
-            bodies[vault.add_note(name, body).id] = body
-    grantee = age.X25519Identity.generate()
-    vault.grant(str(grantee.recipient), clients=["Ann", "Bob"], label="locum")
-    (root / "pass").write_bytes(PASSPHRASE + b"\n")
-    (root / "pass").chmod(0o600)
-    return bodies, grantee
 
 
 _SERVERS: list[crash_runner.Servers] = []

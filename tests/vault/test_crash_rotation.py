@@ -23,7 +23,9 @@ from tests.vault import crash_runner
 PASSPHRASE = b"correct horse battery staple"
 
 
-def _make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
+def make_base(root: Path) -> tuple[dict[str, bytes], age.X25519Identity]:
+    """A classic vault of three clients, two notes each, one grant (also the
+    base of test_crash_migrate)."""
     vault, _ = Vault.init(
         root / "vault",
         PASSPHRASE,
@@ -135,7 +137,7 @@ def test_kill_at_every_durable_step_then_rerun(
     tmp_path = ram_path  # on a tmpfs when there is one: see tests/conftest.ram_dir
     base = tmp_path / "base"
     base.mkdir()
-    bodies, grantee = _make_base(base)
+    bodies, grantee = make_base(base)
     probe = tmp_path / "probe"
     shutil.copytree(base, probe)
     total = _steps(probe, command, batch_clients)
