@@ -13,10 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 from confvault.server import protocol
-from tests.conftest import require_binary
+from tests.conftest import _unavailable, require_binary
 from tests.server.conftest import (
     CONFVAULT,
     PASSPHRASE,
@@ -49,7 +47,7 @@ def _memory(pid: int) -> bytes:
 
 def test_the_server_holds_no_key_and_no_passphrase(served: Served) -> None:
     if os.getuid() != 0:
-        pytest.skip("reading another process's memory needs root")
+        _unavailable("reading another process's memory needs root")  # fails under CI
     keygen = require_binary("age-keygen")
     env = {k: v for k, v in served.env.items() if k != "CONFVAULT_PASSPHRASE_FILE"}
     env["CONFVAULT_PASSPHRASE"] = PASSPHRASE  # through the environment this time
@@ -87,11 +85,11 @@ def test_the_server_holds_no_key_and_no_passphrase(served: Served) -> None:
 
 def test_another_user_is_refused(tmp_path: Path) -> None:
     if os.getuid() != 0:
-        pytest.skip("running as another user needs root")
+        _unavailable("running as another user needs root")  # fails under CI
     setpriv = require_binary("setpriv")
     other_python = "/usr/bin/python3"
     if not Path(other_python).exists():
-        pytest.skip("no system python for uid 65534")
+        _unavailable("no system python for uid 65534 (apt-get install -y python3)")
     # a runtime directory uid 65534 can reach (the server made its own 0700)
     base = Path(tempfile.mkdtemp(dir="/tmp"))
     try:
