@@ -37,6 +37,19 @@ def _wait_server(world: World) -> None:
         time.sleep(0.2)
 
 
+def _client(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """``confvault ARGS`` through the tiny client, without a terminal."""
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        env=_env(world),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+
+
 def _served(
     world: World, line: str, *, terminal: bool
 ) -> subprocess.CompletedProcess[str]:
@@ -61,22 +74,10 @@ def test_unlock_starts_the_server_and_a_piped_note_from_a_terminal_uses_the_agen
     client_id = json.loads(
         world.ok("client", "add", "Ann Example", "--json", passphrase=True).stdout
     )["id"]
-    unlocked = subprocess.run(
-        [
-            str(SCRIPT),
-            "--vault",
-            str(world.vault),
-            "--passphrase-file",
-            str(world.pass_file),
-            "unlock",
-        ],
-        env=_env(world),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,
-    )
+    unlocked = _client(
+        world, "--vault", str(world.vault), "--passphrase-file", str(world.pass_file),
+        "unlock",
+    )  # fmt: skip
     assert unlocked.returncode == 0, unlocked.stderr
     world.agent_pid()
     try:
@@ -99,14 +100,6 @@ def test_unlock_starts_the_server_and_a_piped_note_from_a_terminal_uses_the_agen
         )
         assert len(listed) == 1  # the job added nothing
     finally:
-        locked = subprocess.run(
-            [str(SCRIPT), "lock", "--all"],
-            env=_env(world),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            start_new_session=True,
-        )
+        locked = _client(world, "lock", "--all")
     assert locked.returncode == 0, locked.stderr
     assert _server(world, "status") == 1  # lock --all ended the server too
