@@ -120,6 +120,33 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def spare(server: int, timeout: float = 20.0) -> int:
+    """The worker the idle ``server`` has forked ahead (its only child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children(server)
+        if len(found) == 1:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no single spare worker: {children(server)}")
+
+
+def worker_of(server: int, client: int, timeout: float = 20.0) -> int:
+    """The worker of ``server`` running the command of the client process
+    ``client``: the child whose stdin is the client's (a spare's is not)."""
+    stdin = os.readlink(f"/proc/{client}/fd/0")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children(server):
+            try:
+                if os.readlink(f"/proc/{child}/fd/0") == stdin:
+                    return child
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("no worker took the command")
+
+
 def make_vault(root: Path) -> Served:
     runtime = root / "run"
     runtime.mkdir(mode=0o700)

@@ -12,7 +12,7 @@ import sys
 import time
 
 from confvault.server import protocol
-from tests.server.conftest import Served, alive, wait_gone
+from tests.server.conftest import Served, alive, spare, wait_gone
 
 
 def _raw(s: Served, kind: bytes, fingerprint: bytes) -> bytes:
@@ -76,7 +76,7 @@ def test_starts_racing_leave_one_server(fresh: Served) -> None:
         in _environ(int(p))
         and b"confvault.server\0serve" in _cmdline(int(p))
     ]
-    assert ours == [pid]
+    assert ours == [pid, spare(pid)]  # one server, and the worker it forked ahead
 
 
 def _environ(pid: int) -> bytes:
@@ -115,9 +115,11 @@ def test_a_killed_servers_socket_runs_the_command_here_and_is_replaced(
 ) -> None:
     assert fresh.server("start") == 0
     pid = fresh.pid()
+    ahead = spare(pid)
     before = fresh.socket.stat()
     os.kill(pid, signal.SIGKILL)
     assert wait_gone(pid)
+    assert wait_gone(ahead)  # its spare worker saw the server's end of its pair close
     assert fresh.socket.exists()  # stale
     started = time.monotonic()
     here = fresh.run("client", "list", "--json")

@@ -19,9 +19,10 @@ from tests.server.conftest import (
     CONFVAULT,
     PASSPHRASE,
     Served,
-    children,
     make_vault,
+    spare,
     wait_gone,
+    worker_of,
 )
 
 SECRET_KEY = re.compile(rb"AGE-SECRET-KEY-(PQ-)?1[02-9AC-HJ-NP-Z]{58}")  # either kind
@@ -161,16 +162,6 @@ def test_another_user_is_refused(tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
-def _wait_for_worker(server: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = children(server)
-        if found:
-            return found[0]
-        time.sleep(0.02)
-    raise AssertionError("no worker started")
-
-
 def _interrupted(
     command: list[str], env: dict[str, str], ready: float
 ) -> tuple[int, bytes]:
@@ -210,13 +201,13 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
         stderr=subprocess.PIPE,
         env=env,
     )
-    worker = _wait_for_worker(server)
+    worker = worker_of(server, proc.pid)
     time.sleep(0.5)  # the worker takes the descriptors and reads stdin
     proc.send_signal(signal.SIGINT)
     out, err = _ended(proc)
     assert (proc.returncode, out, err) == (130, b"", b"confvault: error: interrupted\n")
     assert wait_gone(worker, timeout=10)
-    assert worker not in children(server)
+    assert spare(server) != worker  # reaped: the server's one child is a new spare
     # in-process, the same
     here = subprocess.Popen(
         [CONFVAULT, "note", "add", served.client],
@@ -240,7 +231,7 @@ def test_a_worker_killed_by_a_signal_ends_its_client_so(served: Served) -> None:
         stderr=subprocess.PIPE,
         env=served.env,
     )
-    worker = _wait_for_worker(server)
+    worker = worker_of(server, proc.pid)
     time.sleep(0.3)
     os.kill(worker, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
@@ -255,3 +246,30 @@ def test_start_leaves_the_passphrase_variables_out_of_the_server(fresh: Served) 
     assert b"CONFVAULT_PASSPHRASE" not in names
     assert b"CONFVAULT_PASSPHRASE_FILE" not in names
     assert b"XDG_RUNTIME_DIR" in names
+
+
+def test_a_spare_worker_forked_ahead_runs_the_next_command(served: Served) -> None:
+    server = served.pid()
+    ahead = spare(server)
+    proc = subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=served.env,
+    )
+    try:
+        assert worker_of(server, proc.pid) == ahead  # no fork on the command's path
+        out, err = proc.communicate(b"a note for the spare\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith(b"added progress note ")
+    assert wait_gone(ahead, timeout=10)
+    following = spare(server)
+    assert following != ahead
+    again = served.run("client", "list", "--json")
+    assert again.returncode == 0
+    assert wait_gone(following, timeout=10)  # it ran that one: a third waits
+    assert spare(server) not in (ahead, following)

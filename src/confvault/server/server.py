@@ -3,9 +3,15 @@
 It imports typer, the app, the vault's code and nacl once (``cli.preload``),
 binds this user's socket (protocol.py) and serves one connection at a time:
 the peer's uid is checked (SO_PEERCRED) on every connection, the request is
-read (a short timeout), and a worker is forked for it (worker.py). It reads
-no vault and no key: keys are read by the workers, each in its own process,
-which exits after its command.
+read (a short timeout), and a worker runs it (worker.py). It reads no vault
+and no key: keys are read by the workers, each in its own process, which
+exits after its command.
+
+The worker is forked ahead: a spare waits for the next connection (handed
+over with SCM_RIGHTS on a socket pair), and the server forks the next spare
+once it has handed one over, so a fork (5 ms of a 100 MB process) is never
+on a command's path. A spare whose server is gone sees its pair close and
+exits; one that died is replaced by a fork on the spot.
 
 One server per user: it holds an exclusive lock on ``server.lock`` beside the
 socket while it lives (the file holds its pid); a second one waits a moment
@@ -25,8 +31,9 @@ import gc
 import os
 import signal
 import socket
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from confvault import cli
 from confvault.server import protocol, worker
@@ -47,22 +54,29 @@ class Server:
         self.fingerprint = protocol.fingerprint()
         self.import_env = protocol.import_env(dict(os.environb))
         self.workers: dict[int, socket.socket] = {}
+        self.spare: tuple[int, socket.socket] | None = None  # pid, its pair's end
         self.last = time.monotonic()
         self.running = True
 
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, self._reap)
         self.listener.settimeout(TICK)
-        while self.running:
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                self.running = self._still_wanted()
-                continue
-            self.last = time.monotonic()
-            with contextlib.suppress(OSError, ValueError):
-                self._handle(conn)
-            conn.close()
+        try:
+            while self.running:
+                if self.spare is None:
+                    self.spare = self._fork_spare()
+                try:
+                    conn, _ = self.listener.accept()
+                except TimeoutError:
+                    self.running = self._still_wanted()
+                    continue
+                self.last = time.monotonic()
+                with contextlib.suppress(OSError, ValueError):
+                    self._handle(conn)
+                conn.close()
+        finally:
+            if self.spare is not None:
+                self.spare[1].close()  # the spare sees its pair close, and exits
 
     def _still_wanted(self) -> bool:
         if time.monotonic() - self.last > self.idle and not self.workers:
@@ -87,21 +101,57 @@ class Server:
                 self.unlink()
             conn.sendall(protocol.reply(b"O"))
         elif kind == b"run":
-            self._fork(conn)
+            self._start(conn)
 
-    def _fork(self, conn: socket.socket) -> None:
+    def _start(self, conn: socket.socket) -> None:
+        """Hand ``conn`` to the spare, or to a worker forked for it when the
+        spare is gone."""
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
-            pid = os.fork()
-            if pid == 0:
+            spare, self.spare = self.spare, None
+            if spare is not None:
+                pid, pair = spare
                 try:
-                    self.listener.close()
-                    worker.work(conn, self.import_env)
+                    pair.sendmsg(
+                        [b"C"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd(conn))]
+                    )
+                except OSError:
+                    pid = self._fork(lambda: worker.work(conn, self.import_env))
                 finally:
-                    os._exit(70)
+                    pair.close()
+            else:
+                pid = self._fork(lambda: worker.work(conn, self.import_env))
             self.workers[pid] = socket.socket(fileno=os.dup(conn.fileno()))
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+    def _fork_spare(self) -> tuple[int, socket.socket]:
+        """A worker forked ahead, waiting for its connection on a socket pair."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            pid = self._fork(
+                lambda: _wait_for_connection(theirs, ours, self.import_env)
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        theirs.close()
+        return pid, ours
+
+    def _fork(self, run: Callable[[], None]) -> int:
+        """A child that runs ``run`` without the listener and other clients'
+        connections (SIGCHLD blocked by the caller); its pid. ``run`` never
+        returns (worker.work)."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.listener.close()
+                for other in self.workers.values():  # other clients' connections
+                    other.close()
+                run()
+            finally:
+                os._exit(70)
+        return pid
 
     def _reap(self, signum: int, frame: object) -> None:
         """Reap the workers that ended; tell the client of one killed by a
@@ -113,6 +163,9 @@ class Server:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and self.spare[0] == pid:
+                self.spare[1].close()
+                self.spare = None  # the loop forks another
             conn = self.workers.pop(pid, None)
             if conn is None:
                 continue
@@ -126,6 +179,33 @@ class Server:
         with contextlib.suppress(OSError):
             if _identity(self.path) == self.identity:
                 os.unlink(self.path)
+
+
+def _fd(conn: socket.socket) -> bytes:
+    return struct.pack("i", conn.fileno())
+
+
+def _wait_for_connection(
+    pair: socket.socket, servers_end: socket.socket, import_env: list[bytes | None]
+) -> None:
+    """A spare: wait for the server to hand over a client's connection, then
+    serve it (worker.work, which never returns); exit at once when the pair
+    closes (the server ended) or brings anything else."""
+    servers_end.close()
+    size = socket.CMSG_SPACE(struct.calcsize("i"))
+    try:
+        data, ancillary, _, _ = pair.recvmsg(1, size)
+    except OSError:
+        os._exit(0)
+    fds = [
+        struct.unpack("i", payload[: struct.calcsize("i")])[0]
+        for level, kind, payload in ancillary
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+    ]
+    if data != b"C" or len(fds) != 1:
+        os._exit(0)
+    pair.close()
+    worker.work(socket.socket(fileno=fds[0]), import_env)
 
 
 def _identity(path: str) -> tuple[int, int, int]:
