@@ -273,3 +273,47 @@ def test_a_spare_worker_forked_ahead_runs_the_next_command(served: Served) -> No
     assert again.returncode == 0
     assert wait_gone(following, timeout=10)  # it ran that one: a third waits
     assert spare(server) not in (ahead, following)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _until(pids: tuple[int, ...], stopped: bool, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all((_state(p) == "T") == stopped for p in pids):
+            return
+        time.sleep(0.02)
+    raise AssertionError({p: _state(p) for p in pids})
+
+
+def test_ctrl_z_stops_the_worker_with_its_client_and_fg_continues_both(
+    served: Served,
+) -> None:
+    server = served.pid()
+    proc = subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=served.env,
+    )
+    try:
+        worker = worker_of(server, proc.pid)
+        time.sleep(0.3)  # the client's handlers are in place once the worker runs
+        proc.send_signal(signal.SIGTSTP)  # what the terminal sends on Ctrl-Z
+        _until((proc.pid, worker), stopped=True)
+        time.sleep(0.3)
+        assert _state(worker) == "T"  # still stopped: nothing continues it alone
+        proc.send_signal(signal.SIGCONT)  # `fg`
+        _until((proc.pid, worker), stopped=False)
+        out, err = proc.communicate(b"written after a stop\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith(b"added progress note ")
+    note = out.split()[3].decode()
+    shown = served.run("note", "show", note)
+    assert "written after a stop" in shown.stdout

@@ -4,7 +4,8 @@ or run it here.
 When a command server of this installation answers on this user's socket
 (protocol.py), the client sends it the command line, the working directory,
 the environment, the umask and every open descriptor, forwards SIGINT,
-SIGTERM and SIGHUP to the worker that runs the command, and exits with the
+SIGTERM, SIGHUP and SIGWINCH to the worker that runs the command, stops and
+continues it with itself (Ctrl-Z, then `fg` or `bg`), and exits with the
 worker's status. Otherwise (no server, a dead or stale one, a socket of
 another user, a server of another version, no answer in time) it runs the
 command in this process, as ``confvault.cli:main``, saying nothing more.
@@ -28,7 +29,7 @@ from confvault.server import protocol
 
 CONNECT_TIMEOUT = 2.0  # a live server accepts at once; a hung one is given up
 START_TIMEOUT = 5.0  # until the worker's pid: nothing has run before the client's go
-FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGWINCH)
 
 
 def main() -> None:
@@ -173,7 +174,19 @@ def _wait(sock: _socket.socket, pid: int, rights: bytes) -> int:
         except OSError:
             pass
 
+    def suspend(signum: int, frame: object) -> None:
+        """Ctrl-Z: stop the worker, then this process as the default would
+        (the shell sees its job stop); once continued, continue the worker."""
+        forward(_signal.SIGSTOP, frame)
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), _signal.SIGTSTP)  # stopped here until SIGCONT
+        finally:
+            _signal.signal(_signal.SIGTSTP, suspend)
+            forward(_signal.SIGCONT, frame)
+
     previous = {signum: _signal.signal(signum, forward) for signum in FORWARDED}
+    previous[_signal.SIGTSTP] = _signal.signal(_signal.SIGTSTP, suspend)
     try:
         sock.settimeout(None)
         sock.sendmsg([b"G"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
