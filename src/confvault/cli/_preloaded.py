@@ -77,12 +77,12 @@ def _warm(tree: Command) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from confvault.age import _hpke
+    from confvault import age
 
     # pyca/cryptography loads its OpenSSL backend on the first key it parses
     # (a fourth of a worker's time): a throwaway key of zeros loads it here.
-    throwaway = _hpke.HybridPrivateKey(bytes(_hpke.SEED_SIZE))
-    _hpke.HybridPublicKey(throwaway.public_key).seal_base(b"", b"warm")
+    throwaway = age.HybridIdentity(bytes(32))
+    age.decrypt(age.encrypt(b"", [throwaway.recipient]), [throwaway])
     sink = io.StringIO()
     commands: dict[str, Command] = getattr(tree, "commands", {})
     groups = [
