@@ -22,6 +22,7 @@ from confvault.vault import Vault
 from confvault.vault.model.custody import SealedShare
 from tests.conftest import require_binary
 from tests.vault.conftest import PASSPHRASE, Clock, reopen
+from tests.vault.test_readonly import read_only_mount  # noqa: F401
 
 
 def _keys(n: int, pq: bool = False) -> list[age.AnyIdentity]:
@@ -307,3 +308,40 @@ def test_stock_age_opens_a_share_file(filled: Vault, tmp_path: Path) -> None:
     words = out.stdout.decode()
     assert len(words.split()) == 33
     assert words.endswith("\n")
+
+
+def test_migrate_drops_the_split_and_its_shares(
+    filled: Vault, clock: Clock, state_dir: Path
+) -> None:
+    words = _setup(filled, _keys(2), 2)
+    filled.migrate_pq(PASSPHRASE)
+    assert filled.manifest is not None
+    assert filled.manifest.pointer("executor") is None
+    status = filled.custody_status()
+    assert status is not None
+    assert (status.custodians, status.split, status.threshold) == (2, None, None)
+    with pytest.raises(SharesError, match="no custodian split"):
+        _open(filled, list(words.values()), clock, state_dir)
+    # The classic custodians' keys must be replaced before a new split.
+    with pytest.raises(UnsafeInputError, match="not of this vault's kind"):
+        filled.split_custody(2, Delivered())
+    assert "custodian-split-dropped" in [e.action for e in filled.audit()]
+
+
+def test_open_on_read_only_media_is_spooled_and_folded(
+    filled: Vault,
+    read_only_mount,  # noqa: F811
+    clock: Clock,
+    state_dir: Path,
+) -> None:
+    words = _setup(filled, _keys(2), 2)
+    ro = read_only_mount(filled.root)
+    opened, opening = Vault.open_by_custodians(
+        ro, list(words.values()), clock=clock, state_dir=state_dir
+    )
+    assert opened.read_only
+    assert opening.shares == ("c0", "c1")
+    assert [c.name for c in opened.clients()] == ["Ada Lovelace"]
+    owner = reopen(filled, state_dir)  # the writable vault folds the spool
+    opens = [e for e in owner.audit() if e.action == "custodian-open"]
+    assert [e.details["custodians"] for e in opens] == [["c0", "c1"]]

@@ -48,7 +48,7 @@ from confvault.vault.model.identity import OwnerIdentity
 from confvault.vault.model.policy import DEFAULT_LOCK_TIMEOUT
 from confvault.vault.model.root import RootRecord
 from confvault.vault.ops import _shares
-from confvault.vault.session import opening
+from confvault.vault.session import opening, trail
 from confvault.vault.session.opening import EXECUTOR_POINTER
 
 if TYPE_CHECKING:
@@ -219,42 +219,49 @@ STALE_SHARES = (
 
 
 def record_open(s: Session, fingerprints: list[str]) -> CustodianOpening:
-    """Record the custodians' opening in the audit trail, or, when the split
-    asks for a notice, start it (refused until it has run: NoticePendingError)."""
-    started: str | None = None
+    """Record the custodians' opening in the audit trail (on a vault that
+    cannot be written here, in this machine's spool, like any owner read),
+    or, when the split asks for a notice, start it: refused until it has
+    run (NoticePendingError); a notice needs a writable vault."""
+    with s.reading() as current:
+        split_ = _custody(s.root_record(current)).split
+    if split_ is None:
+        raise IntegrityError("the vault has an executor copy but no split record")
+    holders = split_.holders(fingerprints)
+    started = _notice(s, holders) if split_.notice else None
+    trail.audit_read(
+        s, "custodian-open", None, None, custodians=holders, notice=started or ""
+    )
+    return CustodianOpening(
+        shares=tuple(holders), opened=s.now(), notice_started=started
+    )
+
+
+def _notice(s: Session, holders: list[str]) -> str:
+    """When the running notice started (this one starts it if none runs);
+    NoticePendingError until it has ended."""
     pending: str | None = None
     with s.writing() as txn:
         root = s.root_record(txn.current)
         custody = _custody(root)
-        if custody.split is None:
-            raise IntegrityError("the vault has an executor copy but no split record")
-        holders = custody.split.holders(fingerprints)
-        period = custody.split.notice
-        if period:
-            notice = custody.notice
-            if notice is None:
-                notice = Notice(started=s.now(), shares=tuple(holders))
-                s.note_audit(
-                    "custodian-notice", None, None, custodians=holders, seconds=period
-                )
-                s.write_root(txn, root.with_custody(replace(custody, notice=notice)))
-            started = notice.started
-            until = _notice_end(notice, period)
-            if s.clock() < until:
-                pending = iso(until)
-        if pending is None:
+        period = custody.split.notice if custody.split else None
+        notice = custody.notice
+        if notice is None:
+            notice = Notice(started=s.now(), shares=tuple(holders))
             s.note_audit(
-                "custodian-open", None, None, custodians=holders, notice=started or ""
+                "custodian-notice", None, None, custodians=holders, seconds=period
             )
+            s.write_root(txn, root.with_custody(replace(custody, notice=notice)))
+        until = _notice_end(notice, period or 0)
+        if s.clock() < until:
+            pending = iso(until)
     if pending is not None:
         raise NoticePendingError(
             f"the owner asked for a notice period: access opens at {pending} unless "
             "the owner cancels it (`confvault status` shows it to them)",
             pending,
         )
-    return CustodianOpening(
-        shares=tuple(holders), opened=s.now(), notice_started=started
-    )
+    return notice.started
 
 
 def _notice_end(notice: Notice, seconds: int) -> dt.datetime:
@@ -346,6 +353,8 @@ def open_with_shares(
             state_dir=state_dir,
             lock_timeout=lock_timeout,
         )
+    except SharesError:
+        raise
     except WrongPassphraseError as err:
         raise SharesError(STALE_SHARES) from err
     return s, record_open(s, fingerprints)

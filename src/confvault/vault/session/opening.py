@@ -10,6 +10,7 @@ from confvault.errors import (
     IntegrityError,
     KeyFormatError,
     KeysMismatchError,
+    SharesError,
     UnsafeInputError,
     VaultExistsError,
 )
@@ -136,6 +137,11 @@ def open_session(
                 sealed, age.parse_identity(recovery_key)
             )
         elif executor is not None:
+            if current.pointer(EXECUTOR_POINTER) is None:
+                raise SharesError(
+                    "this vault holds no custodian split (none was made, or "
+                    "`migrate --pq` dropped it): no shares open it"
+                )
             sealed = vault.store.get(required_pointer(current, EXECUTOR_POINTER))
             vault.owner = identity.unseal_with_identities(sealed, executor)
         elif reader is None:
