@@ -4,6 +4,7 @@ open, cancel."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -130,7 +131,16 @@ def _write_shares(out: Path, files: list[SealedShare]) -> None:
         for f in files:
             with new_private_file(out / f.file_name) as handle:
                 handle.write(f.sealed)
+                handle.flush()
+                os.fsync(handle.fileno())
             written.append(out / f.file_name)
+        # Durable before the commit: a vault whose split survives a power
+        # cut while its share files do not would open with no share.
+        directory = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
