@@ -219,37 +219,26 @@ def test_no_prompt_without_a_terminal(
     ready: Callable[..., Any], split_vault: dict[str, Path]
 ) -> None:
     vault = str(ready.vault)  # type: ignore[attr-defined]
-    env = {**os.environ, "CONFVAULT_NO_SERVER": "1"}
-    none = subprocess.run(
-        [CONFVAULT, "--vault", vault, "custodian", "open"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+
+    def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [CONFVAULT, "--vault", vault, "custodian", "open", *args],
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, "CONFVAULT_NO_SERVER": "1"},
+            timeout=60,
+            check=False,
+        )
+
+    none = run()
     assert none.returncode == 2
     assert b"Missing argument" in none.stderr
-    empty = subprocess.run(
-        [CONFVAULT, "--vault", vault, "custodian", "open", "-"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    empty = run("-")
     assert empty.returncode == 12
     assert b"no share given" in empty.stderr
     words = (
         split_vault["colleague0"].read_bytes() + split_vault["colleague2"].read_bytes()
     )
-    piped = subprocess.run(
-        [CONFVAULT, "--vault", vault, "custodian", "open", "-", "--json"],
-        input=words,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    piped = run("-", "--json", stdin=words)
     assert piped.returncode == 0, piped.stderr
     assert json.loads(piped.stdout)["shares"] == ["colleague0", "colleague2"]
