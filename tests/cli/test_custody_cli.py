@@ -130,6 +130,8 @@ def test_open_export_writes_every_client(
     ready: Callable[..., Any], split_vault: dict[str, Path], tmp_path: Path
 ) -> None:
     assert ready("client", "add", "Bo Other").exit_code == 0
+    counts = ("clients", "notes", "drafts", "attachments", "psychotherapy_notes")
+    before = json.loads(ready("status", "--json").stdout)
     out = tmp_path / "handover"
     opened = ready(
         "custodian",
@@ -148,6 +150,8 @@ def test_open_export_writes_every_client(
     assert len(notes) == 1
     assert notes[0].read_text().endswith("first session")
     assert "# Record of Ann Example" in (out / folders[0] / "index.md").read_text()
+    after = json.loads(ready("status", "--json").stdout)
+    assert [after[k] for k in counts] == [before[k] for k in counts]  # a read path
     again = ready(
         "custodian",
         "open",
@@ -242,3 +246,41 @@ def test_no_prompt_without_a_terminal(
     piped = run("-", "--json", stdin=words)
     assert piped.returncode == 0, piped.stderr
     assert json.loads(piped.stdout)["shares"] == ["colleague0", "colleague2"]
+
+
+def test_post_quantum_vault_with_confvault_age_decrypt(
+    vcli: Callable[..., Any], tmp_path: Path
+) -> None:
+    init = vcli(
+        "init", "--work-factor", "10", "--allow-weak-work-factor", "--no-recovery-key"
+    )
+    assert init.exit_code == 0, init.output
+    assert vcli("client", "add", "Ann Example").exit_code == 0
+    classic = vcli(
+        "custodian", "add", "old", str(age.X25519Identity.generate().recipient)
+    )
+    assert classic.exit_code == 2
+    assert "post-quantum" in classic.stderr
+    words = []
+    for name in ("jane", "omar"):
+        key = age.HybridIdentity.generate()
+        key_file = tmp_path / f"{name}.key"
+        key_file.write_text(key.encode() + "\n")
+        assert vcli("custodian", "add", name, str(key.recipient)).exit_code == 0
+    assert vcli("custodian", "split", "-k", "2", "--out", str(tmp_path)).exit_code == 0
+    for name in ("jane", "omar"):
+        out = tmp_path / f"{name}-words.txt"
+        opened = vcli(
+            "age",
+            "decrypt",
+            "-i",
+            str(tmp_path / f"{name}.key"),
+            "-o",
+            str(out),
+            str(tmp_path / f"share-{name}.age"),
+        )
+        assert opened.exit_code == 0, opened.output
+        words.append(str(out))
+    listed = vcli("custodian", "open", *words, "--list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [c["name"] for c in json.loads(listed.stdout)["clients"]] == ["Ann Example"]
