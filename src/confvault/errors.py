@@ -204,3 +204,19 @@ class DurationError(VaultError, ValueError):
 class RollbackMemoryError(StorageError):
     """This machine's rollback memory could not be written: a change it did
     not record could be undone by a rollback unnoticed, so none is made."""
+
+
+# Custodians (issue 18)
+
+
+class SharesError(WrongPassphraseError):
+    """Custodians' shares that open nothing: too few, malformed, of different
+    splits, or of a split that is no longer the vault's."""
+
+
+class NoticePendingError(VaultError):
+    """The custodians' waiting period (``--notice``) has not ended."""
+
+    def __init__(self, message: str, until: str) -> None:
+        super().__init__(message)
+        self.until = until

@@ -322,3 +322,31 @@ def test_an_inbox_entry_of_the_wrong_shape_is_refused() -> None:
     for change in ({"details": "x"}, {"client": 5}, {"action": None}):
         with pytest.raises(IntegrityError, match="audit inbox entry is malformed"):
             Stamped.from_inbox({**good, **change})
+
+
+def test_custodians_round_trip_and_are_absent_in_older_roots() -> None:
+    old = {"work_factor": 10, "created": "t"}
+    top = {"format": "confvault/root/v2", "vault": "v", "grants": [], "settings": old}
+    assert RootRecord.from_doc(top, {}).custody is None
+    member = {"name": "jane", "recipient": "age1x", "added": "t"}
+    split = {
+        "created": "t",
+        "threshold": 2,
+        "executor": "age1e",
+        "shares": {"jane": "00ff"},
+    }
+    for custodians in (
+        {"members": []},
+        {"members": [member]},
+        {"members": [member], "split": split},
+        {
+            "members": [member],
+            "split": {**split, "notice": 604800},
+            "notice": {"started": "t2", "shares": ["jane"]},
+        },
+    ):
+        doc = {**top, "custodians": custodians}
+        assert RootRecord.from_doc(doc, {}).top_doc() == doc
+    bad = {**top, "custodians": {"members": [{**member, "extra": 1}]}}
+    with pytest.raises(IntegrityError, match="custodian record"):
+        RootRecord.from_doc(bad, {})

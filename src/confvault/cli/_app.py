@@ -89,6 +89,11 @@ COMMANDS: dict[str, Lazy] = {
         "The audit trail: who read or changed which record, and when.",
         group="app",
     ),
+    "custodian": Lazy(
+        "confvault.cli.custody",
+        "Colleagues who together may open the vault when you cannot.",
+        group="app",
+    ),
     "backup": Lazy(
         "confvault.cli.backup",
         "Back up the vault's ciphertext, check a backup and restore it; "

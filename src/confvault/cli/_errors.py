@@ -76,11 +76,18 @@ _HINT_WORK_FACTOR = (
     f"{policy.MIN_WORK_FACTOR} only with --allow-weak-work-factor, for tests and "
     "benchmarks"
 )
+_HINT_SHARES = (
+    "each custodian opens their own file (`age -d -i KEY share-NAME.age`); only "
+    "shares of the latest `custodian split` count (docs/CONTINUITY.md)"
+)
+_HINT_NOTICE = "run the same command again once the notice has ended"
 
 # Order matters: the first class that matches wins, so subclasses come first.
 TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.VaultNotFoundError, Mapping(VAULT_NOT_FOUND, (_HINT_INIT,))),
     (errors.VaultLockedError, Mapping(VAULT_LOCKED, (_HINT_LOCKED,))),
+    (errors.SharesError, Mapping(WRONG_KEY, (_HINT_SHARES,))),
+    (errors.NoticePendingError, Mapping(FAILURE, (_HINT_NOTICE,))),
     (errors.WrongPassphraseError, Mapping(WRONG_KEY, (_HINT_PASSPHRASE,))),
     (errors.NoIdentityMatchError, Mapping(WRONG_KEY, (_HINT_NO_MATCH,))),
     (errors.ScryptWorkFactorError, Mapping(INTEGRITY, (_HINT_WORK,))),

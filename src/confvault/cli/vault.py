@@ -18,6 +18,7 @@ from confvault.errors import ConfvaultError, IntegrityError, WeakPassphraseError
 from confvault.vault.model import policy
 
 if TYPE_CHECKING:
+    from confvault.vault.model.custody import CustodyStatus
     from confvault.vault.model.results import VaultStatus, VerifyReport
 
 commands = typer.Typer()
@@ -137,8 +138,11 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     vault = opts.open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
     unlock = _unlocked.state(opts.vault_path)
+    custody = vault.custody_status() if vault.owner is not None else None
     if as_json:
         doc = info.to_json() | {"unlock": unlock}
+        if custody is not None:
+            doc["custodians"] = custody.to_json()
         _output.emit_json(_readonly.document(vault, doc))
         return
     from rich.table import Table
@@ -170,11 +174,30 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     _output.stdout().print(table)
     if info.classic_objects:
         _output.info(classic_line(info.classic_objects, info.objects))
+    if custody is not None:
+        _custody_lines(custody)
     if info.pending_rotations:
         _output.error(
             "keys still to be rotated (writes to them are refused): "
             + ", ".join(info.pending_rotations)
             + "; run `confvault rotate`"
+        )
+
+
+def _custody_lines(custody: CustodyStatus) -> None:
+    """Custodians (issue 18): the latest split, and a running notice."""
+    split = (
+        f"any {custody.threshold} of them since {custody.split[:10]}"
+        if custody.split
+        else "no split yet"
+    )
+    _output.line(f"custodians: {custody.custodians}, {split}")
+    if custody.split and not custody.split_current:
+        _output.warn("the custodians changed since the latest split: split again")
+    if custody.notice:
+        _output.warn(
+            f"custodians started a notice at {custody.notice}: they get access at "
+            f"{custody.access_from}; `confvault custodian cancel` stops it"
         )
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from confvault import age
 from confvault.vault import ops
+from confvault.vault._custody import CustodyMethods
 from confvault.vault._migration import MigrationMethods
 from confvault.vault._owner_keys import OwnerKeyMethods
 from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
+from confvault.vault.model.custody import CustodianOpening
 from confvault.vault.session import opening
 from confvault.vault.session.core import Session
 from confvault.vault.store.manifest import Manifest
@@ -24,7 +26,7 @@ from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.seen import SeenStore
 
 
-class Vault(OwnerKeyMethods, MigrationMethods):
+class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
     def __init__(self, session: Session) -> None:
@@ -86,6 +88,23 @@ class Vault(OwnerKeyMethods, MigrationMethods):
                 keys=keys,
             )
         )
+
+    @classmethod
+    def open_by_custodians(
+        cls,
+        path: Path,
+        shares: list[str],
+        *,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        lock_timeout: float = policy.DEFAULT_LOCK_TIMEOUT,
+    ) -> tuple[Vault, CustodianOpening]:
+        """Open with K custodians' shares (words); the opening is audited,
+        or a notice started (NoticePendingError). docs/CONTINUITY.md."""
+        session, opened = ops.custody.open_with_shares(
+            path, shares, clock=clock, state_dir=state_dir, lock_timeout=lock_timeout
+        )
+        return cls(session), opened
 
     @property
     def root(self) -> Path:

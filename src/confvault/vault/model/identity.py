@@ -188,8 +188,15 @@ def unseal_with_passphrase(sealed: bytes, passphrase: bytes) -> OwnerIdentity:
 
 def unseal_with_identity(sealed: bytes, identity: age.AnyIdentity) -> OwnerIdentity:
     """Open an owner key copy sealed to ``identity`` (the recovery key)."""
+    return unseal_with_identities(sealed, [identity])
+
+
+def unseal_with_identities(
+    sealed: bytes, identities: Sequence[age.AnyIdentity]
+) -> OwnerIdentity:
+    """Open an owner key copy sealed to one of ``identities``."""
     try:
-        plain = age.decrypt(sealed, [identity])
+        plain = age.decrypt(sealed, identities)
     except NoIdentityMatchError as err:
         raise WrongPassphraseError(
             "that key does not open this vault's owner key"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from confvault import age
 from confvault.vault.model import _doc, keykind
+from confvault.vault.model.custody import Custody
 from confvault.vault.model.grant import Grant
 from confvault.vault.store.documents import JSONObject, JSONValue
 
@@ -37,7 +38,7 @@ _SETTINGS_OPTIONAL = frozenset(
     )
 )
 _ROOT_KEYS = frozenset(("format", "vault", "grants", "settings"))
-_ROOT_OPTIONAL = frozenset(("pending_rotation", "clients"))
+_ROOT_OPTIONAL = frozenset(("pending_rotation", "clients", "custodians"))
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class RootRecord:
     settings: Settings | None  # None only in a grantee's view
     # Key rotations recorded and not yet done (absent until first recorded).
     pending_rotation: Pending | None = None
+    custody: Custody | None = None  # "custodians", absent until the first (issue 18)
 
     @classmethod
     def from_doc(
@@ -233,6 +235,9 @@ class RootRecord:
             grants=tuple(Grant.from_doc(g) for g in grants),
             settings=Settings.from_doc(doc["settings"]),
             pending_rotation=_pending(doc.get("pending_rotation"), what),
+            custody=(
+                Custody.from_doc(doc["custodians"]) if "custodians" in doc else None
+            ),
         )
 
     def top_doc(self) -> JSONObject:
@@ -245,6 +250,8 @@ class RootRecord:
         }
         if self.pending_rotation is not None:
             doc["pending_rotation"] = [[c, n] for c, n in self.pending_rotation]
+        if self.custody is not None:
+            doc["custodians"] = self.custody.to_doc()
         return doc
 
     def to_doc(self) -> JSONObject:
@@ -286,6 +293,9 @@ class RootRecord:
 
     def with_grants(self, grants: tuple[Grant, ...]) -> RootRecord:
         return replace(self, grants=grants)
+
+    def with_custody(self, custody: Custody) -> RootRecord:
+        return replace(self, custody=custody)
 
     def with_pending(self, pending: Pending) -> RootRecord:
         return replace(self, pending_rotation=pending)

@@ -23,6 +23,7 @@ from confvault.vault.model.results import (
 from confvault.vault.model.root import RootRecord, Settings
 from confvault.vault.ops import (
     compartments,
+    custody,
     rotation,
 )
 from confvault.vault.session import trail
@@ -216,6 +217,7 @@ def swap_owner(
                     "recovery",
                     txn.put(new.seal_to(vault_id, age.parse_recipient(recovery))),
                 )
+            root = custody.reseal_executor(s, txn, current, root, new)
             new_signer = signing.b64(new.signer)
             txn.changes.endorsement = {
                 "from": signing.b64(old.signer),

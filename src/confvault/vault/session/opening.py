@@ -10,6 +10,7 @@ from confvault.errors import (
     IntegrityError,
     KeyFormatError,
     KeysMismatchError,
+    SharesError,
     UnsafeInputError,
     VaultExistsError,
 )
@@ -27,6 +28,9 @@ from confvault.vault.store import fs, layout, manifest, root_index, signing
 from confvault.vault.store.objects import OBJECTS_DIR
 from confvault.vault.store.paths import check_vault_dir
 from confvault.vault.store.spool import vault_writable
+
+# The owner key copy sealed to the custodians' executor key (ops/custody).
+EXECUTOR_POINTER = "executor"
 
 
 def create(
@@ -94,9 +98,11 @@ def open_session(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     owner_key: str | None = None,
     keys: identity.OwnerKeys | None = None,
+    executor: list[age.AnyIdentity] | None = None,
 ) -> Session:
     """Open with the passphrase, the recovery key, the owner's keys held
-    elsewhere (``keys``: an unlock agent's), or (read-only) a grantee key.
+    elsewhere (``keys``: an unlock agent's), the executor key the custodians'
+    shares make (``executor``: ops/custody), or (read-only) a grantee key.
 
     ``owner_key`` pins the owner's signing key by its fingerprint (as
     ``owner_key_fingerprint`` shows it, given with a grant): a manifest
@@ -130,6 +136,14 @@ def open_session(
             vault.owner = identity.unseal_with_identity(
                 sealed, age.parse_identity(recovery_key)
             )
+        elif executor is not None:
+            if current.pointer(EXECUTOR_POINTER) is None:
+                raise SharesError(
+                    "this vault holds no custodian split (none was made, or "
+                    "`migrate --pq` dropped it): no shares open it"
+                )
+            sealed = vault.store.get(required_pointer(current, EXECUTOR_POINTER))
+            vault.owner = identity.unseal_with_identities(sealed, executor)
         elif reader is None:
             raise ValueError(
                 "open needs a passphrase, a recovery key or a reader identity"
