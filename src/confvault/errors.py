@@ -204,3 +204,19 @@ class DurationError(VaultError, ValueError):
 class RollbackMemoryError(StorageError):
     """This machine's rollback memory could not be written: a change it did
     not record could be undone by a rollback unnoticed, so none is made."""
+
+
+# --- retention, legal hold, records requests (issue 18) ----------------------
+
+
+class ClientHeldError(VaultError):
+    """The client is under a legal hold: their records cannot be shredded
+    until ``client release``."""
+
+
+class RequestNotFoundError(NotFoundError):
+    """No records request matches the given ID prefix."""
+
+
+class ConfirmationRequiredError(VaultError):
+    """A destructive command needs a confirmation on a terminal, or ``--yes``."""
