@@ -29,7 +29,7 @@ from confvault.vault import Vault
 from .conftest import PASSPHRASE
 
 CONFVAULT = str(Path(sys.executable).with_name("confvault"))
-TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "backup", "retention"]  # fmt: skip
+TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "backup", "retention", "request"]  # fmt: skip
 ROOT_OPTIONS = ["--vault", "--passphrase-file", "--passphrase-fd", "--identity", "--owner-key", "--version", "--install-completion", "--show-completion", "--help"]  # fmt: skip
 NOTE_ADD_OPTIONS = ["--template", "--kind", "--title", "--title-file", "--client-file", "--file", "--draft", "--date", "--insecure-tmp", "--json", "--help"]  # fmt: skip
 

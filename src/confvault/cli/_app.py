@@ -102,6 +102,11 @@ COMMANDS: dict[str, Lazy] = {
         "are in `client hold`.",
         group="app",
     ),
+    "request": Lazy(
+        "confvault.cli.requests",
+        "Records requests: a client's copy of their record, on a clock.",
+        group="app",
+    ),
 }
 
 
