@@ -154,6 +154,14 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
 ]
 
 
+def exit_for(outcome: str) -> None:
+    """The exit of a batch job's ``outcome`` (rotate, revoke, migrate,
+    retention apply): none for done, 3, 4 or 1 otherwise."""
+    codes = {"nothing-to-do": NOTHING_TO_DO, "partly-done": PARTLY_DONE}
+    if outcome in codes or outcome == "failed":
+        raise typer.Exit(codes.get(outcome, FAILURE))
+
+
 def mapping_for(err: errors.ConfvaultError) -> Mapping:
     """The table entry for ``err``."""
     for cls, entry in TABLE:

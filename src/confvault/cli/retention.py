@@ -11,7 +11,7 @@ import typer
 from confvault.cli import _argv, _complete, _output, _readonly
 from confvault.cli._argv import CLIENT_FILE
 from confvault.cli._context import options
-from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
+from confvault.cli._errors import EXIT_STATUS, NOTHING_TO_DO, exit_for
 from confvault.cli._options import JSON
 from confvault.errors import ConfirmationRequiredError, ConfvaultError
 
@@ -212,9 +212,4 @@ def apply(
             _output.warn(result.shredded[0].limits)
         elif not result.failed:
             _output.info("no client is due today; nothing to shred")
-    if result.outcome == "nothing-to-do":
-        raise typer.Exit(NOTHING_TO_DO)
-    if result.outcome == "partly-done":
-        raise typer.Exit(PARTLY_DONE)
-    if result.outcome == "failed":
-        raise typer.Exit(FAILURE)
+    exit_for(result.outcome)
