@@ -328,3 +328,17 @@ def test_birth_date_is_sealed_in_the_profile_and_editable(vault: Vault) -> None:
     for path in vault.root.rglob("*"):
         if path.is_file():
             assert b"2012-0" not in path.read_bytes()
+
+
+def test_apply_skips_a_client_with_an_open_records_request(
+    vault: Vault, clock: Clock
+) -> None:
+    clock.now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    ann = _client(vault, "Ann Asked", "2010-01-01")
+    vault.set_retention(RetentionRule(7))
+    request = vault.open_request(ann, "2026-03-01", tz=dt.UTC)
+    applied = vault.apply_retention(tz=dt.UTC)
+    assert (applied.outcome, applied.skipped) == ("nothing-to-do", (ann,))
+    assert vault.client(ann).notes == 1
+    vault.close_request(request.id, "sent", tz=dt.UTC)
+    assert [r.client for r in vault.apply_retention(tz=dt.UTC).shredded] == [ann]

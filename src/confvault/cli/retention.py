@@ -205,7 +205,10 @@ def apply(
                 f"{r.files_destroyed} files destroyed"
             )
         for cid in result.skipped:
-            _output.info(f"skipped client {cid}: held or no longer due")
+            _output.info(
+                f"skipped client {cid}: held, no longer due, or with an open "
+                "records request"
+            )
         for cid, why in result.failed:
             _output.error(f"client {cid}: {_output.safe(why)}")
         if result.shredded:

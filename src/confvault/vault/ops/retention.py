@@ -152,8 +152,9 @@ def report(
 
 @dataclass(frozen=True)
 class RetentionApplied:
-    """``retention apply``: what was shredded, skipped (held or no longer
-    due when its turn came) and failed (each with the error's message)."""
+    """``retention apply``: what was shredded, skipped (held, no longer due
+    when its turn came, or with an open records request) and failed (each
+    with the error's message)."""
 
     today: str
     shredded: tuple[ShredResult, ...]
@@ -182,7 +183,8 @@ def apply(
 ) -> RetentionApplied:
     """Shred every client due today (of ``only``, when given: the clients
     the user confirmed), each in its own commit, each checked again under
-    the write lock: a client held or no longer due by then is skipped."""
+    the write lock: a client held or no longer due by then, or with an open
+    records request, is skipped."""
     today = rules.local_day(s.clock(), tz)
     with s.reading() as current:
         due = due_report(s, s.root_record(current), today, dt.timedelta(0))
@@ -195,7 +197,11 @@ def apply(
                 root = s.root_record(txn.current)
                 gone = item.client not in root.clients
                 now = None if gone else client_due(s, root, item.client, today)
-                if now is None or now.overdue_days < 0:
+                asked = any(
+                    r.client == item.client and r.closed is None
+                    for r in root.requests or ()
+                )
+                if now is None or now.overdue_days < 0 or asked:
                     skipped.append(item.client)
                     continue
                 details = {"retention": now.rule, "due": now.due}
