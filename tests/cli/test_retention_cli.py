@@ -163,3 +163,64 @@ def test_apply_yes_shreds_the_due_spares_the_held_and_is_rerunnable(ready) -> No
     assert again.exit_code == 3
     assert json.loads(again.stdout)["outcome"] == "nothing-to-do"
     assert ready("verify").exit_code == 0
+
+
+def _on_terminal(ready, answer: bytes, *args: str) -> tuple[int, bytes]:
+    """``confvault ARGS`` on a pseudo-terminal, typing ``answer`` at the
+    confirmation prompt."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+    from pathlib import Path
+
+    confvault = str(Path(sys.executable).parent / "confvault")
+    vault = ready.vault
+    argv = [confvault, "--vault", str(vault)]
+    argv += ["--passphrase-file", str(vault.parent / "pass.txt"), *args]
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.environ.update({"CONFVAULT_NO_SERVER": "1", "NO_COLOR": "1"})
+        os.execv(confvault, argv)
+    output, sent = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.5)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not sent and b"to confirm: " in output:
+            os.write(fd, answer + b"\n")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_apply_on_a_terminal_lists_and_asks_for_a_typed_confirmation(ready) -> None:
+    _setup(ready)
+    ready("retention", "set", "--years", "7")
+    code, output = _on_terminal(ready, b"no", "retention", "apply")
+    assert code == 1, output
+    assert b"Ann Old" in output
+    assert b"not confirmed; nothing was shredded" in output
+    assert _names(ready) == ["Ann Old", "Bob New"]
+    code, output = _on_terminal(ready, b"shred", "retention", "apply")
+    assert code == 0, output
+    assert b"shredded client" in output
+    assert _names(ready) == ["Bob New"]
+
+
+def test_hold_without_a_reason_or_terminal_is_a_usage_error(ready) -> None:
+    _setup(ready)
+    result = ready("client", "hold", "Ann")
+    assert result.exit_code == 2
+    assert "'--reason'" in result.stderr
+    assert "not given" in result.stderr
+    assert _json(ready("client", "show", "Ann", "--json"))["hold"] is None
