@@ -82,21 +82,24 @@ def release(s: Session, client: str) -> ClientInfo:
 
 
 def client_due(
-    s: Session, root: RootRecord, cid: str, today: dt.date
+    s: Session, root: RootRecord, cid: str, today: dt.date, until: dt.date
 ) -> RetentionItem | None:
-    """When client ``cid``'s record is due; None when held or without a rule."""
+    """When client ``cid``'s record is due, if by ``until``; None when held,
+    without a rule, or due later."""
     record = root.clients[cid]
     vault_rule = root.settings.retention if root.settings else None
     rule = record.retention or vault_rule
     if record.hold is not None or rule is None:
         return None
     last = record.last_note or _newest_note(s, root, cid) or record.created
+    last_day = rules.stored_day(last)
+    if rules.add_years(last_day, rule.years) > until:
+        return None  # the minor rule can only make it later: no profile opened
     born = None
     if rule.minor_years is not None:
         comp = compartments.open_compartment(s, root, cid, RECORDS)
         profile = comp.index.profile if comp else None
         born = dt.date.fromisoformat(profile.born) if profile and profile.born else None
-    last_day = rules.stored_day(last)
     due, which = rule.due(last_day, rules.stored_day(record.created), born)
     return RetentionItem(
         client=cid,
@@ -126,7 +129,7 @@ def due_report(
     until = today + within
     items = []
     for cid in root.clients:
-        item = client_due(s, root, cid, today)
+        item = client_due(s, root, cid, today, until)
         if item is not None and dt.date.fromisoformat(item.due) <= until:
             items.append(item)
     items.sort(key=lambda i: (i.due, i.client_name.casefold()))
@@ -190,24 +193,23 @@ def apply(
         due = due_report(s, s.root_record(current), today, dt.timedelta(0))
     shredded, skipped, failed = [], [], []
     for item in due.due_now:
-        if only is not None and item.client not in only:
+        cid = item.client
+        if only is not None and cid not in only:
             continue
         try:
             with s.writing() as txn:
                 root = s.root_record(txn.current)
-                gone = item.client not in root.clients
-                now = None if gone else client_due(s, root, item.client, today)
-                asked = any(
-                    r.client == item.client and r.closed is None
-                    for r in root.requests or ()
-                )
-                if now is None or now.overdue_days < 0 or asked:
-                    skipped.append(item.client)
+                gone = cid not in root.clients
+                now = None if gone else client_due(s, root, cid, today, today)
+                open_requests = (r for r in root.requests or () if r.closed is None)
+                asked = any(r.client == cid for r in open_requests)
+                if now is None or asked:
+                    skipped.append(cid)
                     continue
                 details = {"retention": now.rule, "due": now.due}
-                shredded.append(export.shred_in(s, txn, root, item.client, **details))
+                shredded.append(export.shred_in(s, txn, root, cid, **details))
         except ConfvaultError as err:
-            failed.append((item.client, str(err) or type(err).__name__))
+            failed.append((cid, str(err) or type(err).__name__))
     return RetentionApplied(
         today.isoformat(), tuple(shredded), tuple(skipped), tuple(failed)
     )
