@@ -89,6 +89,9 @@ def test_hostile_reason_unknown_client_and_bad_dates_change_nothing(ready) -> No
     within = ready("retention", "--within", "soon")
     assert within.exit_code == 2
     assert "is not a duration like 90d" in within.stderr
+    huge = ready("retention", "--within", "99999999999y")
+    assert huge.exit_code == 2
+    assert "too long" in huge.stderr
     rule = ready("retention", "set", "--years", "200")
     assert (rule.exit_code, rule.stderr.splitlines()[0]) == (
         1,

@@ -342,3 +342,12 @@ def test_apply_skips_a_client_with_an_open_records_request(
     assert vault.client(ann).notes == 1
     vault.close_request(request.id, "sent", tz=dt.UTC)
     assert [r.client for r in vault.apply_retention(tz=dt.UTC).shredded] == [ann]
+
+
+def test_dates_at_the_calendars_end_do_not_overflow(vault: Vault, clock: Clock) -> None:
+    assert add_years(D(9990, 2, 28), 150) == D.max
+    cid = _client(vault, "Zed Future", "9998-06-01", born="9990-01-01")
+    vault.set_retention(RetentionRule(150, minor_years=150))
+    report = vault.retention(within=dt.timedelta(days=3_000_000), tz=dt.UTC)
+    assert report.until == "9999-12-31"
+    assert [(i.client, i.due) for i in report.items] == [(cid, "9999-12-31")]

@@ -45,6 +45,8 @@ def _within(text: str) -> dt.timedelta:
         return parse_duration(text)
     except ConfvaultError as err:
         raise typer.BadParameter(str(err), param_hint="'--within'") from err
+    except OverflowError as err:
+        raise typer.BadParameter("too long", param_hint="'--within'") from err
 
 
 @app.callback()

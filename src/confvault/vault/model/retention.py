@@ -35,7 +35,10 @@ _HOLD_KEYS = frozenset(("reason", "since"))
 
 
 def add_years(day: dt.date, years: int) -> dt.date:
-    """``day`` plus whole calendar years; February 29 becomes March 1."""
+    """``day`` plus whole calendar years; February 29 becomes March 1 (and
+    a date past the calendar's end, the last day it has)."""
+    if day.year + years > dt.MAXYEAR:
+        return dt.date.max
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # February 29 in a year without one
@@ -156,6 +159,11 @@ def parse_day(text: str, tz: dt.tzinfo | None = None) -> dt.date:
     if moment.tzinfo is None:
         return moment.date()
     return moment.astimezone(tz).date() if tz else moment.astimezone().date()
+
+
+def later(day: dt.date, span: dt.timedelta) -> dt.date:
+    """``day + span``, or the calendar's last day when that is past it."""
+    return day + min(span, dt.date.max - day)
 
 
 def local_day(moment: dt.datetime, tz: dt.tzinfo | None = None) -> dt.date:

@@ -126,7 +126,7 @@ def _newest_note(s: Session, root: RootRecord, cid: str) -> str | None:
 def due_report(
     s: Session, root: RootRecord, today: dt.date, within: dt.timedelta
 ) -> RetentionReport:
-    until = today + within
+    until = rules.later(today, within)
     items = []
     for cid in root.clients:
         item = client_due(s, root, cid, today, until)
