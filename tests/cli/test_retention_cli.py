@@ -36,6 +36,8 @@ def test_hold_release_and_edit_show_in_client_show_and_list(ready) -> None:
         False,
         True,
     ]
+    ready("client", "hold", "Ann", "--reason", "[bold]court[/bold] order")
+    assert "[bold]court[/bold] order" in ready("client", "show", "Ann").stdout
     assert _json(ready("client", "release", "Ann", "--json"))["hold"] is None
     assert _json(ready("client", "show", "Bob", "--json"))["born"] == "2001-02-03"
     edited = _json(ready("client", "edit", "Bob", "--born", "2001-02-28", "--json"))
@@ -44,6 +46,7 @@ def test_hold_release_and_edit_show_in_client_show_and_list(ready) -> None:
     assert cleared["born"] is None
     actions = [e["action"] for e in _json(ready("audit", "--json"))]
     assert [a for a in actions if a in ("client-hold", "client-release")] == [
+        "client-hold",
         "client-hold",
         "client-release",
     ]

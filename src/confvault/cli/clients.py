@@ -76,7 +76,9 @@ def _show(
 def _hold_text(info: ClientInfo) -> str:
     if info.hold is None:
         return "-"
-    return f"since {info.hold.since}: {_output.safe(info.hold.reason)}"
+    from rich.markup import escape
+
+    return escape(f"since {info.hold.since}: {_output.safe(info.hold.reason)}")
 
 
 @app.command(epilog=EXIT_STATUS)
