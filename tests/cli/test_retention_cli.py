@@ -127,7 +127,10 @@ def test_retention_list_json_and_human(ready) -> None:
     assert "Ann Old" in human.stdout
     assert "2017-01-05" in human.stdout
     # a client's own rule
-    ready("retention", "set", "--client", "Ann", "--years", "150")
+    own = _json(
+        ready("retention", "set", "--client", "Ann", "--years", "150", "--json")
+    )
+    assert (own["scope"], own["rule"]) == ("client", {"years": 150})
     assert _json(ready("retention", "--json"))["due"] == []
     ready("retention", "set", "--client", "Ann", "--clear")
     assert len(_json(ready("retention", "--json"))["due"]) == 1

@@ -157,7 +157,8 @@ def set_rule(
     applies = vault.set_retention(rule, client)
     if as_json:
         doc = applies.to_doc() if applies else None
-        _output.emit_json({"client": client is not None, "rule": doc})
+        scope = "client" if client is not None else "vault"
+        _output.emit_json({"scope": scope, "rule": doc})
         return
     whose = "this client" if client is not None else "the vault"
     _output.line(
