@@ -220,3 +220,19 @@ class NoticePendingError(VaultError):
     def __init__(self, message: str, until: str) -> None:
         super().__init__(message)
         self.until = until
+
+
+# --- retention, legal hold, records requests (issue 18) ----------------------
+
+
+class ClientHeldError(VaultError):
+    """The client is under a legal hold: their records cannot be shredded
+    until ``client release``."""
+
+
+class RequestNotFoundError(NotFoundError):
+    """No records request matches the given ID prefix."""
+
+
+class ConfirmationRequiredError(VaultError):
+    """A destructive command needs a confirmation on a terminal, or ``--yes``."""

@@ -29,7 +29,7 @@ from confvault.vault import Vault
 from .conftest import PASSPHRASE
 
 CONFVAULT = str(Path(sys.executable).with_name("confvault"))
-TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "custodian", "backup"]  # fmt: skip
+TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "custodian", "backup", "retention", "request"]  # fmt: skip
 ROOT_OPTIONS = ["--vault", "--passphrase-file", "--passphrase-fd", "--identity", "--owner-key", "--version", "--install-completion", "--show-completion", "--help"]  # fmt: skip
 NOTE_ADD_OPTIONS = ["--template", "--kind", "--title", "--title-file", "--client-file", "--file", "--draft", "--date", "--insecure-tmp", "--json", "--help"]  # fmt: skip
 
@@ -91,7 +91,16 @@ def test_bash_completes_commands_groups_and_options() -> None:
         "add", "list", "show", "search", "edit", "sign", "amend", "import",
     ]  # fmt: skip
     assert bash("confvault backup ") == ["create", "verify", "restore"]
-    assert bash("confvault client ") == ["add", "list", "show", "rename", "shred"]
+    assert bash("confvault client ") == [
+        "add",
+        "list",
+        "show",
+        "rename",
+        "edit",
+        "hold",
+        "release",
+        "shred",
+    ]
     assert bash("confvault note add --") == NOTE_ADD_OPTIONS
     assert bash("confvault note add --t") == ["--template", "--title", "--title-file"]
     assert bash("confvault grant --") == [

@@ -222,6 +222,15 @@ COMMANDS = [
     ),
     # owner keys: a new signer endorsed by the old one; a re-sealed owner key file
     Command("identity-rotate", lambda b: ["identity", "rotate"]),
+    # issue 18: a legal hold, a records request (retention apply:
+    # test_crash_retention.py, as this check expects no note to go)
+    Command(
+        "client-hold", lambda b: ["client", "hold", "Bob Sample", "--reason", "order"]
+    ),
+    Command(
+        "request-open",
+        lambda b: ["request", "open", "Ann Example", "--received", "2026-01-05"],
+    ),
     Command(
         "passphrase-change",
         lambda b: [

@@ -350,3 +350,47 @@ def test_custodians_round_trip_and_are_absent_in_older_roots() -> None:
     bad = {**top, "custodians": {"members": [{**member, "extra": 1}]}}
     with pytest.raises(IntegrityError, match="custodian record"):
         RootRecord.from_doc(bad, {})
+
+
+def test_retention_hold_birth_date_and_requests_round_trip() -> None:
+    """Issue 18's fields: optional everywhere, absent in older documents."""
+    client = {
+        "name": "A",
+        "created": "2026-01-01T00:00:00Z",
+        "compartments": {},
+        "hold": {"reason": "subpoena", "since": "2026-02-01T00:00:00Z"},
+        "retention": {"years": 10, "minor_years": 3, "majority": 21},
+        "released": "2026-01-15T00:00:00Z",  # an earlier hold's end
+    }
+    assert ClientRecord.from_doc(copy.deepcopy(client), "ab").to_doc() == client
+    settings = {**SETTINGS, "retention": {"years": 7}, "request_days": 45}
+    assert Settings.from_doc(copy.deepcopy(settings)).to_doc() == settings
+    profile = {"name": "A", "fields": {}, "created": "t", "born": "2012-02-29"}
+    assert Profile.from_doc(copy.deepcopy(profile), "p").to_doc() == profile
+    request = {"id": "0a1b2c3d", "client": "ab", "received": "2026-01-31"}
+    request |= {"due": "2026-03-02", "opened": "t", "by": "her lawyer"}
+    top = {"format": "confvault/root/v2", "vault": "v", "grants": []}
+    top["settings"] = SETTINGS
+    top["requests"] = [request, {**request, "closed": "t", "outcome": "sent"}]
+    assert RootRecord.from_doc(copy.deepcopy(top), {}).top_doc() == top
+    with pytest.raises(IntegrityError, match="'years' is not a whole number"):
+        ClientRecord.from_doc({**client, "retention": {"years": "7"}}, "ab")
+    with pytest.raises(IntegrityError, match="unexpected key 'note'"):
+        ClientRecord.from_doc(
+            {**client, "hold": {"reason": "r", "since": "t", "note": 1}}, "ab"
+        )
+    entry = {"key": "k", "key_created": "t", "notes": 1, "drafts": 0, "index": "i"}
+    covered = ClientRecord.from_doc(
+        {**client, "compartments": {"records": entry}}, "ab"
+    )
+    grantee = GranteeDirectory.of(
+        RootRecord("v", {"ab": covered}, (), None), Grant.from_doc(GRANT), "age1o"
+    )
+    # a grantee's directory holds neither the hold nor the retention rule
+    assert grantee.to_doc()["clients"] == {
+        "ab": {
+            "name": "A",
+            "created": client["created"],
+            "compartments": {"records": entry},
+        }
+    }

@@ -100,6 +100,18 @@ COMMANDS: dict[str, Lazy] = {
         "no passphrase needed.",
         group="app",
     ),
+    # issue 18: the record's lifetime
+    "retention": Lazy(
+        "confvault.cli.retention",
+        "Records due for destruction under the retention rule; legal holds "
+        "are in `client hold`.",
+        group="app",
+    ),
+    "request": Lazy(
+        "confvault.cli.requests",
+        "Records requests: a client's copy of their record, on a clock.",
+        group="app",
+    ),
 }
 
 

@@ -23,6 +23,7 @@ FAILURE = 1
 USAGE = 2
 NOTHING_TO_DO = 3  # rotate: the job found nothing to do; lock: not unlocked
 PARTLY_DONE = 4  # rotate/revoke: some clients were done, others failed
+HELD = 5  # client shred: the client is under a legal hold
 VAULT_NOT_FOUND = 10
 VAULT_LOCKED = 11
 WRONG_KEY = 12
@@ -36,7 +37,8 @@ EXIT_STATUS = """\
 Exit status: 0 success; 1 other error; 2 usage error (also a CLIENT that is
 empty, unprintable, too long or matches several clients); 3 nothing to do
 (rotate, lock);
-4 partly done (rotate, revoke, --rekey); 10 no vault there;
+4 partly done (rotate, revoke, --rekey, retention apply); 5 the client is
+under a legal hold (client shred); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
 read-only here and the command writes; 15 the vault was locked (lock, auto-lock)
@@ -146,8 +148,25 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(FAILURE, ("`confvault note amend NOTE` adds an addendum",)),
     ),
     (errors.KeyFormatError, Mapping(USAGE)),
+    (
+        errors.ClientHeldError,
+        Mapping(HELD, ("`confvault client release CLIENT` lifts the hold first",)),
+    ),
+    (
+        errors.RequestNotFoundError,
+        Mapping(FAILURE, ("`confvault request list --all` shows request IDs",)),
+    ),
+    (errors.ConfirmationRequiredError, Mapping(USAGE)),
     (errors.ConfvaultError, Mapping(FAILURE)),
 ]
+
+
+def exit_for(outcome: str) -> None:
+    """The exit of a batch job's ``outcome`` (rotate, revoke, migrate,
+    retention apply): none for done, 3, 4 or 1 otherwise."""
+    codes = {"nothing-to-do": NOTHING_TO_DO, "partly-done": PARTLY_DONE}
+    if outcome in codes or outcome == "failed":
+        raise typer.Exit(codes.get(outcome, FAILURE))
 
 
 def mapping_for(err: errors.ConfvaultError) -> Mapping:

@@ -8,7 +8,11 @@ import typer
 
 from confvault.cli import _argv, _complete, _output, _report
 from confvault.cli._context import options
-from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
+from confvault.cli._errors import (
+    EXIT_STATUS,
+    PARTLY_DONE,
+    exit_for,
+)
 from confvault.cli._options import JSON
 
 if TYPE_CHECKING:
@@ -102,15 +106,6 @@ def grants(ctx: typer.Context, as_json: JSON = False) -> None:
             (g.until or "-")[:10],
         )
     _output.stdout().print(table)
-
-
-def _exit_for(outcome: str) -> None:
-    if outcome == "partly-done":
-        raise typer.Exit(PARTLY_DONE)
-    if outcome == "failed":
-        raise typer.Exit(FAILURE)
-    if outcome == "nothing-to-do":
-        raise typer.Exit(NOTHING_TO_DO)
 
 
 def _print_rotation(report: RotateReport | RevokeReport) -> None:
@@ -208,4 +203,4 @@ def rotate(
         for label in report.revoked_grants:
             _output.line(f"revoked expired grant {label}")
         _print_rotation(report)
-    _exit_for(report.outcome)
+    exit_for(report.outcome)

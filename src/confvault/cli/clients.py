@@ -1,4 +1,4 @@
-"""`confvault client`: add, list, show, rename, shred."""
+"""`confvault client`: add, list, show, rename, edit, hold, release, shred."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from confvault.cli._argv import CLIENT, CLIENT_FILE
 from confvault.cli._context import options
 from confvault.cli._errors import EXIT_STATUS
 from confvault.cli._options import JSON
-from confvault.errors import ConfvaultError, UnsafeInputError
+from confvault.errors import (
+    ClientHeldError,
+    ConfvaultError,
+    UnsafeInputError,
+)
 from confvault.vault.model import names
 
 if TYPE_CHECKING:
@@ -22,6 +26,14 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Add, list, show and rename clients.", no_args_is_help=True, epilog=EXIT_STATUS
 )
+BORN = Annotated[
+    str | None,
+    typer.Option(
+        "--born",
+        metavar="DATE",
+        help="date of birth, YYYY-MM-DD (sealed in the profile; retention of minors)",
+    ),
+]
 NAME_FILE = Annotated[
     str | None,
     typer.Option(
@@ -52,11 +64,21 @@ def _show(
         ("drafts", str(info.drafts)),
         ("psychotherapy notes", str(info.psychotherapy_notes)),
         ("last note", info.last_note or "-"),
+        ("born", info.born or "-"),
+        ("legal hold", _hold_text(info)),
     ]:
         table.add_row(key, value)
     for key, value in sorted(info.fields.items()):
         table.add_row(key, value)
     _output.stdout().print(table)
+
+
+def _hold_text(info: ClientInfo) -> str:
+    if info.hold is None:
+        return "-"
+    from rich.markup import escape
+
+    return escape(f"since {info.hold.since}: {_output.safe(info.hold.reason)}")
 
 
 @app.command(epilog=EXIT_STATUS)
@@ -87,6 +109,7 @@ def add(
             help="KEY=VALUE profile fields, one a line ('-': stdin); not in `ps`",
         ),
     ] = None,
+    born: BORN = None,
     as_json: JSON = False,
 ) -> None:
     """Add a client with a random ID and its own keys."""
@@ -95,7 +118,7 @@ def add(
     )
     items = _argv.values(ctx, field, field_file, option="--field-file")
     fields = dict(names.field(item) for item in items or [])
-    info = options(ctx).open_vault(write=True).add_client(name, fields)
+    info = options(ctx).open_vault(write=True).add_client(name, fields, born)
     _show(info, as_json, "added")
 
 
@@ -112,7 +135,7 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("id", "name", "notes", "drafts", "psychotherapy", "last note")
+    table = Table("id", "name", "notes", "drafts", "psychotherapy", "last note", "hold")
     for i in infos:
         table.add_row(
             i.id[:8],
@@ -121,6 +144,7 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
             str(i.drafts),
             str(i.psychotherapy_notes),
             (i.last_note or "-")[:10],
+            "held" if i.hold else "",
         )
     _output.stdout().print(table)
 
@@ -186,6 +210,77 @@ def rename(
 
 
 @app.command(epilog=EXIT_STATUS)
+def edit(
+    ctx: typer.Context,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
+    born: BORN = None,
+    clear_born: Annotated[
+        bool, typer.Option("--clear-born", help="forget the date of birth")
+    ] = False,
+    as_json: JSON = False,
+) -> None:
+    """Change a client's date of birth (rename: `client rename`)."""
+    if (born is None) == (not clear_born):
+        raise typer.BadParameter(
+            "give --born DATE or --clear-born", ctx=ctx, param_hint="'--born'"
+        )
+    client = _argv.client(ctx, client, client_file)
+    vault = options(ctx).open_vault(write=True)
+    _show(vault.set_born(client, None if clear_born else born), as_json, "changed")
+
+
+@app.command(epilog=EXIT_STATUS)
+def hold(
+    ctx: typer.Context,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="why (a subpoena, a complaint, ...); "
+            + _argv.in_ps("--reason-file or the prompt"),
+        ),
+    ] = None,
+    reason_file: Annotated[
+        str | None,
+        typer.Option(
+            "--reason-file",
+            metavar="FILE",
+            help="the reason from FILE, one line ('-': stdin); not in `ps`",
+        ),
+    ] = None,
+    as_json: JSON = False,
+) -> None:
+    """Place a legal hold: the client is never due and can never be shredded."""
+    client = _argv.client(ctx, client, client_file)
+    reason = _argv.required(
+        ctx,
+        reason,
+        reason_file,
+        name="--reason",
+        option="--reason-file",
+        prompt="Reason",
+    )
+    vault = options(ctx).open_vault(write=True)
+    _show(vault.hold_client(client, reason), as_json, "held")
+
+
+@app.command(epilog=EXIT_STATUS)
+def release(
+    ctx: typer.Context,
+    client: CLIENT = None,
+    client_file: CLIENT_FILE = None,
+    as_json: JSON = False,
+) -> None:
+    """Lift a legal hold: the retention rule applies again from now."""
+    client = _argv.client(ctx, client, client_file)
+    vault = options(ctx).open_vault(write=True)
+    _show(vault.release_client(client), as_json, "released")
+
+
+@app.command(epilog=EXIT_STATUS)
 def shred(
     ctx: typer.Context,
     client: CLIENT = None,
@@ -195,10 +290,15 @@ def shred(
     ] = False,
     as_json: JSON = False,
 ) -> None:
-    """Destroy a client's keys and records (crypto-shredding) after retention ends."""
+    """Destroy a client's keys and records (crypto-shredding) after retention
+    ends; refused (exit 5) for a client under a legal hold."""
     client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault(write=True)
     info = vault.client(client)
+    if info.hold is not None:
+        raise ClientHeldError(
+            f"client {info.id[:8]} is under a legal hold; nothing was shredded"
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise UnsafeInputError(

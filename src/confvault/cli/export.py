@@ -39,6 +39,14 @@ def export(
         typer.Option("-o", "--output", help="the age file to write, with --to"),
     ] = None,
     psychotherapy: PSYCHOTHERAPY = False,
+    closes: Annotated[
+        str | None,
+        typer.Option(
+            "--closes",
+            metavar="ID",
+            help="close this open records request of the client with the export",
+        ),
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Export a client's whole record: readable files (--out) or one age file (--to)."""
@@ -54,7 +62,8 @@ def export(
 
     sink = DirectorySink(out) if out is not None else None
     client = _argv.client(ctx, client, client_file)
-    vault = options(ctx).open_vault()
+    vault = options(ctx).open_vault(write=closes is not None)
+    request = vault.check_request(closes, client) if closes is not None else None
     if out is not None and sink is not None:
         result = vault.export_client(client, sink, psychotherapy=psychotherapy)
         _output.warn(
@@ -73,11 +82,23 @@ def export(
                 vault, client, recipient, f, psychotherapy=psychotherapy
             )
         where = str(output)
+    closed = None
+    if request is not None:
+        summary = (
+            f"{result.notes} notes and {result.attachments} files"
+            + (" with psychotherapy notes" if psychotherapy else "")
+            + (" as plain files" if out is not None else " as one sealed age file")
+        )
+        closed = vault.close_request(request, "exported", export=summary)
     if as_json:
         doc = result.to_json() | {"output": where}
+        if closed is not None:
+            doc["request"] = closed.to_json()
         _output.emit_json(_readonly.document(vault, doc))
     else:
         _output.line(
             f"exported {result.notes} notes and {result.attachments} files of "
             f"{result.client_name} to {where}"
         )
+        if closed is not None:
+            _output.line(f"closed records request {closed.id}")

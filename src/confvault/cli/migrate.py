@@ -8,7 +8,10 @@ import typer
 
 from confvault.cli import _output, _report
 from confvault.cli._context import options
-from confvault.cli._errors import EXIT_STATUS, FAILURE, NOTHING_TO_DO, PARTLY_DONE
+from confvault.cli._errors import (
+    EXIT_STATUS,
+    exit_for,
+)
 from confvault.cli._options import JSON
 
 commands = typer.Typer()
@@ -84,9 +87,4 @@ def migrate(
         _output.warn(
             _report.classic_line(report.classic_objects, report.classic_objects)
         )
-    if report.outcome == "partly-done":
-        raise typer.Exit(PARTLY_DONE)
-    if report.outcome == "failed":
-        raise typer.Exit(FAILURE)
-    if report.outcome == "nothing-to-do":
-        raise typer.Exit(NOTHING_TO_DO)
+    exit_for(report.outcome)

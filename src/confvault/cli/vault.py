@@ -20,6 +20,7 @@ from confvault.vault.model import policy
 if TYPE_CHECKING:
     from confvault.vault.model.custody import CustodyStatus
     from confvault.vault.model.results import VaultStatus, VerifyReport
+    from confvault.vault.ops.requests import RecordsStatus
 
 commands = typer.Typer()
 
@@ -137,10 +138,11 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     opts = options(ctx)
     vault = opts.open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
+    records = vault.records_status()  # issue 18: retention and requests
     unlock = _unlocked.state(opts.vault_path)
     custody = vault.custody_status() if vault.owner is not None else None
     if as_json:
-        doc = info.to_json() | {"unlock": unlock}
+        doc = info.to_json() | {"unlock": unlock} | records.to_json()
         if custody is not None:
             doc["custodians"] = custody.to_json()
         _output.emit_json(_readonly.document(vault, doc))
@@ -168,6 +170,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ("owner key", info.owner_key),
         ("last verify", info.last_verify or "never on this machine"),
         ("unlocked", _unlocked.describe(unlock)),
+        *_records_rows(records),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
@@ -199,6 +202,19 @@ def _custody_lines(custody: CustodyStatus) -> None:
             f"custodians started a notice at {custody.notice}: they get access at "
             f"{custody.access_from}; `confvault custodian cancel` stops it"
         )
+
+
+def _records_rows(records: RecordsStatus) -> list[tuple[str, str]]:
+    """Issue 18's lines: clients due under retention, records requests."""
+    due = len(records.retention_due)
+    held = f", {records.held} under legal hold" if records.held else ""
+    hint = " (`confvault retention`)" if due else ""
+    overdue = len(records.requests_overdue)
+    late = f", [bold red]{overdue} overdue[/bold red]" if overdue else ""
+    return [
+        ("retention", f"{due} clients due{held}{hint}"),
+        ("requests", f"{records.requests_open} open{late}"),
+    ]
 
 
 @commands.command(epilog=EXIT_STATUS)

@@ -16,6 +16,7 @@ from confvault.vault import ops
 from confvault.vault._custody import CustodyMethods
 from confvault.vault._migration import MigrationMethods
 from confvault.vault._owner_keys import OwnerKeyMethods
+from confvault.vault._records import RecordsMethods
 from confvault.vault.model import identity, policy, results
 from confvault.vault.model.clock import Clock, utc_now
 from confvault.vault.model.custody import CustodianOpening
@@ -26,7 +27,7 @@ from confvault.vault.store.objects import ObjectStore
 from confvault.vault.store.seen import SeenStore
 
 
-class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods):
+class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods, RecordsMethods):
     """An open vault. Create with ``Vault.init`` or ``Vault.open``."""
 
     def __init__(self, session: Session) -> None:
@@ -238,10 +239,10 @@ class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods):
         return ops.audit.verify_audit(self.session)
 
     def add_client(
-        self, name: str, fields: dict[str, str] | None = None
+        self, name: str, fields: dict[str, str] | None = None, born: str | None = None
     ) -> results.ClientInfo:
-        """Add a client; the name must not already be in use."""
-        return ops.clients.add_client(self.session, name, fields)
+        """Add a client; the name must not already be in use (``born``: YYYY-MM-DD)."""
+        return ops.clients.add_client(self.session, name, fields, born)
 
     def clients(self) -> list[results.ClientInfo]:
         """All clients, by name."""
@@ -374,7 +375,8 @@ class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods):
         )
 
     def shred_client(self, client: str) -> results.ShredResult:
-        """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
+        """Destroy a client's keys and every sealed file of theirs (crypto-shredding);
+        ``ClientHeldError`` for a client under a legal hold."""
         return ops.export.shred_client(self.session, client)
 
 

@@ -44,7 +44,14 @@ class GranteeDirectory:
                 if grant.covers(cid, name)
             }
             if covered:
-                clients[cid] = replace(client, compartments=covered, last_note=None)
+                clients[cid] = replace(
+                    client,
+                    compartments=covered,
+                    last_note=None,
+                    hold=None,
+                    retention=None,
+                    released=None,
+                )
         return cls(
             root.vault, grant.id, grant.label, clients, owner_recipient, grant.inbox_key
         )

@@ -205,20 +205,25 @@ class Profile:
     name: str
     fields: dict[str, str]
     created: str
+    born: str | None = None  # date of birth, YYYY-MM-DD (absent: not recorded)
 
     @classmethod
     def from_doc(cls, value: JSONValue, what: str) -> Profile:
         doc = _doc.as_object(value, what)
-        _doc.check_keys(doc, _PROFILE_KEYS, what)
+        _doc.check_keys(doc, _PROFILE_KEYS, what, frozenset(("born",)))
         return cls(
             name=_doc.text(doc, "name", what),
             fields=_doc.text_mapping(doc, "fields", what),
             created=_doc.text(doc, "created", what),
+            born=_doc.optional_text(doc, "born", what),
         )
 
     def to_doc(self) -> JSONObject:
         fields: JSONObject = dict(self.fields)
-        return {"name": self.name, "fields": fields, "created": self.created}
+        doc: JSONObject = {"name": self.name, "fields": fields, "created": self.created}
+        if self.born is not None:
+            doc["born"] = self.born
+        return doc
 
 
 @dataclass(frozen=True)

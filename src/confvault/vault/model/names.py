@@ -81,3 +81,12 @@ def field(item: str) -> tuple[str, str]:
             "a field name may contain letters, digits, - _ and . only"
         )
     return key, _check_text(value, f"value of field {key}", MAX_FIELD_VALUE)
+
+
+MAX_REASON = 500
+
+
+def reason(value: str, what: str = "reason") -> str:
+    """Free text the vault records (a hold's reason, a request's outcome or
+    requester): printable, no control characters."""
+    return _check_text(value, what, MAX_REASON)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from confvault.vault.model.retention import Hold
 from confvault.vault.store.documents import JSONObject
 
 
@@ -18,6 +19,8 @@ class ClientInfo:
     psychotherapy_notes: int
     fields: dict[str, str] = field(default_factory=dict)
     last_note: str | None = None
+    born: str | None = None  # date of birth, when recorded (YYYY-MM-DD)
+    hold: Hold | None = None  # a legal hold: {reason, since}
 
     def to_json(self) -> JSONObject:
         return asdict(self)
@@ -76,9 +79,7 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One problem (or note) found by verify."""
-
+class Finding:  # one problem (or note) found by verify
     severity: str  # "error" | "warning"
     code: str  # e.g. "object-missing", "hash-mismatch", "rollback"
     subject: str  # object name, file or note id (never a client name)
@@ -330,8 +331,7 @@ class RekeyReport:
     )
 
     @property
-    def outcome(self) -> str:
-        """done | partly-done"""
+    def outcome(self) -> str:  # done | partly-done
         return "partly-done" if self.failed else "done"
 
     @property

@@ -14,9 +14,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from confvault import age
-from confvault.vault.model import _doc, keykind
+from confvault.vault.model import _doc, keykind, requests, retention
 from confvault.vault.model.custody import Custody
 from confvault.vault.model.grant import Grant
+from confvault.vault.model.requests import RecordsRequest
+from confvault.vault.model.retention import Hold, RetentionRule
 from confvault.vault.store.documents import JSONObject, JSONValue
 
 ROOT_V1 = "confvault/root/v1"  # every client inline
@@ -25,7 +27,7 @@ ROOT_V2 = "confvault/root/v2"  # clients in buckets (store.root_index)
 _ENTRY_KEYS = frozenset(("key", "key_created", "notes", "drafts", "index"))
 _ENTRY_OPTIONAL = frozenset(("attachments",))
 _CLIENT_KEYS = frozenset(("name", "created", "compartments"))
-_CLIENT_OPTIONAL = frozenset(("last_note",))
+_CLIENT_OPTIONAL = frozenset(("last_note", "hold", "retention", "released"))
 _SETTINGS_KEYS = frozenset(("work_factor", "created"))
 _SETTINGS_OPTIONAL = frozenset(
     (
@@ -35,10 +37,12 @@ _SETTINGS_OPTIONAL = frozenset(
         "unlock_idle",
         "unlock_max",
         "keys",
+        "retention",
+        "request_days",
     )
 )
 _ROOT_KEYS = frozenset(("format", "vault", "grants", "settings"))
-_ROOT_OPTIONAL = frozenset(("pending_rotation", "clients", "custodians"))
+_ROOT_OPTIONAL = frozenset(("pending_rotation", "clients", "custodians", "requests"))
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,11 @@ class ClientRecord:
     created: str
     compartments: Mapping[str, CompartmentEntry]
     last_note: str | None = None  # absent before the client's first note
+    hold: Hold | None = None  # a legal hold (absent: none)
+    retention: RetentionRule | None = None  # overrides the vault's rule
+    # The end of the latest legal hold: the retention clock starts again there
+    # (absent: never released).
+    released: str | None = None
 
     @classmethod
     def from_doc(cls, value: JSONValue, client_id: str) -> ClientRecord:
@@ -109,6 +118,9 @@ class ClientRecord:
                     for name, entry in comps.items()
                 },
                 "last_note": _doc.optional_text(doc, "last_note", what),
+                "hold": retention.optional_hold(doc, "hold", what),
+                "retention": retention.optional_rule(doc, "retention", what),
+                "released": _doc.optional_text(doc, "released", what),
             },
         )
 
@@ -120,6 +132,12 @@ class ClientRecord:
         }
         if self.last_note is not None:
             doc["last_note"] = self.last_note
+        if self.hold is not None:
+            doc["hold"] = self.hold.to_doc()
+        if self.retention is not None:
+            doc["retention"] = self.retention.to_doc()
+        if self.released is not None:
+            doc["released"] = self.released
         return doc
 
     def with_compartment(self, name: str, entry: CompartmentEntry) -> ClientRecord:
@@ -142,6 +160,10 @@ class Settings:
     # The kind of every key (model/keykind); absent in classic vaults made
     # before post-quantum keys existed.
     keys: str | None = None
+    # The retention rule (absent: none, nothing is ever due) and the records
+    # request clock's days (absent: requests.DEFAULT_DAYS).
+    retention: RetentionRule | None = None
+    request_days: int | None = None
 
     @property
     def key_kind(self) -> str:
@@ -165,6 +187,8 @@ class Settings:
             unlock_idle=_doc.optional_number(doc, "unlock_idle", what),
             unlock_max=_doc.optional_number(doc, "unlock_max", what),
             keys=_keys(doc, what),
+            retention=retention.optional_rule(doc, "retention", what),
+            request_days=_doc.optional_number(doc, "request_days", what),
         )
 
     def to_doc(self) -> JSONObject:
@@ -181,6 +205,10 @@ class Settings:
             doc["unlock_max"] = self.unlock_max
         if self.keys is not None:
             doc["keys"] = self.keys
+        if self.retention is not None:
+            doc["retention"] = self.retention.to_doc()
+        if self.request_days is not None:
+            doc["request_days"] = self.request_days
         return doc
 
     @property
@@ -212,6 +240,8 @@ class RootRecord:
     # Key rotations recorded and not yet done (absent until first recorded).
     pending_rotation: Pending | None = None
     custody: Custody | None = None  # "custodians", absent until the first (issue 18)
+    # Records requests, open and closed (absent until the first one).
+    requests: tuple[RecordsRequest, ...] | None = None
 
     @classmethod
     def from_doc(
@@ -238,6 +268,7 @@ class RootRecord:
             custody=(
                 Custody.from_doc(doc["custodians"]) if "custodians" in doc else None
             ),
+            requests=requests.from_list(doc.get("requests"), what),
         )
 
     def top_doc(self) -> JSONObject:
@@ -252,6 +283,8 @@ class RootRecord:
             doc["pending_rotation"] = [[c, n] for c, n in self.pending_rotation]
         if self.custody is not None:
             doc["custodians"] = self.custody.to_doc()
+        if self.requests is not None:
+            doc["requests"] = [r.to_doc() for r in self.requests]
         return doc
 
     def to_doc(self) -> JSONObject:

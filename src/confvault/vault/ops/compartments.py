@@ -172,4 +172,6 @@ def client_info(
         psychotherapy_notes=pt.notes if pt else 0,
         fields=dict(profile.fields) if profile else {},
         last_note=client.last_note,
+        born=profile.born if profile else None,
+        hold=client.hold,
     )

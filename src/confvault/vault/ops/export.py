@@ -8,9 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from confvault import age
-from confvault.errors import (
-    ConfvaultError,
-)
+from confvault.errors import ClientHeldError, ConfvaultError
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model.index import NoteEntry, Profile
 from confvault.vault.model.results import ExportResult, ShredResult
@@ -23,8 +21,10 @@ from confvault.vault.ops.compartments import Compartment
 from confvault.vault.session import trail
 
 if TYPE_CHECKING:
+    from confvault.vault.model.root import RootRecord
     from confvault.vault.session.core import Session
     from confvault.vault.store.manifest import Manifest
+    from confvault.vault.store.transaction import Transaction
 
 
 SHRED_LIMITS = (
@@ -241,32 +241,44 @@ def _fill_export(s: Session, sink: export_sinks.ExportSink, plan: _Plan) -> None
 
 
 def shred_client(s: Session, client: str) -> ShredResult:
-    """Destroy a client's keys and every sealed file of theirs (crypto-shredding)."""
+    """Destroy a client's keys and every sealed file of theirs (crypto-shredding);
+    ``ClientHeldError`` for a client under a legal hold."""
     with s.writing() as txn:
         root = s.root_record(txn.current)
         cid = compartments.resolve_client(s, root, client)
-        destroyed = 0
-        notes = 0
-        for name, entry in root.clients[cid].compartments.items():
-            comp = compartments.open_compartment(s, root, cid, name)
-            for note in comp.notes if comp else ():
-                txn.retire(note.object)
-                destroyed += 1
-                notes += 1
-            txn.retire(entry.index)
-            txn.retire(entry.key)
-            destroyed += 2
-        root = root.without_client(cid).with_grants(
-            tuple(
-                replace(g, clients=tuple(c for c in g.clients if c != cid))
-                for g in root.grants
-            )
+        return shred_in(s, txn, root, cid)
+
+
+def shred_in(
+    s: Session, txn: Transaction, root: RootRecord, cid: str, **details: object
+) -> ShredResult:
+    """The shred of client ``cid`` inside the open transaction ``txn``."""
+    if root.clients[cid].hold is not None:
+        raise ClientHeldError(
+            f"client {cid[:8]} is under a legal hold; nothing was shredded"
         )
-        root = root.with_pending(
-            tuple(p for p in root.pending_rotation or () if p[0] != cid)
+    destroyed = 0
+    notes = 0
+    for name, entry in root.clients[cid].compartments.items():
+        comp = compartments.open_compartment(s, root, cid, name)
+        for note in comp.notes if comp else ():
+            txn.retire(note.object)
+            destroyed += 1
+            notes += 1
+        txn.retire(entry.index)
+        txn.retire(entry.key)
+        destroyed += 2
+    root = root.without_client(cid).with_grants(
+        tuple(
+            replace(g, clients=tuple(c for c in g.clients if c != cid))
+            for g in root.grants
         )
-        s.note_audit("client-shred", cid, None, notes=notes)
-        s.write_root(txn, root)
+    )
+    root = root.with_pending(
+        tuple(p for p in root.pending_rotation or () if p[0] != cid)
+    )
+    s.note_audit("client-shred", cid, None, notes=notes, **details)
+    s.write_root(txn, root)
     return ShredResult(
         client=cid, notes=notes, files_destroyed=destroyed, limits=SHRED_LIMITS
     )
