@@ -292,12 +292,15 @@ def test_ctrl_z_stops_the_worker_with_its_client_and_fg_continues_both(
     served: Served,
 ) -> None:
     server = served.pid()
+    # its own process group, as a shell with job control starts a job: the
+    # kernel discards a stop signal's default action in an orphaned group
     proc = subprocess.Popen(
         [CONFVAULT, "note", "add", served.client],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=served.env,
+        process_group=0,
     )
     try:
         worker = worker_of(server, proc.pid)

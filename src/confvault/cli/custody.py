@@ -39,8 +39,13 @@ def _show(info: CustodianInfo, verb: str, as_json: bool) -> None:
 @app.command("add", epilog=EXIT_STATUS)
 def add(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="letters, digits, . _ - (names their share file)")
+    custodian: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="a short label of the colleague: letters, digits, . _ - (names "
+            "their share file; not client data, so an argument is fine)",
+        ),
     ],
     recipient: Annotated[
         str, typer.Argument(help="their age1… key (age1pq1… in a post-quantum vault)")
@@ -49,7 +54,7 @@ def add(
 ) -> None:
     """Add a custodian; they get a share at the next `custodian split`."""
     vault = options(ctx).open_vault(write=True)
-    _show(vault.add_custodian(name, _argv.recipient(recipient)), "added", as_json)
+    _show(vault.add_custodian(custodian, _argv.recipient(recipient)), "added", as_json)
     if not as_json:
         _output.info("run `confvault custodian split --threshold K` to give shares")
 
@@ -70,10 +75,14 @@ def list_(ctx: typer.Context, as_json: JSON = False) -> None:
 
 
 @app.command("remove", epilog=EXIT_STATUS)
-def remove(ctx: typer.Context, name: str, as_json: JSON = False) -> None:
+def remove(
+    ctx: typer.Context,
+    custodian: Annotated[str, typer.Argument(metavar="NAME", help="the label given")],
+    as_json: JSON = False,
+) -> None:
     """Remove a custodian; their share counts until the next split."""
     vault = options(ctx).open_vault(write=True)
-    _show(vault.remove_custodian(name), "removed", as_json)
+    _show(vault.remove_custodian(custodian), "removed", as_json)
     if not as_json:
         _output.warn(
             "their share still counts: run `confvault custodian split` now to "
