@@ -70,6 +70,11 @@ COMMANDS: dict[str, Lazy] = {
         "confvault.cli.export",
         "Export a client's whole record: readable files (--out) or one age file (--to).",
     ),
+    # sync over git (issue 16)
+    "clone": Lazy(
+        "confvault.cli.sync",
+        "Set up this device's copy of a vault from a git remote (docs/SYNC.md).",
+    ),
     "demo": Lazy(
         "confvault.cli.demo",
         "Walk through confvault on throwaway data in a temporary directory.",
@@ -93,6 +98,12 @@ COMMANDS: dict[str, Lazy] = {
         "confvault.cli.backup",
         "Back up the vault's ciphertext, check a backup and restore it; "
         "no passphrase needed.",
+        group="app",
+    ),
+    # sync over git (issue 16)
+    "sync": Lazy(
+        "confvault.cli.sync",
+        "Sync the vault with a git remote: fetch, check, apply, push.",
         group="app",
     ),
 }

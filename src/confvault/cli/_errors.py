@@ -29,6 +29,7 @@ WRONG_KEY = 12
 INTEGRITY = 13
 VAULT_READ_ONLY = 14
 AGENT_LOST = 15  # the vault was locked (its unlock agent ended) mid-command
+SYNC_CONFLICT = 16  # sync: both sides changed in a way not merged yet
 INTERNAL = 70
 INTERRUPTED = 130
 
@@ -40,7 +41,8 @@ empty, unprintable, too long or matches several clients); 3 nothing to do
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
 read-only here and the command writes; 15 the vault was locked (lock, auto-lock)
-while the command ran; 70 internal error; 130 interrupted."""
+while the command ran; 16 sync refused: both devices changed the vault in a
+way this version cannot merge; 70 internal error; 130 interrupted."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.DamagedNoteError, Mapping(INTEGRITY, (_HINT_DAMAGED,))),
     (errors.RotationPendingError, Mapping(INTEGRITY, (_HINT_PENDING,))),
     (errors.RollbackMemoryError, Mapping(INTEGRITY, (_HINT_MEMORY,))),
+    (
+        errors.RemoteIntegrityError,
+        Mapping(INTEGRITY, ("the remote is not trusted: see docs/SYNC.md",)),
+    ),
     (errors.IntegrityError, Mapping(INTEGRITY, (_HINT_VERIFY,))),
     (errors.HeaderMacError, Mapping(INTEGRITY, ("the header was altered",))),
     (errors.HeaderError, Mapping(INTEGRITY, ("the file is not an intact age file",))),
@@ -139,6 +145,13 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(FAILURE, ("`confvault note amend NOTE` adds an addendum",)),
     ),
     (errors.KeyFormatError, Mapping(USAGE)),
+    # sync over git (issue 16)
+    (errors.DeviceNameError, Mapping(USAGE)),
+    (
+        errors.SyncConflictError,
+        Mapping(SYNC_CONFLICT, ("docs/SYNC.md says what merges and what not yet",)),
+    ),
+    (errors.GitUnavailableError, Mapping(FAILURE)),
     (errors.ConfvaultError, Mapping(FAILURE)),
 ]
 
