@@ -79,7 +79,9 @@ class Device:
 def git() -> Callable[..., subprocess.CompletedProcess[str]]:
     binary = require_binary("git")
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, index: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": "/nonexistent",
@@ -90,6 +92,8 @@ def git() -> Callable[..., subprocess.CompletedProcess[str]]:
             "GIT_COMMITTER_NAME": "attacker",
             "GIT_COMMITTER_EMAIL": "a@invalid",
         }
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
         return subprocess.run(
             [binary, *args], capture_output=True, text=True, env=env, check=check
         )
@@ -144,3 +148,76 @@ def second(devices: Callable[[str], Device], remote: Path, first: Device) -> Dev
     b = devices("b")
     b.ok("clone", str(remote), "--device", "desktop")
     return b
+
+
+class Tamper:
+    """An attacker with write access to the bare remote (plain git)."""
+
+    def __init__(self, git: Callable[..., Any], remote: Path, work: Path) -> None:
+        self.git, self.remote, self.index = git, remote, work / "attacker-index"
+
+    def g(self, *args: str) -> str:
+        return self.git(
+            f"--git-dir={self.remote}", *args, index=self.index
+        ).stdout.strip()
+
+    def head(self) -> str:
+        return self.g("rev-parse", "refs/heads/confvault")
+
+    def log(self) -> list[str]:
+        return self.g("rev-list", "refs/heads/confvault").split()
+
+    def commit(
+        self,
+        base: str,
+        parents: list[str],
+        remove: tuple[str, ...] = (),
+        put: dict[str, bytes] | None = None,
+        message: str = "tampered",
+    ) -> str:
+        """A commit of ``base``'s tree with files removed or replaced."""
+        self.index.unlink(missing_ok=True)
+        self.g("read-tree", base)
+        for path in remove:
+            self.g("update-index", "--force-remove", "--", path)
+        for path, data in (put or {}).items():
+            blob_file = self.index.with_suffix(".blob")
+            blob_file.write_bytes(data)
+            blob = self.g("hash-object", "-w", "--", str(blob_file))
+            self.g("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+        tree = self.g("write-tree")
+        args = [a for p in parents for a in ("-p", p)]
+        return self.g("commit-tree", tree, *args, "-m", message)
+
+    def point(self, commit: str) -> None:
+        """Force the remote's branch to ``commit``."""
+        self.g("update-ref", "refs/heads/confvault", commit)
+
+    def files(self, commit: str) -> list[str]:
+        return self.g("ls-tree", "-r", "--name-only", commit).split()
+
+    def blob(self, commit: str, path: str) -> bytes:
+        return self.git(
+            f"--git-dir={self.remote}", "cat-file", "blob", f"{commit}:{path}"
+        ).stdout.encode()
+
+
+@pytest.fixture
+def tamper(git: Callable[..., Any], remote: Path, tmp_path: Path) -> Tamper:
+    return Tamper(git, remote, tmp_path)
+
+
+def state_of(device: Device) -> dict[str, bytes]:
+    """Everything of the device that a refused sync must leave as it was:
+    its vault's files and its sync state (the JSON and the synced ref)."""
+    out = {f"vault/{k}": v for k, v in device.files().items()}
+    for path in sorted((device.state / "confvault" / "sync").glob("*.json")):
+        out[path.name] = path.read_bytes()
+    for path in sorted((device.state / "confvault" / "sync").glob("*.git")):
+        done = subprocess.run(
+            ["git", f"--git-dir={path}", "rev-parse", "refs/confvault/synced"],
+            capture_output=True,
+            check=False,
+        )
+        out[f"{path.name}:synced"] = done.stdout
+    return out

@@ -137,8 +137,9 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     vault = opts.open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
     unlock = _unlocked.state(opts.vault_path)
+    synced = _sync_status(info.vault_id, info.generation)  # issue 16
     if as_json:
-        doc = info.to_json() | {"unlock": unlock}
+        doc = info.to_json() | {"unlock": unlock, "sync": synced}
         _output.emit_json(_readonly.document(vault, doc))
         return
     from rich.table import Table
@@ -164,6 +165,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ("owner key", info.owner_key),
         ("last verify", info.last_verify or "never on this machine"),
         ("unlocked", _unlocked.describe(unlock)),
+        *_sync_rows(synced),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
@@ -176,6 +178,29 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
             + ", ".join(info.pending_rotations)
             + "; run `confvault rotate`"
         )
+
+
+def _sync_status(vault_id: str, generation: int) -> dict[str, object] | None:
+    """Sync over git (issue 16): this device's last sync, or None."""
+    from confvault.sync.replica import sync_status
+    from confvault.vault.store.paths import default_state_dir
+
+    return sync_status(default_state_dir(), vault_id, generation)
+
+
+def _sync_rows(synced: dict[str, object] | None) -> list[tuple[str, str]]:
+    if synced is None:
+        return [("last sync", "not synced (`confvault sync init REMOTE`)")]
+    last = (
+        f"{synced['last_sync']} by {synced['last_sync_device']}"
+        if synced["last_sync"]
+        else "never"
+    )
+    pending = "yes: run `confvault sync`" if synced["unpushed"] else "none"
+    return [
+        ("last sync", f"{last} (this device: {synced['device']})"),
+        ("not pushed", pending),
+    ]
 
 
 @commands.command(epilog=EXIT_STATUS)
