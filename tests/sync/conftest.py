@@ -155,10 +155,15 @@ class Tamper:
 
     def __init__(self, git: Callable[..., Any], remote: Path, work: Path) -> None:
         self.git, self.remote, self.index = git, remote, work / "attacker-index"
+        self.work = work / "attacker-work"
+        self.work.mkdir(exist_ok=True)
 
     def g(self, *args: str) -> str:
         return self.git(
-            f"--git-dir={self.remote}", *args, index=self.index
+            f"--git-dir={self.remote}",
+            f"--work-tree={self.work}",
+            *args,
+            index=self.index,
         ).stdout.strip()
 
     def head(self) -> str:
