@@ -1,0 +1,82 @@
+"""SIGKILL at every durable step of a sync's apply step (the remote's state
+brought into the vault), then a rerun finishes: nothing lost, the vault is
+the remote's state byte for byte and verifies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.sync.conftest import Device
+from tests.vault import crash_runner
+
+
+def _kill_run(
+    pool: crash_runner.Servers, device: Device, kill_at: str
+) -> subprocess.CompletedProcess[str]:
+    """``confvault sync`` in a child of the crash runner's fork server."""
+    env = dict(os.environ, **device.env(), CONFVAULT_NO_SERVER="1")
+    argv = [
+        "--vault",
+        str(device.vault),
+        "--passphrase-file",
+        str(device.pass_file),
+        "sync",
+    ]
+    done = pool.run(kill_at, argv, env=env)
+    return subprocess.CompletedProcess(
+        argv, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def _restore(device: Device, saved: Path) -> None:
+    for name, path in (("vault", device.vault), ("state", device.state)):
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(saved / name, path, symlinks=True)
+
+
+def test_kill_at_every_durable_step_of_a_pull_then_rerun(
+    first: Device, second: Device, tmp_path: Path
+) -> None:
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Grace", "--title", "new", input="Kept.\n")
+    first.ok("note", "add", "Ada", "--title", "more", input="Also kept.\n")
+    first.ok("sync")
+    expected = first.files()
+    saved = tmp_path / "saved-b"
+    shutil.copytree(second.vault, saved / "vault", symlinks=True)
+    shutil.copytree(second.state, saved / "state", symlinks=True)
+
+    with crash_runner.servers(1) as pool:
+        _every_point(pool, first, second, saved, expected)
+    second.ok("verify", "--deep")
+    listed = second.ok("note", "list", "--json").stdout
+    assert '"new"' in listed
+    assert '"more"' in listed
+
+
+def _every_point(
+    pool: crash_runner.Servers,
+    first: Device,
+    second: Device,
+    saved: Path,
+    expected: dict[str, bytes],
+) -> None:
+    done = _kill_run(pool, second, "0")
+    assert done.returncode == 0, done.stderr
+    total = int(done.stderr.strip().splitlines()[-1].split(": ")[1])
+    assert total >= 5, done.stderr
+    assert second.files() == expected
+
+    points = [p for n in range(1, total + 1) for p in (str(n), f"{n}+")]
+    for point in points:
+        _restore(second, saved)
+        killed = _kill_run(pool, second, point)
+        assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-600:])
+        rerun = second.run("sync", "--json")
+        assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+        assert second.files() == expected, point
+        leftovers = sorted(p.name for p in (second.vault / "tmp").iterdir())
+        assert leftovers == [], (point, leftovers)
