@@ -4,10 +4,12 @@ the remote's state byte for byte and verifies."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.sync.conftest import Device
 from tests.vault import crash_runner
@@ -80,3 +82,43 @@ def _every_point(
         assert second.files() == expected, point
         leftovers = sorted(p.name for p in (second.vault / "tmp").iterdir())
         assert leftovers == [], (point, leftovers)
+
+
+def test_kill_at_every_durable_step_of_a_merge_then_rerun(
+    first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
+) -> None:
+    """B read (an audit entry) while A wrote: the sync merges; killed at any
+    step, a rerun merges or pushes, and both devices end equal with A's
+    note and B's read."""
+    first.ok("note", "add", "Ada", "--title", "new", input="Kept.\n")
+    first.ok("sync")
+    second.ok("client", "list")
+    saved = tmp_path / "saved-b"
+    shutil.copytree(second.vault, saved / "vault", symlinks=True)
+    shutil.copytree(second.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        done = _kill_run(pool, second, "0")
+        assert done.returncode == 0, done.stderr
+        total = int(done.stderr.strip().splitlines()[-1].split(": ")[1])
+        for point in [p for n in range(1, total + 1) for p in (str(n), f"{n}+")]:
+            _restore(second, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _kill_run(pool, second, point)
+            assert killed.returncode == -9, (point, killed.stderr[-600:])
+            rerun = second.run("sync", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            action = json.loads(rerun.stdout)["action"]
+            assert action in ("merged", "pushed", "none", "recorded"), point
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (second.vault / "manifest").read_text(), point
+            assert sorted(p.name for p in (second.vault / "tmp").iterdir()) == []
+    assert first.json("sync")["action"] == "pulled"
+    assert first.files() == second.files()
+    trail = json.loads(second.ok("audit", "--json").stdout)
+    assert "client-list" in [e["action"] for e in trail]
+    second.ok("audit", "verify")
+    assert "Kept." in second.ok("note", "search", "Kept").stdout

@@ -70,6 +70,7 @@ def clone(
     repo.update_ref(state.SYNCED_REF, head)
     device = state.new_device(body.vault_id, target, device_name)
     device.last = state.LastSync(iso(utc_now()), device_name, head, body.generation)
+    device.remote_generation = body.generation
     state.save(state_dir, device)
     state.publish(staging, target)
     seen = SeenStore(state_dir)

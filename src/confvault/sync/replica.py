@@ -13,6 +13,7 @@ journal, so the next writer cleans up after a crash.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import state, tree
+from confvault.sync import merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -34,7 +35,8 @@ from confvault.vault.store.transaction import Transaction, recover
 class SyncResult:
     """What one sync did (``sync --json``)."""
 
-    action: str  # "none", "pushed", "pulled", "recorded" (both sides equal)
+    # "none", "pushed", "pulled", "merged", "recorded" (both sides equal)
+    action: str
     generation: int  # the vault's generation after the sync
     commit: str  # the commit both sides now share
     device: str
@@ -150,13 +152,8 @@ def _decide(
         expected_signer=local.body.signer,
         known=known,
     )
-    try:
-        s.seen.check_manifest(s.root, snap.manifest.body)
-    except IntegrityError as err:
-        raise RemoteIntegrityError(
-            f"the remote presents a manifest this device refuses ({err}); "
-            "nothing was changed here"
-        ) from err
+    _check_generation(snap, synced_raw, device)
+    device.remote_generation = max(device.remote_generation, snap.manifest.generation)
     if snap.raw == local.raw:
         repo.update_ref(state.SYNCED_REF, remote)
         return SyncResult("recorded", local.generation, remote, name)
@@ -166,12 +163,84 @@ def _decide(
             "set up a second device with `confvault clone`; nothing was changed"
         )
     if local.raw != synced_raw:
-        raise SyncConflictError(
-            "both this device and the remote changed the vault since the last "
-            "sync; merging them is not built yet (docs/SYNC.md); nothing was "
-            "changed"
+        base = tree.read_snapshot(
+            repo,
+            synced,
+            vault_id=local.body.vault_id,
+            expected_signer=None,
+            known=known,
         )
+        return _both_changed(s, repo, local, snap, base, device)
     return _pull(s, repo, local, snap, name)
+
+
+def _check_generation(
+    snap: tree.Snapshot, synced_raw: bytes | None, device: state.DeviceState
+) -> None:
+    """The remote's memory check: a new state on the remote has a generation
+    above the last one synced here and at least the highest this device saw
+    on the remote (its history may grow while its state goes back: a replay)."""
+    generation = snap.manifest.generation
+    floor = device.remote_generation
+    if synced_raw is not None:
+        floor = max(floor, manifest.parse(None, synced_raw).generation + 1)
+    if generation < floor:
+        raise RemoteIntegrityError(
+            f"the remote was rolled back: its manifest has generation {generation}, "
+            f"older than generation {floor} this device saw or synced before; "
+            "nothing was changed here"
+        )
+
+
+def _check_seen(s: Session, snap: tree.Snapshot) -> None:
+    """Before the remote's state replaces this vault's: this machine's
+    rollback memory of the vault (as opening the vault checks it)."""
+    try:
+        s.seen.check_manifest(s.root, snap.manifest.body)
+    except IntegrityError as err:
+        raise RemoteIntegrityError(
+            f"the remote presents a manifest this device refuses ({err}); "
+            "nothing was changed here"
+        ) from err
+
+
+def _getter(repo: Repo, snap: tree.Snapshot) -> Callable[[str], bytes]:
+    return lambda name: tree.read_objects(repo, snap, [name])[name]
+
+
+def _both_changed(
+    s: Session,
+    repo: Repo,
+    local: manifest.Manifest,
+    snap: tree.Snapshot,
+    base: tree.Snapshot,
+    device: state.DeviceState,
+) -> SyncResult:
+    """Both sides changed since the last sync: merged when one side only
+    appended audit entries (``merge``), refused otherwise."""
+    owner = s.require_owner()
+    ours = merge.side(local, s.store.get)
+    theirs = merge.side(snap.manifest, _getter(repo, snap))
+    if merge.audit_extension(ours, theirs, owner) is not None:
+        # Ours is theirs plus audit entries (a merge committed here, not yet
+        # pushed): a fast-forward of the remote.
+        return _push(s, repo, local, snap.commit, device)
+    if merge.audit_extension(theirs, ours, owner) is not None:
+        return _pull(s, repo, local, snap, device.device_name)
+    old = merge.side(base.manifest, _getter(repo, base))
+    floor = max(local.generation, snap.manifest.generation) + 1
+    if (mine := merge.audit_extension(ours, old, owner)) is not None:
+        merged = merge.commit_merge(s, local, theirs, mine, floor)
+    elif (other := merge.audit_extension(theirs, old, owner)) is not None:
+        merged = merge.commit_merge(s, local, None, other, floor)
+    else:
+        raise SyncConflictError(
+            "both this device and the remote changed records since the last "
+            "sync; merging record changes on both sides is not built yet "
+            "(docs/SYNC.md): nothing was changed"
+        )
+    result = _push(s, repo, merged, snap.commit, device)
+    return SyncResult("merged", result.generation, result.commit, result.device)
 
 
 def _push(
@@ -202,6 +271,7 @@ def _pull(
     device: str,
 ) -> SyncResult:
     """Apply the remote's (checked) state: the vault's commit protocol."""
+    _check_seen(s, snap)
     mine = local.all_objects() | set(local.body.pointers.values())
     added = sorted(snap.names - mine)
     retired = sorted(mine - snap.names)

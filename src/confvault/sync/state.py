@@ -60,6 +60,8 @@ class DeviceState:
     device_id: str
     device_name: str
     last: LastSync | None = None
+    # The highest generation of a manifest this device verified on the remote.
+    remote_generation: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, object]:
@@ -107,6 +109,7 @@ def load(state_dir: Path, vault_id: str) -> DeviceState | None:
                 str(last["commit"]),
                 int(last["generation"]),
             ),
+            remote_generation=int(doc.get("remote_generation", 0)),
         )
     except FileNotFoundError:
         return None
