@@ -73,7 +73,7 @@ COMMANDS: dict[str, Lazy] = {
     # sync over git (issue 16)
     "clone": Lazy(
         "confvault.cli.sync",
-        "Set up this device's copy of a vault from a git remote (docs/SYNC.md).",
+        "Set up this device's copy of a vault from a git remote, then open it.",
     ),
     "demo": Lazy(
         "confvault.cli.demo",
