@@ -115,3 +115,13 @@ def test_a_remote_url_of_a_command_transport_is_refused(devices) -> None:
     result = a.run("sync", "init", f"ext::sh -c touch% {marker}", "--device", "x")
     assert result.exit_code == 1, result.output
     assert not marker.exists()
+
+
+def test_sync_never_prompts_without_a_terminal(first: Device) -> None:
+    """A nightly job with no passphrase source and no unlock session: a
+    clear usage error, no prompt, nothing changed."""
+    before = first.files()
+    result = first.run("sync", passphrase=False)
+    assert result.exit_code == 2, result.output
+    assert "passphrase" in result.stderr
+    assert first.files() == before

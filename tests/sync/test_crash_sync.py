@@ -122,3 +122,83 @@ def test_kill_at_every_durable_step_of_a_merge_then_rerun(
     assert "client-list" in [e["action"] for e in trail]
     second.ok("audit", "verify")
     assert "Kept." in second.ok("note", "search", "Kept").stdout
+
+
+def _run_in_pool(
+    pool: crash_runner.Servers, device: Device, kill_at: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **device.env(), CONFVAULT_NO_SERVER="1")
+    argv = ["--vault", str(device.vault), "--passphrase-file", str(device.pass_file)]
+    done = pool.run(kill_at, [*argv, *args], env=env)
+    return subprocess.CompletedProcess(
+        argv, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def _points(total: int) -> list[str]:
+    return [p for n in range(1, total + 1) for p in (str(n), f"{n}+")]
+
+
+def _total(done: subprocess.CompletedProcess[str]) -> int:
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.strip().splitlines()[-1].split(": ")[1])
+
+
+def test_kill_at_every_durable_step_of_a_clone_then_rerun(
+    first: Device, devices: Any, remote: Path
+) -> None:
+    b = devices("b")
+    staging = b.vault.parent / f".{b.vault.name}.confvault-clone"
+
+    def clean() -> None:
+        for path in (b.vault, staging, b.state):
+            shutil.rmtree(path, ignore_errors=True)
+
+    with crash_runner.servers(1) as pool:
+        total = _total(_run_in_pool(pool, b, "0", "clone", str(remote)))
+        for point in _points(total):
+            clean()
+            killed = _run_in_pool(pool, b, point, "clone", str(remote))
+            assert killed.returncode == -9, (point, killed.stderr[-600:])
+            rerun = b.run("clone", str(remote))
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            assert b.files() == first.files(), point
+            assert not staging.exists(), point
+            assert b.json("sync")["action"] == "none", point
+
+
+def test_kill_at_every_durable_step_of_a_first_push_then_rerun(
+    devices: Any, remote: Path, tmp_path: Path, git: Any
+) -> None:
+    a = devices("a")
+    a.ok(
+        "init",
+        "--work-factor",
+        "10",
+        "--allow-weak-work-factor",
+        "--no-recovery-key",
+        "--classic",
+    )
+    a.ok("client", "add", "Ada Lovelace")
+    saved = tmp_path / "saved-a"
+    shutil.copytree(a.vault, saved / "vault", symlinks=True)
+    shutil.copytree(a.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    init = ("sync", "init", str(remote), "--device", "laptop")
+    with crash_runner.servers(1) as pool:
+        total = _total(_run_in_pool(pool, a, "0", *init))
+        for point in _points(total):
+            _restore(a, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _run_in_pool(pool, a, point, *init)
+            assert killed.returncode == -9, (point, killed.stderr[-600:])
+            rerun = a.run(*init)
+            if rerun.exit_code != 0:
+                assert rerun.exit_code == 1, (point, rerun.output)
+                assert "already synced on this device" in rerun.stderr, point
+                a.ok("sync")
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (a.vault / "manifest").read_text(), point

@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from confvault.errors import IntegrityError, RemoteIntegrityError, SyncError
+from confvault.errors import (
+    ConfvaultError,
+    IntegrityError,
+    RemoteIntegrityError,
+    SyncError,
+)
 from confvault.sync import state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.clock import iso, utc_now
@@ -43,8 +48,7 @@ def clone(
 ) -> CloneResult:
     """Make the vault at ``target`` from ``remote``; see the module docstring."""
     state.check_device_name(device_name)
-    if target.exists() or target.is_symlink():
-        raise SyncError(f"{target} already exists: clone makes a new vault directory")
+    exists = target.exists() or target.is_symlink()
     fetched = state.new_repo_path(state_dir)
     try:
         repo = Repo(fetched)
@@ -55,24 +59,25 @@ def clone(
         snap = tree.read_snapshot(
             repo, head, vault_id=None, expected_signer=None, known={}
         )
+        body = snap.manifest.body
+        _check_trust(body, target, state_dir, owner_key)
+        _check_place(target, state.load(state_dir, body.vault_id), snap, exists)
     except BaseException:
         state.discard_repo(fetched)
         raise
-    body = snap.manifest.body
-    _check_trust(body, target, state_dir, owner_key)
-    known = state.load(state_dir, body.vault_id)
-    if known is not None and known.vault != str(target.resolve()):
+    if exists:  # an earlier clone of this state got as far as its rename
         state.discard_repo(fetched)
-        raise SyncError(f"this device already syncs this vault, at {known.vault}")
-    repo = Repo(state.adopt_repo(state_dir, fetched, body.vault_id))
-    staging = state.prepare_staging(target)
-    _write_vault(repo, snap, staging)
-    repo.update_ref(state.SYNCED_REF, head)
-    device = state.new_device(body.vault_id, target, device_name)
-    device.last = state.LastSync(iso(utc_now()), device_name, head, body.generation)
-    device.remote_generation = body.generation
-    state.save(state_dir, device)
-    state.publish(staging, target)
+    else:
+        repo = Repo(state.adopt_repo(state_dir, fetched, body.vault_id))
+        staging = state.prepare_staging(target)
+        _write_vault(repo, snap, staging)
+        repo.update_ref(state.SYNCED_REF, head)
+        device = state.new_device(body.vault_id, target, device_name)
+        now = iso(utc_now())
+        device.last = state.LastSync(now, device_name, head, body.generation)
+        device.remote_generation = body.generation
+        state.save(state_dir, device)
+        state.publish(staging, target)
     seen = SeenStore(state_dir)
     seen.record(body.vault_id, body.generation, body.signer, strict=True)
     seen.record_place(target, body.vault_id, strict=True)
@@ -84,6 +89,34 @@ def clone(
         len(snap.names),
         signing.fingerprint(body.signer),
     )
+
+
+def _check_place(
+    target: Path, known: state.DeviceState | None, snap: tree.Snapshot, exists: bool
+) -> None:
+    if known is not None and known.vault != str(target.resolve()):
+        raise SyncError(f"this device already syncs this vault, at {known.vault}")
+    if exists and not _finished(target, known, snap):
+        raise SyncError(f"{target} already exists: clone makes a new vault directory")
+
+
+def _finished(
+    target: Path, known: state.DeviceState | None, snap: tree.Snapshot
+) -> bool:
+    """An interrupted clone's vault at ``target``, complete: this device's
+    state names it, and its manifest is the remote's head's."""
+    if known is None:
+        return False
+    try:
+        disk = fs.Root(target)
+    except (ConfvaultError, OSError):
+        return False
+    try:
+        return manifest.read_raw(disk) == snap.raw
+    except ConfvaultError:
+        return False
+    finally:
+        disk.close()
 
 
 def _remote_head(repo: Repo) -> str:
