@@ -61,6 +61,17 @@ class Device:
     def json(self, *args: str, input: str | None = None) -> Any:
         return json.loads(self.ok(*args, "--json", input=input).stdout)
 
+    def init_vault(self) -> None:
+        """A new classic vault, with the fast test work factor."""
+        self.ok(
+            "init",
+            "--work-factor",
+            "10",
+            "--allow-weak-work-factor",
+            "--no-recovery-key",
+            "--classic",
+        )
+
     def files(self) -> dict[str, bytes]:
         """Every synced file of the vault (manifest, shards, objects) by path."""
         out = {}
@@ -128,14 +139,7 @@ def devices(tmp_path: Path) -> Callable[[str], Device]:
 def first(devices: Callable[[str], Device], remote: Path) -> Device:
     """Device A: a new vault with one client and note, connected and pushed."""
     a = devices("a")
-    a.ok(
-        "init",
-        "--work-factor",
-        "10",
-        "--allow-weak-work-factor",
-        "--no-recovery-key",
-        "--classic",
-    )
+    a.init_vault()
     a.ok("client", "add", "Ada Lovelace")
     a.ok("note", "add", "Ada", "--title", "intake", input="First session.\n")
     a.ok("sync", "init", str(remote), "--device", "laptop")

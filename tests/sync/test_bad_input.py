@@ -12,14 +12,7 @@ from tests.sync.conftest import Device
 
 
 def _new_vault(device: Device) -> None:
-    device.ok(
-        "init",
-        "--work-factor",
-        "10",
-        "--allow-weak-work-factor",
-        "--no-recovery-key",
-        "--classic",
-    )
+    device.init_vault()
 
 
 def _sync_dir(device: Device) -> Path:

@@ -19,18 +19,7 @@ def _kill_run(
     pool: crash_runner.Servers, device: Device, kill_at: str
 ) -> subprocess.CompletedProcess[str]:
     """``confvault sync`` in a child of the crash runner's fork server."""
-    env = dict(os.environ, **device.env(), CONFVAULT_NO_SERVER="1")
-    argv = [
-        "--vault",
-        str(device.vault),
-        "--passphrase-file",
-        str(device.pass_file),
-        "sync",
-    ]
-    done = pool.run(kill_at, argv, env=env)
-    return subprocess.CompletedProcess(
-        argv, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+    return _run_in_pool(pool, device, kill_at, "sync")
 
 
 def _restore(device: Device, saved: Path) -> None:
@@ -171,14 +160,7 @@ def test_kill_at_every_durable_step_of_a_first_push_then_rerun(
     devices: Any, remote: Path, tmp_path: Path, git: Any
 ) -> None:
     a = devices("a")
-    a.ok(
-        "init",
-        "--work-factor",
-        "10",
-        "--allow-weak-work-factor",
-        "--no-recovery-key",
-        "--classic",
-    )
+    a.init_vault()
     a.ok("client", "add", "Ada Lovelace")
     saved = tmp_path / "saved-a"
     shutil.copytree(a.vault, saved / "vault", symlinks=True)

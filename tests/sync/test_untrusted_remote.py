@@ -50,33 +50,31 @@ def test_an_older_manifest_replayed_on_top_of_the_history(
     _refused(b, "rolled back", "generation")
 
 
-def test_objects_dropped_from_the_remote(
-    ahead: tuple[Device, Device], tamper: Tamper
-) -> None:
-    a, b = ahead
+def _new_object_on_remote(a: Device, b: Device, tamper: Tamper) -> tuple[str, str]:
+    """A writes and pushes a note: the remote's head, and the path of an
+    object in it that B does not have yet."""
     a.ok("note", "add", "Ada", "--title", "four", input="four\n")
     a.ok("sync")
     head = tamper.head()
-    new = [p for p in tamper.files(head) if p.startswith("objects/")]
     old = set(b.files())
-    dropped = next(p for p in new if f"vault/{p}" not in {f"vault/{o}" for o in old})
+    new = [p for p in tamper.files(head) if p.startswith("objects/") and p not in old]
+    return head, new[0]
+
+
+def test_objects_dropped_from_the_remote(
+    ahead: tuple[Device, Device], tamper: Tamper
+) -> None:
+    head, dropped = _new_object_on_remote(*ahead, tamper)
     tamper.point(tamper.commit(head, [head], remove=(dropped,)))
-    _refused(b, "dropped 1 object(s)")
+    _refused(ahead[1], "dropped 1 object(s)")
 
 
 def test_an_object_replaced_by_other_bytes(
     ahead: tuple[Device, Device], tamper: Tamper
 ) -> None:
-    a, b = ahead
-    a.ok("note", "add", "Ada", "--title", "four", input="four\n")
-    a.ok("sync")
-    head = tamper.head()
-    old = set(b.files())
-    target = next(
-        p for p in tamper.files(head) if p.startswith("objects/") and p not in old
-    )
+    head, target = _new_object_on_remote(*ahead, tamper)
     tamper.point(tamper.commit(head, [head], put={target: b"age-encryption.org/v1\n"}))
-    _refused(b, "does not match its name")
+    _refused(ahead[1], "does not match its name")
 
 
 def test_a_manifest_not_signed_by_the_owner(
@@ -88,14 +86,7 @@ def test_a_manifest_not_signed_by_the_owner(
     """Another vault's manifest (its own key, valid signature) put in place."""
     _, b = ahead
     c = devices("c")
-    c.ok(
-        "init",
-        "--work-factor",
-        "10",
-        "--allow-weak-work-factor",
-        "--no-recovery-key",
-        "--classic",
-    )
+    c.init_vault()
     head = tamper.head()
     foreign = (c.vault / "manifest").read_bytes()
     tamper.point(tamper.commit(head, [head], put={"manifest": foreign}))

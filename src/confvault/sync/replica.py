@@ -182,7 +182,7 @@ def _check_generation(
     on the remote (its history may grow while its state goes back: a replay)."""
     generation = snap.manifest.generation
     floor = device.remote_generation
-    if synced_raw is not None:
+    if synced_raw is not None and snap.raw != synced_raw:
         floor = max(floor, manifest.parse(None, synced_raw).generation + 1)
     if generation < floor:
         raise RemoteIntegrityError(
@@ -221,11 +221,13 @@ def _both_changed(
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
     theirs = merge.side(snap.manifest, _getter(repo, snap))
-    if merge.audit_extension(ours, theirs, owner) is not None:
+    newer = local.generation > snap.manifest.generation
+    if newer and merge.audit_extension(ours, theirs, owner) is not None:
         # Ours is theirs plus audit entries (a merge committed here, not yet
         # pushed): a fast-forward of the remote.
         return _push(s, repo, local, snap.commit, device)
-    if merge.audit_extension(theirs, ours, owner) is not None:
+    older = local.generation < snap.manifest.generation
+    if older and merge.audit_extension(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
     old = merge.side(base.manifest, _getter(repo, base))
     floor = max(local.generation, snap.manifest.generation) + 1
