@@ -24,6 +24,7 @@ INSTALL_HINT = {
     "restic": "apt-get install -y restic",
     "tar": "apt-get install -y tar",
     "strace": "apt-get install -y strace",
+    "git": "apt-get install -y git",
     "node": "apt-get install -y nodejs (Node.js 20.19 or later, e.g. from NodeSource)",
 }
 AGEJS = Path(__file__).parent / "agejs"  # the npm package age-encryption (typage)

@@ -19,6 +19,7 @@ TYPED = [
     "src/confvault/cli",
     "src/confvault/agent",
     "src/confvault/server",
+    "src/confvault/sync",
 ]
 
 

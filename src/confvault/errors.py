@@ -236,3 +236,29 @@ class RequestNotFoundError(NotFoundError):
 
 class ConfirmationRequiredError(VaultError):
     """A destructive command needs a confirmation on a terminal, or ``--yes``."""
+
+
+# --- sync over git (issue 16) ---------------------------------------------------
+
+
+class SyncError(VaultError):
+    """Sync could not run: git failed, the remote is unreachable or is not a
+    repository, the vault is not connected, or is connected elsewhere."""
+
+
+class GitUnavailableError(SyncError):
+    """The system ``git`` binary is not installed (or not runnable)."""
+
+
+class DeviceNameError(SyncError, ValueError):
+    """A device name outside the allowed grammar (letters, digits, ``._-``)."""
+
+
+class RemoteIntegrityError(IntegrityError):
+    """The remote fails a check (rolled back, dropped objects, a manifest not
+    signed by the owner, a rewritten or forked history): nothing was changed."""
+
+
+class SyncConflictError(SyncError):
+    """Both this device and the remote changed the vault since the last sync,
+    in a way this version cannot merge yet: nothing was changed."""

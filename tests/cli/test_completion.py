@@ -29,7 +29,7 @@ from confvault.vault import Vault
 from .conftest import PASSPHRASE
 
 CONFVAULT = str(Path(sys.executable).with_name("confvault"))
-TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "demo", "age", "client", "note", "identity", "audit", "custodian", "backup", "retention", "request"]  # fmt: skip
+TOP = ["init", "status", "unlock", "lock", "verify", "attach", "grant", "grants", "revoke", "rotate", "migrate", "passphrase", "export", "clone", "demo", "age", "client", "note", "identity", "audit", "custodian", "backup", "retention", "request", "sync"]  # fmt: skip
 ROOT_OPTIONS = ["--vault", "--passphrase-file", "--passphrase-fd", "--identity", "--owner-key", "--version", "--install-completion", "--show-completion", "--help"]  # fmt: skip
 NOTE_ADD_OPTIONS = ["--template", "--kind", "--title", "--title-file", "--client-file", "--file", "--draft", "--date", "--insecure-tmp", "--json", "--help"]  # fmt: skip
 
@@ -129,7 +129,7 @@ def test_fish_completes_and_says_when_files_are_meant() -> None:
         "create", "verify", "restore",
     ]  # fmt: skip
     assert (
-        fish("confvault cl").stdout == "client\tAdd, list, show and rename clients.\n"
+        fish("confvault cli").stdout == "client\tAdd, list, show and rename clients.\n"
     )
     assert fish("confvault note ", "is-args").returncode == 0  # words, not files
 

@@ -70,6 +70,11 @@ COMMANDS: dict[str, Lazy] = {
         "confvault.cli.export",
         "Export a client's whole record: readable files (--out) or one age file (--to).",
     ),
+    # sync over git (issue 16)
+    "clone": Lazy(
+        "confvault.cli.sync",
+        "Set up this device's copy of a vault from a git remote, then open it.",
+    ),
     "demo": Lazy(
         "confvault.cli.demo",
         "Walk through confvault on throwaway data in a temporary directory.",
@@ -110,6 +115,12 @@ COMMANDS: dict[str, Lazy] = {
     "request": Lazy(
         "confvault.cli.requests",
         "Records requests: a client's copy of their record, on a clock.",
+        group="app",
+    ),
+    # sync over git (issue 16)
+    "sync": Lazy(
+        "confvault.cli.sync",
+        "Sync the vault with a git remote: fetch, check, apply, push.",
         group="app",
     ),
 }

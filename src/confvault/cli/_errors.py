@@ -30,6 +30,7 @@ WRONG_KEY = 12
 INTEGRITY = 13
 VAULT_READ_ONLY = 14
 AGENT_LOST = 15  # the vault was locked (its unlock agent ended) mid-command
+SYNC_CONFLICT = 16  # sync: both sides changed in a way not merged yet
 INTERNAL = 70
 INTERRUPTED = 130
 
@@ -42,7 +43,8 @@ under a legal hold (client shred); 10 no vault there;
 11 vault locked by another process; 12 wrong passphrase or no matching key;
 13 integrity problem (tampered, truncated or corrupt data); 14 the vault is
 read-only here and the command writes; 15 the vault was locked (lock, auto-lock)
-while the command ran; 70 internal error; 130 interrupted."""
+while the command ran; 16 sync refused: both devices changed the vault in a
+way this version cannot merge; 70 internal error; 130 interrupted."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     (errors.DamagedNoteError, Mapping(INTEGRITY, (_HINT_DAMAGED,))),
     (errors.RotationPendingError, Mapping(INTEGRITY, (_HINT_PENDING,))),
     (errors.RollbackMemoryError, Mapping(INTEGRITY, (_HINT_MEMORY,))),
+    (
+        errors.RemoteIntegrityError,
+        Mapping(INTEGRITY, ("the remote is not trusted: see docs/SYNC.md",)),
+    ),
     (errors.IntegrityError, Mapping(INTEGRITY, (_HINT_VERIFY,))),
     (errors.HeaderMacError, Mapping(INTEGRITY, ("the header was altered",))),
     (errors.HeaderError, Mapping(INTEGRITY, ("the file is not an intact age file",))),
@@ -157,6 +163,13 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(FAILURE, ("`confvault request list --all` shows request IDs",)),
     ),
     (errors.ConfirmationRequiredError, Mapping(USAGE)),
+    # sync over git (issue 16)
+    (errors.DeviceNameError, Mapping(USAGE)),
+    (
+        errors.SyncConflictError,
+        Mapping(SYNC_CONFLICT, ("docs/SYNC.md says what merges and what not yet",)),
+    ),
+    (errors.GitUnavailableError, Mapping(FAILURE)),
     (errors.ConfvaultError, Mapping(FAILURE)),
 ]
 

@@ -141,8 +141,9 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     records = vault.records_status()  # issue 18: retention and requests
     unlock = _unlocked.state(opts.vault_path)
     custody = vault.custody_status() if vault.owner is not None else None
+    synced = _sync_status(info.vault_id, info.generation)  # issue 16
     if as_json:
-        doc = info.to_json() | {"unlock": unlock} | records.to_json()
+        doc = info.to_json() | {"unlock": unlock, "sync": synced} | records.to_json()
         if custody is not None:
             doc["custodians"] = custody.to_json()
         _output.emit_json(_readonly.document(vault, doc))
@@ -171,6 +172,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         ("last verify", info.last_verify or "never on this machine"),
         ("unlocked", _unlocked.describe(unlock)),
         *_records_rows(records),
+        *_sync_rows(synced),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
@@ -214,6 +216,29 @@ def _records_rows(records: RecordsStatus) -> list[tuple[str, str]]:
     return [
         ("retention", f"{due} clients due{held}{hint}"),
         ("requests", f"{records.requests_open} open{late}"),
+    ]
+
+
+def _sync_status(vault_id: str, generation: int) -> dict[str, object] | None:
+    """Sync over git (issue 16): this device's last sync, or None."""
+    from confvault.sync.replica import sync_status
+    from confvault.vault.store.paths import default_state_dir
+
+    return sync_status(default_state_dir(), vault_id, generation)
+
+
+def _sync_rows(synced: dict[str, object] | None) -> list[tuple[str, str]]:
+    if synced is None:
+        return [("last sync", "not synced (`confvault sync init REMOTE`)")]
+    last = (
+        f"{synced['last_sync']} by {synced['last_sync_device']}"
+        if synced["last_sync"]
+        else "never"
+    )
+    pending = "yes: run `confvault sync`" if synced["unpushed"] else "none"
+    return [
+        ("last sync", f"{last} (this device: {synced['device']})"),
+        ("not pushed", pending),
     ]
 
 

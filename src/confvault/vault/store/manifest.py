@@ -333,6 +333,9 @@ class Changes:
     removed: set[str] = field(default_factory=set)
     pointers: dict[str, str | None] = field(default_factory=dict)
     endorsement: Endorsement | None = None
+    # The lowest generation the next manifest may have (sync's merge: above
+    # both sides'); 0: the current one plus one.
+    generation_floor: int = 0
 
 
 def next_body(
@@ -377,6 +380,7 @@ def next_body(
         else:
             pointers[key] = value
     generation = current.body.generation + 1 if current else 1
+    generation = max(generation, changes.generation_floor)
     endorsements = tuple(current.body.endorsements) if current else ()
     if changes.endorsement is not None:
         endorsements += (changes.endorsement,)

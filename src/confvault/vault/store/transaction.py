@@ -141,6 +141,40 @@ class Transaction:
         body, shard_files, known = manifest.next_body(
             self.current, self.changes, vault_id=vault_id, signer=signer, time=time
         )
+        journal = self._objects_in(body, shard_files)
+        signature = sign(manifest.canonical(body.to_json()))
+        raw = manifest.encode(body, signature)
+        fs.atomic_write(self.disk, "", manifest.MANIFEST_NAME, raw)
+        new = manifest.Manifest(self.disk, body, known, raw)
+        collect(self.store, journal, new, self.key, vault_id)
+        return new
+
+    def commit_foreign(
+        self, new: manifest.Manifest, shard_files: Mapping[str, bytes]
+    ) -> manifest.Manifest:
+        """Commit a manifest signed elsewhere, as it is (sync's apply step).
+
+        The caller has verified ``new`` (signature, signer, rollback memory,
+        every object it names) and ``put`` each object it adds and
+        ``retire``d each it drops; ``shard_files`` holds its shard files by
+        name. The same protocol as ``commit``: journal, durable objects and
+        shards, the manifest swapped atomically, then the garbage removed.
+        """
+        if self.current is None or new.body.vault_id != self.vault_id:
+            raise UnsafeInputError("a foreign manifest only replaces its own vault's")
+        old = set(self.current.body.shards.values())
+        wanted = {n: shard_files[n] for n in set(new.body.shards.values()) - old}
+        journal = self._objects_in(new.body, wanted)
+        fs.atomic_write(self.disk, "", manifest.MANIFEST_NAME, new.raw)
+        live = manifest.Manifest(self.disk, new.body, raw=new.raw)
+        collect(self.store, journal, live, self.key, self.vault_id)
+        return live
+
+    def _objects_in(
+        self, body: manifest.ManifestBody, shard_files: Mapping[str, bytes]
+    ) -> str:
+        """The journal, then this transaction's objects and the new shard
+        files moved in and made durable; returns the journal's name."""
         old_shards = set(self.current.body.shards.values()) if self.current else set()
         garbage_shards = old_shards - set(body.shards.values())
         journal = self._write_journal(garbage_shards | set(shard_files))
@@ -154,12 +188,7 @@ class Transaction:
             temp.finish(fsync=False)
             moved.append((manifest.SHARDS_DIR, name))
         fs.make_durable(self.disk, moved)
-        signature = sign(manifest.canonical(body.to_json()))
-        raw = manifest.encode(body, signature)
-        fs.atomic_write(self.disk, "", manifest.MANIFEST_NAME, raw)
-        new = manifest.Manifest(self.disk, body, known, raw)
-        collect(self.store, journal, new, self.key, vault_id)
-        return new
+        return journal
 
     def _write_journal(self, shards: set[str]) -> str:
         """Written first: names everything this transaction may leave behind.
