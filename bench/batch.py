@@ -1,0 +1,230 @@
+"""Batch work at the physical limit (issue 19): whole processes at 100, 10,000
+and 100,000 notes, beside the tools a user would pick instead.
+
+Run from the repository root (after the README set-up)::
+
+    .venv/bin/python bench/batch.py --dir /dev/shm --runs 5
+    .venv/bin/python bench/batch.py --dir /dev/shm --only verify
+    .venv/bin/python bench/batch.py --dir /dev/shm --only search --sizes 10000
+
+It builds (or reuses: kept under ``--dir``/confvault-bench-batch, built by
+``bench/vault_scale.build_vault``: ``Vault.add_notes``, one client per
+commit, scrypt work factor 10, LOW, for benchmarks only) vaults of each size
+and times, as whole processes taking turns run by run (round-robin: the
+shared machine's load weighs on every row alike), the median of ``--runs``
+after one warm-up run each:
+
+verify   ``confvault --vault V verify --json`` (keyless, in-process: the
+         command server is not running for it) beside ``sha256sum`` of the
+         same object files (``find V/objects -type f -print0 | xargs -0
+         sha256sum``, one core, as a user would), at every size;
+search   ``confvault --vault V note search insomnia`` unlocked (``confvault
+         unlock --allow-jobs``: the agent holds the keys) and served (the
+         command server running in a private runtime directory), at every
+         size.
+
+The load average (``/proc/loadavg``) is printed at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vault_scale  # bench/ is not a package
+
+CONFVAULT = str(Path(sys.executable).parent / "confvault")
+WORD = "insomnia"
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> str:
+    return (
+        f"{vault_scale.cpu_model()}, {os.cpu_count()} processors, Linux "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+Run = Callable[[], object]
+
+
+def proc(args: list[str], env: dict[str, str], *, bash: bool = False) -> Run:
+    """A whole process to time; a failure stops the run."""
+
+    def run() -> bytes:
+        done = subprocess.run(
+            args if not bash else ["bash", "-c", args[0]],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )  # no timeout: with one, subprocess polls the child every 50 ms
+        if done.returncode != 0:
+            raise SystemExit(
+                f"{args} exited {done.returncode}: {done.stderr.decode()[-500:]}"
+            )
+        return done.stdout
+
+    return run
+
+
+def round_robin(
+    rows: dict[str, Run], runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each row's wall-clock and CPU times (user + system of the process and
+    its children); the rows take turns, run by run (one warm-up each)."""
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    cpus: dict[str, list[float]] = {name: [] for name in rows}
+    for i in range(runs + 1):
+        for name, run in rows.items():
+            cpu = vault_scale.cpu_seconds()
+            start = time.perf_counter()
+            run()
+            took = time.perf_counter() - start
+            if i:
+                times[name].append(took)
+                cpus[name].append(vault_scale.cpu_seconds() - cpu)
+    return times, cpus
+
+
+def table(
+    times: dict[str, list[float]], cpus: dict[str, list[float]], base: dict[str, str]
+) -> None:
+    """Median and range of each row, its CPU time, and its ratios (wall, CPU)
+    to the row ``base`` names."""
+    print("| what | median s | range s | CPU s | ratio (wall, CPU) |")
+    print("|---|---:|---:|---:|---|")
+    for name, values in times.items():
+        med = statistics.median(values)
+        cpu = statistics.median(cpus[name])
+        ratio = ""
+        if name in base:
+            other = statistics.median(times[base[name]])
+            other_cpu = statistics.median(cpus[base[name]])
+            ratio = f"{med / other:.2f}x, {cpu / other_cpu:.2f}x {base[name]}"
+        print(
+            f"| {name} | {med:.3f} | {min(values):.3f}-{max(values):.3f} "
+            f"| {cpu:.3f} | {ratio} |"
+        )
+
+
+def environment(built: vault_scale.Built, runtime: Path) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CONFVAULT_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    return base | {
+        "XDG_STATE_HOME": str(built.xdg_state),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "CONFVAULT_VAULT": str(built.path),
+        "NO_COLOR": "1",
+    }
+
+
+def verify_rows(builts: list[vault_scale.Built], runtime: Path) -> dict[str, Run]:
+    rows: dict[str, Run] = {}
+    for built in builts:
+        env = environment(built, runtime) | {"CONFVAULT_NO_SERVER": "1"}
+        rows[f"verify {built.notes:,}"] = proc([CONFVAULT, "verify", "--json"], env)
+        objects = built.path / "objects"
+        rows[f"sha256sum {built.notes:,}"] = proc(
+            [f"find {objects} -type f -print0 | xargs -0 sha256sum > /dev/null"],
+            env,
+            bash=True,
+        )
+    return rows
+
+
+def search_rows(
+    builts: list[vault_scale.Built], runtime: Path, passfile: Path
+) -> tuple[dict[str, Run], Callable[[], None]]:
+    """The rows, and what ends the agents and the server afterwards."""
+    rows: dict[str, Run] = {}
+    stops: list[Callable[[], None]] = []
+    for built in builts:
+        own = runtime / f"run-{built.notes}"
+        own.mkdir(mode=0o700, exist_ok=True)
+        env = environment(built, own)
+        keyed = env | {
+            "CONFVAULT_NO_SERVER": "1",
+            "CONFVAULT_PASSPHRASE_FILE": str(passfile),
+        }
+        unlock = [CONFVAULT, "unlock", "--allow-jobs", "--idle", "1h"]
+        subprocess.run(unlock, env=keyed, check=True, stdout=subprocess.DEVNULL)
+        server = [sys.executable, "-m", "confvault.server"]
+        subprocess.run([*server, "start"], env=env, check=True)
+
+        def stop(env: dict[str, str] = env, server: list[str] = server) -> None:
+            subprocess.run([*server, "stop"], env=env, check=False)
+            local = env | {"CONFVAULT_NO_SERVER": "1"}
+            subprocess.run([CONFVAULT, "lock"], env=local, check=False)
+
+        stops.append(stop)
+        rows[f"note search {WORD} {built.notes:,}"] = proc(
+            [CONFVAULT, "note", "search", WORD], env
+        )
+
+    def stop_all() -> None:
+        for stop in stops:
+            stop()
+
+    return rows, stop_all
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", type=Path, default=Path("/dev/shm"))
+    parser.add_argument("--sizes", default="100,10000,100000")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default="verify,search")
+    args = parser.parse_args()
+    print(machine())
+    print(f"load at the start: {load()}  ({time.strftime('%Y-%m-%d %H:%M UTC')})")
+    print(f"confvault: {vault_scale.confvault_source()}")
+    work = args.dir / "confvault-bench-batch"
+    work.mkdir(mode=0o700, exist_ok=True)
+    runtime = work / "run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    builts = []
+    for size in (int(x) for x in args.sizes.split(",")):
+        built = vault_scale.build_vault(
+            work / f"vault-{size}", size, work_factor=10, reuse=True
+        )
+        builts.append(built)
+    passfile = vault_scale.write_passphrase_file(work)
+    only = set(args.only.split(","))
+    rows: dict[str, Run] = {}
+    base: dict[str, str] = {}
+    stop = None
+    try:
+        if "verify" in only:
+            rows |= verify_rows(builts, runtime)
+            base |= {f"verify {b.notes:,}": f"sha256sum {b.notes:,}" for b in builts}
+        if "search" in only:
+            more, stop = search_rows(builts, runtime, passfile)
+            rows |= more
+            small = f"note search {WORD} {builts[0].notes:,}"
+            base |= {name: small for name in more if name != small}
+        times, cpus = round_robin(rows, args.runs)
+    finally:
+        if stop is not None:
+            stop()
+        passfile.unlink(missing_ok=True)
+    print(f"\nmedian of {args.runs} whole processes, round-robin\n")
+    table(times, cpus, base)
+    print(f"\nload at the end: {load()}")
+
+
+if __name__ == "__main__":
+    main()
