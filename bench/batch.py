@@ -23,7 +23,10 @@ search   ``confvault --vault V note search insomnia`` unlocked (``confvault
          command server running in a private runtime directory), at every
          size.
 
-The load average (``/proc/loadavg``) is printed at the start and at the end.
+``--before SRC`` adds the same rows run on the ``src/`` of an earlier commit
+(``git archive COMMIT src | tar -x -C DIR``, SRC = DIR/src, put on PYTHONPATH), side by
+side. The load average (``/proc/loadavg``) is printed at the start and at the
+end.
 """
 
 from __future__ import annotations
@@ -132,11 +135,17 @@ def environment(built: vault_scale.Built, runtime: Path) -> dict[str, str]:
     }
 
 
-def verify_rows(builts: list[vault_scale.Built], runtime: Path) -> dict[str, Run]:
+def verify_rows(
+    builts: list[vault_scale.Built], runtime: Path, before: Path | None
+) -> dict[str, Run]:
     rows: dict[str, Run] = {}
     for built in builts:
         env = environment(built, runtime) | {"CONFVAULT_NO_SERVER": "1"}
         rows[f"verify {built.notes:,}"] = proc([CONFVAULT, "verify", "--json"], env)
+        if before is not None:
+            rows[f"verify {built.notes:,} (before)"] = proc(
+                [CONFVAULT, "verify", "--json"], env | {"PYTHONPATH": str(before)}
+            )
         objects = built.path / "objects"
         rows[f"sha256sum {built.notes:,}"] = proc(
             [f"find {objects} -type f -print0 | xargs -0 sha256sum > /dev/null"],
@@ -147,33 +156,37 @@ def verify_rows(builts: list[vault_scale.Built], runtime: Path) -> dict[str, Run
 
 
 def search_rows(
-    builts: list[vault_scale.Built], runtime: Path, passfile: Path
+    builts: list[vault_scale.Built], runtime: Path, passfile: Path, before: Path | None
 ) -> tuple[dict[str, Run], Callable[[], None]]:
-    """The rows, and what ends the agents and the server afterwards."""
+    """The rows, and what ends the agents and the servers afterwards. With
+    ``before``, a second agent and server (their own runtime directory) run
+    the earlier commit's code on the same vault."""
     rows: dict[str, Run] = {}
     stops: list[Callable[[], None]] = []
+    variants = [("", None)] if before is None else [("", None), (" (before)", before)]
     for built in builts:
-        own = runtime / f"run-{built.notes}"
-        own.mkdir(mode=0o700, exist_ok=True)
-        env = environment(built, own)
-        keyed = env | {
-            "CONFVAULT_NO_SERVER": "1",
-            "CONFVAULT_PASSPHRASE_FILE": str(passfile),
-        }
-        unlock = [CONFVAULT, "unlock", "--allow-jobs", "--idle", "1h"]
-        subprocess.run(unlock, env=keyed, check=True, stdout=subprocess.DEVNULL)
-        server = [sys.executable, "-m", "confvault.server"]
-        subprocess.run([*server, "start"], env=env, check=True)
+        for suffix, src in variants:
+            own = runtime / f"run-{built.notes}{'-before' if src else ''}"
+            own.mkdir(mode=0o700, exist_ok=True)
+            env = environment(built, own) | ({"PYTHONPATH": str(src)} if src else {})
+            keyed = env | {
+                "CONFVAULT_NO_SERVER": "1",
+                "CONFVAULT_PASSPHRASE_FILE": str(passfile),
+            }
+            unlock = [CONFVAULT, "unlock", "--allow-jobs", "--idle", "1h"]
+            subprocess.run(unlock, env=keyed, check=True, stdout=subprocess.DEVNULL)
+            server = [sys.executable, "-m", "confvault.server"]
+            subprocess.run([*server, "start"], env=env, check=True)
 
-        def stop(env: dict[str, str] = env, server: list[str] = server) -> None:
-            subprocess.run([*server, "stop"], env=env, check=False)
-            local = env | {"CONFVAULT_NO_SERVER": "1"}
-            subprocess.run([CONFVAULT, "lock"], env=local, check=False)
+            def stop(env: dict[str, str] = env, server: list[str] = server) -> None:
+                subprocess.run([*server, "stop"], env=env, check=False)
+                local = env | {"CONFVAULT_NO_SERVER": "1"}
+                subprocess.run([CONFVAULT, "lock"], env=local, check=False)
 
-        stops.append(stop)
-        rows[f"note search {WORD} {built.notes:,}"] = proc(
-            [CONFVAULT, "note", "search", WORD], env
-        )
+            stops.append(stop)
+            rows[f"note search {WORD} {built.notes:,}{suffix}"] = proc(
+                [CONFVAULT, "note", "search", WORD], env
+            )
 
     def stop_all() -> None:
         for stop in stops:
@@ -188,6 +201,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,10000,100000")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="verify,search")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="the src/ of an earlier commit (git archive COMMIT src | tar -x): "
+        "its rows run beside this tree's, with PYTHONPATH set to it",
+    )
     args = parser.parse_args()
     print(machine())
     print(f"load at the start: {load()}  ({time.strftime('%Y-%m-%d %H:%M UTC')})")
@@ -209,13 +228,19 @@ def main() -> None:
     stop = None
     try:
         if "verify" in only:
-            rows |= verify_rows(builts, runtime)
-            base |= {f"verify {b.notes:,}": f"sha256sum {b.notes:,}" for b in builts}
+            rows |= verify_rows(builts, runtime, args.before)
+            for b in builts:
+                base[f"verify {b.notes:,}"] = f"sha256sum {b.notes:,}"
+                base[f"verify {b.notes:,} (before)"] = f"sha256sum {b.notes:,}"
         if "search" in only:
-            more, stop = search_rows(builts, runtime, passfile)
+            more, stop = search_rows(builts, runtime, passfile, args.before)
             rows |= more
             small = f"note search {WORD} {builts[0].notes:,}"
             base |= {name: small for name in more if name != small}
+            for b in builts:
+                mine = f"note search {WORD} {b.notes:,}"
+                if args.before is not None and mine != small:
+                    base[mine + " (before)"] = small + " (before)"
         times, cpus = round_robin(rows, args.runs)
     finally:
         if stop is not None:
