@@ -18,6 +18,8 @@ verify   ``confvault --vault V verify --json`` (keyless, in-process: the
          command server is not running for it) beside ``sha256sum`` of the
          same object files (``find V/objects -type f -print0 | xargs -0
          sha256sum``, one core, as a user would), at every size;
+age      ``confvault age encrypt|decrypt`` of 1 GiB file to file beside the
+         stock ``age`` (one core), with each process's peak RSS (``wait4``);
 search   ``confvault --vault V note search insomnia`` unlocked (``confvault
          unlock --allow-jobs``: the agent holds the keys) and served (the
          command server running in a private runtime directory), at every
@@ -34,9 +36,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +85,85 @@ def proc(args: list[str], env: dict[str, str], *, bash: bool = False) -> Run:
     return run
 
 
+PEAK_RSS: dict[str, int] = {}  # row -> the largest peak RSS (KiB) of its processes
+
+
+def timed_child(name: str, args: list[str], env: dict[str, str]) -> None:
+    """Run ``args`` with no output kept; its peak RSS goes to ``PEAK_RSS``."""
+    with open(os.devnull, "wb") as null:
+        child = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=null)
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{args} exited {child.returncode}")
+    PEAK_RSS[name] = max(PEAK_RSS.get(name, 0), usage.ru_maxrss)
+
+
+def age_rows(work: Path, before: Path | None) -> dict[str, Run]:
+    """1 GiB (``work``/plain.bin, made once) sealed and opened by the stock
+    ``age`` and by ``confvault age``, file to file; each output is checked
+    against the stock tool's once, before the timed runs."""
+    work.mkdir(mode=0o700, exist_ok=True)
+    plain, key = work / "plain.bin", work / "key.txt"
+    if not plain.exists():
+        with plain.open("wb") as f:
+            for _ in range(1024):
+                f.write(os.urandom(1 << 20))
+    if not key.exists():
+        subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    sealed = work / "sealed-age.age"
+    if not sealed.exists():
+        subprocess.run(
+            ["age", "-r", recipient, "-o", str(sealed), str(plain)], check=True
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFVAULT_")}
+    env["CONFVAULT_NO_SERVER"] = "1"
+    tools: dict[str, tuple[list[str], dict[str, str]]] = {
+        "age": (["age"], env),
+        "confvault age": ([CONFVAULT, "age"], env),
+    }
+    if before is not None:
+        tools["confvault age (before)"] = (
+            [CONFVAULT, "age"],
+            env | {"PYTHONPATH": str(before)},
+        )
+    rows: dict[str, Run] = {}
+    for tool, (cmd, tool_env) in tools.items():
+        out = work / f"out-{len(rows)}"
+        enc = [*cmd, "-r", recipient, "-o", str(out), str(plain)]
+        dec = [*cmd, "-d", "-i", str(key), "-o", str(out), str(sealed)]
+        if tool != "age":
+            enc = [*cmd, "encrypt", "-r", recipient, "-o", str(out), str(plain)]
+            dec = [*cmd, "decrypt", "-i", str(key), "-o", str(out), str(sealed)]
+        for direction, args in (("encrypt", enc), ("decrypt", dec)):
+            name = f"{tool} {direction} 1 GiB"
+
+            def run(
+                name: str = name,
+                args: list[str] = args,
+                out: Path = out,
+                e: dict[str, str] = tool_env,
+            ) -> None:
+                out.unlink(missing_ok=True)
+                timed_child(name, args, e)
+
+            run()
+            if direction == "decrypt":
+                done = subprocess.run(["cmp", str(out), str(plain)], check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"{name}: not the input")
+            else:  # stock age opens it to the input
+                check = [
+                    f"age -d -i {key} {out} | cmp - {plain}",
+                ]
+                proc(check, env, bash=True)()
+            rows[name] = run
+    return rows
+
+
 def round_robin(
     rows: dict[str, Run], runs: int
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -105,8 +188,8 @@ def table(
 ) -> None:
     """Median and range of each row, its CPU time, and its ratios (wall, CPU)
     to the row ``base`` names."""
-    print("| what | median s | range s | CPU s | ratio (wall, CPU) |")
-    print("|---|---:|---:|---:|---|")
+    print("| what | median s | range s | CPU s | peak RSS MiB | ratio (wall, CPU) |")
+    print("|---|---:|---:|---:|---:|---|")
     for name, values in times.items():
         med = statistics.median(values)
         cpu = statistics.median(cpus[name])
@@ -117,7 +200,8 @@ def table(
             ratio = f"{med / other:.2f}x, {cpu / other_cpu:.2f}x {base[name]}"
         print(
             f"| {name} | {med:.3f} | {min(values):.3f}-{max(values):.3f} "
-            f"| {cpu:.3f} | {ratio} |"
+            f"| {cpu:.3f} | {PEAK_RSS[name] / 1024 if name in PEAK_RSS else 0:.0f} "
+            f"| {ratio} |"
         )
 
 
@@ -166,7 +250,7 @@ def search_rows(
     variants = [("", None)] if before is None else [("", None), (" (before)", before)]
     for built in builts:
         for suffix, src in variants:
-            own = runtime / f"run-{built.notes}{'-before' if src else ''}"
+            own = runtime / f"{built.notes}{'b' if src else ''}"
             own.mkdir(mode=0o700, exist_ok=True)
             env = environment(built, own) | ({"PYTHONPATH": str(src)} if src else {})
             keyed = env | {
@@ -200,7 +284,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/dev/shm"))
     parser.add_argument("--sizes", default="100,10000,100000")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="verify,search")
+    parser.add_argument("--only", default="verify,search,age")
     parser.add_argument(
         "--before",
         type=Path,
@@ -213,8 +297,8 @@ def main() -> None:
     print(f"confvault: {vault_scale.confvault_source()}")
     work = args.dir / "confvault-bench-batch"
     work.mkdir(mode=0o700, exist_ok=True)
-    runtime = work / "run"
-    runtime.mkdir(mode=0o700, exist_ok=True)
+    # short: the agent's socket path must fit in sun_path (108 bytes)
+    runtime = Path(tempfile.mkdtemp(prefix="cvb-"))
     builts = []
     for size in (int(x) for x in args.sizes.split(",")):
         built = vault_scale.build_vault(
@@ -241,11 +325,19 @@ def main() -> None:
                 mine = f"note search {WORD} {b.notes:,}"
                 if args.before is not None and mine != small:
                     base[mine + " (before)"] = small + " (before)"
+        if "age" in only:
+            more = age_rows(args.dir / "confvault-bench-batch-age", args.before)
+            rows |= more
+            for name in more:
+                if not name.startswith("age "):
+                    way = "encrypt" if " encrypt " in name else "decrypt"
+                    base[name] = f"age {way} 1 GiB"
         times, cpus = round_robin(rows, args.runs)
     finally:
         if stop is not None:
             stop()
         passfile.unlink(missing_ok=True)
+        shutil.rmtree(runtime, ignore_errors=True)
     print(f"\nmedian of {args.runs} whole processes, round-robin\n")
     table(times, cpus, base)
     print(f"\nload at the end: {load()}")

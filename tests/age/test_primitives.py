@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from confvault.age import _primitives
 from confvault.age._primitives import (
     TAG_SIZE,
+    BulkChunkCipher,
     ChunkCipher,
     aead_open_zero_nonce,
     aead_seal_zero_nonce,
@@ -222,6 +223,46 @@ def test_chunk_cipher_seal_rejects_wrong_output_size() -> None:
 def test_chunk_cipher_requires_32_byte_key(length: int) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         ChunkCipher(bytes(length))
+
+
+# --- BulkChunkCipher (OpenSSL's, for the whole blocks of large payloads) ------
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 65535, 65536])
+def test_bulk_chunk_cipher_gives_libsodiums_bytes_and_opens_them(size: int) -> None:
+    plaintext = bytes(i % 251 for i in range(size))
+    bulk, sodium = BulkChunkCipher(KEY), ChunkCipher(KEY)
+    sealed = _seal(bulk, NONCE, plaintext)
+    assert sealed == _seal(sodium, NONCE, plaintext)
+    assert _open(bulk, NONCE, sealed) == (True, plaintext)
+    assert _open(sodium, NONCE, sealed) == (True, plaintext)
+
+
+@settings(max_examples=40, deadline=None)
+@given(plaintext=st.binary(max_size=300), data=st.data())
+def test_bulk_chunk_cipher_any_bit_flip_fails_the_tag(
+    plaintext: bytes, data: st.DataObject
+) -> None:
+    sealed = bytearray(_seal(ChunkCipher(KEY), NONCE, plaintext))
+    position = data.draw(st.integers(0, len(sealed) - 1), label="position")
+    sealed[position] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    assert _open(BulkChunkCipher(KEY), NONCE, bytes(sealed))[0] is False
+
+
+def test_bulk_chunk_cipher_refuses_what_chunk_cipher_refuses() -> None:
+    bulk = BulkChunkCipher(KEY)
+    sealed = _seal(bulk, NONCE, b"abc")
+    assert _open(bulk, bytes(12), sealed)[0] is False
+    assert _open(BulkChunkCipher(bytes(32)), NONCE, sealed)[0] is False
+    assert bulk.open_into(NONCE, memoryview(sealed), memoryview(bytearray(2))) is False
+    short = sealed[: TAG_SIZE - 1]
+    assert bulk.open_into(NONCE, memoryview(short), memoryview(bytearray(0))) is False
+    with pytest.raises(ValueError, match="wrong size"):
+        bulk.seal_into(
+            NONCE, memoryview(b"abc"), memoryview(bytearray(3 + TAG_SIZE + 1))
+        )
+    with pytest.raises(ValueError, match="32 bytes"):
+        BulkChunkCipher(bytes(31))
 
 
 def test_random_bytes_returns_requested_length_and_differs() -> None:

@@ -5,8 +5,9 @@ The final chunk may be short, and is empty only when the whole payload is.
 
 Memory stays constant: input is read in blocks of ``_BLOCK_CHUNKS`` chunks
 into one reused buffer, sealed or opened into one reused output buffer. Whole
-blocks (never the final chunk) are split between two threads, because
-libsodium's ChaCha20-Poly1305 is the bottleneck and cffi releases the GIL.
+blocks (never the final chunk) are split between two threads, each with its
+own ``BulkChunkCipher`` (OpenSSL's ChaCha20-Poly1305: half libsodium's CPU
+time); the final chunks, and payloads smaller than a block, use libsodium.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ if TYPE_CHECKING:  # imported when a large payload first needs the threads
     from concurrent.futures import Future, ThreadPoolExecutor
 
 from confvault.age._io import Reader, Writer
-from confvault.age._primitives import TAG_SIZE, ChunkCipher, hkdf_sha256
+from confvault.age._primitives import (
+    TAG_SIZE,
+    BulkChunkCipher,
+    ChunkCipher,
+    hkdf_sha256,
+)
 from confvault.errors import HeaderError, PayloadError
 
 CHUNK_SIZE = 64 * 1024
@@ -124,16 +130,20 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: Reader, dst: Writer) -> 
     and written by a third while the next block is sealed, so the write of
     block k overlaps the sealing of block k+1. Returns the plaintext size.
     """
-    cipher = ChunkCipher(payload_key(file_key, nonce))
+    key = payload_key(file_key, nonce)
+    cipher = ChunkCipher(key)
+    bulk: list[ChunkCipher] = []  # one per thread, made at the first whole block
     outputs: list[memoryview] = []
     writing: list[Future[object] | None] = [None, None]
     dst.write(nonce)
     counter = 0
     total = 0
 
-    def seal(block: memoryview, out: memoryview, base: int, indexes: range) -> None:
+    def seal(
+        block: memoryview, out: memoryview, base: int, indexes: range, by: ChunkCipher
+    ) -> None:
         for i in indexes:
-            cipher.seal_into(
+            by.seal_into(
                 _nonce(base + i, False),
                 block[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE],
                 out[i * ENCRYPTED_CHUNK_SIZE : (i + 1) * ENCRYPTED_CHUNK_SIZE],
@@ -153,13 +163,14 @@ def encrypt_payload(file_key: bytes, nonce: bytes, src: Reader, dst: Writer) -> 
                 if not outputs:
                     size = ENCRYPTED_CHUNK_SIZE * _BLOCK_CHUNKS
                     outputs = [memoryview(bytearray(size)), memoryview(bytearray(size))]
+                    bulk = [BulkChunkCipher(key), BulkChunkCipher(key)]
                 slot = number % 2
                 if (earlier := writing[slot]) is not None:
                     earlier.result()
                 out = outputs[slot]
                 first, second = _split(_BLOCK_CHUNKS)
-                job = _workers().submit(seal, block, out, counter, second)
-                seal(block, out, counter, first)
+                job = _workers().submit(seal, block, out, counter, second, bulk[1])
+                seal(block, out, counter, first, bulk[0])
                 job.result()
                 writing[slot] = _writer().submit(dst.write, out)
                 counter += _BLOCK_CHUNKS
@@ -235,16 +246,20 @@ def decrypt_payload(file_key: bytes, src: Reader) -> Iterator[memoryview]:
     until the next one is requested.
     """
     nonce = _read_exact(src, NONCE_SIZE)
-    cipher = ChunkCipher(payload_key(file_key, nonce))
+    key = payload_key(file_key, nonce)
+    cipher = ChunkCipher(key)
+    bulk: list[ChunkCipher] = []  # one per thread, made at the first whole block
     out = memoryview(bytearray(0))
     counter = 0
 
-    def open_range(block: memoryview, base: int, indexes: range) -> int | None:
+    def open_range(
+        block: memoryview, base: int, indexes: range, by: ChunkCipher
+    ) -> int | None:
         """Open chunks in order; return the first index that fails, else None."""
         for i in indexes:
             record = block[i * ENCRYPTED_CHUNK_SIZE : (i + 1) * ENCRYPTED_CHUNK_SIZE]
             target = out[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE]
-            if not cipher.open_into(_nonce(base + i, False), record, target):
+            if not by.open_into(_nonce(base + i, False), record, target):
                 return i
         return None
 
@@ -252,9 +267,10 @@ def decrypt_payload(file_key: bytes, src: Reader) -> Iterator[memoryview]:
         if not at_eof:
             if len(out) < CHUNK_SIZE * _BLOCK_CHUNKS:
                 out = memoryview(bytearray(CHUNK_SIZE * _BLOCK_CHUNKS))
+                bulk = [BulkChunkCipher(key), BulkChunkCipher(key)]
             first, second = _split(_BLOCK_CHUNKS)
-            job = _workers().submit(open_range, block, counter, second)
-            bad = open_range(block, counter, first)
+            job = _workers().submit(open_range, block, counter, second, bulk[1])
+            bad = open_range(block, counter, first, bulk[0])
             bad_second = job.result()
             if bad is None:
                 bad = bad_second
