@@ -20,6 +20,9 @@ verify   ``confvault --vault V verify --json`` (keyless, in-process: the
          sha256sum``, one core, as a user would), at every size;
 age      ``confvault age encrypt|decrypt`` of 1 GiB file to file beside the
          stock ``age`` (one core), with each process's peak RSS (``wait4``);
+backup   ``confvault backup create OUT.tar`` beside ``tar -cf`` of the vault
+         directory (and ``tar`` then ``sync OUT``);
+add      one library ``note add`` on an open vault at each size;
 search   ``confvault --vault V note search insomnia`` unlocked (``confvault
          unlock --allow-jobs``: the agent holds the keys) and served (the
          command server running in a private runtime directory), at every
@@ -161,6 +164,43 @@ def age_rows(work: Path, before: Path | None) -> dict[str, Run]:
                 ]
                 proc(check, env, bash=True)()
             rows[name] = run
+    return rows
+
+
+def backup_rows(builts: list[vault_scale.Built], runtime: Path) -> dict[str, Run]:
+    """``confvault backup create OUT.tar`` (keyless, in-process) beside ``tar
+    -cf`` of the vault directory, and ``tar`` then ``sync OUT`` (durable, as
+    ``backup create`` is); each run writes a new file."""
+    rows: dict[str, Run] = {}
+    for built in builts:
+        env = environment(built, runtime) | {"CONFVAULT_NO_SERVER": "1"}
+        out = built.path.with_name(built.path.name + ".bench.tar")
+        variants = {
+            "backup create": [CONFVAULT, "backup", "create", str(out)],
+            "tar -cf": ["tar", "-cf", str(out), "-C", str(built.path), "."],
+            "tar -cf + sync": [
+                f"tar -cf {out} -C {built.path} . && sync {out}",
+            ],
+        }
+        for what, args in variants.items():
+
+            def run(
+                args: list[str] = args, out: Path = out, env: dict[str, str] = env
+            ) -> None:
+                out.unlink(missing_ok=True)
+                proc(args, env, bash=len(args) == 1)()
+
+            rows[f"{what} {built.notes:,}"] = run
+    return rows
+
+
+def add_rows(builts: list[vault_scale.Built], runs: int) -> dict[str, Run]:
+    """One library ``note add`` (``Vault.add_note`` on an open vault, ~3 KB)
+    at each size; in the round-robin the sizes take turns."""
+    rows: dict[str, Run] = {}
+    for built in builts:
+        adder = vault_scale.LibraryAdder(built, runs + 1)
+        rows[f"library note add {built.notes:,}"] = adder.add
     return rows
 
 
@@ -325,6 +365,15 @@ def main() -> None:
                 mine = f"note search {WORD} {b.notes:,}"
                 if args.before is not None and mine != small:
                     base[mine + " (before)"] = small + " (before)"
+        if "backup" in only:
+            rows |= backup_rows(builts, runtime)
+            for b in builts:
+                base[f"backup create {b.notes:,}"] = f"tar -cf {b.notes:,}"
+        if "add" in only:
+            more = add_rows(builts, args.runs * 5)
+            rows |= more
+            small = next(iter(more))
+            base |= {name: small for name in more if name != small}
         if "age" in only:
             more = age_rows(args.dir / "confvault-bench-batch-age", args.before)
             rows |= more
@@ -338,7 +387,9 @@ def main() -> None:
             stop()
         passfile.unlink(missing_ok=True)
         shutil.rmtree(runtime, ignore_errors=True)
-    print(f"\nmedian of {args.runs} whole processes, round-robin\n")
+    print(
+        f"\nmedian of {args.runs} runs, round-robin (whole processes but the library rows)\n"
+    )
     table(times, cpus, base)
     print(f"\nload at the end: {load()}")
 
