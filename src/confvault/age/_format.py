@@ -28,24 +28,41 @@ CLASSIC_TYPES = frozenset({"X25519"})  # what a quantum computer would open
 POSTQUANTUM_TYPES = frozenset({"mlkem768x25519"})
 
 
+HEAD_LOOKED_AT = 4096  # sealed_only_classic reads no further into a file
+_CLASSIC = frozenset(t.encode() for t in CLASSIC_TYPES)
+_POSTQUANTUM = frozenset(t.encode() for t in POSTQUANTUM_TYPES)
+_STANZA_LINE = b"\n" + STANZA_PREFIX
+_MAC_LINE = b"\n" + MAC_PREFIX
+
+
 def sealed_only_classic(head: bytes) -> bool:
     """True when the binary age file starting with ``head`` is sealed to a
     classic (X25519) recipient and no post-quantum one, as its stanza lines
-    say: no key needed. ``head`` may stop anywhere in the header; a file
-    whose first stanza is post-quantum (or scrypt, or not age) is not."""
+    say: no key needed. ``head`` may stop anywhere in the header (only its
+    first ``HEAD_LOOKED_AT`` bytes are read: a keyless verify passes each
+    object's whole content); a file whose first stanza is post-quantum (or
+    scrypt, or not age) is not.
+
+    It finds the few stanza lines with ``bytes.find`` before the first
+    ``---`` line, rather than splitting the header (and the payload after
+    it) into lines: a verify calls it for every object."""
     if not head.startswith(VERSION_LINE):
         return False
+    limit = min(len(head), HEAD_LOOKED_AT)
+    at = len(VERSION_LINE) - 1  # the newline that ends the version line
+    end = head.find(_MAC_LINE, at, limit)
+    end = limit if end < 0 else end
     classic = False
-    for line in head[len(VERSION_LINE) :].split(b"\n"):
-        if line.startswith(MAC_PREFIX):
-            break
-        if line.startswith(STANZA_PREFIX):
-            kind = (
-                line[len(STANZA_PREFIX) :].split(b" ", 1)[0].decode("ascii", "replace")
-            )
-            if kind in POSTQUANTUM_TYPES:
-                return False
-            classic = classic or kind in CLASSIC_TYPES
+    while (at := head.find(_STANZA_LINE, at, end)) >= 0:
+        first = at + len(_STANZA_LINE)
+        stop = head.find(b"\n", first, limit)
+        stop = limit if stop < 0 else stop
+        space = head.find(b" ", first, stop)
+        kind = head[first : stop if space < 0 else space]
+        if kind in _POSTQUANTUM:
+            return False
+        classic = classic or kind in _CLASSIC
+        at = stop
     return classic
 
 

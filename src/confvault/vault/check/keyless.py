@@ -125,11 +125,12 @@ class KeylessChecker:
 
         def check(part: list[str]) -> tuple[list[Finding], list[Finding], int]:
             walked, files = Findings(), Findings()
-            listings = tree.walk(found, walked)
+            owned = None if self.seen is None else Findings()  # None: a backup copy
+            listings = tree.walk(found, walked, owned)
             classic = objects.hash_objects(found, part, files, self.progress)
             tree.extra_files(listings, live, shards, files)
-            if self.seen is not None:  # the vault itself, not a backup copy
-                tree.ownership(found, listings, files)
+            if owned is not None:
+                files.findings += owned.findings
             return walked.findings, files.findings, classic
 
         if (

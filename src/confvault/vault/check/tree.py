@@ -9,23 +9,30 @@ listed; ``extra_files`` then judges those listings against the format
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
+from collections.abc import Callable
 
 from confvault.vault.check.findings import Findings
 from confvault.vault.store import layout
 from confvault.vault.store.survey import Survey
 
 Listings = dict[str, list[tuple[str, int]]]  # directory -> its (name, mode) entries
+_NAME = operator.itemgetter(0)
 
 
-def walk(survey: Survey, report: Findings) -> Listings:
+def walk(survey: Survey, report: Findings, owned: Findings | None = None) -> Listings:
     """Report symlinks and open permissions, in ``os.walk``'s order (each
     directory's subdirectories, then its other entries, then deeper; a
     symlink counts as a file: it is never followed, not even to stat it),
-    then the vault directory's own mode; the listings of every directory."""
+    then the vault directory's own mode; the listings of every directory.
+
+    With ``owned``, what normal commands refuse beyond modes, links and
+    types goes there too, from the same listing (see ``_ownership``)."""
     listings: Listings = {}
-    for rel, entries in survey.walk():
+    statuses = None if owned is None else _ownership(survey, owned)
+    for rel, entries in survey.walk(statuses):
         listings[rel] = entries
         dirs = [e for e in entries if stat.S_ISDIR(e[1])]
         others = [e for e in entries if not stat.S_ISDIR(e[1])]
@@ -129,35 +136,40 @@ def _inbox(names: list[str], report: Findings) -> None:
         )
 
 
-def _format_dirs(listings: Listings) -> list[str]:
-    """The directories of the format among those the walk listed."""
-    top = ("", layout.OBJECTS, layout.SHARDS, layout.TMP, layout.INBOX)
-    return [
-        rel
-        for rel in listings
-        if rel in top
-        or (
-            rel.startswith(f"{layout.OBJECTS}/")
-            and layout.BUCKET.fullmatch(rel[len(layout.OBJECTS) + 1 :]) is not None
-        )
-    ]
+def _format_dir(rel: str) -> bool:
+    """Whether the directory ``rel`` (as the walk names it) is one of the format's."""
+    if rel in ("", layout.OBJECTS, layout.SHARDS, layout.TMP, layout.INBOX):
+        return True
+    return (
+        rel.startswith(f"{layout.OBJECTS}/")
+        and layout.BUCKET.fullmatch(rel[len(layout.OBJECTS) + 1 :]) is not None
+    )
 
 
-def ownership(survey: Survey, listings: Listings, report: Findings) -> None:
+def _ownership(
+    survey: Survey, report: Findings
+) -> Callable[[str, list[tuple[str, os.stat_result]]], None]:
     """What normal commands refuse beyond modes, links and types, in the
     format's directories: a file or directory of another user, a file with
-    more than one hard link (it can be changed, or kept, from elsewhere)."""
+    more than one hard link (it can be changed, or kept, from elsewhere).
+    The vault directory's owner is judged now; each directory's entries as
+    the walk lists them (the statuses it took: no second ``lstat``)."""
     uid = os.getuid()
     if survey.root.status().st_uid != uid:
         report.error(
             "foreign-owner", ".", "the vault directory belongs to another user"
         )
-    for rel in _format_dirs(listings):
-        for name, info in sorted(survey.statuses(rel)):
-            path = f"{rel}/{name}" if rel else name
+
+    def judge(rel: str, statuses: list[tuple[str, os.stat_result]]) -> None:
+        if not _format_dir(rel):
+            return
+        for name, info in sorted(statuses, key=_NAME):
             mode = info.st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 continue  # a symlink or special file is reported as such
+            if info.st_uid == uid and (info.st_nlink == 1 or stat.S_ISDIR(mode)):
+                continue
+            path = f"{rel}/{name}" if rel else name
             if info.st_uid != uid:
                 report.error(
                     "foreign-owner",
@@ -172,3 +184,5 @@ def ownership(survey: Survey, listings: Listings, report: Findings) -> None:
                     f"has {info.st_nlink} hard links (a copy elsewhere can change "
                     "or keep it); normal commands refuse it",
                 )
+
+    return judge

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from confvault.vault.model.clock import parse_date
 from confvault.vault.model.index import NoteEntry
 from confvault.vault.model.results import NoteInfo, NoteView, SearchHit
 from confvault.vault.model.root import RootRecord
-from confvault.vault.ops import compartments
+from confvault.vault.ops import compartments, searching
 from confvault.vault.ops.compartments import Compartment
 from confvault.vault.session import trail
 
@@ -44,12 +43,6 @@ def note_info(
         filename=entry.filename,
         addenda=addenda,
     )
-
-
-def _snippet(text: str, match: re.Match[str], width: int = 40) -> tuple[str, str, str]:
-    before = re.sub(r"\s+", " ", text[max(0, match.start() - width) : match.start()])
-    after = re.sub(r"\s+", " ", text[match.end() : match.end() + width])
-    return (before.lstrip(), match.group(0), after.rstrip())
 
 
 def client_compartments(
@@ -187,14 +180,19 @@ def stream_attachment(s: Session, ref: str, dst: age.Writer) -> NoteInfo:
 
 
 def search(
-    s: Session, query: str, *, client: str | None = None, psychotherapy: bool = False
+    s: Session,
+    query: str,
+    *,
+    client: str | None = None,
+    psychotherapy: bool = False,
+    split_from: int = searching.SPLIT_NOTES,
 ) -> list[SearchHit]:
-    """Case-insensitive full-text search over note titles and bodies."""
+    """Case-insensitive full-text search over note titles and bodies.
+
+    A search of ``split_from`` notes or more opens them in two processes
+    (``ops.searching``): the same hits, in the same order."""
     if not query.strip():
         raise UnsafeInputError("the search query is empty")
-    needle = query.strip().casefold()
-    pattern = re.compile(re.escape(query.strip()), re.IGNORECASE)
-    hits = []
     with s.reading() as current:
         root = s.root_record(current)
         ids = (
@@ -202,21 +200,11 @@ def search(
             if client
             else list(root.clients)
         )
-        for comp in client_compartments(s, root, ids, psychotherapy):
-            name = root.clients[comp.client_id].name
-            for entry in comp.notes:
-                if entry.kind == "attachment" or entry.damaged is not None:
-                    text = entry.title
-                else:
-                    data = s.store.get(entry.object)
-                    body = fmt.body_recorded(
-                        fmt.open_object(data, entry, comp.key), entry
-                    )
-                    text = entry.title + "\n" + body.decode("utf-8", "replace")
-                if needle not in text.casefold():
-                    continue
-                snippets = tuple(_snippet(text, m) for m in pattern.finditer(text))
-                if snippets:
-                    hits.append(SearchHit(note_info(entry, name), snippets[:5]))
+        comps = client_compartments(s, root, ids, psychotherapy)
+        found = searching.search_notes(s.store, comps, query.strip(), split_from)
+        hits = [
+            SearchHit(note_info(entry, root.clients[comp.client_id].name), snippets)
+            for comp, entry, snippets in found
+        ]
     trail.audit_read(s, "note-search", ids[0] if client else None, hits=len(hits))
     return sorted(hits, key=lambda h: (h.note.date, h.note.id))

@@ -116,19 +116,35 @@ class Survey:
         finally:
             os.close(fd)
 
-    def walk(self) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    def walk(
+        self, statuses: Statuses | None = None
+    ) -> Iterator[tuple[str, list[tuple[str, int]]]]:
         """``(rel, entries)`` of every directory under the root, in or out of
         the format, top-down as ``os.walk`` goes (a directory, then each of
         its subdirectories in listing order and everything under it), with
         ``entries`` as ``entries`` gives them. Symlinks are never followed;
         an unreadable directory is passed over. Each directory is opened from
-        its parent's descriptor, so depth costs nothing but one descriptor."""
+        its parent's descriptor, so depth costs nothing but one descriptor.
+
+        ``statuses(rel, [(name, status), ...])`` is told each directory's
+        entries with their whole status (a symlink's its own: owner, link
+        count) before it is yielded: the one ``lstat`` of each entry serves
+        both, and nothing is kept."""
+
+        def listing(fd: int, rel: str) -> list[tuple[str, int]]:
+            if statuses is None:
+                return _listing(fd)
+            infos: list[tuple[str, os.stat_result]] = []
+            found = _listing(fd, infos)
+            statuses(rel, infos)
+            return found
+
         try:
             fd = self._opened("")
         except OSError:
             return
         try:
-            found = _listing(fd)
+            found = listing(fd, "")
         except OSError:
             os.close(fd)
             return
@@ -146,12 +162,12 @@ class Survey:
                     child = os.open(name, DIR_FLAGS, dir_fd=fd)
                 except OSError:
                     continue
+                path = f"{rel}/{name}" if rel else name
                 try:
-                    found = _listing(child)
+                    found = listing(child, path)
                 except OSError:
                     os.close(child)
                     continue
-                path = f"{rel}/{name}" if rel else name
                 stack.append((path, child, iter(_subdirs(found))))
                 yield path, found
         finally:
@@ -189,7 +205,8 @@ class Survey:
     ) -> Iterator[str | None]:
         """``hash_file`` of each of ``names`` in the directory ``rel``, in
         order: a verify hashes 100,000 objects, so one loop does the work.
-        ``on_head`` is given the first bytes of each regular file read."""
+        ``on_head`` is given the first bytes of each regular file read (at
+        least 4,096; a small file's whole content)."""
         grammar = layout.files_of(rel)
         dir_fd = None if grammar is None else self.dir(rel)
         pattern, prefix = grammar or (layout.HASH, "")
@@ -217,7 +234,7 @@ class Survey:
                 elif size < _BLOCK:  # nearly every object: one read
                     data = os.read(fd, size + 1)
                     if on_head is not None:
-                        on_head(data[:_HEAD])
+                        on_head(data)  # whole: no copy of its head
                     sha = hashlib.sha256(data)
                     if len(data) > size:  # it grew meanwhile
                         while block := os.read(fd, _BLOCK):
@@ -262,39 +279,25 @@ class Survey:
                 os.close(fd)
         return False
 
-    def statuses(self, rel: str) -> list[tuple[str, os.stat_result]]:
-        """``(name, status)`` of each entry of the format directory ``rel``, a
-        symlink's status its own: the owner and link count that normal
-        commands judge, for ``verify`` to report; [] when it cannot be listed."""
-        try:
-            fd = self._opened(layout.check_dir(rel))
-        except OSError:
-            return []
-        found: list[tuple[str, os.stat_result]] = []
-        try:
-            with os.scandir(fd) as listing:
-                for entry in listing:
-                    try:
-                        found.append((entry.name, entry.stat(follow_symlinks=False)))
-                    except FileNotFoundError:
-                        continue
-        except OSError:
-            pass  # unreadable: the walk reports what it can
-        finally:
-            os.close(fd)
-        return found
+
+Statuses = Callable[[str, list[tuple[str, os.stat_result]]], None]
 
 
-def _listing(fd: int) -> list[tuple[str, int]]:
-    """``(name, mode)`` of each entry of the open directory ``fd``."""
+def _listing(
+    fd: int, infos: list[tuple[str, os.stat_result]] | None = None
+) -> list[tuple[str, int]]:
+    """``(name, mode)`` of each entry of the open directory ``fd``; with
+    ``infos``, each entry's whole status is added to it too."""
     found: list[tuple[str, int]] = []
     with os.scandir(fd) as listing:
         for entry in listing:
             try:
-                mode = entry.stat(follow_symlinks=False).st_mode
+                info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            found.append((entry.name, mode))
+            found.append((entry.name, info.st_mode))
+            if infos is not None:
+                infos.append((entry.name, info))
     return found
 
 
