@@ -274,7 +274,7 @@ def release(
     client_file: CLIENT_FILE = None,
     as_json: JSON = False,
 ) -> None:
-    """Lift a legal hold: the retention rule applies again from now."""
+    """Lift a legal hold; the retention period counts again from now."""
     client = _argv.client(ctx, client, client_file)
     vault = options(ctx).open_vault(write=True)
     _show(vault.release_client(client), as_json, "released")
