@@ -80,11 +80,22 @@ def audit_extension(a: Side, x: Side, owner: age.Identity) -> list[ChainEntry] |
     changed = a.names ^ x.names
     if not changed:
         return []
+    after = chain_after(a, x, owner)
+    if after is None or not changed <= after[1]:
+        return None
+    return after[0]
+
+
+def chain_after(
+    a: Side, x: Side, owner: age.Identity
+) -> tuple[list[ChainEntry], set[str]] | None:
+    """The audit entries ``a``'s chain holds after ``x``'s last one, and the
+    segments either chain holds that the other lacks; None when ``a``'s
+    chain does not extend ``x``'s."""
     mine = _segments_until(a, owner, lambda d, _: d in x.names)
     theirs = _segments_until(x, owner, lambda d, _: d in a.names)
     segments = {d for d, _ in mine} | {d for d, _ in theirs}
-    if not changed <= segments:
-        return None
+    segments &= a.names ^ x.names
     last = theirs[0][1].last if theirs else None
     floor = -1 if last is None else last.seq
     entries: list[ChainEntry] = []
@@ -106,7 +117,7 @@ def audit_extension(a: Side, x: Side, owner: age.Identity) -> list[ChainEntry] |
             found = found or hmac.compare_digest(segment.carry.hash, last.hash)
     if not found:
         return None
-    return sorted(entries, key=lambda e: e.seq)
+    return sorted(entries, key=lambda e: e.seq), segments
 
 
 def stamped(entries: list[ChainEntry]) -> list[Stamped]:

@@ -23,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import merge, state, tree
+from confvault.sync import merge, notes_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -226,16 +226,27 @@ def _both_changed(
         # Ours is theirs plus audit entries (a merge committed here, not yet
         # pushed): a fast-forward of the remote.
         return _push(s, repo, local, snap.commit, device)
+    if newer and notes_merge.additions(ours, theirs, owner) is not None:
+        return _push(s, repo, local, snap.commit, device)  # ours holds theirs
     older = local.generation < snap.manifest.generation
     if older and merge.audit_extension(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
+    if older and notes_merge.additions(theirs, ours, owner) is not None:
+        return _pull(s, repo, local, snap, device.device_name)
     old = merge.side(base.manifest, _getter(repo, base))
     floor = max(local.generation, snap.manifest.generation) + 1
+    merged: manifest.Manifest | None = None
     if (mine := merge.audit_extension(ours, old, owner)) is not None:
         merged = merge.commit_merge(s, local, theirs, mine, floor)
     elif (other := merge.audit_extension(theirs, old, owner)) is not None:
         merged = merge.commit_merge(s, local, None, other, floor)
-    else:
+    elif (ours_added := notes_merge.additions(ours, old, owner)) is not None and (
+        theirs_added := notes_merge.additions(theirs, old, owner)
+    ) is not None:
+        merged = notes_merge.commit_notes_merge(
+            s, local, theirs, theirs_added, ours_added, floor
+        )
+    if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
             "sync; merging record changes on both sides is not built yet "

@@ -1,0 +1,251 @@
+"""The merge of notes added on both devices (issue 16's first record case).
+
+``additions(x, base)`` says whether the state ``x`` is ``base`` plus added
+notes (new note objects, new entries at the end of compartment indexes, the
+root's counts and ``last_note``) and audit entries, and nothing else: the
+same pointers but ``root`` and ``audit``, the same signer, settings, grants
+(none: a grantee's directory would change too) and clients, each compartment
+with the same key; every object that differs is one of those. It returns
+what was added.
+
+``commit_notes_merge`` then commits the other side's state plus this side's
+notes: their sealed objects as they are (sealed to the compartment's key,
+the same on both sides), each compartment index changed on both sides
+rebuilt as the base's entries followed by both sides' added entries in note
+ID order (one changed on one side only is that side's, as it is), the root's
+counts recomputed from the indexes and ``last_note`` the later of both, the
+audit entries joined as ``merge.commit_merge`` does. The same two states
+give the same records whichever device merges.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from confvault import age
+from confvault.sync.merge import AUDIT, Side, chain_after, side, stamped
+from confvault.vault.model import sealed
+from confvault.vault.model.audit import ChainEntry
+from confvault.vault.model.index import CompartmentIndex, NoteEntry
+from confvault.vault.model.root import CompartmentEntry, RootRecord
+from confvault.vault.session import trail
+from confvault.vault.session.core import Session
+from confvault.vault.store import manifest, root_index
+from confvault.vault.store.transaction import Transaction
+
+ROOT = "root"
+Key = tuple[str, str]  # (client ID, compartment)
+
+
+class _Source:
+    def __init__(self, s: Side) -> None:
+        self.side = s
+
+    def get(self, digest: str) -> bytes:
+        return self.side.get(digest)
+
+    def open_checked(self, digest: str) -> BinaryIO:
+        return io.BytesIO(self.side.get(digest))
+
+
+@dataclass(frozen=True)
+class Added:
+    """One side's additions over the base."""
+
+    root: RootRecord
+    buckets: root_index.Buckets
+    indexes: dict[Key, CompartmentIndex]  # each changed compartment's index
+    notes: dict[Key, tuple[NoteEntry, ...]]  # the entries it added
+    entries: list[ChainEntry]  # its audit entries after the base's
+
+
+def _root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]:
+    digest = x.manifest.pointer(ROOT)
+    if digest is None:
+        raise ValueError("no root")
+    return root_index.read(_Source(x), owner, digest, x.manifest.body.vault_id)
+
+
+def additions(x: Side, base: Side, owner: age.Identity) -> Added | None:
+    """What ``x`` added to ``base`` when it only added notes (and audit
+    entries); None otherwise."""
+    px, pb = dict(x.manifest.body.pointers), dict(base.manifest.body.pointers)
+    for p in (px, pb):
+        p.pop(AUDIT, None)
+        p.pop(ROOT, None)
+    bx, bb = x.manifest.body, base.manifest.body
+    if px != pb or bx.signer != bb.signer or bx.endorsements != bb.endorsements:
+        return None
+    if x.manifest.pointer(ROOT) is None or base.manifest.pointer(ROOT) is None:
+        return None
+    chain = chain_after(x, base, owner)
+    if chain is None:
+        return None
+    entries, segments = chain
+    root_x, buckets_x = _root(x, owner)
+    root_b, buckets_b = _root(base, owner)
+    if root_b.grants or replace(root_x, clients=root_b.clients) != root_b:
+        return None
+    if root_x.clients.keys() != root_b.clients.keys():
+        return None
+    new_ok = {x.manifest.pointer(ROOT)} | buckets_x.objects | segments
+    gone_ok = {base.manifest.pointer(ROOT)} | buckets_b.objects | segments
+    found = _compartments(x, base, owner, root_x, root_b)
+    if found is None:
+        return None
+    indexes, notes, new_idx, gone_idx = found
+    new_ok |= new_idx
+    gone_ok |= gone_idx
+    if not (x.names - base.names) <= new_ok or not (base.names - x.names) <= gone_ok:
+        return None
+    return Added(root_x, buckets_x, indexes, notes, entries)
+
+
+def _compartments(
+    x: Side, base: Side, owner: age.Identity, root_x: RootRecord, root_b: RootRecord
+) -> (
+    tuple[
+        dict[Key, CompartmentIndex],
+        dict[Key, tuple[NoteEntry, ...]],
+        set[str],
+        set[str],
+    ]
+    | None
+):
+    """Each compartment ``x`` changed (only by notes added at the end of its
+    index), its added entries, and the objects that differ because of it."""
+    new_ok: set[str] = set()
+    gone_ok: set[str] = set()
+    indexes: dict[Key, CompartmentIndex] = {}
+    notes: dict[Key, tuple[NoteEntry, ...]] = {}
+    for cid, cx in root_x.clients.items():
+        cb = root_b.clients[cid]
+        if cx == cb:
+            continue
+        if replace(cx, compartments=cb.compartments, last_note=cb.last_note) != cb:
+            return None
+        if cx.compartments.keys() != cb.compartments.keys():
+            return None
+        for name, ex in cx.compartments.items():
+            eb = cb.compartments[name]
+            if ex == eb:
+                continue
+            if (ex.key, ex.key_created) != (eb.key, eb.key_created):
+                return None
+            key = sealed.open_client_key(_Source(base), eb.key, [owner])
+            ix = sealed.open_index(_Source(x), ex, key, cid, name)
+            ib = sealed.open_index(_Source(base), eb, key, cid, name)
+            n = len(ib.notes)
+            if replace(ix, notes=ib.notes) != ib or ix.notes[:n] != ib.notes:
+                return None
+            added = ix.notes[n:]
+            if {e.id for e in added} & {e.id for e in ib.notes}:
+                return None
+            if any(e.damaged is not None or e.object in base.names for e in added):
+                return None
+            indexes[(cid, name)] = ix
+            notes[(cid, name)] = added
+            new_ok |= {ex.index} | {e.object for e in added}
+            gone_ok.add(eb.index)
+    return indexes, notes, new_ok, gone_ok
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    return max((v for v in (a, b) if v is not None), default=None)
+
+
+def commit_notes_merge(
+    s: Session,
+    local: manifest.Manifest,
+    theirs: Side,
+    t: Added,
+    mine: Added,
+    floor: int,
+) -> manifest.Manifest | None:
+    """Commit ``theirs`` plus this side's added notes and audit entries
+    (writer lock held); None when the two sides' notes cannot be joined."""
+    owner = s.require_owner()
+    ours = side(local, s.store.get)
+    clash = {e.id for v in mine.notes.values() for e in v} & {
+        e.id for v in t.notes.values() for e in v
+    }
+    if clash:
+        return None
+    txn: Transaction = s.transaction(local, local.body.vault_id)
+    try:
+        for name in sorted(theirs.names - ours.names):
+            txn.put(theirs.get(name))
+        for name in sorted(ours.names - theirs.names):
+            txn.retire(name)
+        wanted = theirs.manifest.body.pointers
+        for key, value in sorted(wanted.items()):
+            txn.point(key, value)
+        for key in sorted(local.body.pointers.keys() - wanted.keys()):
+            txn.point(key, None)
+        clients = dict(t.root.clients)
+        for cid in sorted({cid for cid, _ in mine.notes}):
+            client = clients[cid]
+            comps = dict(client.compartments)
+            for (c, name), added in sorted(mine.notes.items()):
+                if c != cid:
+                    continue
+                for entry in added:
+                    txn.put(s.store.get(entry.object))
+                comps[name] = _compartment(s, txn, theirs, t, cid, name, mine, added)
+            ours_last = mine.root.clients[cid].last_note
+            clients[cid] = replace(
+                client,
+                compartments=comps,
+                last_note=_later(client.last_note, ours_last),
+            )
+        root = replace(t.root, clients=clients)
+        txn.retire(theirs.manifest.pointer(ROOT))
+        digest, _ = root_index.write(
+            txn, root, t.buckets, owner.recipient, sorted({c for c, _ in mine.notes})
+        )
+        txn.point(ROOT, digest)
+        s.audit_stamped = stamped(mine.entries)
+        folded = trail.fold_audit(s, txn)
+        txn.changes.generation_floor = floor
+    except BaseException:
+        txn.abort()
+        s.audit_stamped.clear()
+        raise
+    s.commit(txn, local.body.vault_id)
+    s.root_cache = None
+    trail.after_audit_commit(s, folded)
+    if s.manifest is None:
+        raise RuntimeError("the merge committed no manifest")
+    return s.manifest
+
+
+def _compartment(
+    s: Session,
+    txn: Transaction,
+    theirs: Side,
+    t: Added,
+    cid: str,
+    name: str,
+    mine: Added,
+    added: tuple[NoteEntry, ...],
+) -> CompartmentEntry:
+    """The compartment's root entry after the merge, its index written."""
+    entry = t.root.clients[cid].compartments[name]
+    if (cid, name) not in t.indexes:  # only this side added here: its index
+        ours_entry = mine.root.clients[cid].compartments[name]
+        txn.put(s.store.get(ours_entry.index))
+        txn.retire(entry.index)
+        return ours_entry
+    index = t.indexes[(cid, name)]
+    base = index.notes[: len(index.notes) - len(t.notes[(cid, name)])]
+    joined = sorted((*t.notes[(cid, name)], *added), key=lambda e: e.id)
+    merged = replace(index, notes=(*base, *joined))
+    key = sealed.open_client_key(_Source(theirs), entry.key, [s.require_owner()])
+    txn.retire(entry.index)
+    digest = txn.put_document(merged.to_doc(), [key.recipient])
+    signed, drafts, attachments = merged.counts()
+    return replace(
+        entry, index=digest, notes=signed, drafts=drafts, attachments=attachments
+    )

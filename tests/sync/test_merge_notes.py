@@ -1,0 +1,79 @@
+"""Notes added on both devices since the last sync: both present everywhere,
+byte-identical, the audit trail joined; any other change on both sides is
+still refused (16) with nothing changed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.sync.conftest import Device, state_of
+
+
+def _notes(device: Device) -> dict[str, str]:
+    """Title -> body of every note, as the device shows it."""
+    out = {}
+    for n in json.loads(device.ok("note", "list", "--json").stdout):
+        out[str(n["title"])] = device.ok("note", "show", str(n["id"])).stdout
+    return out
+
+
+def _trail(device: Device) -> set[tuple[object, ...]]:
+    entries = json.loads(device.ok("audit", "--json").stdout)
+    return {(e["time"], e["action"], e["note"], e["actor"]) for e in entries}
+
+
+def _both_write(first: Device, second: Device, b_client: str) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    first.ok("note", "add", "Ada", "--title", "from a 2", input="A again.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("note", "add", b_client, "--title", "from b", input="B wrote.\n")
+
+
+def _check_merged(first: Device, second: Device) -> None:
+    a_trail, b_trail = _trail(first), _trail(second)
+    merged = second.json("sync")
+    assert merged["action"] == "merged"
+    # A read its trail after its push: an audit entry, merged in turn
+    again = first.json("sync")
+    assert again["action"] == "merged"
+    assert again["generation"] == merged["generation"] + 1
+    assert second.json("sync")["action"] == "pulled"
+    assert first.files() == second.files()
+    for device in (first, second):
+        notes = _notes(device)
+        assert {"intake", "from a", "from a 2", "from b"} <= notes.keys()
+        assert "A wrote." in notes["from a"] and "B wrote." in notes["from b"]
+        device.ok("verify", "--deep")
+        device.ok("audit", "verify")
+        assert a_trail | b_trail <= _trail(device)
+    assert _notes(first) == _notes(second)
+
+
+def test_notes_added_on_both_sides_to_the_same_client(
+    first: Device, second: Device
+) -> None:
+    _both_write(first, second, "Ada")
+    _check_merged(first, second)
+
+
+def test_notes_added_on_both_sides_to_different_clients(
+    first: Device, second: Device
+) -> None:
+    second.ok("client", "add", "Grace Hopper")
+    second.ok("note", "add", "Grace", "--title", "g", input="G.\n")
+    assert second.json("sync")["action"] == "pushed"
+    assert first.json("sync")["action"] == "pulled"
+    _both_write(first, second, "Grace")
+    _check_merged(first, second)
+
+
+def test_a_rename_here_and_a_note_there_is_still_refused(
+    first: Device, second: Device
+) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "rename", "Ada", "Ada King")
+    before = state_of(second)
+    refused = second.run("sync")
+    assert refused.exit_code == 16, refused.output
+    assert state_of(second) == before
