@@ -137,11 +137,16 @@ def _compartments(
             key = sealed.open_client_key(_Source(base), eb.key, [owner])
             ix = sealed.open_index(_Source(x), ex, key, cid, name)
             ib = sealed.open_index(_Source(base), eb, key, cid, name)
-            n = len(ib.notes)
-            if replace(ix, notes=ib.notes) != ib or ix.notes[:n] != ib.notes:
+            # every base entry kept as it was (in any order: a merged index
+            # holds the base's, then both sides' in note ID order)
+            was = {e.id: e for e in ib.notes}
+            kept = [e for e in ix.notes if e.id in was]
+            if replace(ix, notes=ib.notes) != ib or len(was) != len(ib.notes):
                 return None
-            added = ix.notes[n:]
-            if {e.id for e in added} & {e.id for e in ib.notes}:
+            if len(kept) != len(was) or any(e != was[e.id] for e in kept):
+                return None
+            added = tuple(e for e in ix.notes if e.id not in was)
+            if len({e.id for e in added}) != len(added):
                 return None
             if any(e.damaged is not None or e.object in base.names for e in added):
                 return None
@@ -239,7 +244,8 @@ def _compartment(
         txn.retire(entry.index)
         return ours_entry
     index = t.indexes[(cid, name)]
-    base = index.notes[: len(index.notes) - len(t.notes[(cid, name)])]
+    theirs_ids = {e.id for e in t.notes[(cid, name)]}
+    base = tuple(e for e in index.notes if e.id not in theirs_ids)
     joined = sorted((*t.notes[(cid, name)], *added), key=lambda e: e.id)
     merged = replace(index, notes=(*base, *joined))
     key = sealed.open_client_key(_Source(theirs), entry.key, [s.require_owner()])
