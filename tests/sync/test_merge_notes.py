@@ -125,3 +125,37 @@ def test_kill_at_every_durable_step_of_a_notes_merge_then_rerun(
         assert "B wrote." in notes["from b"]
         device.ok("verify", "--deep")
         device.ok("audit", "verify")
+
+
+def _records(device: Device) -> tuple[object, ...]:
+    notes = json.loads(device.ok("note", "list", "--json").stdout)
+    clients = json.loads(device.ok("client", "list", "--json").stdout)
+    return notes, clients, _notes(device)
+
+
+def test_the_same_states_merge_to_the_same_records_on_either_device(
+    first: Device, second: Device, tmp_path: Path, remote: Path
+) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    second.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
+    second.ok("note", "add", "Ada", "--title", "from b 2", input="B again.\n")
+    saved = tmp_path / "saved"
+    for device in (first, second):
+        shutil.copytree(device.vault, saved / device.name / "vault", symlinks=True)
+        shutil.copytree(device.state, saved / device.name / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+
+    seen = []
+    for pusher, merger in ((first, second), (second, first)):
+        for device in (first, second):
+            _restore(device, saved / device.name)
+        shutil.rmtree(remote)
+        shutil.copytree(saved / "remote.git", remote, symlinks=True)
+        assert pusher.json("sync")["action"] == "pushed"
+        assert merger.json("sync")["action"] == "merged"
+        assert pusher.json("sync")["action"] == "pulled"
+        seen.append((_records(pusher), _records(merger)))
+    (a1, b1), (b2, a2) = seen
+    assert a1 == b1 == a2 == b2
+    titles = [n["title"] for n in a1[0]]  # type: ignore[index]
+    assert sorted(titles) == ["from a", "from b", "from b 2", "intake"]
