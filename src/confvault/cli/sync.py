@@ -55,8 +55,7 @@ def _report(result: object, as_json: bool) -> None:
         "pulled": f"brought in the remote's changes ({result.objects_in} objects "
         f"in, {result.objects_out} retired)",
         "recorded": "this device and the remote already agree",
-        "merged": "merged the remote's changes with this device's audit "
-        "entries, and pushed",
+        "merged": "merged the remote's changes with this device's, and pushed",
     }[result.action]
     _output.line(
         f"{said}: generation {result.generation}, commit {result.commit[:12]} "
