@@ -10,8 +10,9 @@ other side's state and appends the entries to its chain, each kept as it was
 written (time, actor, action, client, note, details), re-linked so that the
 chain verifies; the merged manifest is signed at a generation above both.
 
-Any other pair of changes (notes added on both sides, and the rest of issue
-16's cases) is refused by the caller (``SyncConflictError``): docs/SYNC.md.
+Notes added on both sides are merged by ``notes_merge`` (on top of
+``commit_merge``); any other pair of changes (the rest of issue 16's cases)
+is refused by the caller (``SyncConflictError``): docs/SYNC.md.
 """
 
 from __future__ import annotations
@@ -136,10 +137,12 @@ def commit_merge(
     onto: Side | None,
     entries: list[ChainEntry],
     floor: int,
+    extra: Callable[[Transaction], None] | None = None,
 ) -> manifest.Manifest:
     """Commit the merged state in this vault (writer lock held): ``onto``'s
-    state (None: the local one) with ``entries`` appended to its chain,
-    signed at generation ``floor`` or above."""
+    state (None: the local one), changed by ``extra`` if given, with
+    ``entries`` appended to its chain, signed at generation ``floor`` or
+    above."""
     txn: Transaction = s.transaction(local, local.body.vault_id)
     try:
         if onto is not None:
@@ -153,6 +156,8 @@ def commit_merge(
                 txn.point(key, value)
             for key in sorted(local.body.pointers.keys() - wanted.keys()):
                 txn.point(key, None)
+        if extra is not None:
+            extra(txn)
         s.audit_stamped = stamped(entries)
         folded = trail.fold_audit(s, txn)
         txn.changes.generation_floor = floor

@@ -25,12 +25,11 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from confvault import age
-from confvault.sync.merge import AUDIT, Side, chain_after, side, stamped
+from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
 from confvault.vault.model.root import CompartmentEntry, RootRecord
-from confvault.vault.session import trail
 from confvault.vault.session.core import Session
 from confvault.vault.store import manifest, root_index
 from confvault.vault.store.transaction import Transaction
@@ -171,24 +170,13 @@ def commit_notes_merge(
 ) -> manifest.Manifest | None:
     """Commit ``theirs`` plus this side's added notes and audit entries
     (writer lock held); None when the two sides' notes cannot be joined."""
-    owner = s.require_owner()
-    ours = side(local, s.store.get)
     clash = {e.id for v in mine.notes.values() for e in v} & {
         e.id for v in t.notes.values() for e in v
     }
     if clash:
         return None
-    txn: Transaction = s.transaction(local, local.body.vault_id)
-    try:
-        for name in sorted(theirs.names - ours.names):
-            txn.put(theirs.get(name))
-        for name in sorted(ours.names - theirs.names):
-            txn.retire(name)
-        wanted = theirs.manifest.body.pointers
-        for key, value in sorted(wanted.items()):
-            txn.point(key, value)
-        for key in sorted(local.body.pointers.keys() - wanted.keys()):
-            txn.point(key, None)
+
+    def add_notes(txn: Transaction) -> None:
         clients = dict(t.root.clients)
         for cid in sorted({cid for cid, _ in mine.notes}):
             client = clients[cid]
@@ -208,22 +196,15 @@ def commit_notes_merge(
         root = replace(t.root, clients=clients)
         txn.retire(theirs.manifest.pointer(ROOT))
         digest, _ = root_index.write(
-            txn, root, t.buckets, owner.recipient, sorted({c for c, _ in mine.notes})
+            txn,
+            root,
+            t.buckets,
+            s.require_owner().recipient,
+            sorted({c for c, _ in mine.notes}),
         )
         txn.point(ROOT, digest)
-        s.audit_stamped = stamped(mine.entries)
-        folded = trail.fold_audit(s, txn)
-        txn.changes.generation_floor = floor
-    except BaseException:
-        txn.abort()
-        s.audit_stamped.clear()
-        raise
-    s.commit(txn, local.body.vault_id)
-    s.root_cache = None
-    trail.after_audit_commit(s, folded)
-    if s.manifest is None:
-        raise RuntimeError("the merge committed no manifest")
-    return s.manifest
+
+    return commit_merge(s, local, theirs, mine.entries, floor, add_notes)
 
 
 def _compartment(
