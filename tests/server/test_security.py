@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from confvault.server import protocol
 from tests.conftest import _unavailable, require_binary
@@ -162,6 +163,20 @@ def test_another_user_is_refused(tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
+def _note_add(
+    served: Served, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """``confvault note add CLIENT``, waiting on its stdin (a pipe left open)."""
+    return subprocess.Popen(
+        [CONFVAULT, "note", "add", served.client],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env or served.env,
+        **popen,
+    )
+
+
 def _interrupted(
     command: list[str], env: dict[str, str], ready: float
 ) -> tuple[int, bytes]:
@@ -194,13 +209,7 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
     # `note add` waits on its stdin (a pipe left open) when Ctrl-C comes
     server = served.pid()
     env = dict(served.env)
-    proc = subprocess.Popen(
-        [CONFVAULT, "note", "add", served.client],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = _note_add(served, env)
     worker = worker_of(server, proc.pid)
     time.sleep(0.5)  # the worker takes the descriptors and reads stdin
     proc.send_signal(signal.SIGINT)
@@ -209,13 +218,7 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
     assert wait_gone(worker, timeout=10)
     assert spare(server) != worker  # reaped: the server's one child is a new spare
     # in-process, the same
-    here = subprocess.Popen(
-        [CONFVAULT, "note", "add", served.client],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env | {"CONFVAULT_NO_SERVER": "1"},
-    )
+    here = _note_add(served, env | {"CONFVAULT_NO_SERVER": "1"})
     time.sleep(5)  # the whole start-up of the app, on a loaded machine
     here.send_signal(signal.SIGINT)
     out, err = _ended(here)
@@ -224,13 +227,7 @@ def test_sigint_reaches_the_worker_which_is_reaped(served: Served) -> None:
 
 def test_a_worker_killed_by_a_signal_ends_its_client_so(served: Served) -> None:
     server = served.pid()
-    proc = subprocess.Popen(
-        [CONFVAULT, "note", "add", served.client],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=served.env,
-    )
+    proc = _note_add(served)
     worker = worker_of(server, proc.pid)
     time.sleep(0.3)
     os.kill(worker, signal.SIGKILL)
@@ -251,13 +248,7 @@ def test_start_leaves_the_passphrase_variables_out_of_the_server(fresh: Served) 
 def test_a_spare_worker_forked_ahead_runs_the_next_command(served: Served) -> None:
     server = served.pid()
     ahead = spare(server)
-    proc = subprocess.Popen(
-        [CONFVAULT, "note", "add", served.client],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=served.env,
-    )
+    proc = _note_add(served)
     try:
         assert worker_of(server, proc.pid) == ahead  # no fork on the command's path
         out, err = proc.communicate(b"a note for the spare\n", timeout=60)
@@ -294,14 +285,7 @@ def test_ctrl_z_stops_the_worker_with_its_client_and_fg_continues_both(
     server = served.pid()
     # its own process group, as a shell with job control starts a job: the
     # kernel discards a stop signal's default action in an orphaned group
-    proc = subprocess.Popen(
-        [CONFVAULT, "note", "add", served.client],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=served.env,
-        process_group=0,
-    )
+    proc = _note_add(served, process_group=0)
     try:
         worker = worker_of(server, proc.pid)
         time.sleep(0.3)  # the client's handlers are in place once the worker runs
