@@ -87,15 +87,13 @@ def test_kill_at_every_durable_step_of_a_merge_then_rerun(
     shutil.copytree(second.state, saved / "state", symlinks=True)
     shutil.copytree(remote, saved / "remote.git", symlinks=True)
     with crash_runner.servers(1) as pool:
-        done = _kill_run(pool, second, "0")
-        assert done.returncode == 0, done.stderr
-        total = int(done.stderr.strip().splitlines()[-1].split(": ")[1])
-        for point in [p for n in range(1, total + 1) for p in (str(n), f"{n}+")]:
+        total = _total(_kill_run(pool, second, "0"))
+        for point in _points(total):
             _restore(second, saved)
             shutil.rmtree(remote)
             shutil.copytree(saved / "remote.git", remote, symlinks=True)
             killed = _kill_run(pool, second, point)
-            assert killed.returncode == -9, (point, killed.stderr[-600:])
+            _assert_killed(killed, point, total)
             rerun = second.run("sync", "--json")
             assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
             action = json.loads(rerun.stdout)["action"]
@@ -126,6 +124,19 @@ def _run_in_pool(
 
 def _points(total: int) -> list[str]:
     return [p for n in range(1, total + 1) for p in (str(n), f"{n}+")]
+
+
+def _assert_killed(
+    killed: subprocess.CompletedProcess[str], point: str, total: int
+) -> None:
+    """A merge re-seals objects under random names: one may open a new
+    objects/ directory (one more durable step) or not, so a run may finish
+    before one of the last three points; any other point must kill it."""
+    late = int(point.rstrip("+")) > total - 3
+    assert killed.returncode == -9 or (late and killed.returncode == 0), (
+        point,
+        killed.stderr[-600:],
+    )
 
 
 def _total(done: subprocess.CompletedProcess[str]) -> int:
