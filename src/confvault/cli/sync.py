@@ -3,6 +3,7 @@ several devices, one vault, over any git remote (docs/SYNC.md)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,23 @@ def _report(result: object, as_json: bool) -> None:
         f"{said}: generation {result.generation}, commit {result.commit[:12]} "
         f"(device {result.device})"
     )
+    if result.key_events:
+        _output.line(
+            f"merged the other device's notes with its key events "
+            f"({', '.join(result.key_events)}): {result.resealed} note(s) "
+            "re-sealed under the current compartment keys"
+        )
+    if "revoke" in result.key_events or "grant-expired" in result.key_events:
+        _output.line(
+            "the revocation stands: the notes the other device wrote are "
+            "sealed only under keys the revoked grantee never held"
+        )
+    for client, count in sorted((result.left_out or {}).items()):
+        _output.warn(
+            f"{count} note(s) for client {client[:8]} (shredded on one device) "
+            "were left out of the merge: they stay only in the other device's "
+            "history (docs/SYNC.md)"
+        )
     if result.refused_journals:
         _output.warn(f"{result.refused_journals} journal(s) not ours were removed")
 
@@ -71,9 +89,26 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from confvault.sync import replica
+    from confvault.sync.keys_merge import ShreddedNotesError
 
     vault = options(ctx).open_vault(write=True)
-    _report(replica.sync(vault.session, _state_dir()), as_json)
+    # Notes added on one device for a client shredded on the other are never
+    # merged silently: a terminal asks (default no: nothing changes); a
+    # script (--json, or no terminal) leaves them out and reports it.
+    asks = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
+    try:
+        result = replica.sync(vault.session, _state_dir(), leave_out=not asks)
+    except ShreddedNotesError as err:
+        _output.warn(str(err))
+        if not typer.confirm(
+            "merge without those notes (they are not brought back; see "
+            "docs/SYNC.md for where they stay)?",
+            default=False,
+            err=True,
+        ):
+            raise
+        result = replica.sync(vault.session, _state_dir(), leave_out=True)
+    _report(result, as_json)
 
 
 @app.command("init", epilog=SYNC_EXIT)

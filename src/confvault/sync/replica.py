@@ -23,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import merge, notes_merge, state, tree
+from confvault.sync import keys_merge, merge, notes_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -43,6 +43,10 @@ class SyncResult:
     objects_in: int = 0  # objects brought into the vault
     objects_out: int = 0  # objects retired from the vault (pulled) or sent (pushed)
     refused_journals: int = 0
+    # a merge of key events on one side with notes added on the other
+    key_events: tuple[str, ...] = ()  # the key events merged (audit actions)
+    resealed: int = 0  # notes re-sealed under the current compartment key
+    left_out: dict[str, int] | None = None  # shredded client ID -> notes left out
 
 
 def _repo(state_dir: Path, vault_id: str) -> Repo:
@@ -77,8 +81,10 @@ def connect(s: Session, remote: str, device_name: str, state_dir: Path) -> SyncR
     return sync(s, state_dir)
 
 
-def sync(s: Session, state_dir: Path) -> SyncResult:
-    """Fetch, check, decide and apply or push; see the module's docstring."""
+def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
+    """Fetch, check, decide and apply or push; see the module's docstring.
+    ``leave_out``: merge without notes added for a client shredded on the
+    other side (``keys_merge.ShreddedNotesError`` otherwise)."""
     owner = s.require_owner()
     with fs.locked(s.disk, exclusive=True, timeout=s.lock_timeout):
         local = s.load_manifest()
@@ -94,7 +100,9 @@ def sync(s: Session, state_dir: Path) -> SyncResult:
         synced_raw = (
             next(iter(repo.blobs([known[manifest.MANIFEST_NAME]]))) if synced else None
         )
-        result = _decide(s, repo, local, synced, remote, known, synced_raw, device)
+        result = _decide(
+            s, repo, local, synced, remote, known, synced_raw, device, leave_out
+        )
         device.last = state.LastSync(
             s.now(), device.device_name, result.commit, result.generation
         )
@@ -126,6 +134,7 @@ def _decide(
     known: dict[str, str],
     synced_raw: bytes | None,
     device: state.DeviceState,
+    leave_out: bool = False,
 ) -> SyncResult:
     name = device.device_name
     if remote is None:
@@ -170,7 +179,7 @@ def _decide(
             expected_signer=None,
             known=known,
         )
-        return _both_changed(s, repo, local, snap, base, device)
+        return _both_changed(s, repo, local, snap, base, device, leave_out)
     return _pull(s, repo, local, snap, name)
 
 
@@ -215,9 +224,12 @@ def _both_changed(
     snap: tree.Snapshot,
     base: tree.Snapshot,
     device: state.DeviceState,
+    leave_out: bool = False,
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
-    appended audit entries (``merge``), refused otherwise."""
+    appended audit entries (``merge``), both only added notes
+    (``notes_merge``), or one side made key events while the other added
+    notes (``keys_merge``); refused otherwise."""
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
     theirs = merge.side(snap.manifest, _getter(repo, snap))
@@ -236,6 +248,7 @@ def _both_changed(
     old = merge.side(base.manifest, _getter(repo, base))
     floor = max(local.generation, snap.manifest.generation) + 1
     merged: manifest.Manifest | None = None
+    keyed: keys_merge.KeysMerge | None = None
     if (mine := merge.audit_extension(ours, old, owner)) is not None:
         merged = merge.commit_merge(s, local, theirs, mine, floor)
     elif (other := merge.audit_extension(theirs, old, owner)) is not None:
@@ -246,6 +259,10 @@ def _both_changed(
         merged = notes_merge.commit_notes_merge(
             s, local, theirs, theirs_added, ours_added, floor
         )
+    elif (
+        done := keys_merge.merge(s, repo, local, ours, theirs, old, floor, leave_out)
+    ) is not None:
+        merged, keyed = done
     if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
@@ -253,7 +270,17 @@ def _both_changed(
             "(docs/SYNC.md): nothing was changed"
         )
     result = _push(s, repo, merged, snap.commit, device)
-    return SyncResult("merged", result.generation, result.commit, result.device)
+    if keyed is None:
+        return SyncResult("merged", result.generation, result.commit, result.device)
+    return SyncResult(
+        "merged",
+        result.generation,
+        result.commit,
+        result.device,
+        key_events=keyed.events,
+        resealed=keyed.resealed,
+        left_out=keyed.left_out,
+    )
 
 
 def _push(

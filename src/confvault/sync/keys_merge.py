@@ -1,0 +1,329 @@
+"""The merge of a key event on one device with notes added on the other
+(issue 16): a client key rotated (``rotate``, a revocation's rotation), a
+passphrase changed, or a client shredded on one side, while the other side
+only added notes (``notes_merge.additions``).
+
+``key_events(k, base, ...)`` says whether the state ``k`` is ``base`` changed
+only by key events: the same pointers but ``root``, ``audit`` and ``owner``
+(a new passphrase), the same signer (an identity rotation is refused), the
+same settings and records, grants only removed or narrowed, clients only
+removed (shredded), and each compartment's index the base's notes, each the
+same but where it is stored (re-sealed under a new key) -- plus, after a
+merge committed here and not yet pushed, the other side's added notes.
+
+``merge`` then takes the side with the key event as the result (``onto``) and
+replays the other side's added notes onto it: each note opened with the key
+it was sealed to and sealed again under the current compartment key of the
+side with the key event (as it is when that key did not change), appended to
+that compartment's index; the audit entries joined as ``merge.commit_merge``
+does; one transaction signed at max(local, remote) + 1. Notes added for a
+client the other side shredded are left out, never bringing the client back:
+``ShreddedNotesError`` unless the caller said to leave them out (the CLI asks,
+or with ``--json`` leaves them out and reports it); docs/SYNC.md says where
+they stay.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import BinaryIO
+
+from confvault import age
+from confvault.errors import SyncConflictError
+from confvault.sync import tree
+from confvault.sync.git import Repo
+from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
+from confvault.sync.notes_merge import Added, additions
+from confvault.vault.model import note_format as fmt
+from confvault.vault.model import sealed
+from confvault.vault.model.audit import ChainEntry
+from confvault.vault.model.index import CompartmentIndex, NoteEntry
+from confvault.vault.model.root import RootRecord
+from confvault.vault.session.core import Session
+from confvault.vault.store import manifest, root_index
+from confvault.vault.store.transaction import Transaction
+
+ROOT = "root"
+OWNER = "owner"
+LEFT_OUT_REF = "refs/confvault/left-out"
+Key = tuple[str, str]  # (client ID, compartment)
+# The audit actions of the key events a merge reports (the other entries of
+# that side are reads, joined as they are).
+KEY_EVENTS = frozenset(
+    ("key-rotate", "revoke", "grant-expired", "passphrase-change", "client-shred")
+)
+
+
+class ShreddedNotesError(SyncConflictError):
+    """The other device added notes for a client shredded here (or the
+    reverse): merging them would bring the client back. Nothing changed."""
+
+    def __init__(self, left_out: dict[str, int]) -> None:
+        self.left_out = dict(left_out)
+        total = sum(left_out.values())
+        super().__init__(
+            f"{total} note(s) were added on one device for "
+            f"{len(left_out)} client(s) shredded on the other; the merge does "
+            "not bring a shredded client back: nothing was changed"
+        )
+
+
+@dataclass(frozen=True)
+class KeysMerge:
+    """What a key-event merge did (``sync --json``)."""
+
+    events: tuple[str, ...]  # the key events merged (audit actions)
+    resealed: int  # notes re-sealed under the current compartment key
+    left_out: dict[str, int]  # shredded client ID -> its notes left out
+
+
+class _Source:
+    def __init__(self, s: Side) -> None:
+        self.side = s
+
+    def get(self, digest: str) -> bytes:
+        return self.side.get(digest)
+
+    def open_checked(self, digest: str) -> BinaryIO:
+        return io.BytesIO(self.side.get(digest))
+
+
+def _root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]:
+    digest = x.manifest.pointer(ROOT)
+    if digest is None:
+        raise ValueError("no root")
+    return root_index.read(_Source(x), owner, digest, x.manifest.body.vault_id)
+
+
+def _stripped(e: NoteEntry) -> NoteEntry:
+    return replace(e, object="", file_key=None, damaged=None)
+
+
+def _index(
+    x: Side, root: RootRecord, key: Key, owner: age.Identity
+) -> tuple[CompartmentIndex, age.AnyIdentity]:
+    entry = root.clients[key[0]].compartments[key[1]]
+    opened = sealed.open_client_key(_Source(x), entry.key, [owner])
+    return sealed.open_index(_Source(x), entry, opened, *key), opened
+
+
+def key_events(
+    k: Side, base: Side, owner: age.Identity, w: Added
+) -> list[ChainEntry] | None:
+    """``k``'s audit entries after ``base``'s when ``k`` is ``base`` changed
+    only by key events (and, merged here before, ``w``'s notes); else None."""
+    pk, pb = dict(k.manifest.body.pointers), dict(base.manifest.body.pointers)
+    for p in (pk, pb):
+        for name in (AUDIT, ROOT, OWNER):
+            p.pop(name, None)
+    bk, bb = k.manifest.body, base.manifest.body
+    if pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
+        return None
+    if k.manifest.pointer(ROOT) is None or k.manifest.pointer(OWNER) is None:
+        return None
+    chain = chain_after(k, base, owner)
+    if chain is None:
+        return None
+    root_k, _ = _root(k, owner)
+    root_b, _ = _root(base, owner)
+    same = replace(
+        root_k,
+        clients=root_b.clients,
+        grants=root_b.grants,
+        pending_rotation=root_b.pending_rotation,
+    )
+    if same != root_b or not set(root_k.clients) <= set(root_b.clients):
+        return None
+    if not {g.id for g in root_k.grants} <= {g.id for g in root_b.grants}:
+        return None
+    for cid, ck in root_k.clients.items():
+        cb = root_b.clients[cid]
+        if replace(ck, compartments=cb.compartments, last_note=cb.last_note) != cb:
+            return None
+        if ck.compartments.keys() != cb.compartments.keys():
+            return None
+        for name, ek in ck.compartments.items():
+            if ek != cb.compartments[name] and not _same_notes(
+                k, base, root_k, root_b, (cid, name), owner, w
+            ):
+                return None
+    return chain[0]
+
+
+def _same_notes(
+    k: Side,
+    base: Side,
+    root_k: RootRecord,
+    root_b: RootRecord,
+    key: Key,
+    owner: age.Identity,
+    w: Added,
+) -> bool:
+    """``k``'s index of the compartment holds ``base``'s notes, each the same
+    but where it is stored, and at most ``w``'s added notes besides."""
+    ik, _ = _index(k, root_k, key, owner)
+    ib, _ = _index(base, root_b, key, owner)
+    if replace(ik, notes=ib.notes) != ib:
+        return False
+    was = {e.id: _stripped(e) for e in ib.notes}
+    theirs = {e.id: _stripped(e) for e in w.notes.get(key, ())}
+    if len(was) != len(ib.notes) or len({e.id for e in ik.notes}) != len(ik.notes):
+        return False
+    for e in ik.notes:
+        if _stripped(e) != was.get(e.id, theirs.get(e.id)):
+            return False
+    return was.keys() <= {e.id for e in ik.notes}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    root: RootRecord
+    buckets: root_index.Buckets
+    replay: dict[Key, tuple[NoteEntry, ...]]  # notes the key side lacks
+    left_out: dict[str, int]
+
+
+def _plan(k: Side, added: Added, owner: age.Identity) -> _Plan:
+    root_k, buckets = _root(k, owner)
+    replay: dict[Key, tuple[NoteEntry, ...]] = {}
+    left_out: dict[str, int] = {}
+    for (cid, name), notes in sorted(added.notes.items()):
+        if cid not in root_k.clients:
+            left_out[cid] = left_out.get(cid, 0) + len(notes)
+            continue
+        ik, _ = _index(k, root_k, (cid, name), owner)
+        have = {e.id for e in ik.notes}
+        new = tuple(sorted((e for e in notes if e.id not in have), key=lambda e: e.id))
+        if new:
+            replay[(cid, name)] = new
+    return _Plan(root_k, buckets, replay, left_out)
+
+
+def merge(
+    s: Session,
+    repo: Repo,
+    local: manifest.Manifest,
+    ours: Side,
+    theirs: Side,
+    base: Side,
+    floor: int,
+    leave_out: bool,
+) -> tuple[manifest.Manifest, KeysMerge] | None:
+    """The merge of one side's key events with the other's added notes,
+    committed here (writer lock held); None when the two changes are not
+    that."""
+    owner = s.require_owner()
+    for k, w in ((ours, theirs), (theirs, ours)):
+        added = additions(w, base, owner)
+        if added is None:
+            continue
+        events = key_events(k, base, owner, added)
+        if events is None:
+            continue
+        plan = _plan(k, added, owner)
+        if plan.left_out and not leave_out:
+            raise ShreddedNotesError(plan.left_out)
+        if plan.left_out and w is ours:
+            # This device's state, with the notes left out, kept in the
+            # device's sync repository (never pushed): recoverable.
+            commit = tree.commit_local(
+                repo, s.store, local, None, "confvault: notes left out of a merge\n"
+            )
+            repo.update_ref(LEFT_OUT_REF, commit)
+        had = {_said(e) for e in events}
+        entries = [e for e in added.entries if _said(e) not in had]
+        written = {_said(e) for e in added.entries}
+        report = KeysMerge(
+            tuple(
+                sorted(
+                    {e.action for e in events if _said(e) not in written} & KEY_EVENTS
+                )
+            ),
+            sum(
+                len(v)
+                for key, v in plan.replay.items()
+                if _key_of(plan.root, key) != _key_of(added.root, key)
+            ),
+            plan.left_out,
+        )
+        if k is ours and not plan.replay and not entries:
+            return local, report  # merged here before: push it
+        merged = commit_merge(
+            s,
+            local,
+            None if k is ours else k,
+            entries,
+            floor,
+            partial(_replay, s, k=k, w=w, added=added, plan=plan, owner=owner),
+        )
+        return merged, report
+    return None
+
+
+def _said(e: ChainEntry) -> str:
+    """An entry as it was written (its place in a chain aside)."""
+    return repr(stamped([e])[0])
+
+
+def _key_of(root: RootRecord, key: Key) -> str:
+    return root.clients[key[0]].compartments[key[1]].key
+
+
+def _replay(
+    s: Session,
+    txn: Transaction,
+    *,
+    k: Side,
+    w: Side,
+    added: Added,
+    plan: _Plan,
+    owner: age.Identity,
+) -> None:
+    """Append the planned notes to the key side's indexes, each sealed under
+    its compartment's current key, and write the root."""
+    if not plan.replay:
+        return
+    clients = dict(plan.root.clients)
+    for (cid, name), notes in sorted(plan.replay.items()):
+        ik, k_key = _index(k, plan.root, (cid, name), owner)
+        entry = clients[cid].compartments[name]
+        w_entry = added.root.clients[cid].compartments[name]
+        w_key = sealed.open_client_key(_Source(w), w_entry.key, [owner])
+        moved = []
+        for note in notes:
+            data = w.get(note.object)
+            if w_entry.key == entry.key:
+                txn.put(data)
+                moved.append(note)
+                continue
+            plain = fmt.open_object(data, note, w_key)
+            fmt.body_recorded(plain, note)
+            digest, file_key = fmt.seal_object(txn, plain, k_key)
+            moved.append(note.stored_at(digest, file_key))
+        merged = replace(ik, notes=(*ik.notes, *moved))
+        txn.retire(entry.index)
+        index = txn.put_document(merged.to_doc(), [k_key.recipient])
+        signed, drafts, attachments = merged.counts()
+        entry = replace(
+            entry, index=index, notes=signed, drafts=drafts, attachments=attachments
+        )
+        last = max(
+            v
+            for v in (clients[cid].last_note, added.root.clients[cid].last_note)
+            if v is not None
+        )
+        clients[cid] = replace(
+            clients[cid].with_compartment(name, entry), last_note=last
+        )
+    root = replace(plan.root, clients=clients)
+    txn.retire(k.manifest.pointer(ROOT))
+    digest, _ = root_index.write(
+        txn,
+        root,
+        plan.buckets,
+        s.require_owner().recipient,
+        sorted({c for c, _ in plan.replay}),
+    )
+    txn.point(ROOT, digest)

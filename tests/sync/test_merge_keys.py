@@ -1,0 +1,273 @@
+"""A key event on one device (a rotation, a passphrase change, a shred)
+while the other added notes: merged, every note under the current keys,
+both devices end with the same records and verify."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from confvault import age
+from confvault.errors import AgeError
+from confvault.vault import Vault
+from tests.sync.conftest import PASSPHRASE, Device, state_of
+from tests.sync.test_crash_sync import (
+    _assert_killed,
+    _kill_run,
+    _points,
+    _restore,
+    _total,
+)
+from tests.vault import crash_runner
+
+_SECRET_KEY = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]+")
+NEW_PASSPHRASE = "a different horse battery staple"
+
+
+def _objects(device: Device) -> list[Path]:
+    return sorted(p for p in (device.vault / "objects").rglob("*") if p.is_file())
+
+
+def _opens(path: Path, keys: list[age.AnyIdentity]) -> bool:
+    try:
+        age.decrypt(path.read_bytes(), keys)
+    except AgeError:
+        return False
+    return True
+
+
+def _client_keys(device: Device, passphrase: str = PASSPHRASE) -> list[Any]:
+    """Every compartment key of the device's vault, as its key files hold them."""
+    vault = Vault.open(
+        device.vault,
+        passphrase=passphrase.encode(),
+        state_dir=device.state / "confvault",
+    )
+    owner = vault.session.identities()
+    keys = []
+    for path in _objects(device):
+        try:
+            plain = age.decrypt(path.read_bytes(), owner)
+        except AgeError:
+            continue
+        if plain.startswith(b"# confvault client key"):
+            keys += [
+                age.parse_identities(m.decode())[0] for m in _SECRET_KEY.findall(plain)
+            ]
+    assert keys
+    return keys
+
+
+def _stale(old: list[Any], device: Device) -> list[Any]:
+    """The keys of ``old`` that the device's vault no longer holds."""
+    now = {k.encode() for k in _client_keys(device)}
+    return [k for k in old if k.encode() not in now]
+
+
+def _notes(device: Device) -> dict[str, str]:
+    """Title -> body of every note, as the device shows it."""
+    out = {}
+    for n in json.loads(device.ok("note", "list", "--json").stdout):
+        out[str(n["title"])] = device.ok("note", "show", str(n["id"])).stdout
+    return out
+
+
+def _records(device: Device) -> tuple[object, ...]:
+    notes = json.loads(device.ok("note", "list", "--json").stdout)
+    clients = json.loads(device.ok("client", "list", "--json").stdout)
+    return notes, clients
+
+
+def _check_equal(first: Device, second: Device) -> None:
+    assert first.files() == second.files()
+    for device in (first, second):
+        device.ok("verify", "--deep")
+        device.ok("audit", "verify")
+    assert _records(first) == _records(second)
+
+
+def _b_writes(second: Device) -> None:
+    second.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
+    second.ok("note", "add", "Grace", "--title", "g from b", input="G by B.\n")
+
+
+@pytest.fixture
+def two(first: Device, second: Device) -> tuple[Device, Device]:
+    """A and B, both holding Ada (one note) and Grace (one note)."""
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Grace", "--title", "g", input="G.\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    return first, second
+
+
+@pytest.mark.parametrize("which", [["--client", "Ada"], ["--all"]])
+def test_a_rotation_there_and_notes_here_merge_under_the_new_keys(
+    two: tuple[Device, Device], which: list[str]
+) -> None:
+    first, second = two
+    old = _client_keys(first)
+    first.ok("rotate", *which)
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    merged = second.json("sync")
+    assert merged["action"] == "merged"
+    assert merged["key_events"] == ["key-rotate"]
+    assert merged["resealed"] == (2 if which == ["--all"] else 1)
+    assert merged["left_out"] == {}
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    stale = _stale(old, second)
+    assert len(stale) == (len(old) if which == ["--all"] else 1)
+    assert [p.name for p in _objects(second) if _opens(p, stale)] == []
+    for device in (first, second):
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+        assert "First session." in notes["intake"]
+
+
+def test_notes_there_and_a_rotation_here_merge_under_the_new_keys(
+    two: tuple[Device, Device],
+) -> None:
+    first, second = two
+    old = _client_keys(first)
+    _b_writes(second)
+    assert second.json("sync")["action"] == "pushed"
+    first.ok("rotate", "--all")
+    merged = first.json("sync")
+    assert merged["action"] == "merged"
+    assert merged["key_events"] == ["key-rotate"]
+    assert merged["resealed"] == 2
+    assert second.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    assert _stale(old, first) == old
+    for device in (first, second):
+        assert [p.name for p in _objects(device) if _opens(p, old)] == []
+    notes = _notes(first)
+    assert "B wrote." in notes["from b"]
+    assert "G by B." in notes["g from b"]
+
+
+def test_a_passphrase_change_there_and_notes_here(
+    two: tuple[Device, Device], tmp_path: Path
+) -> None:
+    first, second = two
+    new_pass = tmp_path / "new-pass.txt"
+    new_pass.write_text(NEW_PASSPHRASE + "\n")
+    new_pass.chmod(0o600)
+    first.ok("passphrase", "--new-passphrase-file", str(new_pass))
+    first.pass_file = new_pass
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    merged = second.json("sync")  # B's vault still opens with the old one
+    assert merged["action"] == "merged"
+    assert merged["key_events"] == ["passphrase-change"]
+    assert merged["resealed"] == 0
+    assert second.run("note", "list").exit_code == 12  # the old passphrase
+    second.pass_file = new_pass
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+
+
+def test_a_shred_there_and_a_note_for_that_client_here_is_left_out(
+    two: tuple[Device, Device], git: Any
+) -> None:
+    first, second = two
+    first.ok("client", "shred", "Ada", "--yes")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    before = state_of(second)
+    merged = second.json("sync")
+    assert merged["action"] == "merged"
+    assert merged["key_events"] == ["client-shred"]
+    (left,) = merged["left_out"].items()
+    assert left[1] == 1
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        clients = json.loads(device.ok("client", "list", "--json").stdout)
+        assert [c["name"] for c in clients] == ["Grace Hopper"]
+        notes = _notes(device)
+        assert sorted(notes) == ["g", "g from b"]
+    # B's own state before the merge, with the note left out, stays in its
+    # sync repository (never pushed): recoverable by the owner
+    (repo,) = (second.state / "confvault" / "sync").glob("*.git")
+    kept = git(
+        f"--git-dir={repo}", "cat-file", "blob", "refs/confvault/left-out:manifest"
+    )
+    assert kept.stdout.encode() == before["vault/manifest"]
+    pushed = git(f"--git-dir={repo}", "ls-remote", "origin").stdout
+    assert "left-out" not in pushed
+
+
+def test_a_shred_there_asked_on_a_terminal_and_refused_changes_nothing(
+    two: tuple[Device, Device],
+) -> None:
+    """Without a terminal but with the library's default (leave_out=False):
+    the typed refusal the CLI turns into a question; here exit 16."""
+    first, second = two
+    first.ok("client", "shred", "Ada", "--yes")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    before = state_of(second)
+    from confvault.errors import SyncConflictError
+    from confvault.sync import replica
+    from confvault.sync.keys_merge import ShreddedNotesError
+
+    vault = Vault.open(
+        second.vault,
+        passphrase=PASSPHRASE.encode(),
+        state_dir=second.state / "confvault",
+    )
+    with pytest.raises(ShreddedNotesError) as err:
+        replica.sync(vault.session, second.state / "confvault")
+    assert isinstance(err.value, SyncConflictError)
+    assert list(err.value.left_out.values()) == [1]
+    assert state_of(second) == before
+
+
+def test_kill_at_every_durable_step_of_a_rotation_merge_then_rerun(
+    two: tuple[Device, Device], tmp_path: Path, remote: Path, git: Any
+) -> None:
+    first, second = two
+    _b_writes(second)
+    assert second.json("sync")["action"] == "pushed"
+    first.ok("rotate", "--all")
+    saved = tmp_path / "saved-a"
+    shutil.copytree(first.vault, saved / "vault", symlinks=True)
+    shutil.copytree(first.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        total = _total(_kill_run(pool, first, "0"))
+        assert total >= 5
+        for point in _points(total):
+            _restore(first, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _kill_run(pool, first, point)
+            _assert_killed(killed, point, total)
+            rerun = first.run("sync", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            action = json.loads(rerun.stdout)["action"]
+            assert action in ("merged", "pushed", "recorded", "none"), (point, action)
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (first.vault / "manifest").read_text(), point
+            assert sorted(p.name for p in (first.vault / "tmp").iterdir()) == []
+    assert second.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
