@@ -271,3 +271,50 @@ def test_kill_at_every_durable_step_of_a_rotation_merge_then_rerun(
         notes = _notes(device)
         assert "B wrote." in notes["from b"]
         assert "G by B." in notes["g from b"]
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_revocation_there_and_notes_here_the_revocation_stands(
+    first: Device, second: Device, as_json: bool
+) -> None:
+    grantee = age.X25519Identity.generate()
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Grace", "--title", "g", input="G.\n")
+    first.ok("grant", str(grantee.recipient), "--client", "Ada", "--label", "sup")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    harvested: list[Any] = [grantee]
+    for path in _objects(first):
+        try:
+            plain = age.decrypt(path.read_bytes(), [grantee])
+        except AgeError:
+            continue
+        harvested += [
+            age.parse_identities(m.decode())[0] for m in _SECRET_KEY.findall(plain)
+        ]
+    assert len(harvested) == 2  # the grantee's key and Ada's records key
+    first.ok("revoke", "sup")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    if as_json:
+        merged = second.json("sync")
+        assert merged["action"] == "merged"
+        assert merged["key_events"] == ["key-rotate", "revoke"]
+        assert merged["revoked"] == ["sup"]
+        assert merged["resealed"] == 1
+    else:
+        out = second.ok("sync").stdout
+        assert "merged the remote's changes with this device's" in out
+        assert (
+            "the grant sup stays revoked: the notes the other device wrote are "
+            "re-sealed under keys its grantee never held"
+        ) in out
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        assert [p.name for p in _objects(device) if _opens(p, harvested)] == []
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+    listed = json.loads(first.ok("grants", "--json").stdout)
+    assert listed == []

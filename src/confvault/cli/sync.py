@@ -68,10 +68,10 @@ def _report(result: object, as_json: bool) -> None:
             f"({', '.join(result.key_events)}): {result.resealed} note(s) "
             "re-sealed under the current compartment keys"
         )
-    if "revoke" in result.key_events or "grant-expired" in result.key_events:
+    for label in result.revoked:
         _output.line(
-            "the revocation stands: the notes the other device wrote are "
-            "sealed only under keys the revoked grantee never held"
+            f"the grant {label} stays revoked: the notes the other device wrote "
+            "are re-sealed under keys its grantee never held"
         )
     for client, count in sorted((result.left_out or {}).items()):
         _output.warn(

@@ -35,7 +35,7 @@ from confvault.errors import SyncConflictError
 from confvault.sync import tree
 from confvault.sync.git import Repo
 from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
-from confvault.sync.notes_merge import Added, additions
+from confvault.sync.notes_merge import Added, _compartments, additions
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
@@ -47,6 +47,7 @@ from confvault.vault.store.transaction import Transaction
 
 ROOT = "root"
 OWNER = "owner"
+GRANTEE = "grantee:"  # manifest pointers to grantee directories
 LEFT_OUT_REF = "refs/confvault/left-out"
 Key = tuple[str, str]  # (client ID, compartment)
 # The audit actions of the key events a merge reports (the other entries of
@@ -77,6 +78,7 @@ class KeysMerge:
     events: tuple[str, ...]  # the key events merged (audit actions)
     resealed: int  # notes re-sealed under the current compartment key
     left_out: dict[str, int]  # shredded client ID -> its notes left out
+    revoked: tuple[str, ...] = ()  # labels of the grants revoked (they stay so)
 
 
 class _Source:
@@ -116,7 +118,7 @@ def key_events(
     only by key events (and, merged here before, ``w``'s notes); else None."""
     pk, pb = dict(k.manifest.body.pointers), dict(base.manifest.body.pointers)
     for p in (pk, pb):
-        for name in (AUDIT, ROOT, OWNER):
+        for name in [n for n in p if n.startswith(GRANTEE)] + [AUDIT, ROOT, OWNER]:
             p.pop(name, None)
     bk, bb = k.manifest.body, base.manifest.body
     if pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
@@ -177,6 +179,48 @@ def _same_notes(
     return was.keys() <= {e.id for e in ik.notes}
 
 
+def written(w: Side, base: Side, owner: age.Identity) -> Added | None:
+    """What ``w`` added to ``base`` when it only added notes (and audit
+    entries): ``notes_merge.additions``, and also in a vault with grants
+    (each grantee directory that lists the clients written to re-sealed)."""
+    added = additions(w, base, owner)
+    if added is not None or not base.manifest.pointer(ROOT):
+        return added
+    pw, pb = dict(w.manifest.body.pointers), dict(base.manifest.body.pointers)
+    for p in (pw, pb):
+        for name in [n for n in p if n.startswith(GRANTEE) or n in (AUDIT, ROOT)]:
+            del p[name]
+    bw, bb = w.manifest.body, base.manifest.body
+    if pw != pb or bw.signer != bb.signer or bw.endorsements != bb.endorsements:
+        return None
+    if w.manifest.pointer(ROOT) is None:
+        return None
+    chain = chain_after(w, base, owner)
+    root_w, buckets_w = _root(w, owner)
+    root_b, buckets_b = _root(base, owner)
+    grants = tuple(replace(g, directory=None) for g in root_w.grants)
+    if chain is None or grants != tuple(
+        replace(g, directory=None) for g in root_b.grants
+    ):
+        return None
+    same = replace(root_w, clients=root_b.clients, grants=root_b.grants)
+    if same != root_b or root_w.clients.keys() != root_b.clients.keys():
+        return None
+    found = _compartments(w, base, owner, root_w, root_b)
+    if found is None:
+        return None
+    indexes, notes, new_idx, gone_idx = found
+    new_ok = {w.manifest.pointer(ROOT)} | buckets_w.objects | chain[1] | new_idx
+    gone_ok = {base.manifest.pointer(ROOT)} | buckets_b.objects | chain[1] | gone_idx
+    new_ok |= {v for n, v in w.manifest.body.pointers.items() if n.startswith(GRANTEE)}
+    gone_ok |= {
+        v for n, v in base.manifest.body.pointers.items() if n.startswith(GRANTEE)
+    }
+    if not (w.names - base.names) <= new_ok or not (base.names - w.names) <= gone_ok:
+        return None
+    return Added(root_w, buckets_w, indexes, notes, chain[0])
+
+
 @dataclass(frozen=True)
 class _Plan:
     root: RootRecord
@@ -216,13 +260,17 @@ def merge(
     that."""
     owner = s.require_owner()
     for k, w in ((ours, theirs), (theirs, ours)):
-        added = additions(w, base, owner)
+        added = written(w, base, owner)
         if added is None:
             continue
         events = key_events(k, base, owner, added)
         if events is None:
             continue
         plan = _plan(k, added, owner)
+        if plan.root.grants and any(
+            g.covers(*key) for g in plan.root.grants for key in plan.replay
+        ):
+            continue  # a grantee directory to re-seal too: not built yet
         if plan.left_out and not leave_out:
             raise ShreddedNotesError(plan.left_out)
         if plan.left_out and w is ours:
@@ -232,13 +280,15 @@ def merge(
                 repo, s.store, local, None, "confvault: notes left out of a merge\n"
             )
             repo.update_ref(LEFT_OUT_REF, commit)
+        kept = {g.label for g in plan.root.grants}
         had = {_said(e) for e in events}
         entries = [e for e in added.entries if _said(e) not in had]
-        written = {_said(e) for e in added.entries}
+        theirs_said = {_said(e) for e in added.entries}
         report = KeysMerge(
             tuple(
                 sorted(
-                    {e.action for e in events if _said(e) not in written} & KEY_EVENTS
+                    {e.action for e in events if _said(e) not in theirs_said}
+                    & KEY_EVENTS
                 )
             ),
             sum(
@@ -247,6 +297,7 @@ def merge(
                 if _key_of(plan.root, key) != _key_of(added.root, key)
             ),
             plan.left_out,
+            tuple(sorted({g.label for g in _root(base, owner)[0].grants} - kept)),
         )
         if k is ours and not plan.replay and not entries:
             return local, report  # merged here before: push it

@@ -47,6 +47,7 @@ class SyncResult:
     key_events: tuple[str, ...] = ()  # the key events merged (audit actions)
     resealed: int = 0  # notes re-sealed under the current compartment key
     left_out: dict[str, int] | None = None  # shredded client ID -> notes left out
+    revoked: tuple[str, ...] = ()  # grants revoked on one side: they stay revoked
 
 
 def _repo(state_dir: Path, vault_id: str) -> Repo:
@@ -280,6 +281,7 @@ def _both_changed(
         key_events=keyed.events,
         resealed=keyed.resealed,
         left_out=keyed.left_out,
+        revoked=keyed.revoked,
     )
 
 
