@@ -4,9 +4,16 @@ both devices end with the same records and verify."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import select
 import shutil
+import subprocess
+import sys
+import termios
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +325,65 @@ def test_a_revocation_there_and_notes_here_the_revocation_stands(
         assert "G by B." in notes["g from b"]
     listed = json.loads(first.ok("grants", "--json").stdout)
     assert listed == []
+
+
+def _on_a_terminal(device: Device, answer: bytes) -> tuple[int, bytes]:
+    """``confvault sync`` on a new pseudo-terminal; ``answer`` typed at the
+    question."""
+    master, slave = os.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    command = [sys.executable, "-m", "confvault", "--vault", str(device.vault)]
+    command += ["--passphrase-file", str(device.pass_file), "sync"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(device.state), **device.env()}
+    proc = subprocess.Popen(
+        command,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        preexec_fn=own_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 120
+    pending: bytes | None = answer
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every holder of the terminal is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if pending is not None and b"[y/N]" in seen:
+                os.write(master, pending)
+                pending = None
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), seen
+
+
+def test_a_shred_there_on_a_terminal_asks_and_no_changes_nothing(
+    two: tuple[Device, Device],
+) -> None:
+    first, second = two
+    first.ok("client", "shred", "Ada", "--yes")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    before = state_of(second)
+    status, seen = _on_a_terminal(second, b"\n")  # the default: no
+    assert status == 16, seen
+    assert b"not bring a shredded client back: nothing was changed" in seen
+    assert state_of(second) == before
+    status, seen = _on_a_terminal(second, b"y\n")
+    assert status == 0, seen
+    assert b"were left out of the merge" in seen
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)

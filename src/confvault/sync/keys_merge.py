@@ -259,6 +259,10 @@ def merge(
     committed here (writer lock held); None when the two changes are not
     that."""
     owner = s.require_owner()
+    newer = local.generation > theirs.manifest.generation
+    if newer and written(ours, theirs, owner) is not None:
+        # ours is theirs plus notes (merged here onto theirs, not yet pushed)
+        return local, KeysMerge((), 0, {})
     for k, w in ((ours, theirs), (theirs, ours)):
         added = written(w, base, owner)
         if added is None:
