@@ -387,3 +387,34 @@ def test_a_shred_there_on_a_terminal_asks_and_no_changes_nothing(
     assert b"were left out of the merge" in seen
     assert first.json("sync")["action"] == "pulled"
     _check_equal(first, second)
+
+
+def test_a_revocation_there_and_a_new_grant_here_is_still_refused(
+    first: Device, second: Device
+) -> None:
+    grantee = age.X25519Identity.generate()
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("grant", str(grantee.recipient), "--client", "Ada", "--label", "sup")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    first.ok("revoke", "sup")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("grant", str(grantee.recipient), "--client", "Grace", "--label", "sup2")
+    second.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
+    before = state_of(second)
+    refused = second.run("sync")
+    assert refused.exit_code == 16, refused.output
+    assert state_of(second) == before
+
+
+def test_an_identity_rotation_there_and_notes_here_is_still_refused(
+    two: tuple[Device, Device],
+) -> None:
+    first, second = two
+    first.ok("identity", "rotate")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    before = state_of(second)
+    refused = second.run("sync")
+    assert refused.exit_code == 16, refused.output
+    assert state_of(second) == before
