@@ -25,17 +25,16 @@ they stay.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import BinaryIO
 
 from confvault import age
 from confvault.errors import SyncConflictError
 from confvault.sync import tree
 from confvault.sync.git import Repo
 from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
-from confvault.sync.notes_merge import Added, _compartments, additions
+from confvault.sync.notes_merge import Added
+from confvault.sync.written import GRANTEE, Source, read_root, written
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
@@ -47,7 +46,6 @@ from confvault.vault.store.transaction import Transaction
 
 ROOT = "root"
 OWNER = "owner"
-GRANTEE = "grantee:"  # manifest pointers to grantee directories
 LEFT_OUT_REF = "refs/confvault/left-out"
 Key = tuple[str, str]  # (client ID, compartment)
 # The audit actions of the key events a merge reports (the other entries of
@@ -81,24 +79,6 @@ class KeysMerge:
     revoked: tuple[str, ...] = ()  # labels of the grants revoked (they stay so)
 
 
-class _Source:
-    def __init__(self, s: Side) -> None:
-        self.side = s
-
-    def get(self, digest: str) -> bytes:
-        return self.side.get(digest)
-
-    def open_checked(self, digest: str) -> BinaryIO:
-        return io.BytesIO(self.side.get(digest))
-
-
-def _root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]:
-    digest = x.manifest.pointer(ROOT)
-    if digest is None:
-        raise ValueError("no root")
-    return root_index.read(_Source(x), owner, digest, x.manifest.body.vault_id)
-
-
 def _stripped(e: NoteEntry) -> NoteEntry:
     return replace(e, object="", file_key=None, damaged=None)
 
@@ -107,8 +87,8 @@ def _index(
     x: Side, root: RootRecord, key: Key, owner: age.Identity
 ) -> tuple[CompartmentIndex, age.AnyIdentity]:
     entry = root.clients[key[0]].compartments[key[1]]
-    opened = sealed.open_client_key(_Source(x), entry.key, [owner])
-    return sealed.open_index(_Source(x), entry, opened, *key), opened
+    opened = sealed.open_client_key(Source(x), entry.key, [owner])
+    return sealed.open_index(Source(x), entry, opened, *key), opened
 
 
 def key_events(
@@ -128,8 +108,8 @@ def key_events(
     chain = chain_after(k, base, owner)
     if chain is None:
         return None
-    root_k, _ = _root(k, owner)
-    root_b, _ = _root(base, owner)
+    root_k, _ = read_root(k, owner)
+    root_b, _ = read_root(base, owner)
     same = replace(
         root_k,
         clients=root_b.clients,
@@ -179,48 +159,6 @@ def _same_notes(
     return was.keys() <= {e.id for e in ik.notes}
 
 
-def written(w: Side, base: Side, owner: age.Identity) -> Added | None:
-    """What ``w`` added to ``base`` when it only added notes (and audit
-    entries): ``notes_merge.additions``, and also in a vault with grants
-    (each grantee directory that lists the clients written to re-sealed)."""
-    added = additions(w, base, owner)
-    if added is not None or not base.manifest.pointer(ROOT):
-        return added
-    pw, pb = dict(w.manifest.body.pointers), dict(base.manifest.body.pointers)
-    for p in (pw, pb):
-        for name in [n for n in p if n.startswith(GRANTEE) or n in (AUDIT, ROOT)]:
-            del p[name]
-    bw, bb = w.manifest.body, base.manifest.body
-    if pw != pb or bw.signer != bb.signer or bw.endorsements != bb.endorsements:
-        return None
-    if w.manifest.pointer(ROOT) is None:
-        return None
-    chain = chain_after(w, base, owner)
-    root_w, buckets_w = _root(w, owner)
-    root_b, buckets_b = _root(base, owner)
-    grants = tuple(replace(g, directory=None) for g in root_w.grants)
-    if chain is None or grants != tuple(
-        replace(g, directory=None) for g in root_b.grants
-    ):
-        return None
-    same = replace(root_w, clients=root_b.clients, grants=root_b.grants)
-    if same != root_b or root_w.clients.keys() != root_b.clients.keys():
-        return None
-    found = _compartments(w, base, owner, root_w, root_b)
-    if found is None:
-        return None
-    indexes, notes, new_idx, gone_idx = found
-    new_ok = {w.manifest.pointer(ROOT)} | buckets_w.objects | chain[1] | new_idx
-    gone_ok = {base.manifest.pointer(ROOT)} | buckets_b.objects | chain[1] | gone_idx
-    new_ok |= {v for n, v in w.manifest.body.pointers.items() if n.startswith(GRANTEE)}
-    gone_ok |= {
-        v for n, v in base.manifest.body.pointers.items() if n.startswith(GRANTEE)
-    }
-    if not (w.names - base.names) <= new_ok or not (base.names - w.names) <= gone_ok:
-        return None
-    return Added(root_w, buckets_w, indexes, notes, chain[0])
-
-
 @dataclass(frozen=True)
 class _Plan:
     root: RootRecord
@@ -230,7 +168,7 @@ class _Plan:
 
 
 def _plan(k: Side, added: Added, owner: age.Identity) -> _Plan:
-    root_k, buckets = _root(k, owner)
+    root_k, buckets = read_root(k, owner)
     replay: dict[Key, tuple[NoteEntry, ...]] = {}
     left_out: dict[str, int] = {}
     for (cid, name), notes in sorted(added.notes.items()):
@@ -301,7 +239,7 @@ def merge(
                 if _key_of(plan.root, key) != _key_of(added.root, key)
             ),
             plan.left_out,
-            tuple(sorted({g.label for g in _root(base, owner)[0].grants} - kept)),
+            tuple(sorted({g.label for g in read_root(base, owner)[0].grants} - kept)),
         )
         if k is ours and not plan.replay and not entries:
             return local, report  # merged here before: push it
@@ -345,7 +283,7 @@ def _replay(
         ik, k_key = _index(k, plan.root, (cid, name), owner)
         entry = clients[cid].compartments[name]
         w_entry = added.root.clients[cid].compartments[name]
-        w_key = sealed.open_client_key(_Source(w), w_entry.key, [owner])
+        w_key = sealed.open_client_key(Source(w), w_entry.key, [owner])
         moved = []
         for note in notes:
             data = w.get(note.object)
