@@ -17,10 +17,13 @@ from tests.server.conftest import CONFVAULT, PASSPHRASE, Served
 
 
 def _on_a_terminal(
-    command: list[str], env: dict[str, str], answer: bytes | None = None
+    command: list[str],
+    env: dict[str, str],
+    answer: bytes | None = None,
+    prompt: bytes = b"passphrase: ",
 ) -> tuple[int, bytes]:
     """Run ``command`` with a new pseudo-terminal as its controlling terminal
-    and standard streams; type ``answer`` at the first prompt."""
+    and standard streams; type ``answer`` at the first ``prompt``."""
     master, slave = os.openpty()
 
     def own_terminal() -> None:
@@ -48,7 +51,7 @@ def _on_a_terminal(
             if not chunk:
                 break
             seen += chunk
-            if answer is not None and b"passphrase: " in seen:
+            if answer is not None and prompt in seen:
                 os.write(master, answer)
                 answer = None
         elif proc.poll() is not None:

@@ -82,33 +82,43 @@ def test_kill_at_every_durable_step_of_a_merge_then_rerun(
     first.ok("note", "add", "Ada", "--title", "new", input="Kept.\n")
     first.ok("sync")
     second.ok("client", "list")
-    saved = tmp_path / "saved-b"
-    shutil.copytree(second.vault, saved / "vault", symlinks=True)
-    shutil.copytree(second.state, saved / "state", symlinks=True)
-    shutil.copytree(remote, saved / "remote.git", symlinks=True)
-    with crash_runner.servers(1) as pool:
-        total = _total(_kill_run(pool, second, "0"))
-        for point in _points(total):
-            _restore(second, saved)
-            shutil.rmtree(remote)
-            shutil.copytree(saved / "remote.git", remote, symlinks=True)
-            killed = _kill_run(pool, second, point)
-            _assert_killed(killed, point, total)
-            rerun = second.run("sync", "--json")
-            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
-            action = json.loads(rerun.stdout)["action"]
-            assert action in ("merged", "pushed", "none", "recorded"), point
-            on_remote = git(
-                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
-            ).stdout
-            assert on_remote == (second.vault / "manifest").read_text(), point
-            assert sorted(p.name for p in (second.vault / "tmp").iterdir()) == []
+    kill_every_step_of_a_merge(second, tmp_path / "saved-b", remote, git)
     assert first.json("sync")["action"] == "pulled"
     assert first.files() == second.files()
     trail = json.loads(second.ok("audit", "--json").stdout)
     assert "client-list" in [e["action"] for e in trail]
     second.ok("audit", "verify")
     assert "Kept." in second.ok("note", "search", "Kept").stdout
+
+
+def kill_every_step_of_a_merge(
+    device: Device, saved: Path, remote: Path, git: Any
+) -> int:
+    """Save the device and the remote; then for every durable step of the
+    device's `sync` (a merge): restore both, SIGKILL the sync there, rerun
+    it: it finishes (merged or pushed), the remote's manifest is the
+    vault's, nothing is left in tmp/. Returns the number of steps."""
+    shutil.copytree(device.vault, saved / "vault", symlinks=True)
+    shutil.copytree(device.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        total = _total(_kill_run(pool, device, "0"))
+        for point in _points(total):
+            _restore(device, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _kill_run(pool, device, point)
+            _assert_killed(killed, point, total)
+            rerun = device.run("sync", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            action = json.loads(rerun.stdout)["action"]
+            assert action in ("merged", "pushed", "none", "recorded"), point
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (device.vault / "manifest").read_text(), point
+            assert sorted(p.name for p in (device.vault / "tmp").iterdir()) == []
+    return total
 
 
 def _run_in_pool(

@@ -4,16 +4,10 @@ both devices end with the same records and verify."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import select
-import shutil
-import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +16,9 @@ import pytest
 from confvault import age
 from confvault.errors import AgeError
 from confvault.vault import Vault
+from tests.server.test_terminal import _on_a_terminal
 from tests.sync.conftest import PASSPHRASE, Device, state_of
-from tests.sync.test_crash_sync import (
-    _assert_killed,
-    _kill_run,
-    _points,
-    _restore,
-    _total,
-)
-from tests.vault import crash_runner
+from tests.sync.test_crash_sync import kill_every_step_of_a_merge
 
 _SECRET_KEY = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]+")
 NEW_PASSPHRASE = "a different horse battery staple"
@@ -48,24 +36,29 @@ def _opens(path: Path, keys: list[age.AnyIdentity]) -> bool:
     return True
 
 
-def _client_keys(device: Device, passphrase: str = PASSPHRASE) -> list[Any]:
-    """Every compartment key of the device's vault, as its key files hold them."""
-    vault = Vault.open(
-        device.vault,
-        passphrase=passphrase.encode(),
-        state_dir=device.state / "confvault",
-    )
-    owner = vault.session.identities()
-    keys = []
+def _keys_opened(device: Device, keys: list[Any]) -> list[Any]:
+    """Every client key in a file of the device's vault that ``keys`` open."""
+    found = []
     for path in _objects(device):
         try:
-            plain = age.decrypt(path.read_bytes(), owner)
+            plain = age.decrypt(path.read_bytes(), keys)
         except AgeError:
             continue
         if plain.startswith(b"# confvault client key"):
-            keys += [
+            found += [
                 age.parse_identities(m.decode())[0] for m in _SECRET_KEY.findall(plain)
             ]
+    return found
+
+
+def _client_keys(device: Device) -> list[Any]:
+    """Every compartment key of the device's vault, as its key files hold them."""
+    vault = Vault.open(
+        device.vault,
+        passphrase=PASSPHRASE.encode(),
+        state_dir=device.state / "confvault",
+    )
+    keys = _keys_opened(device, list(vault.session.identities()))
     assert keys
     return keys
 
@@ -250,28 +243,8 @@ def test_kill_at_every_durable_step_of_a_rotation_merge_then_rerun(
     _b_writes(second)
     assert second.json("sync")["action"] == "pushed"
     first.ok("rotate", "--all")
-    saved = tmp_path / "saved-a"
-    shutil.copytree(first.vault, saved / "vault", symlinks=True)
-    shutil.copytree(first.state, saved / "state", symlinks=True)
-    shutil.copytree(remote, saved / "remote.git", symlinks=True)
-    with crash_runner.servers(1) as pool:
-        total = _total(_kill_run(pool, first, "0"))
-        assert total >= 5
-        for point in _points(total):
-            _restore(first, saved)
-            shutil.rmtree(remote)
-            shutil.copytree(saved / "remote.git", remote, symlinks=True)
-            killed = _kill_run(pool, first, point)
-            _assert_killed(killed, point, total)
-            rerun = first.run("sync", "--json")
-            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
-            action = json.loads(rerun.stdout)["action"]
-            assert action in ("merged", "pushed", "recorded", "none"), (point, action)
-            on_remote = git(
-                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
-            ).stdout
-            assert on_remote == (first.vault / "manifest").read_text(), point
-            assert sorted(p.name for p in (first.vault / "tmp").iterdir()) == []
+    total = kill_every_step_of_a_merge(first, tmp_path / "saved-a", remote, git)
+    assert total >= 5
     assert second.json("sync")["action"] == "pulled"
     _check_equal(first, second)
     for device in (first, second):
@@ -290,15 +263,7 @@ def test_a_revocation_there_and_notes_here_the_revocation_stands(
     first.ok("grant", str(grantee.recipient), "--client", "Ada", "--label", "sup")
     assert first.json("sync")["action"] == "pushed"
     assert second.json("sync")["action"] == "pulled"
-    harvested: list[Any] = [grantee]
-    for path in _objects(first):
-        try:
-            plain = age.decrypt(path.read_bytes(), [grantee])
-        except AgeError:
-            continue
-        harvested += [
-            age.parse_identities(m.decode())[0] for m in _SECRET_KEY.findall(plain)
-        ]
+    harvested: list[Any] = [grantee, *_keys_opened(first, [grantee])]
     assert len(harvested) == 2  # the grantee's key and Ada's records key
     first.ok("revoke", "sup")
     assert first.json("sync")["action"] == "pushed"
@@ -327,47 +292,13 @@ def test_a_revocation_there_and_notes_here_the_revocation_stands(
     assert listed == []
 
 
-def _on_a_terminal(device: Device, answer: bytes) -> tuple[int, bytes]:
+def _sync_on_a_terminal(device: Device, answer: bytes) -> tuple[int, bytes]:
     """``confvault sync`` on a new pseudo-terminal; ``answer`` typed at the
     question."""
-    master, slave = os.openpty()
-
-    def own_terminal() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
     command = [sys.executable, "-m", "confvault", "--vault", str(device.vault)]
     command += ["--passphrase-file", str(device.pass_file), "sync"]
     env = {"PATH": os.environ["PATH"], "HOME": str(device.state), **device.env()}
-    proc = subprocess.Popen(
-        command,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        preexec_fn=own_terminal,
-    )
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 120
-    pending: bytes | None = answer
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: every holder of the terminal is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if pending is not None and b"[y/N]" in seen:
-                os.write(master, pending)
-                pending = None
-        elif proc.poll() is not None:
-            break
-    os.close(master)
-    return proc.wait(timeout=30), seen
+    return _on_a_terminal(command, env, answer, prompt=b"[y/N]")
 
 
 def test_a_shred_there_on_a_terminal_asks_and_no_changes_nothing(
@@ -378,11 +309,11 @@ def test_a_shred_there_on_a_terminal_asks_and_no_changes_nothing(
     assert first.json("sync")["action"] == "pushed"
     _b_writes(second)
     before = state_of(second)
-    status, seen = _on_a_terminal(second, b"\n")  # the default: no
+    status, seen = _sync_on_a_terminal(second, b"\n")  # the default: no
     assert status == 16, seen
     assert b"not bring a shredded client back: nothing was changed" in seen
     assert state_of(second) == before
-    status, seen = _on_a_terminal(second, b"y\n")
+    status, seen = _sync_on_a_terminal(second, b"y\n")
     assert status == 0, seen
     assert b"were left out of the merge" in seen
     assert first.json("sync")["action"] == "pulled"

@@ -11,13 +11,9 @@ from typing import Any
 
 from tests.sync.conftest import Device, state_of
 from tests.sync.test_crash_sync import (
-    _assert_killed,
-    _kill_run,
-    _points,
     _restore,
-    _total,
+    kill_every_step_of_a_merge,
 )
-from tests.vault import crash_runner
 
 
 def _notes(device: Device) -> dict[str, str]:
@@ -95,28 +91,8 @@ def test_kill_at_every_durable_step_of_a_notes_merge_then_rerun(
     first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
 ) -> None:
     _both_write(first, second, "Ada")
-    saved = tmp_path / "saved-b"
-    shutil.copytree(second.vault, saved / "vault", symlinks=True)
-    shutil.copytree(second.state, saved / "state", symlinks=True)
-    shutil.copytree(remote, saved / "remote.git", symlinks=True)
-    with crash_runner.servers(1) as pool:
-        total = _total(_kill_run(pool, second, "0"))
-        assert total >= 5
-        for point in _points(total):
-            _restore(second, saved)
-            shutil.rmtree(remote)
-            shutil.copytree(saved / "remote.git", remote, symlinks=True)
-            killed = _kill_run(pool, second, point)
-            _assert_killed(killed, point, total)
-            rerun = second.run("sync", "--json")
-            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
-            action = json.loads(rerun.stdout)["action"]
-            assert action in ("merged", "pushed", "recorded", "none"), (point, action)
-            on_remote = git(
-                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
-            ).stdout
-            assert on_remote == (second.vault / "manifest").read_text(), point
-            assert sorted(p.name for p in (second.vault / "tmp").iterdir()) == []
+    total = kill_every_step_of_a_merge(second, tmp_path / "saved-b", remote, git)
+    assert total >= 5
     assert first.json("sync")["action"] == "pulled"
     assert first.files() == second.files()
     for device in (first, second):

@@ -64,9 +64,14 @@ def _report(result: object, as_json: bool) -> None:
     )
     if result.key_events:
         _output.line(
-            f"merged the other device's notes with its key events "
-            f"({', '.join(result.key_events)}): {result.resealed} note(s) "
+            f"merged key events ({', '.join(result.key_events)}) on one device "
+            f"with notes added on the other: {result.resealed} note(s) "
             "re-sealed under the current compartment keys"
+        )
+    if "passphrase-change" in result.key_events:
+        _output.line(
+            "the passphrase was changed on one device: from now on this vault "
+            "opens with the new passphrase"
         )
     for label in result.revoked:
         _output.line(
