@@ -35,6 +35,17 @@ _DEVICE = Annotated[
 ]
 
 
+_PEER_SAID = {
+    "arriving": "its files are still arriving; its last complete state is used",
+    "none": "nothing new",
+    "recorded": "the same state as this device",
+    "pushed": "this device already held its state",
+    "pulled": "its changes brought in",
+    "merged": "its changes merged with this device's",
+    "waiting": "both changed: that device merges, this one takes its merge next",
+}
+
+
 def _state_dir() -> Path:
     from confvault.vault.store.paths import default_state_dir
 
@@ -57,10 +68,14 @@ def _report(result: object, as_json: bool) -> None:
         "recorded": "this device and the remote already agree",
         "merged": "merged the remote's changes with this device's, and pushed",
     }[result.action]
+    if hasattr(result, "peers"):
+        said = said.replace("the remote's", "the other devices'")
     _output.line(
         f"{said}: generation {result.generation}, commit {result.commit[:12]} "
         f"(device {result.device})"
     )
+    for peer in getattr(result, "peers", ()):
+        _output.line(f"device {peer['device']}: {_PEER_SAID[str(peer['state'])]}")
     if result.refused_journals:
         _output.warn(f"{result.refused_journals} journal(s) not ours were removed")
 
@@ -70,28 +85,54 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
     """Fetch, check and bring in the remote's changes, or push this device's."""
     if ctx.invoked_subcommand is not None:
         return
-    from confvault.sync import replica
+    from confvault.sync import folder, replica
 
     vault = options(ctx).open_vault(write=True)
-    _report(replica.sync(vault.session, _state_dir()), as_json)
+    s = vault.session
+    with s.reading() as current:
+        vault_id = current.body.vault_id
+    if folder.load(_state_dir(), vault_id) is not None:
+        _report(folder.sync(s, _state_dir()), as_json)
+    else:
+        _report(replica.sync(s, _state_dir()), as_json)
 
 
 @app.command("init", epilog=SYNC_EXIT)
 def init(
     ctx: typer.Context,
     remote: Annotated[
-        str, typer.Argument(metavar="REMOTE", help="a git URL, or a path")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="REMOTE", help="a git URL, or a path (or folder:DIR, as --folder)"
+        ),
+    ] = None,
+    folder_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--folder",
+            metavar="DIR",
+            help="sync through a file-sync folder (Syncthing, Dropbox) instead",
+        ),
+    ] = None,
     device: _DEVICE = None,
     as_json: JSON = False,
 ) -> None:
-    """Connect this vault to a git remote, then sync (a first push)."""
-    from confvault.sync import replica, state
+    """Connect this vault to a git remote, or to a file-sync folder, then sync."""
+    from confvault.sync import folder, replica, state
 
+    if remote is not None and remote.startswith(folder.PREFIX) and folder_dir is None:
+        folder_dir = Path(remote[len(folder.PREFIX) :])
+        remote = None
+    if (remote is None) == (folder_dir is None):
+        raise typer.BadParameter("give a REMOTE or --folder DIR (one of them)")
     name = device if device is not None else state.default_device_name()
     state.check_device_name(name)
     vault = options(ctx).open_vault(write=True)
-    _report(replica.connect(vault.session, remote, name, _state_dir()), as_json)
+    if folder_dir is not None:
+        result = folder.connect(vault.session, folder_dir, name, _state_dir())
+        _report(result, as_json)
+        return
+    _report(replica.connect(vault.session, str(remote), name, _state_dir()), as_json)
 
 
 @commands.command(epilog=SYNC_EXIT)
