@@ -32,7 +32,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confvault.errors import RemoteIntegrityError, SyncError
+from confvault.errors import GitUnavailableError, RemoteIntegrityError, SyncError
 from confvault.sync import replica, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
@@ -104,8 +104,9 @@ def connect(
     repo = replica._repo(state_dir, vault_id)
     if known is not None:
         origin = repo.run("config", "remote.origin.url", check=False)
-        url = Path(origin.stdout.decode("utf-8", "replace").strip())
-        if load(state_dir, vault_id) is not None or url.parent != root:
+        url = origin.stdout.decode("utf-8", "replace").strip()
+        parent = Path(os.path.realpath(url)).parent if url else None
+        if load(state_dir, vault_id) is not None or parent != root:
             raise SyncError(
                 f"this vault is already synced on this device (device "
                 f"{known.device_name})"
@@ -208,18 +209,14 @@ def _fetch(
 ) -> tree.Snapshot | None:
     """The peer's head, checked; None while its files are still arriving."""
     ref = f"refs/confvault/peers/{pid}"
-    repo.run("update-ref", "-d", ref, check=False)
-    done = repo.run(
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        str(root / f"{pid}.git"),
-        f"+{_HEAD}:{ref}",
-        check=False,
-    )
-    head = repo.rev(ref) if done.returncode == 0 else None
-    if head is None:
+    try:  # a ref naming objects not there, a pack without its index: git refuses
+        repo.fetch(state.BRANCH, ref, source=str(root / f"{pid}.git"))
+    except GitUnavailableError:
+        raise
+    except SyncError:
+        return None
+    head = repo.rev(ref)
+    if head is None:  # no branch yet
         return None
     snap = tree.read_snapshot(
         repo,
