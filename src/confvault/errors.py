@@ -262,3 +262,8 @@ class RemoteIntegrityError(IntegrityError):
 class SyncConflictError(SyncError):
     """Both this device and the remote changed the vault since the last sync,
     in a way this version cannot merge yet: nothing was changed."""
+
+
+class VaultInSyncFolderError(VaultReadOnlyError):
+    """The vault directory itself lies in a file-sync folder (Syncthing,
+    Dropbox): reads go on, writes are refused (``sync init --folder``)."""

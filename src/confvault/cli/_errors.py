@@ -139,6 +139,16 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
         Mapping(FAILURE, ("`confvault note list` shows note IDs",)),
     ),
     (
+        errors.VaultInSyncFolderError,
+        Mapping(
+            VAULT_READ_ONLY,
+            (
+                "move the vault out of the sync folder and let "
+                "`confvault sync init --folder DIR` carry it (docs/SYNC.md)",
+            ),
+        ),
+    ),
+    (
         errors.VaultReadOnlyError,
         Mapping(
             VAULT_READ_ONLY,

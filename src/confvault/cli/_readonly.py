@@ -6,7 +6,8 @@ the vault is next opened writable here. The command says so once on stderr
 (``notice``), and its ``--json`` output carries the field ``read_only``
 (``document``): on the document, or on each element of a list. A command
 that writes fails before asking the passphrase or opening the editor
-(``refuse_write``: exit 14).
+(``refuse_write``: exit 14). So does a vault directory placed in a
+file-sync folder (``sync.folder.traces``): docs/SYNC.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def refuse_write(path: Path) -> None:
     """A command that writes, on a vault that cannot be written: exit 14 now
     (a missing vault is left for the open to report)."""
     from confvault.errors import VaultReadOnlyError
+    from confvault.sync.traces import refuse_in_sync_folder
     from confvault.vault.store.spool import vault_writable
+
+    if path.is_dir():
+        refuse_in_sync_folder(path)
 
     if path.is_dir() and not vault_writable(path):
         raise VaultReadOnlyError(

@@ -36,6 +36,17 @@ _DEVICE = Annotated[
 ]
 
 
+_PEER_SAID = {
+    "arriving": "its files are still arriving; its last complete state is used",
+    "none": "nothing new",
+    "recorded": "the same state as this device",
+    "pushed": "this device already held its state",
+    "pulled": "its changes brought in",
+    "merged": "its changes merged with this device's",
+    "waiting": "both changed: that device merges, this one takes its merge next",
+}
+
+
 def _state_dir() -> Path:
     from confvault.vault.store.paths import default_state_dir
 
@@ -58,6 +69,8 @@ def _report(result: object, as_json: bool) -> None:
         "recorded": "this device and the remote already agree",
         "merged": "merged the remote's changes with this device's, and pushed",
     }[result.action]
+    if hasattr(result, "peers"):
+        said = said.replace("the remote's", "the other devices'")
     _output.line(
         f"{said}: generation {result.generation}, commit {result.commit[:12]} "
         f"(device {result.device})"
@@ -84,6 +97,8 @@ def _report(result: object, as_json: bool) -> None:
             "were left out of the merge: they stay only in the other device's "
             "history (docs/SYNC.md)"
         )
+    for peer in getattr(result, "peers", ()):
+        _output.line(f"device {peer['device']}: {_PEER_SAID[str(peer['state'])]}")
     if result.refused_journals:
         _output.warn(f"{result.refused_journals} journal(s) not ours were removed")
 
@@ -93,16 +108,26 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
     """Fetch, check and bring in the remote's changes, or push this device's."""
     if ctx.invoked_subcommand is not None:
         return
-    from confvault.sync import replica
+    from confvault.sync import folder, replica
     from confvault.sync.keys_merge import ShreddedNotesError
 
     vault = options(ctx).open_vault(write=True)
+    s = vault.session
+    with s.reading() as current:
+        vault_id = current.body.vault_id
+    by_folder = folder.load(_state_dir(), vault_id) is not None
+
+    def run(leave_out: bool) -> replica.SyncResult:
+        if by_folder:
+            return folder.sync(s, _state_dir(), leave_out=leave_out)
+        return replica.sync(s, _state_dir(), leave_out=leave_out)
+
     # Notes added on one device for a client shredded on the other are never
     # merged silently: a terminal asks (default no: nothing changes); a
     # script (--json, or no terminal) leaves them out and reports it.
     asks = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
     try:
-        result = replica.sync(vault.session, _state_dir(), leave_out=not asks)
+        result = run(leave_out=not asks)
     except ShreddedNotesError as err:
         _output.warn(str(err))
         if not typer.confirm(
@@ -112,7 +137,7 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
             err=True,
         ):
             raise
-        result = replica.sync(vault.session, _state_dir(), leave_out=True)
+        result = run(leave_out=True)
     _report(result, as_json)
 
 
@@ -120,18 +145,38 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
 def init(
     ctx: typer.Context,
     remote: Annotated[
-        str, typer.Argument(metavar="REMOTE", help="a git URL, or a path")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="REMOTE", help="a git URL, or a path (or folder:DIR, as --folder)"
+        ),
+    ] = None,
+    folder_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--folder",
+            metavar="DIR",
+            help="sync through a file-sync folder (Syncthing, Dropbox) instead",
+        ),
+    ] = None,
     device: _DEVICE = None,
     as_json: JSON = False,
 ) -> None:
-    """Connect this vault to a git remote, then sync (a first push)."""
-    from confvault.sync import replica, state
+    """Connect this vault to a git remote, or to a file-sync folder, then sync."""
+    from confvault.sync import folder, replica, state
 
+    if remote is not None and remote.startswith(folder.PREFIX) and folder_dir is None:
+        folder_dir = Path(remote[len(folder.PREFIX) :])
+        remote = None
+    if (remote is None) == (folder_dir is None):
+        raise typer.BadParameter("give a REMOTE or --folder DIR (one of them)")
     name = device if device is not None else state.default_device_name()
     state.check_device_name(name)
     vault = options(ctx).open_vault(write=True)
-    _report(replica.connect(vault.session, remote, name, _state_dir()), as_json)
+    if folder_dir is not None:
+        result = folder.connect(vault.session, folder_dir, name, _state_dir())
+        _report(result, as_json)
+        return
+    _report(replica.connect(vault.session, str(remote), name, _state_dir()), as_json)
 
 
 @commands.command(epilog=SYNC_EXIT)

@@ -135,16 +135,17 @@ class Repo:
         out = done.stdout.decode("ascii", "replace").strip()
         return out if done.returncode == 0 and out else None
 
-    def fetch(self, remote_branch: str, into: str) -> None:
+    def fetch(self, remote_branch: str, into: str, source: str = "origin") -> None:
         """Fetch the remote's branch into the local ref ``into`` (forced: the
-        checks, not git, decide whether the remote's history is acceptable)."""
+        checks, not git, decide whether the remote's history is acceptable);
+        ``source`` is another repository's path (a sync folder's peer)."""
         self.run("update-ref", "-d", into, check=False)
         done = self.run(
             "fetch",
             "--quiet",
             "--no-tags",
             "--no-write-fetch-head",
-            "origin",
+            source,
             f"+refs/heads/{remote_branch}:{into}",
             check=False,
         )
