@@ -23,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import merge, notes_merge, state, tree
+from confvault.sync import compact, merge, notes_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -95,6 +95,7 @@ def sync(s: Session, state_dir: Path) -> SyncResult:
             next(iter(repo.blobs([known[manifest.MANIFEST_NAME]]))) if synced else None
         )
         result = _decide(s, repo, local, synced, remote, known, synced_raw, device)
+        compact.after_follow(repo, synced)
         device.last = state.LastSync(
             s.now(), device.device_name, result.commit, result.generation
         )
@@ -135,11 +136,16 @@ def _decide(
                 "remote was replaced); nothing was changed here"
             )
         return _push(s, repo, local, None, device)
-    if synced is not None and remote != synced and not repo.is_ancestor(synced, remote):
+    if (
+        synced is not None
+        and remote != synced
+        and not repo.is_ancestor(synced, remote)
+        and not compact.is_compaction(repo, remote, local.body, synced_raw)
+    ):
         raise RemoteIntegrityError(
             f"the remote's history does not contain the last commit synced here "
-            f"({synced[:12]}): it was rewritten, rolled back or forked; nothing "
-            "was changed here"
+            f"({synced[:12]}): it was rewritten, rolled back or forked, and not "
+            "compacted by the vault's owner; nothing was changed here"
         )
     if remote == synced:
         if local.raw == synced_raw:
