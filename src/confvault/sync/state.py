@@ -164,6 +164,11 @@ def prepare_staging(target: Path) -> Path:
     return staging
 
 
+def discard_staging(staging: Path) -> None:
+    """Remove a staging directory (a clone that failed a check)."""
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def publish(staging: Path, target: Path) -> None:
     """Rename the finished staging directory onto ``target``, durably."""
     staging.rename(target)

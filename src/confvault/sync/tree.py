@@ -122,9 +122,12 @@ def read_snapshot(
     vault_id: str | None,
     expected_signer: str | None,
     known: Mapping[str, str],
+    read_objects_now: bool = True,
 ) -> Snapshot:
     """Check ``commit`` as described above; objects whose blob is in ``known``
-    (path -> blob of a state checked before) are not read again."""
+    (path -> blob of a state checked before) are not read again. With
+    ``read_objects_now`` False no object is read here: the caller reads each
+    through ``read_objects``, which checks it (``clone`` reads them once)."""
     entries = repo.tree(commit)
     blobs: dict[str, str] = {}
     for e in entries:
@@ -169,7 +172,9 @@ def read_snapshot(
             f"(first: {sorted(missing)[0][:12]})"
         )
     unread = sorted(
-        n for n in names if known.get(object_path(n)) != blobs[object_path(n)]
+        n
+        for n in names
+        if read_objects_now and known.get(object_path(n)) != blobs[object_path(n)]
     )
     for name, data in zip(
         unread, repo.blobs([blobs[object_path(n)] for n in unread]), strict=True

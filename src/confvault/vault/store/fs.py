@@ -195,6 +195,24 @@ class TempFile:
             self.root.remove(TMP_DIR, self.temp)
 
 
+def write_new(root: Root, rel: str, name: str, data: bytes) -> None:
+    """Write ``data`` as the new file ``rel/name`` in place, not durable yet:
+    only for a directory nothing reads until it is complete (``clone``'s
+    staging directory, renamed onto its target once durable), where the
+    temporary file and rename of ``TempFile`` buy nothing."""
+    try:
+        fd = root.create(rel, name)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            _fix_mtime(fd, rel)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise storage_error(err, f"write {name}") from err
+
+
 def _fix_mtime(fd: int, rel: str) -> None:
     """Objects, shards and the rest get one fixed mtime; the manifest (the one
     file rewritten under its own name, which rsync-style copies compare by
