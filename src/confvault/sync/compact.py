@@ -34,6 +34,7 @@ from confvault.vault.store import fs, manifest, signing
 
 _MARKER = "compacted: "
 _SIGNATURE = "signature: "
+FOLLOWED = "followed-compaction"  # set in DeviceState.extra by replica._decide
 
 
 @dataclass(frozen=True)
@@ -143,13 +144,8 @@ def is_compaction(
     )
 
 
-def after_follow(repo: Repo, synced_before: str | None) -> None:
-    """Once this device followed a compaction (its last synced commit is no
-    longer in the history it synced now): forget the old history here too."""
-    now = repo.rev(state.SYNCED_REF)
-    if synced_before is None or now is None or now == synced_before:
-        return
-    if repo.is_ancestor(synced_before, now):
-        return
+def after_follow(repo: Repo) -> None:
+    """Once this device followed a compaction: forget the old history here too
+    (only what the remote's and this device's refs reach is kept)."""
     repo.run("update-ref", "-d", state.OUTGOING_REF, check=False)
     repo.prune()

@@ -95,7 +95,8 @@ def sync(s: Session, state_dir: Path) -> SyncResult:
             next(iter(repo.blobs([known[manifest.MANIFEST_NAME]]))) if synced else None
         )
         result = _decide(s, repo, local, synced, remote, known, synced_raw, device)
-        compact.after_follow(repo, synced)
+        if device.extra.pop(compact.FOLLOWED, False):
+            compact.after_follow(repo)
         device.last = state.LastSync(
             s.now(), device.device_name, result.commit, result.generation
         )
@@ -136,17 +137,14 @@ def _decide(
                 "remote was replaced); nothing was changed here"
             )
         return _push(s, repo, local, None, device)
-    if (
-        synced is not None
-        and remote != synced
-        and not repo.is_ancestor(synced, remote)
-        and not compact.is_compaction(repo, remote, local.body, synced_raw)
-    ):
-        raise RemoteIntegrityError(
-            f"the remote's history does not contain the last commit synced here "
-            f"({synced[:12]}): it was rewritten, rolled back or forked, and not "
-            "compacted by the vault's owner; nothing was changed here"
-        )
+    if synced is not None and remote != synced and not repo.is_ancestor(synced, remote):
+        if not compact.is_compaction(repo, remote, local.body, synced_raw):
+            raise RemoteIntegrityError(
+                "the remote's history does not contain the last commit synced "
+                f"here ({synced[:12]}): it was rewritten, rolled back or forked, "
+                "and not compacted by the vault's owner; nothing was changed here"
+            )
+        device.extra[compact.FOLLOWED] = True  # its old history goes after
     if remote == synced:
         if local.raw == synced_raw:
             return SyncResult("none", local.generation, remote, name)
