@@ -12,12 +12,14 @@ journal, so the next writer cleans up after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from confvault.errors import (
+    ConfvaultError,
     IntegrityError,
     RemoteIntegrityError,
     SyncConflictError,
@@ -208,8 +210,19 @@ def _check_seen(s: Session, snap: tree.Snapshot) -> None:
         ) from err
 
 
-def _getter(repo: Repo, snap: tree.Snapshot) -> Callable[[str], bytes]:
-    return lambda name: tree.read_objects(repo, snap, [name])[name]
+def _getter(
+    repo: Repo, snap: tree.Snapshot, s: Session | None = None
+) -> Callable[[str], bytes]:
+    """One object of ``snap``: read by its check already, or (objects are
+    named by their hash) from this vault when it holds it, or from git."""
+
+    def get(name: str) -> bytes:
+        if name not in snap.checked and s is not None:
+            with contextlib.suppress(ConfvaultError):
+                return s.store.get(name)  # checks the hash
+        return tree.read_objects(repo, snap, [name])[name]
+
+    return get
 
 
 def _both_changed(
@@ -224,7 +237,7 @@ def _both_changed(
     appended audit entries (``merge``), refused otherwise."""
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
-    theirs = merge.side(snap.manifest, _getter(repo, snap))
+    theirs = merge.side(snap.manifest, _getter(repo, snap, s))
     newer = local.generation > snap.manifest.generation
     if newer and merge.audit_extension(ours, theirs, owner) is not None:
         # Ours is theirs plus audit entries (a merge committed here, not yet
@@ -237,7 +250,7 @@ def _both_changed(
         return _pull(s, repo, local, snap, device.device_name)
     if older and notes_merge.additions(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
-    old = merge.side(base.manifest, _getter(repo, base))
+    old = merge.side(base.manifest, _getter(repo, base, s))
     floor = max(local.generation, snap.manifest.generation) + 1
     merged: manifest.Manifest | None = None
     if (mine := merge.audit_extension(ours, old, owner)) is not None:
