@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.sync.conftest import Device, Tamper, state_of
+from tests.sync.conftest import Device, Tamper, refused_sync
 
 
 def _reachable(git: Callable[..., Any], remote: Path) -> set[str]:
@@ -32,13 +32,7 @@ def _local_commits(device: Device) -> set[str]:
     return set(done.stdout.split())
 
 
-def _refused(device: Device, *words: str) -> None:
-    before = state_of(device)
-    result = device.run("sync")
-    assert result.exit_code == 13, result.output
-    for word in words:
-        assert word in result.stderr, result.stderr
-    assert state_of(device) == before
+_refused = refused_sync
 
 
 def test_compaction_drops_a_shredded_client_and_the_other_device_follows(

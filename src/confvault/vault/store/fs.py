@@ -128,14 +128,7 @@ class TempFile:
         self.root, self.rel, self.name = root, rel, name
         self.temp = _temp_name(name)
         try:
-            fd = root.create(TMP_DIR, self.temp)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                _fix_mtime(fd, rel)
-            finally:
-                os.close(fd)
+            _write_whole(root.create(TMP_DIR, self.temp), data, rel)
         except OSError as err:
             with contextlib.suppress(OSError):
                 root.remove(TMP_DIR, self.temp)
@@ -201,16 +194,21 @@ def write_new(root: Root, rel: str, name: str, data: bytes) -> None:
     staging directory, renamed onto its target once durable), where the
     temporary file and rename of ``TempFile`` buy nothing."""
     try:
-        fd = root.create(rel, name)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            _fix_mtime(fd, rel)
-        finally:
-            os.close(fd)
+        _write_whole(root.create(rel, name), data, rel)
     except OSError as err:
         raise storage_error(err, f"write {name}") from err
+
+
+def _write_whole(fd: int, data: bytes, rel: str) -> None:
+    """Write all of ``data`` to the new file ``fd`` (a file of ``rel``), fix
+    its mtime, and close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        _fix_mtime(fd, rel)
+    finally:
+        os.close(fd)
 
 
 def _fix_mtime(fd: int, rel: str) -> None:
