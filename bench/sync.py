@@ -1,6 +1,7 @@
-"""Sync over git (issue 16): time `sync init` (first push), `clone` beside a
-plain `git clone` of the same remote, a push of 10 new notes and their pull
-on the other device, for a vault of N notes (default 2,000).
+"""Sync over git (issue 16): time `sync init` (first push), `clone` beside
+plain `git clone`s of the same remote, a push of 10 new notes and their pull
+on the other device, and 10 new notes on each side merged, for a vault of N
+notes (default 2,000); each sync shows the time spent waiting on git.
 
     .venv/bin/python bench/sync.py [N]
 
@@ -19,23 +20,32 @@ from pathlib import Path
 
 from confvault.sync import replica
 from confvault.sync.clone import clone
+from confvault.sync.git import Repo
 from confvault.vault import Vault
 
 PASSPHRASE = b"correct horse battery staple"
 
 
 def _timed(label: str, action):  # type: ignore[no-untyped-def]
+    git_before = Repo.seconds
     start = time.perf_counter()
     out = action()
-    print(f"{label:<44} {time.perf_counter() - start:8.2f} s")
+    total = time.perf_counter() - start
+    git = Repo.seconds - git_before
+    share = f"   (git {git:6.2f} s, confvault {total - git:6.2f} s)" if git else ""
+    print(f"{label:<48} {total:8.2f} s{share}", flush=True)
     return out
+
+
+def _git(*args: str) -> None:
+    subprocess.run(["git", *args], check=True, capture_output=True)
 
 
 def main(n: int) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         remote = base / "remote.git"
-        subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+        _git("init", "-q", "--bare", str(remote))
         a_state, b_state = base / "a-state", base / "b-state"
         a, _ = Vault.init(
             base / "a",
@@ -52,21 +62,27 @@ def main(n: int) -> None:
                 f"Client {c}",
                 [(f"n{i}", "2025-01-01", b"x " * 1500) for i in range(per)],
             )
-        print(f"vault of {n} notes")
+        print(f"vault of {n} notes", flush=True)
         _timed(
             "sync init (first push)",
             lambda: replica.connect(a.session, str(remote), "a", a_state),
         )
+        url = f"file://{remote}"
         _timed(
-            "plain git clone --bare of the remote",
-            lambda: subprocess.run(
-                ["git", "clone", "-q", "--bare", str(remote), str(base / "plain.git")],
-                check=True,
-            ),
+            "plain git clone --bare (local path: hard links)",
+            lambda: _git("clone", "-q", "--bare", str(remote), str(base / "p1.git")),
         )
         _timed(
-            "confvault clone",
-            lambda: clone(str(remote), base / "b", state_dir=b_state, device_name="b"),
+            "plain git clone --bare file:// (a transfer)",
+            lambda: _git("clone", "-q", "--bare", url, str(base / "p2.git")),
+        )
+        _timed(
+            "plain git clone file:// (transfer + checkout)",
+            lambda: _git("clone", "-q", "-b", "confvault", url, str(base / "p3")),
+        )
+        _timed(
+            "confvault clone (file://)",
+            lambda: clone(url, base / "b", state_dir=b_state, device_name="b"),
         )
         b = Vault.open(base / "b", passphrase=PASSPHRASE, state_dir=b_state)
         a.add_notes(
@@ -78,6 +94,23 @@ def main(n: int) -> None:
             lambda: replica.sync(b.session, b_state),
         )
         print(f"  ({result.objects_in} objects in)")
+        last = n // per - 1
+        a.add_notes(
+            "Client 1", [(f"a{i}", "2025-03-01", b"a " * 1500) for i in range(10)]
+        )
+        b.add_notes(
+            f"Client {last}",
+            [(f"b{i}", "2025-03-01", b"b " * 1500) for i in range(10)],
+        )
+        _timed(
+            "sync: A pushes its 10 new notes", lambda: replica.sync(a.session, a_state)
+        )
+        merged = _timed(
+            "sync: B merges its 10 with A's 10, pushes",
+            lambda: replica.sync(b.session, b_state),
+        )
+        print(f"  ({merged.action})")
+        _timed("sync: A pulls the merge", lambda: replica.sync(a.session, a_state))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

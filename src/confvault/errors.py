@@ -259,6 +259,11 @@ class RemoteIntegrityError(IntegrityError):
     signed by the owner, a rewritten or forked history): nothing was changed."""
 
 
+class DeviceNotFoundError(NotFoundError):
+    """No audit entry names the device (by name or ID) given to ``audit
+    --device``, and it is not this device."""
+
+
 class SyncConflictError(SyncError):
     """Both this device and the remote changed the vault since the last sync,
     in a way this version cannot merge yet: nothing was changed."""

@@ -230,3 +230,15 @@ def state_of(device: Device) -> dict[str, bytes]:
         )
         out[f"{path.name}:synced"] = done.stdout
     return out
+
+
+def refused_sync(device: Device, *words: str) -> None:
+    """``sync`` refused with exit 13, saying ``words`` and that nothing was
+    changed, and the device's state as it was."""
+    before = state_of(device)
+    result = device.run("sync")
+    assert result.exit_code == 13, result.output
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert "nothing was changed" in result.stderr
+    assert state_of(device) == before

@@ -205,3 +205,36 @@ def test_kill_at_every_durable_step_of_a_first_push_then_rerun(
                 f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
             ).stdout
             assert on_remote == (a.vault / "manifest").read_text(), point
+
+
+def test_kill_at_every_durable_step_of_a_compaction_then_rerun(
+    first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
+) -> None:
+    """`sync compact` killed anywhere: a rerun finishes, the remote holds one
+    root commit of the vault's state, and the other device follows."""
+    first.ok("note", "add", "Ada", "--title", "two", input="Two.\n")
+    first.ok("sync")
+    saved = tmp_path / "saved-a"
+    shutil.copytree(first.vault, saved / "vault", symlinks=True)
+    shutil.copytree(first.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        total = _total(_run_in_pool(pool, first, "0", "sync", "compact"))
+        assert total >= 3, total  # durable steps of the sync and the compaction
+        for point in _points(total):
+            _restore(first, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _run_in_pool(pool, first, point, "sync", "compact")
+            assert killed.returncode == -9, (point, killed.stderr[-600:])
+            rerun = first.run("sync", "compact", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            log = git(f"--git-dir={remote}", "rev-list", "confvault").stdout.split()
+            assert log == [json.loads(rerun.stdout)["commit"]], point
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (first.vault / "manifest").read_text(), point
+    assert second.json("sync")["action"] == "pulled"
+    assert first.files() == second.files()
+    assert first.json("sync")["action"] == "none"

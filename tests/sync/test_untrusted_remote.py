@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sync.conftest import Device, Tamper, state_of
+from tests.sync.conftest import Device, Tamper, refused_sync
 
-
-def _refused(device: Device, *words: str) -> None:
-    before = state_of(device)
-    result = device.run("sync")
-    assert result.exit_code == 13, result.output
-    for word in words:
-        assert word in result.stderr, result.stderr
-    assert "nothing was changed" in result.stderr
-    assert state_of(device) == before
+_refused = refused_sync
 
 
 @pytest.fixture

@@ -176,6 +176,10 @@ TABLE: list[tuple[type[errors.ConfvaultError], Mapping]] = [
     # sync over git (issue 16)
     (errors.DeviceNameError, Mapping(USAGE)),
     (
+        errors.DeviceNotFoundError,
+        Mapping(FAILURE, ("`confvault audit --json` shows each entry's device",)),
+    ),
+    (
         errors.SyncConflictError,
         Mapping(SYNC_CONFLICT, ("docs/SYNC.md says what merges and what not yet",)),
     ),

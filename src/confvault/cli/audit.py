@@ -40,6 +40,14 @@ def show(
     action: Annotated[
         str | None, typer.Option("--action", help="only this action, e.g. note-show")
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="only entries written on this synced device (its name or ID; "
+            "exit 1 if no entry names it)",
+        ),
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Show the audit trail (oldest first)."""
@@ -49,7 +57,7 @@ def show(
         ctx, client, client_file, name="--client", option="--client-file"
     )
     vault = options(ctx).open_vault()
-    entries = vault.audit(client=client, since=since, action=action)
+    entries = vault.audit(client=client, since=since, action=action, device=device)
     if as_json:
         _output.emit_json(_readonly.document(vault, [e.to_json() for e in entries]))
         return
@@ -62,13 +70,16 @@ def render(entries: Sequence[AuditEntry]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("#", "time", "actor", "action", "client", "note")
+    synced = any(e.device is not None for e in entries)  # a device column then
+    columns = ("#", "time", "actor", *(("device",) if synced else ()))
+    table = Table(*columns, "action", "client", "note")
     for e in entries:
         actor = e.actor.split(":", 1)[0] + ("" if e.signed else " (unsigned)")
         cells = (
             str(e.seq),
             e.time.replace("T", " ")[:19],
             actor,
+            *(("" if e.device is None else str(e.device["name"]),) if synced else ()),
             e.action,
             e.client_name or (e.client or "")[:8],
             (e.note or "")[:16],

@@ -179,6 +179,28 @@ def init(
     _report(replica.connect(vault.session, str(remote), name, _state_dir()), as_json)
 
 
+@app.command("compact", epilog=SYNC_EXIT)
+def compact(ctx: typer.Context, as_json: JSON = False) -> None:
+    """Sync, then replace the remote's history with the current state (old
+    files of shredded clients and revoked grants leave the remote)."""
+    from confvault.sync import compact as compaction
+
+    vault = options(ctx).open_vault(write=True)
+    result = compaction.compact(vault.session, _state_dir())
+    if as_json:
+        _output.emit_json(dict(result.__dict__))
+        return
+    _output.line(
+        f"replaced the remote's history ({result.commits_dropped} commits) with "
+        f"one commit of generation {result.generation}: {result.commit[:12]} "
+        f"(device {result.device})"
+    )
+    _output.info(
+        "the other devices follow at their next `confvault sync`; the remote "
+        "frees the old objects when it collects garbage (docs/SYNC.md)"
+    )
+
+
 @commands.command(epilog=SYNC_EXIT)
 def clone(
     ctx: typer.Context,

@@ -3,8 +3,10 @@
 The remote's head is checked as ``sync`` checks it (``tree.read_snapshot``,
 with the owner key pinned when one is given, and this machine's rollback
 memory), then the vault is written in a staging directory beside the target
-with the vault's own writes (temp + rename, durable), the manifest last, and
-the staging directory renamed onto the target. An interrupted clone leaves
+(each object checked against its name's hash as it is written, straight to
+its place: nothing reads the staging directory until its rename), made
+durable in one step (``fs.make_durable``), the manifest last, and the
+staging directory renamed onto the target. An interrupted clone leaves
 no vault at the target, and a rerun starts over.
 """
 
@@ -57,7 +59,12 @@ def clone(
         repo.fetch(state.BRANCH, state.REMOTE_REF)
         head = _remote_head(repo)
         snap = tree.read_snapshot(
-            repo, head, vault_id=None, expected_signer=None, known={}
+            repo,
+            head,
+            vault_id=None,
+            expected_signer=None,
+            known={},
+            read_objects_now=False,  # each is checked as it is written
         )
         body = snap.manifest.body
         _check_trust(body, target, state_dir, owner_key)
@@ -70,7 +77,11 @@ def clone(
     else:
         repo = Repo(state.adopt_repo(state_dir, fetched, body.vault_id))
         staging = state.prepare_staging(target)
-        _write_vault(repo, snap, staging)
+        try:
+            _write_vault(repo, snap, staging)
+        except BaseException:
+            state.discard_staging(staging)
+            raise
         repo.update_ref(state.SYNCED_REF, head)
         device = state.new_device(body.vault_id, target, device_name)
         now = iso(utc_now())
@@ -154,10 +165,10 @@ def _write_vault(repo: Repo, snap: tree.Snapshot, staging: Path) -> None:
             batch = names[start : start + _BATCH]
             for name, data in tree.read_objects(repo, snap, batch).items():
                 rel = layout.bucket_of(name)
-                fs.TempFile.of_bytes(disk, rel, name, data).move()
+                fs.write_new(disk, rel, name, data)  # checked: it hashes to name
                 moved.append((rel, name))
         for name, data in snap.shard_files.items():
-            fs.TempFile.of_bytes(disk, layout.SHARDS, name, data).move()
+            fs.write_new(disk, layout.SHARDS, name, data)
             moved.append((layout.SHARDS, name))
         fs.make_durable(disk, moved)
         fs.atomic_write(disk, "", layout.MANIFEST, snap.raw)

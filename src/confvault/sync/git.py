@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from confvault.errors import GitUnavailableError, SyncError
 
@@ -77,6 +79,9 @@ class TreeEntry:
 class Repo:
     """A bare repository of this device (outside the vault)."""
 
+    # Seconds this process waited on git, all repositories (bench/sync.py).
+    seconds: ClassVar[float] = 0.0
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.binary = git_binary()
@@ -91,6 +96,7 @@ class Repo:
     ) -> subprocess.CompletedProcess[bytes]:
         """``git --git-dir=REPO ARGS``: output captured, never a shell."""
         argv = [self.binary, f"--git-dir={self.path}", *args]
+        start = time.perf_counter()
         try:
             done = subprocess.run(  # noqa: S603 - fixed binary, no shell
                 argv,
@@ -105,6 +111,8 @@ class Repo:
             raise GitUnavailableError(f"git could not be run: {err.strerror}") from err
         except subprocess.TimeoutExpired as err:
             raise SyncError(f"git {args[0]} did not finish in time") from err
+        finally:
+            Repo.seconds += time.perf_counter() - start
         if check and done.returncode != 0:
             raise SyncError(f"{what or 'git ' + args[0]} failed: {_last_line(done)}")
         return done
@@ -170,6 +178,35 @@ class Repo:
                 "pushing to the remote failed (did another device sync meanwhile? "
                 f"run `confvault sync` again): {_last_line(done)}"
             )
+
+    def push_replacing(self, commit: str, remote_branch: str, expected: str) -> None:
+        """Push ``commit`` as the remote's branch in place of its history,
+        only if the branch is still ``expected`` (a lease: refused when
+        another device pushed meanwhile)."""
+        done = self.run(
+            "push",
+            "--quiet",
+            "--porcelain",
+            f"--force-with-lease=refs/heads/{remote_branch}:{expected}",
+            "origin",
+            f"{commit}:refs/heads/{remote_branch}",
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SyncError(
+                "replacing the remote's history failed (did another device sync "
+                f"meanwhile? run `confvault sync compact` again): {_last_line(done)}"
+            )
+
+    def roots(self, commit: str) -> list[str]:
+        """The commits without a parent in ``commit``'s history."""
+        done = self.run("rev-list", "--max-parents=0", commit)
+        return done.stdout.decode("ascii", "replace").split()
+
+    def prune(self) -> None:
+        """Drop every object no ref reaches (an old history, once replaced)."""
+        self.run("reflog", "expire", "--expire=now", "--all", check=False)
+        self.run("gc", "--quiet", "--prune=now")
 
     def update_ref(self, ref: str, commit: str) -> None:
         self.run("update-ref", "--no-deref", ref, commit)

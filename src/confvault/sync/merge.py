@@ -122,10 +122,15 @@ def chain_after(
 
 
 def stamped(entries: list[ChainEntry]) -> list[Stamped]:
-    """Entries to append to another chain, each as it was written."""
+    """Entries to append to another chain, each as it was written (its
+    device kept)."""
     return [
         Stamped(
-            AuditEvent(e.action, e.client, e.note, e.details), e.time, e.actor, e.signed
+            AuditEvent(e.action, e.client, e.note, e.details),
+            e.time,
+            e.actor,
+            e.signed,
+            e.device,
         )
         for e in entries
     ]

@@ -12,18 +12,20 @@ journal, so the next writer cleans up after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from confvault.errors import (
+    ConfvaultError,
     IntegrityError,
     RemoteIntegrityError,
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import keys_merge, merge, notes_merge, state, tree
+from confvault.sync import compact, keys_merge, merge, notes_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -104,6 +106,8 @@ def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
         result = _decide(
             s, repo, local, synced, remote, known, synced_raw, device, leave_out
         )
+        if device.extra.pop(compact.FOLLOWED, False):
+            compact.after_follow(repo)
         device.last = state.LastSync(
             s.now(), device.device_name, result.commit, result.generation
         )
@@ -146,11 +150,13 @@ def _decide(
             )
         return _push(s, repo, local, None, device)
     if synced is not None and remote != synced and not repo.is_ancestor(synced, remote):
-        raise RemoteIntegrityError(
-            f"the remote's history does not contain the last commit synced here "
-            f"({synced[:12]}): it was rewritten, rolled back or forked; nothing "
-            "was changed here"
-        )
+        if not compact.is_compaction(repo, remote, local.body, synced_raw):
+            raise RemoteIntegrityError(
+                "the remote's history does not contain the last commit synced "
+                f"here ({synced[:12]}): it was rewritten, rolled back or forked, "
+                "and not compacted by the vault's owner; nothing was changed here"
+            )
+        device.extra[compact.FOLLOWED] = True  # its old history goes after
     if remote == synced:
         if local.raw == synced_raw:
             return SyncResult("none", local.generation, remote, name)
@@ -214,8 +220,19 @@ def _check_seen(s: Session, snap: tree.Snapshot) -> None:
         ) from err
 
 
-def _getter(repo: Repo, snap: tree.Snapshot) -> Callable[[str], bytes]:
-    return lambda name: tree.read_objects(repo, snap, [name])[name]
+def _getter(
+    repo: Repo, snap: tree.Snapshot, s: Session | None = None
+) -> Callable[[str], bytes]:
+    """One object of ``snap``: read by its check already, or (objects are
+    named by their hash) from this vault when it holds it, or from git."""
+
+    def get(name: str) -> bytes:
+        if name not in snap.checked and s is not None:
+            with contextlib.suppress(ConfvaultError):
+                return s.store.get(name)  # checks the hash
+        return tree.read_objects(repo, snap, [name])[name]
+
+    return get
 
 
 def _both_changed(
@@ -233,7 +250,7 @@ def _both_changed(
     notes (``keys_merge``); refused otherwise."""
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
-    theirs = merge.side(snap.manifest, _getter(repo, snap))
+    theirs = merge.side(snap.manifest, _getter(repo, snap, s))
     newer = local.generation > snap.manifest.generation
     if newer and merge.audit_extension(ours, theirs, owner) is not None:
         # Ours is theirs plus audit entries (a merge committed here, not yet
@@ -246,7 +263,7 @@ def _both_changed(
         return _pull(s, repo, local, snap, device.device_name)
     if older and notes_merge.additions(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
-    old = merge.side(base.manifest, _getter(repo, base))
+    old = merge.side(base.manifest, _getter(repo, base, s))
     floor = max(local.generation, snap.manifest.generation) + 1
     merged: manifest.Manifest | None = None
     keyed: keys_merge.KeysMerge | None = None

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from confvault.errors import DeviceNameError, SyncError
+from confvault.vault.store import devices
 
 DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SYNCED_REF = "refs/confvault/synced"  # the last commit both sides agreed on
@@ -71,7 +72,7 @@ class DeviceState:
 
 
 def sync_dir(state_dir: Path) -> Path:
-    return state_dir / "sync"
+    return state_dir / devices.SYNC_DIR
 
 
 def repo_path(state_dir: Path, vault_id: str) -> Path:
@@ -81,7 +82,7 @@ def repo_path(state_dir: Path, vault_id: str) -> Path:
 
 
 def _state_path(state_dir: Path, vault_id: str) -> Path:
-    return repo_path(state_dir, vault_id).with_suffix(".json")
+    return devices.state_path(state_dir, vault_id)
 
 
 def new_device(vault_id: str, vault: Path, name: str) -> DeviceState:
@@ -161,6 +162,11 @@ def prepare_staging(target: Path) -> Path:
         shutil.rmtree(staging)
     staging.mkdir(mode=0o700)
     return staging
+
+
+def discard_staging(staging: Path) -> None:
+    """Remove a staging directory (a clone that failed a check)."""
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def publish(staging: Path, target: Path) -> None:

@@ -105,6 +105,9 @@ class Snapshot:
     shard_files: dict[str, bytes]
     blobs: dict[str, str]  # path -> git blob ID
     names: set[str] = field(default_factory=set)  # every object it names
+    # Objects already read and checked (those new since the state known),
+    # so that a merge reading them again starts no git process.
+    checked: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def raw(self) -> bytes:
@@ -122,9 +125,12 @@ def read_snapshot(
     vault_id: str | None,
     expected_signer: str | None,
     known: Mapping[str, str],
+    read_objects_now: bool = True,
 ) -> Snapshot:
     """Check ``commit`` as described above; objects whose blob is in ``known``
-    (path -> blob of a state checked before) are not read again."""
+    (path -> blob of a state checked before) are not read again. With
+    ``read_objects_now`` False no object is read here: the caller reads each
+    through ``read_objects``, which checks it (``clone`` reads them once)."""
     entries = repo.tree(commit)
     blobs: dict[str, str] = {}
     for e in entries:
@@ -169,20 +175,26 @@ def read_snapshot(
             f"(first: {sorted(missing)[0][:12]})"
         )
     unread = sorted(
-        n for n in names if known.get(object_path(n)) != blobs[object_path(n)]
+        n
+        for n in names
+        if read_objects_now and known.get(object_path(n)) != blobs[object_path(n)]
     )
+    read: dict[str, bytes] = {}
     for name, data in zip(
         unread, repo.blobs([blobs[object_path(n)] for n in unread]), strict=True
     ):
         _check_object(name, data)
-    return Snapshot(commit, checked, shard_files, blobs, names)
+        read[name] = data
+    return Snapshot(commit, checked, shard_files, blobs, names, read)
 
 
 def read_objects(repo: Repo, snapshot: Snapshot, names: list[str]) -> dict[str, bytes]:
-    """The bytes of the objects ``names`` of a snapshot, each checked again."""
-    out = {}
-    paths = [snapshot.blobs[object_path(n)] for n in names]
-    for name, data in zip(names, repo.blobs(paths), strict=True):
+    """The bytes of the objects ``names`` of a snapshot, each checked (when
+    read by ``read_snapshot``, then; else now)."""
+    out = {n: snapshot.checked[n] for n in names if n in snapshot.checked}
+    wanted = [n for n in names if n not in out]
+    paths = [snapshot.blobs[object_path(n)] for n in wanted]
+    for name, data in zip(wanted, repo.blobs(paths), strict=True):
         _check_object(name, data)
         out[name] = data
     return out

@@ -230,9 +230,12 @@ class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods, RecordsMethods):
         client: str | None = None,
         since: str | None = None,
         action: str | None = None,
+        device: str | None = None,
     ) -> list[results.AuditEntry]:
-        """The audit trail, oldest first, filtered."""
-        return ops.audit.audit(self.session, client=client, since=since, action=action)
+        """The audit trail, oldest first, filtered (``device``: a name or ID)."""
+        return ops.audit.audit(
+            self.session, client=client, since=since, action=action, device=device
+        )
 
     def verify_audit(self) -> list[results.Finding]:
         """Walk the whole chain: sequence, hashes and segment links."""

@@ -45,6 +45,7 @@ _NAMES_NOTE = frozenset(("note-show", "attachment-save"))
 _ID = re.compile(r"[0-9a-f]{16}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _MAX_COUNT = 10**9
+_DEVICE_KEYS = frozenset(("id", "name"))
 _SEGMENT_KEYS = frozenset(("format", "vault", "number", "previous", "entries"))
 _CARRY_KEYS = frozenset(("seq", "hash"))
 
@@ -73,6 +74,27 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Device:
+    """The device that wrote an entry: its sync ID and name (docs/SYNC.md)."""
+
+    id: str
+    name: str
+
+    def to_doc(self) -> JSONObject:
+        return {"id": self.id, "name": self.name}
+
+    @classmethod
+    def from_doc(cls, value: JSONValue, what: str) -> Device:
+        doc = _doc.as_object(value, what)
+        _doc.check_keys(doc, _DEVICE_KEYS, what)
+        return cls(_doc.text(doc, "id", what), _doc.text(doc, "name", what))
+
+    def matches(self, wanted: str) -> bool:
+        """``wanted`` is this device's name or its ID."""
+        return wanted in (self.id, self.name)
+
+
+@dataclass(frozen=True, slots=True)
 class Stamped:
     """An event with its time and author, ready to be chained."""
 
@@ -80,6 +102,7 @@ class Stamped:
     time: str
     actor: str
     signed: bool  # False: written by a grantee, not by the owner's key
+    device: Device | None = None  # the synced device that wrote it, if any
 
     @classmethod
     def from_inbox(cls, doc: Mapping[str, JSONValue]) -> Stamped:
@@ -165,6 +188,9 @@ class ChainEntry:
     seq: int
     prev: str
     hash: str
+    # The synced device that wrote it; absent in entries of a vault never
+    # synced (and in every entry written before devices existed).
+    device: Device | None = None
 
     @classmethod
     def link(cls, stamped: Stamped, last: ChainEntry | Carry | None) -> ChainEntry:
@@ -181,13 +207,15 @@ class ChainEntry:
             seq=last.seq + 1 if last else 0,
             prev=last.hash if last else GENESIS,
             hash="",
+            device=stamped.device,
         )
         return replace(unhashed, hash=entry_hash(unhashed.to_doc()))
 
     @classmethod
     def from_doc(cls, value: JSONValue, what: str) -> ChainEntry:
         doc = _doc.as_object(value, what)
-        _doc.check_keys(doc, _ENTRY_KEYS, what)
+        _doc.check_keys(doc, _ENTRY_KEYS, what, frozenset(("device",)))
+        device = doc.get("device")
         return cls(
             action=_doc.text(doc, "action", what),
             client=_doc.text_or_null(doc, "client", what),
@@ -199,10 +227,13 @@ class ChainEntry:
             seq=_doc.number(doc, "seq", what),
             prev=_doc.text(doc, "prev", what),
             hash=_doc.text(doc, "hash", what),
+            device=None
+            if device is None
+            else Device.from_doc(device, f"device of an {what}"),
         )
 
     def to_doc(self) -> JSONObject:
-        return {
+        doc: JSONObject = {
             "action": self.action,
             "client": self.client,
             "note": self.note,
@@ -214,6 +245,9 @@ class ChainEntry:
             "prev": self.prev,
             "hash": self.hash,
         }
+        if self.device is not None:  # absent, not null: older entries hash as before
+            doc["device"] = self.device.to_doc()
+        return doc
 
 
 def entry_hash(entry: Mapping[str, object]) -> str:

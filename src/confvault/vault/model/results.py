@@ -369,6 +369,7 @@ class AuditEntry:
     note: str | None
     signed: bool  # False: written by a grantee, not signed by the owner's key
     details: JSONObject = field(default_factory=dict)
+    device: JSONObject | None = None  # {"id", "name"}: the synced device that wrote it
 
     def to_json(self) -> JSONObject:
         return asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from confvault.errors import AgeError, ConfvaultError
+from confvault.errors import AgeError, ConfvaultError, DeviceNotFoundError
 from confvault.vault.model.audit import chain_findings, inbox_findings
 from confvault.vault.model.clock import parse_date
 from confvault.vault.model.results import AuditEntry, Finding
@@ -21,8 +21,10 @@ def audit(
     client: str | None = None,
     since: str | None = None,
     action: str | None = None,
+    device: str | None = None,
 ) -> list[AuditEntry]:
-    """The audit trail, oldest first, filtered."""
+    """The audit trail, oldest first, filtered (``device``: its name or ID;
+    ``DeviceNotFoundError`` when no entry names it and it is not this one)."""
 
     with s.reading() as current:
         root = s.root_record(current)
@@ -30,8 +32,13 @@ def audit(
         names = {cid: c.name for cid, c in root.clients.items()}
     lower = parse_date(since) if since else None
     out = []
+    known = False
     for _, segment in trail.segments(s):
         for e in segment.entries:
+            if device is not None:
+                if e.device is None or not e.device.matches(device):
+                    continue
+                known = True
             if client_id and e.client != client_id:
                 continue
             if action and e.action != action:
@@ -49,7 +56,15 @@ def audit(
                     note=e.note,
                     signed=e.signed,
                     details=dict(e.details),
+                    device=None if e.device is None else e.device.to_doc(),
                 )
+            )
+    if device is not None and not known:
+        this = trail.this_device(s, current.body.vault_id)
+        if this is None or not this.matches(device):
+            raise DeviceNotFoundError(
+                f"no audit entry was written by a device named {device!r} "
+                "(a device's name or ID, as `confvault status` shows it)"
             )
     trail.audit_read(s, "audit-show", client_id)
     return out

@@ -22,6 +22,7 @@ from confvault.vault.model.audit import (
     AuditEvent,
     Carry,
     ChainEntry,
+    Device,
     Segment,
     Stamped,
 )
@@ -29,7 +30,15 @@ from confvault.vault.model.grant import Grant
 from confvault.vault.model.identity import INBOX_MAC_LABEL
 from confvault.vault.model.note_format import RECORDS
 from confvault.vault.session import spool
-from confvault.vault.store import fs, inbox, manifest, sealing, signing, transaction
+from confvault.vault.store import (
+    devices,
+    fs,
+    inbox,
+    manifest,
+    sealing,
+    signing,
+    transaction,
+)
 from confvault.vault.store.documents import JSONValue
 from confvault.vault.store.manifest import canonical
 
@@ -53,6 +62,12 @@ def _actor(s: Session) -> str:
     if s.owner is not None:
         return "owner:" + signing.b64(s.owner.signer)[:16]
     return "grantee:" + str(_reader(s).recipient)
+
+
+def this_device(s: Session, vault_id: str) -> Device | None:
+    """This machine's device for the vault, once it is synced (else None)."""
+    found = devices.this_device(s.seen.directory, vault_id)
+    return None if found is None else Device(*found)
 
 
 def _grant_mac_key(s: Session, grant: Grant) -> bytes:
@@ -132,9 +147,9 @@ def fold_audit(s: Session, txn: transaction.Transaction) -> list[str]:
     else:
         head = txn.current.pointer("audit") if txn.current else None
     segment = _segment(s, head, txn) or Segment(vault_id, 0, None, ())
-    now, actor = s.now(), _actor(s)
+    now, actor, device = s.now(), _actor(s), this_device(s, vault_id)
     stamped += s.audit_stamped  # reads spooled on read-only media, as they were
-    stamped += [Stamped(event, now, actor, True) for event in s.audit_pending]
+    stamped += [Stamped(event, now, actor, True, device) for event in s.audit_pending]
     s.audit_pending.clear()
     s.audit_stamped.clear()
     last = segment.last

@@ -42,11 +42,12 @@ from confvault.vault.store import layout, lockwait
 from confvault.vault.store.rootfs import (
     DIR_MODE,
     FILE_MODE,
-    FIXED_MTIME_NS,
     Root,
     as_root,
+    fix_mtime,
     open_nofollow,
     storage_error,
+    write_whole,
 )
 
 __all__ = ["DIR_MODE", "FILE_MODE", "Root", "as_root", "storage_error"]
@@ -128,14 +129,7 @@ class TempFile:
         self.root, self.rel, self.name = root, rel, name
         self.temp = _temp_name(name)
         try:
-            fd = root.create(TMP_DIR, self.temp)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                _fix_mtime(fd, rel)
-            finally:
-                os.close(fd)
+            write_whole(root.create(TMP_DIR, self.temp), data, rel)
         except OSError as err:
             with contextlib.suppress(OSError):
                 root.remove(TMP_DIR, self.temp)
@@ -161,7 +155,7 @@ class TempFile:
         file = self._open_file()
         try:
             file.flush()
-            _fix_mtime(file.fileno(), self.rel)
+            fix_mtime(file.fileno(), self.rel)
             if fsync:
                 os.fsync(file.fileno())
             file.close()
@@ -195,12 +189,15 @@ class TempFile:
             self.root.remove(TMP_DIR, self.temp)
 
 
-def _fix_mtime(fd: int, rel: str) -> None:
-    """Objects, shards and the rest get one fixed mtime; the manifest (the one
-    file rewritten under its own name, which rsync-style copies compare by
-    size and mtime) keeps its real one."""
-    if rel != "":
-        os.utime(fd, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+def write_new(root: Root, rel: str, name: str, data: bytes) -> None:
+    """Write ``data`` as the new file ``rel/name`` in place, not durable yet:
+    only for a directory nothing reads until it is complete (``clone``'s
+    staging directory, renamed onto its target once durable), where the
+    temporary file and rename of ``TempFile`` buy nothing."""
+    try:
+        write_whole(root.create(rel, name), data, rel)
+    except OSError as err:
+        raise storage_error(err, f"write {name}") from err
 
 
 def _temp_name(name: str) -> str:

@@ -355,3 +355,23 @@ def read_all(fd: int, size: int, limit: int = OBJECT_LIMIT, where: str = "") -> 
             break
         want = MIB
     return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def write_whole(fd: int, data: bytes, rel: str) -> None:
+    """Write all of ``data`` to the new file ``fd`` (a file of ``rel``), fix
+    its mtime, and close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        fix_mtime(fd, rel)
+    finally:
+        os.close(fd)
+
+
+def fix_mtime(fd: int, rel: str) -> None:
+    """Objects, shards and the rest get one fixed mtime; the manifest (the one
+    file rewritten under its own name, which rsync-style copies compare by
+    size and mtime) keeps its real one."""
+    if rel != "":
+        os.utime(fd, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
