@@ -190,7 +190,13 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
-    runs = parser.parse_args().runs
+    parser.add_argument(
+        "--served-only",
+        action="store_true",
+        help="only the served vault commands and the interpreter (quicker)",
+    )
+    options = parser.parse_args()
+    runs = options.runs
     print(machine())
     with tempfile.TemporaryDirectory(prefix="confvault-bench-interactive-") as tmp:
         work = Path(tmp)
@@ -219,8 +225,8 @@ def main() -> None:
         # (--allow-jobs: the bench's commands have no terminal).
         unlock = [CONFVAULT, "unlock", "--allow-jobs", "--idle", "1h"]
         subprocess.run(unlock, env=keyed, check=True, stdout=subprocess.DEVNULL)
-        age = age_note(work)
-        gpass = pass_store(work)
+        age = None if options.served_only else age_note(work)
+        gpass = None if options.served_only else pass_store(work)
         server = [sys.executable, "-m", "confvault.server"]
         if subprocess.run([*server, "start"], env=env, check=False).returncode != 0:
             raise SystemExit("the command server did not start")
@@ -240,8 +246,11 @@ def main() -> None:
             }
             variants: dict[str, tuple[list[str], dict[str, str], bytes | None]] = {}
             for name, (args, stdin) in commands.items():
+                if options.served_only and name not in list(GOALS)[:5]:
+                    continue
                 variants[f"{name}|server"] = ([CONFVAULT, *args], env, stdin)
-                variants[f"{name}|in-process"] = ([CONFVAULT, *args], local, stdin)
+                if not options.served_only:
+                    variants[f"{name}|in-process"] = ([CONFVAULT, *args], local, stdin)
             if age:
                 variants["age -d -i KEY (one note)|-"] = (age, base, None)
             if gpass:
