@@ -104,17 +104,45 @@ def find(vault: Path) -> Path | None:
 def probe(vault: Path) -> AgentInfo | None:
     """The live agent of ``vault``; None if there is none; AgentError if
     what is there cannot be used (dead, stale, refused, another version)."""
+    info, sock = connected(vault)
+    if sock is not None:
+        sock.close()
+    return info
+
+
+def connected(vault: Path) -> tuple[AgentInfo | None, socket.socket | None]:
+    """``probe``, and the connection it asked on, open for more requests
+    (``AgentKeys``); both None when there is no agent."""
     path = find(vault)
     if path is None:
-        return None
+        return None, None
+    sock: socket.socket | None = None
     try:
-        answer = ask(path, {"protocol": protocol.PROTOCOL, "op": "hello"})
-    except TimeoutError as err:
-        raise AgentError("the unlock agent of this vault does not answer") from err
-    except OSError as err:
-        raise AgentError(
-            f"the unlock agent of this vault is gone ({err.strerror})"
-        ) from err
+        sock = connect(path)
+        protocol.send(sock, {"protocol": protocol.PROTOCOL, "op": "hello"})
+        answer = protocol.receive(sock)
+    except (OSError, AgentError) as err:
+        if sock is not None:
+            sock.close()
+        raise _unusable(err) from err
+    try:
+        return _checked(path, answer), sock
+    except AgentError:
+        sock.close()
+        raise
+
+
+def _unusable(err: OSError | AgentError) -> AgentError:
+    if isinstance(err, AgentError):
+        return err
+    if isinstance(err, TimeoutError):
+        return AgentError("the unlock agent of this vault does not answer")
+    return AgentError(f"the unlock agent of this vault is gone ({err.strerror})")
+
+
+def _checked(path: Path, answer: Message) -> AgentInfo:
+    if answer.get("ok") is not True:
+        raise AgentError(str(answer.get("error", "refused")))
     if answer.get("protocol") != protocol.PROTOCOL:
         raise AgentError(
             f"the unlock agent of this vault is of another confvault version "
@@ -159,10 +187,13 @@ on_behalf_of: int | None = None
 class AgentKeys:
     """The owner's keys held by an agent (an ``identity.OwnerKeys``)."""
 
-    def __init__(self, info: AgentInfo) -> None:
+    def __init__(self, info: AgentInfo, sock: socket.socket | None = None) -> None:
         self.info = info
         self._recipient = age.parse_recipient(info.recipient)
         self._macs: dict[bytes, bytes] = {}  # derived once per command
+        # One connection for the command's requests (``connected``'s, or the
+        # first request's), not one each.
+        self._sock = sock
 
     @property
     def recipient(self) -> age.AnyRecipient:
@@ -200,19 +231,36 @@ class AgentKeys:
         }
         if on_behalf_of is not None:
             message["for_pid"] = on_behalf_of
-        try:
-            with connect(self.info.socket) as sock:
-                protocol.send(sock, message)
-                answer = protocol.receive(sock)
-        except (OSError, AgentError) as err:
-            raise AgentLostError(
-                "the vault was locked while this command ran (its agent ended)"
-            ) from err
+        answer = self._exchange(message)
         if answer.get("error") == "no-match":
             raise IncorrectIdentityError("not sealed to the owner's key")
         if answer.get("ok") is not True:
             raise AgentError(f"the unlock agent refused: {answer.get('error')}")
         return answer
+
+    def _exchange(self, message: Message) -> Message:
+        """``message`` asked on this command's connection; once more on a new
+        one when a connection that had answered before fails (an agent that
+        answers one request a connection, or dropped a quiet one)."""
+        for retry in (self._sock is not None, False):
+            try:
+                if self._sock is None:
+                    self._sock = connect(self.info.socket)
+                protocol.send(self._sock, message)
+                return protocol.receive(self._sock)
+            except (OSError, AgentError) as err:
+                self.close()
+                if not retry:
+                    raise AgentLostError(
+                        "the vault was locked while this command ran (its agent ended)"
+                    ) from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close this command's connection to the agent (if open)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 def start(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import selectors
 import socket
 import sys
 import time
@@ -29,6 +30,7 @@ from confvault.vault.store.hardening import harden_process
 _TICK = 0.25  # seconds between two looks at the clocks when nobody asks
 _CHECK_EVERY = 1.0  # seconds between two looks at the vault and the socket
 MAX_IDENTITY_TEXT = 16384
+MAX_CONNECTIONS = 64  # open at once (each a command of this user)
 RECORD_LOCK_TIMEOUT = 10.0  # how long the last audit entry waits for the vault
 # Why a `lock` request ends the agent (its audit entry's reason): `lock`,
 # `lock --all`, or a command that made the agent's keys old.
@@ -57,47 +59,81 @@ class Agent:
         self.started_at = time.time()
         self.checked = 0.0
         self.mlock = memory.lock_keys(keys)
+        self.selector = selectors.DefaultSelector()
+        self.serving: socket.socket | None = None  # the connection being answered
 
     def serve(self) -> None:
+        """Answer every connection's requests, one at a time, until the end.
+
+        A connection may carry several requests (a command keeps one for its
+        life: ``client.AgentKeys``); it is dropped at the client's end, at a
+        request cut or slower than ``protocol.TIMEOUT``, or beyond
+        ``MAX_CONNECTIONS``."""
         self.listener.settimeout(_TICK)
+        self.selector.register(self.listener, selectors.EVENT_READ)
         reason: str | None = None
         while reason is None:
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                conn = None
-            except OSError:
-                reason = "socket-gone"
-                break
-            if conn is not None:
-                with conn:
-                    try:
-                        reason = self.handle(conn)
-                    except Exception:  # noqa: BLE001 - one bad request never ends the agent
-                        reason = None
-            reason = reason or self.expired()
+            reason = self.step() or self.expired()
         if reason != "locked":  # `lock` has finished already, answering its caller
             self.finish(reason)
 
-    def handle(self, conn: socket.socket) -> str | None:
-        """Answer one connection; ``"locked"`` when it locked the agent."""
-        conn.settimeout(protocol.TIMEOUT)
+    def step(self) -> str | None:
+        """Answer what is ready within a tick; why to end, if it is time."""
+        for key, _ in self.selector.select(_TICK):
+            conn = key.fileobj
+            is_new = conn is self.listener
+            reason = self.accept() if is_new else self.serve_one(conn)  # type: ignore[arg-type]
+            if reason is not None:
+                return reason
+        return None
+
+    def accept(self) -> str | None:
+        try:
+            conn, _ = self.listener.accept()
+        except TimeoutError:
+            return None
+        except OSError:
+            return "socket-gone"
+        if len(self.selector.get_map()) > MAX_CONNECTIONS:
+            conn.close()
+        else:
+            conn.settimeout(protocol.TIMEOUT)
+            self.selector.register(conn, selectors.EVENT_READ)
+        return None
+
+    def serve_one(self, conn: socket.socket) -> str | None:
+        """One request of ``conn`` answered (``conn`` closed when it ended)."""
+        self.serving = conn
+        try:
+            reason, keep = self.handle(conn)
+        except Exception:  # noqa: BLE001 - one bad request never ends the agent
+            reason, keep = None, False
+        finally:
+            self.serving = None
+        if not keep or reason is not None:
+            self.selector.unregister(conn)
+            conn.close()
+        return reason
+
+    def handle(self, conn: socket.socket) -> tuple[str | None, bool]:
+        """Answer one request of ``conn``: (``"locked"`` when it locked the
+        agent, whether ``conn`` stays open for another)."""
         try:
             uid = protocol.peer_uid(conn)
             request = protocol.receive(conn)
             if uid != os.getuid():
                 protocol.send(conn, _refusal(f"uid {uid} is not this agent's user"))
-                return None
+                return None, False
             op = request.get("op")
             if op == "lock":
                 reason = request.get("reason")
                 recorded = self.finish(reason if reason in _LOCKS else "command")
                 protocol.send(conn, {"ok": True, "recorded": recorded})
-                return "locked"
+                return "locked", False
             protocol.send(conn, self.answer(request, conn))
         except (AgentError, OSError):
-            pass  # a client that went away or spoke nonsense: nothing to answer
-        return None
+            return None, False  # gone, cut, too slow or nonsense: nothing to answer
+        return None, True
 
     def answer(self, request: Message, conn: socket.socket) -> Message:
         op = request.get("op")
@@ -172,6 +208,9 @@ class Agent:
     def finish(self, reason: str) -> bool:
         """Stop serving, then commit the audit entry of this end; True if done."""
         self.listener.close()
+        for key in list(self.selector.get_map().values()):
+            if key.fileobj is not self.serving:  # its next request fails
+                key.fileobj.close()  # type: ignore[union-attr]
         try:
             if self.socket_path.stat().st_ino == self.inode:
                 self.socket_path.unlink()

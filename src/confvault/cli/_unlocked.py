@@ -59,17 +59,22 @@ def open_with_agent(opts: Options, *, quiet: bool = False) -> Vault | None:
 
     path = opts.vault_path
     try:
-        info = client.probe(path)
+        info, sock = client.connected(path)
         if info is None:
             return None
-        _check_job(info.allow_jobs)
-        vault = Vault.open(
-            path,
-            keys=client.AgentKeys(info),
-            lock_timeout=opts.lock_timeout,
-            state_dir=default_state_dir(),
-            owner_key=opts.pinned_owner_key,
-        )
+        keys = client.AgentKeys(info, sock)
+        try:
+            _check_job(info.allow_jobs)
+            vault = Vault.open(
+                path,
+                keys=keys,
+                lock_timeout=opts.lock_timeout,
+                state_dir=default_state_dir(),
+                owner_key=opts.pinned_owner_key,
+            )
+        except BaseException:
+            keys.close()
+            raise
     except (AgentError, KeysMismatchError) as err:
         if not quiet:
             _output.warn(f"{err}{_FALLBACK}")
