@@ -222,6 +222,12 @@ class AgentKeys:
         answer = self._ask("agree", peer=str(peer), label=protocol.b64(label))
         return protocol.unb64(answer["key"])
 
+    def hello(self) -> AgentInfo:
+        """What the agent says of itself now (``status``'s times left), asked
+        on this command's connection."""
+        answer = self._exchange({"protocol": protocol.PROTOCOL, "op": "hello"})
+        return _checked(self.info.socket, answer)
+
     def _ask(self, op: str, **fields: object) -> Message:
         message: Message = {
             "protocol": protocol.PROTOCOL,

@@ -1,4 +1,5 @@
-"""The agent's messages: one request and one answer per connection.
+"""The agent's messages: a request and its answer, in turn, on a connection
+(a command keeps one for its life; the agent drops it when it ends).
 
 Each message is a 4-byte big-endian length and a JSON object of at most
 ``MAX_MESSAGE`` bytes; binary values are base64. A request names the

@@ -106,12 +106,16 @@ def end_agent(path: Path, reason: str) -> None:
     )
 
 
-def state(path: Path) -> dict[str, object]:
-    """``status``'s view: ``{"state": "locked"}``, or unlocked with times left."""
+def state(path: Path, keys: object = None) -> dict[str, object]:
+    """``status``'s view: ``{"state": "locked"}``, or unlocked with times left
+    (asked on the connection of ``keys`` when they are the agent's)."""
     from confvault.agent import client
 
     try:
-        info = client.probe(path)
+        if isinstance(keys, client.AgentKeys):
+            info: client.AgentInfo | None = keys.hello()
+        else:
+            info = client.probe(path)
     except (AgentError, OSError):
         info = None
     if info is None:

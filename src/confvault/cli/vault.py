@@ -139,7 +139,7 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     vault = opts.open_vault()
     info: VaultStatus = vault.status()  # typed here: the facade says Any
     records = vault.records_status()  # issue 18: retention and requests
-    unlock = _unlocked.state(opts.vault_path)
+    unlock = _unlocked.state(opts.vault_path, vault.owner)
     custody = vault.custody_status() if vault.owner is not None else None
     synced = _sync_status(info.vault_id, info.generation)  # issue 16
     if as_json:
