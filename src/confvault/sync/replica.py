@@ -23,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import merge, notes_merge, state, tree
+from confvault.sync import merge, records_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -226,12 +226,12 @@ def _both_changed(
         # Ours is theirs plus audit entries (a merge committed here, not yet
         # pushed): a fast-forward of the remote.
         return _push(s, repo, local, snap.commit, device)
-    if newer and notes_merge.additions(ours, theirs, owner) is not None:
+    if newer and records_merge.contains(ours, theirs, owner):
         return _push(s, repo, local, snap.commit, device)  # ours holds theirs
     older = local.generation < snap.manifest.generation
     if older and merge.audit_extension(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
-    if older and notes_merge.additions(theirs, ours, owner) is not None:
+    if older and records_merge.contains(theirs, ours, owner):
         return _pull(s, repo, local, snap, device.device_name)
     old = merge.side(base.manifest, _getter(repo, base))
     floor = max(local.generation, snap.manifest.generation) + 1
@@ -240,12 +240,8 @@ def _both_changed(
         merged = merge.commit_merge(s, local, theirs, mine, floor)
     elif (other := merge.audit_extension(theirs, old, owner)) is not None:
         merged = merge.commit_merge(s, local, None, other, floor)
-    elif (ours_added := notes_merge.additions(ours, old, owner)) is not None and (
-        theirs_added := notes_merge.additions(theirs, old, owner)
-    ) is not None:
-        merged = notes_merge.commit_notes_merge(
-            s, local, theirs, theirs_added, ours_added, floor
-        )
+    else:
+        merged = _records_merge(s, local, ours, theirs, old, floor)
     if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
@@ -254,6 +250,27 @@ def _both_changed(
         )
     result = _push(s, repo, merged, snap.commit, device)
     return SyncResult("merged", result.generation, result.commit, result.device)
+
+
+def _records_merge(
+    s: Session,
+    local: manifest.Manifest,
+    ours: merge.Side,
+    theirs: merge.Side,
+    old: merge.Side,
+    floor: int,
+) -> manifest.Manifest | None:
+    """Both sides changed records: the record-level merge, or None."""
+    owner = s.require_owner()
+    o = records_merge.read(ours, old, owner)
+    t = records_merge.read(theirs, old, owner)
+    b = records_merge.read(old, old, owner)
+    if o is None or t is None or b is None:
+        return None
+    p = records_merge.plan(o, t, b, owner)
+    if p is None or p.drafts:
+        return None
+    return records_merge.commit_records_merge(s, local, o, t, p, floor)
 
 
 def _push(

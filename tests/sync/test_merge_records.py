@@ -1,0 +1,201 @@
+"""Records changed on both devices since the last sync (issue 16): clients
+added, renamed, a client's first note of a kind, addenda, drafts edited or
+signed; merged record by record, every note on both devices, both verify;
+what the merge cannot decide is refused (16) with nothing changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.sync.conftest import Device, state_of
+from tests.sync.test_crash_sync import _restore
+
+
+def _notes(device: Device) -> dict[str, str]:
+    """Title -> body of every note, as the device shows it."""
+    out = {}
+    for n in json.loads(device.ok("note", "list", "--psychotherapy", "--json").stdout):
+        out[str(n["title"])] = device.ok("note", "show", str(n["id"])).stdout
+    return out
+
+
+def _listed(device: Device) -> list[dict[str, object]]:
+    return list(
+        json.loads(device.ok("note", "list", "--psychotherapy", "--json").stdout)
+    )
+
+
+def _clients(device: Device) -> list[tuple[str, int]]:
+    listed = json.loads(device.ok("client", "list", "--json").stdout)
+    return sorted((str(c["name"]), int(c["notes"])) for c in listed)
+
+
+def _merge(first: Device, second: Device) -> dict[str, object]:
+    """First pushed; second merges, then both end equal and verify."""
+    merged: dict[str, object] = second.json("sync")
+    assert merged["action"] == "merged", merged
+    assert first.json("sync")["action"] in ("pulled", "merged")
+    assert second.json("sync")["action"] in ("pulled", "none")
+    assert first.json("sync")["action"] in ("pulled", "none")
+    assert first.files() == second.files()
+    for device in (first, second):
+        device.ok("verify", "--deep")
+        device.ok("audit", "verify")
+    assert _notes(first) == _notes(second)
+    return merged
+
+
+def _note_id(device: Device, title: str) -> str:
+    (found,) = [n["id"] for n in _listed(device) if n["title"] == title]
+    return str(found)
+
+
+def test_a_first_note_of_a_kind_here_and_notes_there(
+    first: Device, second: Device
+) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok(
+        "note",
+        "add",
+        "Ada",
+        "--kind",
+        "psychotherapy",
+        "--title",
+        "psy",
+        input="Process note.\n",
+    )
+    second.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
+    _merge(first, second)
+    notes = _notes(first)
+    assert {"intake", "from a", "from b", "psy"} == notes.keys()
+    assert "Process note." in notes["psy"]
+    assert "A wrote." in notes["from a"]
+
+
+def test_clients_added_on_both_sides_are_both_kept(
+    first: Device, second: Device
+) -> None:
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Grace", "--title", "g", input="G.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "add", "Alan Turing")
+    second.ok("note", "add", "Alan", "--title", "t", input="T.\n")
+    second.ok("note", "add", "Ada", "--title", "ada b", input="B.\n")
+    _merge(first, second)
+    expected = [("Ada Lovelace", 2), ("Alan Turing", 1), ("Grace Hopper", 1)]
+    assert _clients(first) == _clients(second) == expected
+
+
+def test_a_client_added_here_only_is_kept(first: Device, second: Device) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "add", "Alan Turing")
+    _merge(first, second)
+    assert _clients(first) == [("Ada Lovelace", 2), ("Alan Turing", 0)]
+
+
+def test_a_rename_here_and_notes_there(first: Device, second: Device) -> None:
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "rename", "Ada", "Ada King")
+    second.ok("client", "edit", "Ada", "--born", "1815-12-10")
+    _merge(first, second)
+    assert _clients(first) == [("Ada King", 2)]
+    shown = json.loads(first.ok("client", "show", "Ada", "--json").stdout)
+    assert shown["name"] == "Ada King"
+    assert shown["born"] == "1815-12-10"
+
+
+def test_addenda_to_the_same_signed_note_on_both_sides(
+    first: Device, second: Device
+) -> None:
+    intake = _note_id(first, "intake")
+    first.ok("note", "amend", intake, "--title", "add a", "-f", "-", input="A+\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("note", "amend", intake, "--title", "add b", "-f", "-", input="B+\n")
+    _merge(first, second)
+    listed = {n["title"]: n for n in _listed(second)}
+    assert listed["add a"]["addendum_of"] == listed["add b"]["addendum_of"] == intake
+    assert "A+" in _notes(second)["add a"]
+    assert "B+" in _notes(first)["add b"]
+
+
+def test_different_drafts_edited_or_signed_on_both_sides(
+    first: Device, second: Device
+) -> None:
+    for title in ("d1", "d2", "d3"):
+        first.ok("note", "add", "Ada", "--draft", "--title", title, input="v0\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    d1, d2, d3 = (_note_id(first, t) for t in ("d1", "d2", "d3"))
+    first.ok("note", "edit", d1, "-f", "-", input="edited on a\n")
+    first.ok("note", "sign", d3)
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("note", "edit", d2, "-f", "-", input="edited on b\n")
+    second.ok("note", "sign", d2)
+    _merge(first, second)
+    notes = _notes(first)
+    assert "edited on a" in notes["d1"]
+    assert "edited on b" in notes["d2"]
+    status = {n["title"]: n["status"] for n in _listed(first)}
+    assert status == {"intake": "signed", "d1": "draft", "d2": "signed", "d3": "signed"}
+
+
+def test_the_same_client_renamed_apart_on_both_sides_is_refused(
+    first: Device, second: Device
+) -> None:
+    first.ok("client", "rename", "Ada", "Ada King")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "rename", "Ada", "Countess Lovelace")
+    second.ok("note", "add", "Countess", "--title", "b", input="B.\n")
+    before = state_of(second)
+    refused = second.run("sync")
+    assert refused.exit_code == 16, refused.output
+    assert "both this device and the remote changed" in refused.stderr
+    assert state_of(second) == before
+
+
+def _records(device: Device) -> tuple[object, ...]:
+    notes = sorted(_listed(device), key=lambda n: str(n["id"]))
+    clients = json.loads(device.ok("client", "list", "--json").stdout)
+    return notes, clients, _notes(device)
+
+
+def test_the_same_states_merge_to_the_same_records_on_either_device(
+    first: Device, second: Device, tmp_path: Path, remote: Path
+) -> None:
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    second.ok("client", "rename", "Ada", "Ada King")
+    second.ok(
+        "note",
+        "add",
+        "Ada",
+        "--kind",
+        "psychotherapy",
+        "--title",
+        "psy",
+        input="P.\n",
+    )
+    second.ok("client", "add", "Alan Turing")
+    saved = tmp_path / "saved"
+    for device in (first, second):
+        shutil.copytree(device.vault, saved / device.name / "vault", symlinks=True)
+        shutil.copytree(device.state, saved / device.name / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    seen = []
+    for pusher, merger in ((first, second), (second, first)):
+        for device in (first, second):
+            _restore(device, saved / device.name)
+        shutil.rmtree(remote)
+        shutil.copytree(saved / "remote.git", remote, symlinks=True)
+        assert pusher.json("sync")["action"] == "pushed"
+        assert merger.json("sync")["action"] == "merged"
+        assert pusher.json("sync")["action"] == "pulled"
+        seen.append((_records(pusher), _records(merger)))
+    (a1, b1), (b2, a2) = seen
+    assert a1 == b1 == a2 == b2
+    assert [c["name"] for c in a1[1]] == ["Ada King", "Alan Turing", "Grace Hopper"]  # type: ignore[index]
