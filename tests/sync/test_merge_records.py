@@ -144,6 +144,56 @@ def test_different_drafts_edited_or_signed_on_both_sides(
     assert status == {"intake": "signed", "d1": "draft", "d2": "signed", "d3": "signed"}
 
 
+def test_the_same_draft_edited_on_both_sides_keeps_both_versions(
+    first: Device, second: Device
+) -> None:
+    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    d = _note_id(first, "d")
+    first.ok("note", "edit", d, "-f", "-", input="version a\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("note", "edit", d, "-f", "-", input="version b\n")  # the later
+    merged = _merge(first, second)
+    assert merged["duplicates"] == []
+    (copy,) = merged["conflicts"]  # type: ignore[misc]
+    for device in (first, second):
+        notes = _notes(device)
+        assert "version b" in notes["d"]
+        assert "version a" in notes["d (conflict copy)"]
+        listed = {n["title"]: n for n in _listed(device)}
+        assert listed["d (conflict copy)"]["id"] == copy
+        assert listed["d (conflict copy)"]["status"] == "draft"
+        assert listed["d"]["id"] == d
+        assert device.json("status")["merge"] == {
+            "conflicts": [copy],
+            "duplicates": [],
+        }
+        assert "1 conflict draft(s)" in device.ok("status").stderr
+
+
+def test_a_client_added_on_both_sides_with_the_same_name_is_flagged(
+    first: Device, second: Device
+) -> None:
+    first.ok("client", "add", "Grace Hopper")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "add", "Grace Hopper")
+    merged = _merge(first, second)
+    listed = json.loads(first.ok("client", "list", "--json").stdout)
+    twins = sorted(c["id"] for c in listed if c["possible_duplicate"])
+    assert [c["name"] for c in listed if c["possible_duplicate"]] == [
+        "Grace Hopper"
+    ] * 2
+    assert merged["duplicates"] == [twins]
+    assert merged["conflicts"] == []
+    assert second.json("status")["merge"]["duplicates"] == [twins]
+    warned = first.ok("client", "list").stderr
+    assert (
+        f"possible duplicates (the same name, e.g. added on two devices before a sync): {twins[0][:8]}, {twins[1][:8]}"
+        in " ".join(warned.split())
+    )
+
+
 def test_the_same_client_renamed_apart_on_both_sides_is_refused(
     first: Device, second: Device
 ) -> None:
@@ -167,20 +217,17 @@ def _records(device: Device) -> tuple[object, ...]:
 def test_the_same_states_merge_to_the_same_records_on_either_device(
     first: Device, second: Device, tmp_path: Path, remote: Path
 ) -> None:
+    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    d = _note_id(first, "d")
     first.ok("client", "add", "Grace Hopper")
     first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    first.ok("note", "edit", d, "-f", "-", input="version a\n")
     second.ok("client", "rename", "Ada", "Ada King")
-    second.ok(
-        "note",
-        "add",
-        "Ada",
-        "--kind",
-        "psychotherapy",
-        "--title",
-        "psy",
-        input="P.\n",
-    )
+    second.ok("note", "add", "Ada", "--kind", "psychotherapy", "-t", "p", input="P\n")
     second.ok("client", "add", "Alan Turing")
+    second.ok("note", "edit", d, "-f", "-", input="version b\n")
     saved = tmp_path / "saved"
     for device in (first, second):
         shutil.copytree(device.vault, saved / device.name / "vault", symlinks=True)
@@ -199,3 +246,5 @@ def test_the_same_states_merge_to_the_same_records_on_either_device(
     (a1, b1), (b2, a2) = seen
     assert a1 == b1 == a2 == b2
     assert [c["name"] for c in a1[1]] == ["Ada King", "Alan Turing", "Grace Hopper"]  # type: ignore[index]
+    assert "version b" in a1[2]["d"]  # type: ignore[index]
+    assert "version a" in a1[2]["d (conflict copy)"]  # type: ignore[index]

@@ -27,14 +27,12 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO, TypeVar
 
 from confvault import age
-from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge
+from confvault.sync.merge import AUDIT, Side, chain_after
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
 from confvault.vault.model.root import ClientRecord, CompartmentEntry, RootRecord
-from confvault.vault.session.core import Session
-from confvault.vault.store import manifest, root_index
-from confvault.vault.store.transaction import Transaction
+from confvault.vault.store import root_index
 
 ROOT = "root"
 Key = tuple[str, str]  # (client ID, compartment)
@@ -74,8 +72,9 @@ class Plan:
     copy: set[str] = field(default_factory=set)  # this side's objects kept
     retire: set[str] = field(default_factory=set)  # the other's not kept
     changed: set[str] = field(default_factory=set)  # clients unlike theirs
-    # (client ID, compartment, note ID): drafts changed on both sides
-    drafts: list[tuple[str, str, str]] = field(default_factory=list)
+    # drafts changed on both sides: the version that lost, and its side,
+    # kept as a new conflict draft
+    conflicts: list[tuple[Key, NoteEntry, Side]] = field(default_factory=list)
 
 
 def _root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]:
@@ -253,7 +252,7 @@ def _compartment(
         )
         return
     ib = sealed.open_index(Source(base.side), eb, key, cid, name)
-    merged = merge_index(ib, io_, it, where, out)
+    merged = merge_index(ib, (io_, ours), (it, theirs), where, out)
     kept = _note_objects(merged)
     out.copy |= kept - theirs.side.names
     out.retire |= _note_objects(it) - kept  # and its index, when written
@@ -262,14 +261,50 @@ def _compartment(
     comps[name] = et  # its index and counts set when written
 
 
+def _edited(x: State, note: str) -> str:
+    """When ``x`` last changed a note (its audit entries since the base)."""
+    return max((e.time for e in x.entries if e.note == note), default="")
+
+
+def _decide(
+    e: NoteEntry,
+    o: NoteEntry,
+    t: NoteEntry,
+    ours: State,
+    theirs: State,
+    where: Key,
+    out: Plan,
+) -> NoteEntry:
+    """A draft both sides changed: the main version is the signed one, else
+    the later edit (ties: the object name), whichever device merges; the
+    other is kept as a conflict draft unless it holds the same text."""
+    if e.status != "draft":
+        raise _UndecidedError
+    ranked = sorted(
+        [
+            (o.status == "signed", _edited(ours, e.id), o.object, o, ours.side),
+            (t.status == "signed", _edited(theirs, e.id), t.object, t, theirs.side),
+        ],
+        key=lambda r: r[:3],
+    )
+    (*_, loser, side), (*_, winner, _) = ranked
+    if (loser.body_sha256, loser.title) == (winner.body_sha256, winner.title):
+        return winner
+    if loser.status != "draft":
+        raise _UndecidedError  # both signed, apart
+    out.conflicts.append((where, loser, side))
+    return winner
+
+
 def merge_index(
     ib: CompartmentIndex,
-    io_: CompartmentIndex,
-    it: CompartmentIndex,
+    ours: tuple[CompartmentIndex, State],
+    theirs: tuple[CompartmentIndex, State],
     where: Key,
     out: Plan,
 ) -> CompartmentIndex:
     """Both sides' changes to one index, note by note."""
+    io_, it = ours[0], theirs[0]
     profile = pick(ib.profile, io_.profile, it.profile)
     if profile is None:
         raise _UndecidedError
@@ -285,10 +320,7 @@ def merge_index(
             raise _UndecidedError  # a note gone on one side
         chosen = pick(e, o, t)
         if chosen is None:
-            if e.status != "draft":
-                raise _UndecidedError
-            out.drafts.append((*where, e.id))
-            chosen = (t,)  # decided by ``conflicts``
+            chosen = (_decide(e, o, t, ours[1], theirs[1], where, out),)
         notes.append(chosen[0])
     new_o = [e for e in io_.notes if e.id not in was]
     new_t = [e for e in it.notes if e.id not in was]
@@ -298,42 +330,3 @@ def merge_index(
         raise _UndecidedError
     notes += sorted((*new_o, *new_t), key=lambda e: e.id)
     return replace(it, notes=tuple(notes), profile=profile[0])
-
-
-def commit_records_merge(
-    s: Session,
-    local: manifest.Manifest,
-    ours: State,
-    theirs: State,
-    p: Plan,
-    floor: int,
-) -> manifest.Manifest:
-    """Commit ``theirs`` with ``p``'s records and this side's audit entries
-    (writer lock held): one transaction, signed at ``floor`` or above."""
-
-    def apply(txn: Transaction) -> None:
-        for name in sorted(p.copy):
-            txn.put(s.store.get(name))
-        for name in sorted(p.retire):
-            txn.retire(name)
-        clients = dict(p.clients)
-        for (cid, name), (entry, index, key) in sorted(p.writes.items()):
-            txn.retire(entry.index)
-            digest = txn.put_document(index.to_doc(), [key.recipient])
-            signed, drafts, attachments = index.counts()
-            written = replace(
-                entry,
-                index=digest,
-                notes=signed,
-                drafts=drafts,
-                attachments=attachments,
-            )
-            clients[cid] = clients[cid].with_compartment(name, written)
-        root = replace(theirs.root, clients=clients)
-        txn.retire(theirs.side.manifest.pointer(ROOT))
-        digest, _ = root_index.write(
-            txn, root, theirs.buckets, s.require_owner().recipient, sorted(p.changed)
-        )
-        txn.point(ROOT, digest)
-
-    return commit_merge(s, local, theirs.side, ours.entries, floor, apply)

@@ -23,7 +23,7 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import merge, records_merge, state, tree
+from confvault.sync import merge, records_commit, records_merge, state, tree
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -268,9 +268,9 @@ def _records_merge(
     if o is None or t is None or b is None:
         return None
     p = records_merge.plan(o, t, b, owner)
-    if p is None or p.drafts:
+    if p is None:
         return None
-    return records_merge.commit_records_merge(s, local, o, t, p, floor)
+    return records_commit.commit_records_merge(s, local, o, t, p, floor)
 
 
 def _push(
