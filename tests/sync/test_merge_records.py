@@ -8,9 +8,17 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tests.sync.conftest import Device, state_of
-from tests.sync.test_crash_sync import _restore
+from tests.sync.test_crash_sync import (
+    _assert_killed,
+    _kill_run,
+    _points,
+    _restore,
+    _total,
+)
+from tests.vault import crash_runner
 
 
 def _notes(device: Device) -> dict[str, str]:
@@ -248,3 +256,50 @@ def test_the_same_states_merge_to_the_same_records_on_either_device(
     assert [c["name"] for c in a1[1]] == ["Ada King", "Alan Turing", "Grace Hopper"]  # type: ignore[index]
     assert "version b" in a1[2]["d"]  # type: ignore[index]
     assert "version a" in a1[2]["d (conflict copy)"]  # type: ignore[index]
+
+
+def test_kill_at_every_durable_step_of_a_records_merge_then_rerun(
+    first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
+) -> None:
+    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    d = _note_id(first, "d")
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "edit", d, "-f", "-", input="version a\n")
+    assert first.json("sync")["action"] == "pushed"
+    second.ok("client", "rename", "Ada", "Ada King")
+    second.ok("note", "add", "Ada", "--kind", "psychotherapy", "-t", "p", input="P\n")
+    second.ok("note", "edit", d, "-f", "-", input="version b\n")
+    saved = tmp_path / "saved-b"
+    shutil.copytree(second.vault, saved / "vault", symlinks=True)
+    shutil.copytree(second.state, saved / "state", symlinks=True)
+    shutil.copytree(remote, saved / "remote.git", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        total = _total(_kill_run(pool, second, "0"))
+        assert total >= 5
+        for point in _points(total):
+            _restore(second, saved)
+            shutil.rmtree(remote)
+            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            killed = _kill_run(pool, second, point)
+            _assert_killed(killed, point, total)
+            rerun = second.run("sync", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            action = json.loads(rerun.stdout)["action"]
+            assert action in ("merged", "pushed", "recorded", "none"), (point, action)
+            on_remote = git(
+                f"--git-dir={remote}", "cat-file", "blob", "confvault:manifest"
+            ).stdout
+            assert on_remote == (second.vault / "manifest").read_text(), point
+            assert sorted(p.name for p in (second.vault / "tmp").iterdir()) == []
+    assert first.json("sync")["action"] == "pulled"
+    assert first.files() == second.files()
+    for device in (first, second):
+        notes = _notes(device)
+        assert {"intake", "d", "d (conflict copy)", "p"} == notes.keys()
+        assert "version b" in notes["d"]
+        assert "version a" in notes["d (conflict copy)"]
+        assert _clients(device) == [("Ada King", 1), ("Grace Hopper", 0)]
+        device.ok("verify", "--deep")
+        device.ok("audit", "verify")

@@ -217,7 +217,8 @@ def _both_changed(
     device: state.DeviceState,
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
-    appended audit entries (``merge``), refused otherwise."""
+    appended audit entries (``merge``) or record by record
+    (``records_merge``), refused otherwise."""
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
     theirs = merge.side(snap.manifest, _getter(repo, snap))
@@ -245,8 +246,9 @@ def _both_changed(
     if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
-            "sync; merging record changes on both sides is not built yet "
-            "(docs/SYNC.md): nothing was changed"
+            "sync in a way this version cannot merge (the same record changed "
+            "apart on both, or a key, grant or shred change: docs/SYNC.md); "
+            "nothing was changed"
         )
     result = _push(s, repo, merged, snap.commit, device)
     return SyncResult("merged", result.generation, result.commit, result.device)
