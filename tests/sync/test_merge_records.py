@@ -12,7 +12,6 @@ from typing import Any
 
 from tests.sync.conftest import Device, state_of
 from tests.sync.test_crash_sync import (
-    _assert_killed,
     _kill_run,
     _points,
     _restore,
@@ -58,6 +57,14 @@ def _merge(first: Device, second: Device) -> dict[str, object]:
 def _note_id(device: Device, title: str) -> str:
     (found,) = [n["id"] for n in _listed(device) if n["title"] == title]
     return str(found)
+
+
+def _shared_draft(first: Device, second: Device) -> str:
+    """A draft "d" written on the first device and synced to the second."""
+    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    return _note_id(first, "d")
 
 
 def test_a_first_note_of_a_kind_here_and_notes_there(
@@ -155,10 +162,7 @@ def test_different_drafts_edited_or_signed_on_both_sides(
 def test_the_same_draft_edited_on_both_sides_keeps_both_versions(
     first: Device, second: Device
 ) -> None:
-    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
-    assert first.json("sync")["action"] == "pushed"
-    assert second.json("sync")["action"] == "pulled"
-    d = _note_id(first, "d")
+    d = _shared_draft(first, second)
     first.ok("note", "edit", d, "-f", "-", input="version a\n")
     assert first.json("sync")["action"] == "pushed"
     second.ok("note", "edit", d, "-f", "-", input="version b\n")  # the later
@@ -225,10 +229,7 @@ def _records(device: Device) -> tuple[object, ...]:
 def test_the_same_states_merge_to_the_same_records_on_either_device(
     first: Device, second: Device, tmp_path: Path, remote: Path
 ) -> None:
-    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
-    assert first.json("sync")["action"] == "pushed"
-    assert second.json("sync")["action"] == "pulled"
-    d = _note_id(first, "d")
+    d = _shared_draft(first, second)
     first.ok("client", "add", "Grace Hopper")
     first.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
     first.ok("note", "edit", d, "-f", "-", input="version a\n")
@@ -258,13 +259,20 @@ def test_the_same_states_merge_to_the_same_records_on_either_device(
     assert "version a" in a1[2]["d (conflict copy)"]  # type: ignore[index]
 
 
+def _assert_killed_or_shorter(killed: Any, point: str) -> None:
+    """Killed at ``point``, or finished in fewer durable steps: a merge
+    seals new objects under random names, so how many objects/ directories
+    and shards it writes (one durable step each) varies from run to run."""
+    if killed.returncode == 0:
+        assert _total(killed) < int(point.rstrip("+")), (point, killed.stderr[-600:])
+    else:
+        assert killed.returncode == -9, (point, killed.stderr[-600:])
+
+
 def test_kill_at_every_durable_step_of_a_records_merge_then_rerun(
     first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
 ) -> None:
-    first.ok("note", "add", "Ada", "--draft", "--title", "d", input="v0\n")
-    assert first.json("sync")["action"] == "pushed"
-    assert second.json("sync")["action"] == "pulled"
-    d = _note_id(first, "d")
+    d = _shared_draft(first, second)
     first.ok("client", "add", "Grace Hopper")
     first.ok("note", "edit", d, "-f", "-", input="version a\n")
     assert first.json("sync")["action"] == "pushed"
@@ -275,15 +283,20 @@ def test_kill_at_every_durable_step_of_a_records_merge_then_rerun(
     shutil.copytree(second.vault, saved / "vault", symlinks=True)
     shutil.copytree(second.state, saved / "state", symlinks=True)
     shutil.copytree(remote, saved / "remote.git", symlinks=True)
+
+    def restore() -> None:
+        _restore(second, saved)
+        shutil.rmtree(remote)
+        shutil.copytree(saved / "remote.git", remote, symlinks=True)
+
     with crash_runner.servers(1) as pool:
+        restore()  # counted as every killed run will run: from the copies
         total = _total(_kill_run(pool, second, "0"))
         assert total >= 5
         for point in _points(total):
-            _restore(second, saved)
-            shutil.rmtree(remote)
-            shutil.copytree(saved / "remote.git", remote, symlinks=True)
+            restore()
             killed = _kill_run(pool, second, point)
-            _assert_killed(killed, point, total)
+            _assert_killed_or_shorter(killed, point)
             rerun = second.run("sync", "--json")
             assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
             action = json.loads(rerun.stdout)["action"]

@@ -16,8 +16,10 @@ their order, each as the side that changed it left it, then both sides'
 new entries in note ID order). Anything it cannot decide (a record changed
 differently on both sides but a draft, a client or compartment gone, a key
 changed) makes it None: the caller refuses. A draft changed on both sides
-is decided by ``conflicts`` (the other version kept as a conflict draft).
-The same two states give the same records whichever device merges.
+keeps the signed or later-edited version; the other is listed in
+``Plan.conflicts`` and kept by the commit (``records_commit``) as a
+conflict draft. The same two states give the same records whichever device
+merges.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from confvault.vault.store import root_index
 ROOT = "root"
 Key = tuple[str, str]  # (client ID, compartment)
 T = TypeVar("T")
+_WRITES = frozenset(("note-add", "draft-edit", "note-sign"))  # audit actions
 
 
 class Source:
@@ -263,7 +266,10 @@ def _compartment(
 
 def _edited(x: State, note: str) -> str:
     """When ``x`` last changed a note (its audit entries since the base)."""
-    return max((e.time for e in x.entries if e.note == note), default="")
+    return max(
+        (e.time for e in x.entries if e.note == note and e.action in _WRITES),
+        default="",
+    )
 
 
 def _decide(
