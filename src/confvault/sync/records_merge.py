@@ -117,23 +117,61 @@ def read(x: Side, base: Side, owner: age.Identity) -> State | None:
     return State(x, root_x, buckets_x, chain[0])
 
 
-def contains(x: Side, y: Side, owner: age.Identity) -> bool:
-    """Whether ``x`` was made from ``y`` (a merge of it, committed here and
-    not yet pushed, or the other way round): its audit chain extends ``y``'s
-    (hash-linked: only a state built on ``y`` holds ``y``'s entries), every
-    client and compartment of ``y`` is in ``x`` with the same key."""
+def contains(x: Side, y: Side, base: Side, owner: age.Identity) -> bool:
+    """Whether ``x`` already holds every change ``y`` made since ``base`` (a
+    merge of ``y`` committed here and not yet pushed, or the other way
+    round): its audit chain extends ``y``'s, and each record ``y`` changed
+    is in ``x`` as ``y`` left it (a draft's version that lost as a conflict
+    copy). The chain alone is no proof: two devices may write identical
+    entries (the same action on the same client in the same second)."""
     if not same_frame(x, y) or chain_after(x, y, owner) is None:
         return False
-    root_x, _ = _root(x, owner)
-    root_y, _ = _root(y, owner)
-    for cid, cy in root_y.clients.items():
-        cx = root_x.clients.get(cid)
+    rx, ry, rb = (_root(v, owner)[0] for v in (x, y, base))
+    for cid, cy in ry.clients.items():
+        cx, cb = rx.clients.get(cid), rb.clients.get(cid)
         if cx is None:
+            return False
+        changed = cb is None or _fields(cy) != _fields(cb)
+        if changed and _fields(cy) != _fields(cx):
             return False
         for name, ey in cy.compartments.items():
             ex = cx.compartments.get(name)
-            if ex is None or (ex.key, ex.key_created) != (ey.key, ey.key_created):
+            eb = None if cb is None else cb.compartments.get(name)
+            if ex is None:
                 return False
+            if ey not in (ex, eb) and not _index_kept(
+                (x, y, base), (ex, ey, eb), (cid, name), owner
+            ):
+                return False
+    return True
+
+
+def _index_kept(
+    sides: tuple[Side, Side, Side],
+    entries: tuple[CompartmentEntry, CompartmentEntry, CompartmentEntry | None],
+    where: Key,
+    owner: age.Identity,
+) -> bool:
+    """Every note (and the profile) ``y`` changed in one compartment is in
+    ``x``'s index as ``y`` left it, or kept there as a conflict copy."""
+    x, y, base = sides
+    ex, ey, eb = entries
+    if (ex.key, ex.key_created) != (ey.key, ey.key_created):
+        return False
+    key = sealed.open_client_key(Source(y), ey.key, [owner])
+    ix = sealed.open_index(Source(x), ex, key, *where)
+    iy = sealed.open_index(Source(y), ey, key, *where)
+    ib = None if eb is None else sealed.open_index(Source(base), eb, key, *where)
+    was = {} if ib is None else {e.id: e for e in ib.notes}
+    if iy.profile != (ib.profile if ib else None) and iy.profile != ix.profile:
+        return False
+    held = {e.id: e for e in ix.notes}
+    copies = {(e.conflict, e.body_sha256) for e in ix.notes if e.conflict}
+    for e in iy.notes:
+        if was.get(e.id) == e or held.get(e.id) == e:
+            continue
+        if e.status != "draft" or (e.id, e.body_sha256) not in copies:
+            return False
     return True
 
 

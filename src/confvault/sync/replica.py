@@ -227,14 +227,14 @@ def _both_changed(
         # Ours is theirs plus audit entries (a merge committed here, not yet
         # pushed): a fast-forward of the remote.
         return _push(s, repo, local, snap.commit, device)
-    if newer and records_merge.contains(ours, theirs, owner):
+    old = merge.side(base.manifest, _getter(repo, base))
+    if newer and records_merge.contains(ours, theirs, old, owner):
         return _push(s, repo, local, snap.commit, device)  # ours holds theirs
     older = local.generation < snap.manifest.generation
     if older and merge.audit_extension(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
-    if older and records_merge.contains(theirs, ours, owner):
+    if older and records_merge.contains(theirs, ours, old, owner):
         return _pull(s, repo, local, snap, device.device_name)
-    old = merge.side(base.manifest, _getter(repo, base))
     floor = max(local.generation, snap.manifest.generation) + 1
     merged: manifest.Manifest | None = None
     if (mine := merge.audit_extension(ours, old, owner)) is not None:
