@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def _merge(first: Device, second: Device) -> dict[str, object]:
 def _note_id(device: Device, title: str) -> str:
     (found,) = [n["id"] for n in _listed(device) if n["title"] == title]
     return str(found)
+
+
+def _next_second() -> None:
+    """Wait for the wall clock's next second."""
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.05)
 
 
 def _shared_draft(first: Device, second: Device) -> str:
@@ -165,7 +173,8 @@ def test_the_same_draft_edited_on_both_sides_keeps_both_versions(
     d = _shared_draft(first, second)
     first.ok("note", "edit", d, "-f", "-", input="version a\n")
     assert first.json("sync")["action"] == "pushed"
-    second.ok("note", "edit", d, "-f", "-", input="version b\n")  # the later
+    _next_second()  # B's edit is the later one (times are to the second)
+    second.ok("note", "edit", d, "-f", "-", input="version b\n")
     merged = _merge(first, second)
     assert merged["duplicates"] == []
     (copy,) = merged["conflicts"]  # type: ignore[misc]
@@ -236,6 +245,7 @@ def test_the_same_states_merge_to_the_same_records_on_either_device(
     second.ok("client", "rename", "Ada", "Ada King")
     second.ok("note", "add", "Ada", "--kind", "psychotherapy", "-t", "p", input="P\n")
     second.ok("client", "add", "Alan Turing")
+    _next_second()  # B's edit is the later one (times are to the second)
     second.ok("note", "edit", d, "-f", "-", input="version b\n")
     saved = tmp_path / "saved"
     for device in (first, second):
@@ -278,6 +288,7 @@ def test_kill_at_every_durable_step_of_a_records_merge_then_rerun(
     assert first.json("sync")["action"] == "pushed"
     second.ok("client", "rename", "Ada", "Ada King")
     second.ok("note", "add", "Ada", "--kind", "psychotherapy", "-t", "p", input="P\n")
+    _next_second()  # B's edit is the later one (times are to the second)
     second.ok("note", "edit", d, "-f", "-", input="version b\n")
     saved = tmp_path / "saved-b"
     shutil.copytree(second.vault, saved / "vault", symlinks=True)
