@@ -54,13 +54,13 @@ def test_changes_flow_both_ways_and_a_quiet_sync_does_nothing(
 def test_both_sides_changed_is_refused_with_16_and_nothing_changes(
     first: Device, second: Device
 ) -> None:
-    # notes added on both sides merge (test_merge_notes.py); a client added
-    # beside them is not merged yet
+    # records changed on both sides merge (test_merge_records.py); the same
+    # client renamed apart on both sides cannot be decided
     from tests.sync.conftest import state_of
 
-    first.ok("note", "add", "Ada", "--title", "on a", input="A.\n")
+    first.ok("client", "rename", "Ada", "Ada King")
     first.ok("sync")
-    second.ok("client", "add", "Grace Hopper")
+    second.ok("client", "rename", "Ada", "Countess Lovelace")
     before = state_of(second)
     result = second.run("sync")
     assert result.exit_code == 16, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -127,8 +128,12 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
     """List clients with their note counts."""
     vault = options(ctx).open_vault()
     infos = vault.clients()
+    # two clients with one name: added on two devices before a sync (issue 16)
+    seen = Counter(i.name.casefold() for i in infos)
+    twin = {i.id for i in infos if seen[i.name.casefold()] > 1}
     if as_json:
-        _output.emit_json(_readonly.document(vault, [i.to_json() for i in infos]))
+        docs = [i.to_json() | {"possible_duplicate": i.id in twin} for i in infos]
+        _output.emit_json(_readonly.document(vault, docs))
         return
     if not infos:
         _output.info("no clients yet; add one with `confvault client add NAME`")
@@ -147,6 +152,11 @@ def list_clients(ctx: typer.Context, as_json: JSON = False) -> None:
             "held" if i.hold else "",
         )
     _output.stdout().print(table)
+    if twin:
+        _output.warn(
+            "possible duplicates (the same name, e.g. added on two devices "
+            f"before a sync): {', '.join(sorted(c[:8] for c in twin))}"
+        )
 
 
 @app.command("ls", hidden=True)

@@ -53,13 +53,16 @@ def _state_dir() -> Path:
     return default_state_dir()
 
 
-def _report(result: object, as_json: bool) -> None:
+_NO_FLAGS: dict[str, object] = {"conflicts": [], "duplicates": []}
+
+
+def _report(result: object, as_json: bool, flags: dict[str, object]) -> None:
     from confvault.sync.replica import SyncResult
 
     if not isinstance(result, SyncResult):
         raise TypeError(type(result).__name__)
     if as_json:
-        _output.emit_json(dict(result.__dict__))
+        _output.emit_json(dict(result.__dict__) | flags)
         return
     said = {
         "none": "nothing to sync",
@@ -101,6 +104,22 @@ def _report(result: object, as_json: bool) -> None:
         _output.line(f"device {peer['device']}: {_PEER_SAID[str(peer['state'])]}")
     if result.refused_journals:
         _output.warn(f"{result.refused_journals} journal(s) not ours were removed")
+    merge_warnings(flags)
+
+
+def merge_warnings(flags: dict[str, object]) -> None:
+    """What a merge left to look at (also shown by `status`)."""
+    conflicts = flags.get("conflicts") or []
+    duplicates = flags.get("duplicates") or []
+    if isinstance(conflicts, list) and conflicts:
+        _output.warn(
+            f"{len(conflicts)} conflict draft(s): a draft was changed on two "
+            "devices; the other version is kept as a draft titled '... "
+            f"(conflict copy)': {', '.join(str(c) for c in conflicts)}"
+        )
+    if isinstance(duplicates, list) and duplicates:
+        groups = "; ".join(", ".join(str(c)[:8] for c in g) for g in duplicates)
+        _output.warn(f"possible duplicate clients (the same name): {groups}")
 
 
 @app.callback(invoke_without_command=True)
@@ -138,7 +157,10 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
         ):
             raise
         result = run(leave_out=True)
-    _report(result, as_json)
+    flags: dict[str, object] = {"conflicts": [], "duplicates": []}
+    if result.action in ("merged", "pulled"):
+        flags = dict(vault.merge_flags())
+    _report(result, as_json, flags)
 
 
 @app.command("init", epilog=SYNC_EXIT)
@@ -174,9 +196,10 @@ def init(
     vault = options(ctx).open_vault(write=True)
     if folder_dir is not None:
         result = folder.connect(vault.session, folder_dir, name, _state_dir())
-        _report(result, as_json)
+        _report(result, as_json, _NO_FLAGS)
         return
-    _report(replica.connect(vault.session, str(remote), name, _state_dir()), as_json)
+    result = replica.connect(vault.session, str(remote), name, _state_dir())
+    _report(result, as_json, _NO_FLAGS)
 
 
 @app.command("compact", epilog=SYNC_EXIT)

@@ -142,8 +142,10 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
     unlock = _unlocked.state(opts.vault_path, vault.owner)
     custody = vault.custody_status() if vault.owner is not None else None
     synced = _sync_status(info.vault_id, info.generation)  # issue 16
+    flags = vault.merge_flags() if vault.owner is not None else {}
     if as_json:
         doc = info.to_json() | {"unlock": unlock, "sync": synced} | records.to_json()
+        doc |= {"merge": dict(flags)}
         if custody is not None:
             doc["custodians"] = custody.to_json()
         _output.emit_json(_readonly.document(vault, doc))
@@ -181,6 +183,9 @@ def status(ctx: typer.Context, as_json: JSON = False) -> None:
         _output.info(classic_line(info.classic_objects, info.objects))
     if custody is not None:
         _custody_lines(custody)
+    from confvault.cli.sync import merge_warnings
+
+    merge_warnings(dict(flags))
     if info.pending_rotations:
         _output.error(
             "keys still to be rotated (writes to them are refused): "

@@ -10,9 +10,9 @@ other side's state and appends the entries to its chain, each kept as it was
 written (time, actor, action, client, note, details), re-linked so that the
 chain verifies; the merged manifest is signed at a generation above both.
 
-Notes added on both sides are merged by ``notes_merge`` (on top of
-``commit_merge``); any other pair of changes (the rest of issue 16's cases)
-is refused by the caller (``SyncConflictError``): docs/SYNC.md.
+Records changed on both sides are merged by ``records_merge`` (on top of
+``commit_merge``); what it cannot decide is refused by the caller
+(``SyncConflictError``): docs/SYNC.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The merge of notes added on both devices (issue 16's first record case).
+"""What one side added over the merge base when it only added notes
+(issue 16), for ``keys_merge`` and ``written`` (the record-level merge of
+both sides' changes is ``records_merge``).
 
 ``additions(x, base)`` says whether the state ``x`` is ``base`` plus added
 notes (new note objects, new entries at the end of compartment indexes, the
@@ -7,15 +9,6 @@ same pointers but ``root`` and ``audit``, the same signer, settings, grants
 (none: a grantee's directory would change too) and clients, each compartment
 with the same key; every object that differs is one of those. It returns
 what was added.
-
-``commit_notes_merge`` then commits the other side's state plus this side's
-notes: their sealed objects as they are (sealed to the compartment's key,
-the same on both sides), each compartment index changed on both sides
-rebuilt as the base's entries followed by both sides' added entries in note
-ID order (one changed on one side only is that side's, as it is), the root's
-counts recomputed from the indexes and ``last_note`` the later of both, the
-audit entries joined as ``merge.commit_merge`` does. The same two states
-give the same records whichever device merges.
 """
 
 from __future__ import annotations
@@ -25,14 +18,12 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from confvault import age
-from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge
+from confvault.sync.merge import AUDIT, Side, chain_after
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
-from confvault.vault.model.root import CompartmentEntry, RootRecord
-from confvault.vault.session.core import Session
-from confvault.vault.store import manifest, root_index
-from confvault.vault.store.transaction import Transaction
+from confvault.vault.model.root import RootRecord
+from confvault.vault.store import root_index
 
 ROOT = "root"
 Key = tuple[str, str]  # (client ID, compartment)
@@ -154,85 +145,3 @@ def _compartments(
             new_ok |= {ex.index} | {e.object for e in added}
             gone_ok.add(eb.index)
     return indexes, notes, new_ok, gone_ok
-
-
-def _later(a: str | None, b: str | None) -> str | None:
-    return max((v for v in (a, b) if v is not None), default=None)
-
-
-def commit_notes_merge(
-    s: Session,
-    local: manifest.Manifest,
-    theirs: Side,
-    t: Added,
-    mine: Added,
-    floor: int,
-) -> manifest.Manifest | None:
-    """Commit ``theirs`` plus this side's added notes and audit entries
-    (writer lock held); None when the two sides' notes cannot be joined."""
-    clash = {e.id for v in mine.notes.values() for e in v} & {
-        e.id for v in t.notes.values() for e in v
-    }
-    if clash:
-        return None
-
-    def add_notes(txn: Transaction) -> None:
-        clients = dict(t.root.clients)
-        for cid in sorted({cid for cid, _ in mine.notes}):
-            client = clients[cid]
-            comps = dict(client.compartments)
-            for (c, name), added in sorted(mine.notes.items()):
-                if c != cid:
-                    continue
-                for entry in added:
-                    txn.put(s.store.get(entry.object))
-                comps[name] = _compartment(s, txn, theirs, t, cid, name, mine, added)
-            ours_last = mine.root.clients[cid].last_note
-            clients[cid] = replace(
-                client,
-                compartments=comps,
-                last_note=_later(client.last_note, ours_last),
-            )
-        root = replace(t.root, clients=clients)
-        txn.retire(theirs.manifest.pointer(ROOT))
-        digest, _ = root_index.write(
-            txn,
-            root,
-            t.buckets,
-            s.require_owner().recipient,
-            sorted({c for c, _ in mine.notes}),
-        )
-        txn.point(ROOT, digest)
-
-    return commit_merge(s, local, theirs, mine.entries, floor, add_notes)
-
-
-def _compartment(
-    s: Session,
-    txn: Transaction,
-    theirs: Side,
-    t: Added,
-    cid: str,
-    name: str,
-    mine: Added,
-    added: tuple[NoteEntry, ...],
-) -> CompartmentEntry:
-    """The compartment's root entry after the merge, its index written."""
-    entry = t.root.clients[cid].compartments[name]
-    if (cid, name) not in t.indexes:  # only this side added here: its index
-        ours_entry = mine.root.clients[cid].compartments[name]
-        txn.put(s.store.get(ours_entry.index))
-        txn.retire(entry.index)
-        return ours_entry
-    index = t.indexes[(cid, name)]
-    theirs_ids = {e.id for e in t.notes[(cid, name)]}
-    base = tuple(e for e in index.notes if e.id not in theirs_ids)
-    joined = sorted((*t.notes[(cid, name)], *added), key=lambda e: e.id)
-    merged = replace(index, notes=(*base, *joined))
-    key = sealed.open_client_key(_Source(theirs), entry.key, [s.require_owner()])
-    txn.retire(entry.index)
-    digest = txn.put_document(merged.to_doc(), [key.recipient])
-    signed, drafts, attachments = merged.counts()
-    return replace(
-        entry, index=digest, notes=signed, drafts=drafts, attachments=attachments
-    )

@@ -25,7 +25,15 @@ from confvault.errors import (
     SyncConflictError,
     SyncError,
 )
-from confvault.sync import compact, keys_merge, merge, notes_merge, state, tree
+from confvault.sync import (
+    compact,
+    keys_merge,
+    merge,
+    records_commit,
+    records_merge,
+    state,
+    tree,
+)
 from confvault.sync.git import Repo
 from confvault.vault.model.identity import JOURNAL_MAC_LABEL
 from confvault.vault.session.core import Session
@@ -245,9 +253,9 @@ def _both_changed(
     leave_out: bool = False,
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
-    appended audit entries (``merge``), both only added notes
-    (``notes_merge``), or one side made key events while the other added
-    notes (``keys_merge``); refused otherwise."""
+    appended audit entries (``merge``), record by record (``records_merge``),
+    or one side made key events while the other added notes
+    (``keys_merge``); refused otherwise."""
     owner = s.require_owner()
     ours = merge.side(local, s.store.get)
     theirs = merge.side(snap.manifest, _getter(repo, snap, s))
@@ -256,14 +264,14 @@ def _both_changed(
         # Ours is theirs plus audit entries (a merge committed here, not yet
         # pushed): a fast-forward of the remote.
         return _push(s, repo, local, snap.commit, device)
-    if newer and notes_merge.additions(ours, theirs, owner) is not None:
+    old = merge.side(base.manifest, _getter(repo, base, s))
+    if newer and records_merge.contains(ours, theirs, old, owner):
         return _push(s, repo, local, snap.commit, device)  # ours holds theirs
     older = local.generation < snap.manifest.generation
     if older and merge.audit_extension(theirs, ours, owner) is not None:
         return _pull(s, repo, local, snap, device.device_name)
-    if older and notes_merge.additions(theirs, ours, owner) is not None:
+    if older and records_merge.contains(theirs, ours, old, owner):
         return _pull(s, repo, local, snap, device.device_name)
-    old = merge.side(base.manifest, _getter(repo, base, s))
     floor = max(local.generation, snap.manifest.generation) + 1
     merged: manifest.Manifest | None = None
     keyed: keys_merge.KeysMerge | None = None
@@ -271,12 +279,8 @@ def _both_changed(
         merged = merge.commit_merge(s, local, theirs, mine, floor)
     elif (other := merge.audit_extension(theirs, old, owner)) is not None:
         merged = merge.commit_merge(s, local, None, other, floor)
-    elif (ours_added := notes_merge.additions(ours, old, owner)) is not None and (
-        theirs_added := notes_merge.additions(theirs, old, owner)
-    ) is not None:
-        merged = notes_merge.commit_notes_merge(
-            s, local, theirs, theirs_added, ours_added, floor
-        )
+    elif (merged := _records_merge(s, local, ours, theirs, old, floor)) is not None:
+        pass
     elif (
         done := keys_merge.merge(s, repo, local, ours, theirs, old, floor, leave_out)
     ) is not None:
@@ -284,8 +288,9 @@ def _both_changed(
     if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
-            "sync; merging record changes on both sides is not built yet "
-            "(docs/SYNC.md): nothing was changed"
+            "sync in a way this version cannot merge (the same record changed "
+            "apart on both, or a key, grant or shred change: docs/SYNC.md); "
+            "nothing was changed"
         )
     result = _push(s, repo, merged, snap.commit, device)
     if keyed is None:
@@ -300,6 +305,27 @@ def _both_changed(
         left_out=keyed.left_out,
         revoked=keyed.revoked,
     )
+
+
+def _records_merge(
+    s: Session,
+    local: manifest.Manifest,
+    ours: merge.Side,
+    theirs: merge.Side,
+    old: merge.Side,
+    floor: int,
+) -> manifest.Manifest | None:
+    """Both sides changed records: the record-level merge, or None."""
+    owner = s.require_owner()
+    o = records_merge.read(ours, old, owner)
+    t = records_merge.read(theirs, old, owner)
+    b = records_merge.read(old, old, owner)
+    if o is None or t is None or b is None:
+        return None
+    p = records_merge.plan(o, t, b, owner)
+    if p is None:
+        return None
+    return records_commit.commit_records_merge(s, local, o, t, p, floor)
 
 
 def _push(

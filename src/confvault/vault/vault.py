@@ -162,6 +162,10 @@ class Vault(OwnerKeyMethods, MigrationMethods, CustodyMethods, RecordsMethods):
         """Counts, key ages, grants and the last verify, for the dashboard."""
         return ops.status.status(self.session)
 
+    def merge_flags(self) -> dict[str, object]:
+        """Conflict drafts and possible duplicate clients (sync, issue 16)."""
+        return ops.status.merge_flags(self.session)
+
     def verify(
         self, *, deep: bool = False, progress: results.Progress | None = None
     ) -> results.VerifyReport:

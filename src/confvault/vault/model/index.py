@@ -37,7 +37,7 @@ _TEXT = (
 _TEXT_OR_NULL = ("addendum_of", "template", "filename", "signed_at", "signature")
 _ENTRY_KEYS = frozenset((*_TEXT, *_TEXT_OR_NULL, "body_size"))
 _KEYED_KEYS = _ENTRY_KEYS | {"file_key"}
-_OPTIONAL_KEYS = frozenset(("file_key", "damaged"))
+_OPTIONAL_KEYS = frozenset(("file_key", "damaged", "conflict"))
 _texts = itemgetter(*_TEXT)
 _texts_or_null = itemgetter(*_TEXT_OR_NULL)
 _body_size = itemgetter("body_size")
@@ -77,6 +77,10 @@ class NoteEntry:
     # rotated (and when): the entry is kept, the object is no longer in the
     # vault. Absent (None) for every readable note; see docs/FORMAT.md.
     damaged: str | None = None
+    # A draft changed on two devices (sync, issue 16): this entry is the
+    # other device's version, kept as a new draft; the ID of the note whose
+    # version won. Absent (None) for every other note; see docs/FORMAT.md.
+    conflict: str | None = None
 
     @classmethod
     def of(cls, meta: NoteMeta, object_name: str, file_key: str | None) -> NoteEntry:
@@ -87,6 +91,7 @@ class NoteEntry:
                 "object": object_name,
                 "file_key": file_key,
                 "damaged": None,
+                "conflict": None,
             },
         )
 
@@ -110,6 +115,7 @@ class NoteEntry:
         del doc["object"]
         doc.pop("file_key", None)
         doc.pop("damaged", None)
+        doc.pop("conflict", None)
         return doc
 
     @classmethod
@@ -121,12 +127,14 @@ class NoteEntry:
             _doc.check_keys(value, _ENTRY_KEYS, what, _OPTIONAL_KEYS)
         keyed = "file_key" in keys
         damaged = "damaged" in keys
+        conflict = "conflict" in keys
         if (
             not _STR.issuperset(map(type, _texts(value)))
             or not _STR_OR_NULL.issuperset(map(type, _texts_or_null(value)))
             or type(value["body_size"]) is not int
             or (keyed and type(value["file_key"]) is not str)
             or (damaged and type(value["damaged"]) is not str)
+            or (conflict and type(value["conflict"]) is not str)
         ):
             _explain(value, what)
         entry = object.__new__(cls)  # as _doc.build, without a copy of ``value``
@@ -136,6 +144,8 @@ class NoteEntry:
             fields["file_key"] = None
         if not damaged:
             fields["damaged"] = None
+        if not conflict:
+            fields["conflict"] = None
         return entry
 
     @classmethod
@@ -153,6 +163,7 @@ class NoteEntry:
             fields = entry.__dict__
             fields.update(value)
             fields["damaged"] = None  # an entry that has one is read alone
+            fields["conflict"] = None  # as ``damaged``
             if keys == _ENTRY_KEYS:
                 fields["file_key"] = None
             elif keys != _KEYED_KEYS or type(value["file_key"]) is not str:
@@ -180,6 +191,8 @@ class NoteEntry:
             del doc["file_key"]
         if self.damaged is None:
             del doc["damaged"]
+        if self.conflict is None:
+            del doc["conflict"]
         return doc
 
 

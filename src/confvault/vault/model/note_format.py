@@ -42,7 +42,7 @@ MAX_HEADER = 64 * 1024
 # Fields of an index entry that say where and how the note is stored, not
 # what it is: the object's name and the age file key that opens it, and
 # whether the object was found unreadable (``NoteEntry.damaged``).
-STORAGE_FIELDS = ("object", "file_key", "damaged")
+STORAGE_FIELDS = ("object", "file_key", "damaged", "conflict")
 
 
 def compartment_of(kind: str) -> str:

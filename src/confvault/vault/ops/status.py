@@ -54,6 +54,30 @@ def status(s: Session) -> VaultStatus:
         )
 
 
+def merge_flags(s: Session) -> dict[str, object]:
+    """What a sync's merge left to look at (issue 16): ``conflicts``, the
+    note IDs of conflict drafts (another device's version of a draft), and
+    ``duplicates``, groups of client IDs sharing a name (clients added on
+    two devices with the same name are both kept). IDs only: no names."""
+    from confvault.vault.ops import compartments
+
+    with s.reading() as current:
+        root = s.root_record(current)
+        by_name: dict[str, list[str]] = {}
+        for cid, client in sorted(root.clients.items()):
+            by_name.setdefault(client.name.casefold(), []).append(cid)
+        conflicts = []
+        for cid, name in sorted(root.compartment_keys()):
+            entry = root.entry(cid, name)
+            if entry is None or not entry.drafts:
+                continue  # a conflict copy is a draft
+            comp = compartments.open_compartment(s, root, cid, name)
+            if comp is not None:
+                conflicts += [n.id for n in comp.index.notes if n.conflict]
+    duplicates = sorted(ids for ids in by_name.values() if len(ids) > 1)
+    return {"conflicts": conflicts, "duplicates": duplicates}
+
+
 def classic_objects(s: Session, current: Manifest) -> int:
     """How many live objects are sealed only to classic (X25519) keys, as
     their age headers' stanza types say."""
