@@ -195,11 +195,17 @@ def init(
     state.check_device_name(name)
     vault = options(ctx).open_vault(write=True)
     if folder_dir is not None:
-        result = folder.connect(vault.session, folder_dir, name, _state_dir())
-        _report(result, as_json, _NO_FLAGS)
+        _report(
+            folder.connect(vault.session, folder_dir, name, _state_dir()),
+            as_json,
+            _NO_FLAGS,
+        )
         return
-    result = replica.connect(vault.session, str(remote), name, _state_dir())
-    _report(result, as_json, _NO_FLAGS)
+    _report(
+        replica.connect(vault.session, str(remote), name, _state_dir()),
+        as_json,
+        _NO_FLAGS,
+    )
 
 
 @app.command("compact", epilog=SYNC_EXIT)
