@@ -1,6 +1,7 @@
 """A vault synced through a file-sync folder (issue 16, docs/SYNC.md): each
 device has its own replica of the folder, and a copier plays the sync tool,
-copying whole files (atomically renamed) one at a time in random order."""
+copying whole files (atomically renamed) one at a time in random order;
+and a folder sync killed at every durable step, then run again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.sync.conftest import Device, state_of
+from tests.sync.test_crash_sync import (
+    _assert_killed,
+    _kill_run,
+    _points,
+    _restore,
+    _total,
+)
+from tests.vault import crash_runner
 
 
 class Copier:
@@ -229,3 +238,41 @@ def test_init_needs_one_of_remote_and_folder(
     inside = a.run("sync", "init", "--folder", str(a.vault.parent))
     assert inside.exit_code == 1
     assert "must not be inside the sync folder" in inside.stderr
+
+
+def test_kill_at_every_durable_step_of_a_folder_sync_then_rerun(
+    pair: tuple[Device, Device, Copier], tmp_path: Path
+) -> None:
+    a, b, copier = pair
+    a.ok("note", "add", "Ada", "--title", "from a", input="A wrote.\n")
+    a.ok("sync")
+    copier.finish()
+    b.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
+    saved = tmp_path / "saved-b"
+    shutil.copytree(b.vault, saved / "vault", symlinks=True)
+    shutil.copytree(b.state, saved / "state", symlinks=True)
+    shutil.copytree(folder_of(b), saved / "folder", symlinks=True)
+    with crash_runner.servers(1) as pool:
+        total = _total(_kill_run(pool, b, "0"))
+        assert total >= 3
+        for point in _points(total):
+            _restore(b, saved)
+            shutil.rmtree(folder_of(b))
+            shutil.copytree(saved / "folder", folder_of(b), symlinks=True)
+            killed = _kill_run(pool, b, point)
+            _assert_killed(killed, point, total)
+            rerun = b.run("sync", "--json")
+            assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
+            action = json.loads(rerun.stdout)["action"]
+            assert action in ("merged", "pushed", "waiting", "none"), (point, action)
+            assert sorted(p.name for p in (b.vault / "tmp").iterdir()) == []
+    for _ in range(3):
+        copier.finish()
+        a.json("sync")
+        copier.finish()
+        b.json("sync")
+    assert a.files() == b.files()
+    for device in (a, b):
+        assert titles(device) == ["from a", "from b", "intake"]
+        device.ok("verify", "--deep")
+        device.ok("audit", "verify")
