@@ -251,14 +251,15 @@ def test_kill_at_every_durable_step_of_a_folder_sync_then_rerun(
     saved = tmp_path / "saved-b"
     shutil.copytree(b.vault, saved / "vault", symlinks=True)
     shutil.copytree(b.state, saved / "state", symlinks=True)
-    shutil.copytree(folder_of(b), saved / "folder", symlinks=True)
+    replica = folder_of(b)
+    shutil.copytree(replica, saved / "folder", symlinks=True)
     with crash_runner.servers(1) as pool:
         total = _total(_kill_run(pool, b, "0"))
         assert total >= 3
         for point in _points(total):
             _restore(b, saved)
-            shutil.rmtree(folder_of(b))
-            shutil.copytree(saved / "folder", folder_of(b), symlinks=True)
+            shutil.rmtree(replica)
+            shutil.copytree(saved / "folder", replica, symlinks=True)
             killed = _kill_run(pool, b, point)
             _assert_killed(killed, point, total)
             rerun = b.run("sync", "--json")
