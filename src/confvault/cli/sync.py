@@ -91,6 +91,12 @@ def _report(result: object, as_json: bool) -> None:
             f"the grant {label} stays revoked: the notes the other device wrote "
             "are re-sealed under keys its grantee never held"
         )
+    for label in result.dropped_grants:
+        _output.line(
+            f"the grant {label}, made on the device that did not revoke, was "
+            "dropped (the revocation wins) and the client keys it reached there "
+            "replaced: grant it again if still wanted"
+        )
     for client, count in sorted((result.left_out or {}).items()):
         _output.warn(
             f"{count} note(s) for client {client[:8]} (shredded on one device) "

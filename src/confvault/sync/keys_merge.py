@@ -30,12 +30,18 @@ from functools import partial
 
 from confvault import age
 from confvault.errors import SyncConflictError
+from confvault.sync import dropped as dropping
 from confvault.sync import tree
 from confvault.sync.git import Repo
 from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
 from confvault.sync.notes_merge import Added
-from confvault.sync.written import GRANTEE, Source, read_root, written
-from confvault.vault.model import note_format as fmt
+from confvault.sync.written import (
+    GRANTEE,
+    Source,
+    dropped_grants,
+    read_root,
+    written,
+)
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
@@ -77,6 +83,8 @@ class KeysMerge:
     resealed: int  # notes re-sealed under the current compartment key
     left_out: dict[str, int]  # shredded client ID -> its notes left out
     revoked: tuple[str, ...] = ()  # labels of the grants revoked (they stay so)
+    # labels of the grants made on the other side, dropped: the revocation wins
+    dropped_grants: tuple[str, ...] = ()
 
 
 def _stripped(e: NoteEntry) -> NoteEntry:
@@ -165,6 +173,7 @@ class _Plan:
     buckets: root_index.Buckets
     replay: dict[Key, tuple[NoteEntry, ...]]  # notes the key side lacks
     left_out: dict[str, int]
+    exposed: tuple[Key, ...] = ()  # compartments a dropped grant reached
 
 
 def _plan(k: Side, added: Added, owner: age.Identity) -> _Plan:
@@ -198,19 +207,34 @@ def merge(
     that."""
     owner = s.require_owner()
     newer = local.generation > theirs.manifest.generation
-    if newer and written(ours, theirs, owner) is not None:
+    if newer and (
+        written(ours, theirs, owner) is not None or _merged_here(ours, theirs, owner)
+    ):
         # ours is theirs plus notes (merged here onto theirs, not yet pushed)
         return local, KeysMerge((), 0, {})
     for k, w in ((ours, theirs), (theirs, ours)):
-        added = written(w, base, owner)
+        added = written(w, base, owner, new_grants=True)
         if added is None:
             continue
         events = key_events(k, base, owner, added)
         if events is None:
             continue
         plan = _plan(k, added, owner)
+        was = read_root(base, owner)[0]
+        revoked = tuple(
+            sorted({g.label for g in was.grants} - {g.label for g in plan.root.grants})
+        )
+        dropped = dropped_grants(added.root, was)
+        if dropped and not revoked:
+            continue  # new grants beside a key event that revoked none
+        plan = replace(
+            plan,
+            exposed=dropping.exposed((k, plan.root), (w, added.root), dropped, owner),
+        )
         if plan.root.grants and any(
-            g.covers(*key) for g in plan.root.grants for key in plan.replay
+            g.covers(*key)
+            for g in plan.root.grants
+            for key in (*plan.replay, *plan.exposed)
         ):
             continue  # a grantee directory to re-seal too: not built yet
         if plan.left_out and not leave_out:
@@ -222,7 +246,6 @@ def merge(
                 repo, s.store, local, None, "confvault: notes left out of a merge\n"
             )
             repo.update_ref(LEFT_OUT_REF, commit)
-        kept = {g.label for g in plan.root.grants}
         had = {_said(e) for e in events}
         entries = [e for e in added.entries if _said(e) not in had]
         theirs_said = {_said(e) for e in added.entries}
@@ -236,12 +259,18 @@ def merge(
             sum(
                 len(v)
                 for key, v in plan.replay.items()
-                if _key_of(plan.root, key) != _key_of(added.root, key)
+                if key in plan.exposed
+                or _key_of(k, plan.root, key, owner)
+                != _key_of(w, added.root, key, owner)
+            )
+            + sum(
+                len(_index(k, plan.root, key, owner)[0].notes) for key in plan.exposed
             ),
             plan.left_out,
-            tuple(sorted({g.label for g in read_root(base, owner)[0].grants} - kept)),
+            revoked,
+            tuple(g.label for g in dropped),
         )
-        if k is ours and not plan.replay and not entries:
+        if k is ours and not plan.replay and not plan.exposed and not entries:
             return local, report  # merged here before: push it
         merged = commit_merge(
             s,
@@ -255,13 +284,34 @@ def merge(
     return None
 
 
+def _merged_here(ours: Side, theirs: Side, owner: age.Identity) -> bool:
+    """``ours`` is ``theirs`` with notes added and compartment keys replaced
+    (a dropped grant's, by a merge committed here and not yet pushed)."""
+    if chain_after(ours, theirs, owner) is None:
+        return False
+    root, buckets = read_root(ours, owner)
+    was, _ = read_root(theirs, owner)
+    notes = {
+        key: _index(ours, root, key, owner)[0].notes
+        for key in root.compartment_keys()
+        if key[0] in was.clients
+        and root.clients[key[0]].compartments[key[1]]
+        != was.clients[key[0]].compartments.get(key[1])
+    }
+    return (
+        key_events(ours, theirs, owner, Added(root, buckets, {}, notes, [])) is not None
+    )
+
+
 def _said(e: ChainEntry) -> str:
     """An entry as it was written (its place in a chain aside)."""
     return repr(stamped([e])[0])
 
 
-def _key_of(root: RootRecord, key: Key) -> str:
-    return root.clients[key[0]].compartments[key[1]].key
+def _key_of(x: Side, root: RootRecord, key: Key, owner: age.Identity) -> str:
+    """The compartment's key, as a key file of ``x`` holds it."""
+    digest = root.clients[key[0]].compartments[key[1]].key
+    return str(sealed.open_client_key(Source(x), digest, [owner]).encode())
 
 
 def _replay(
@@ -276,36 +326,49 @@ def _replay(
 ) -> None:
     """Append the planned notes to the key side's indexes, each sealed under
     its compartment's current key, and write the root."""
-    if not plan.replay:
+    if not plan.replay and not plan.exposed:
         return
     clients = dict(plan.root.clients)
-    for (cid, name), notes in sorted(plan.replay.items()):
+    for cid, name in sorted({*plan.replay, *plan.exposed}):
+        notes = plan.replay.get((cid, name), ())
         ik, k_key = _index(k, plan.root, (cid, name), owner)
         entry = clients[cid].compartments[name]
+        old_index = entry.index
         w_entry = added.root.clients[cid].compartments[name]
         w_key = sealed.open_client_key(Source(w), w_entry.key, [owner])
-        moved = []
-        for note in notes:
-            data = w.get(note.object)
-            if w_entry.key == entry.key:
-                txn.put(data)
-                moved.append(note)
-                continue
-            plain = fmt.open_object(data, note, w_key)
-            fmt.body_recorded(plain, note)
-            digest, file_key = fmt.seal_object(txn, plain, k_key)
-            moved.append(note.stored_at(digest, file_key))
-        merged = replace(ik, notes=(*ik.notes, *moved))
-        txn.retire(entry.index)
+        if (cid, name) in plan.exposed:
+            entry, merged, k_key = dropping.rotate(
+                s,
+                txn,
+                replace(plan.root, clients=clients),
+                (cid, name),
+                [(n, dropping.sealed_object(k, n), k_key) for n in ik.notes]
+                + [(n, w.get(n.object), w_key) for n in notes],
+                ik,
+            )
+            for n in ik.notes:
+                if n.damaged is None:
+                    txn.retire(n.object)
+            s.note_audit(
+                "key-rotate", cid, None, compartments=[name], reason="grant-dropped"
+            )
+        else:
+            merged = replace(
+                ik, notes=(*ik.notes, *dropping.moved(txn, w, notes, w_key, k_key))
+            )
+        txn.retire(old_index)
         index = txn.put_document(merged.to_doc(), [k_key.recipient])
         signed, drafts, attachments = merged.counts()
         entry = replace(
             entry, index=index, notes=signed, drafts=drafts, attachments=attachments
         )
         last = max(
-            v
-            for v in (clients[cid].last_note, added.root.clients[cid].last_note)
-            if v is not None
+            (
+                v
+                for v in (clients[cid].last_note, added.root.clients[cid].last_note)
+                if v is not None
+            ),
+            default=None,
         )
         clients[cid] = replace(
             clients[cid].with_compartment(name, entry), last_note=last
@@ -317,6 +380,6 @@ def _replay(
         root,
         plan.buckets,
         s.require_owner().recipient,
-        sorted({c for c, _ in plan.replay}),
+        sorted({c for c, _ in (*plan.replay, *plan.exposed)}),
     )
     txn.point(ROOT, digest)

@@ -50,6 +50,7 @@ class SyncResult:
     resealed: int = 0  # notes re-sealed under the current compartment key
     left_out: dict[str, int] | None = None  # shredded client ID -> notes left out
     revoked: tuple[str, ...] = ()  # grants revoked on one side: they stay revoked
+    dropped_grants: tuple[str, ...] = ()  # grants made on the other side: dropped
 
 
 def _repo(state_dir: Path, vault_id: str) -> Repo:
@@ -299,6 +300,7 @@ def _both_changed(
         resealed=keyed.resealed,
         left_out=keyed.left_out,
         revoked=keyed.revoked,
+        dropped_grants=keyed.dropped_grants,
     )
 
 
