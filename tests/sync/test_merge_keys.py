@@ -412,14 +412,68 @@ def test_kill_at_every_durable_step_of_a_dropped_grant_merge_then_rerun(
         assert "G by B." in notes["g from b"]
 
 
-def test_an_identity_rotation_there_and_notes_here_is_still_refused(
+def _signer(device: Device) -> str:
+    return str(json.loads((device.vault / "manifest").read_text())["body"]["signer"])
+
+
+@pytest.mark.parametrize("merged_by", ["writing", "rotating"])
+def test_an_identity_rotation_there_and_notes_here_merge_under_the_new_owner(
+    two: tuple[Device, Device], merged_by: str
+) -> None:
+    first, second = two
+    old_signer = _signer(first)
+    old_keys = _client_keys(first)
+    first.ok("identity", "rotate")
+    new_signer = _signer(first)
+    assert new_signer != old_signer
+    _b_writes(second)
+    if merged_by == "writing":
+        assert first.json("sync")["action"] == "pushed"
+        merged = second.json("sync")  # opens A's new owner key file
+        assert first.json("sync")["action"] == "pulled"
+    else:
+        # B's notes reach the remote first, signed by the former owner key:
+        # A opens the base's owner key file (the former key) with the
+        # passphrase to read them, and merges under the new key
+        assert second.json("sync")["action"] == "pushed"
+        merged = first.json("sync")
+        assert second.json("sync")["action"] == "pulled"
+    assert merged["action"] == "merged"
+    assert merged["key_events"] == ["identity-rotate"]
+    assert merged["resealed"] == 0  # the client keys did not change
+    _check_equal(first, second)
+    for device in (first, second):
+        assert _signer(device) == new_signer
+        assert {k.encode() for k in _client_keys(device)} == {
+            k.encode() for k in old_keys
+        }
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+        assert "First session." in notes["intake"]
+
+
+def test_an_identity_rotation_there_without_the_passphrase_changes_nothing(
     two: tuple[Device, Device],
 ) -> None:
+    """The library without a passphrase: the typed refusal (exit 16) that
+    names the way out; the CLI reads its passphrase source instead."""
     first, second = two
     first.ok("identity", "rotate")
     assert first.json("sync")["action"] == "pushed"
     _b_writes(second)
     before = state_of(second)
-    refused = second.run("sync")
-    assert refused.exit_code == 16, refused.output
+    from confvault.errors import SyncConflictError
+    from confvault.sync import replica
+    from confvault.sync.owners import OwnerKeyNeededError
+
+    vault = Vault.open(
+        second.vault,
+        passphrase=PASSPHRASE.encode(),
+        state_dir=second.state / "confvault",
+    )
+    with pytest.raises(OwnerKeyNeededError) as err:
+        replica.sync(vault.session, second.state / "confvault")
+    assert isinstance(err.value, SyncConflictError)
+    assert "run sync with the passphrase" in str(err.value)
     assert state_of(second) == before

@@ -4,7 +4,9 @@ there re-wrapped client keys to its grantee on that device; whichever of
 those keys the merged vault would still use (no grant to that grantee kept
 there, the key not rotated by the revocation) gets a new key in the merge,
 every note of its compartment re-sealed under it, so that the grantee's key
-opens no file of the merged vault. Also: the other side's notes moved
+opens no file of the merged vault. Notes added for a client shredded on
+the other side are left out (``ShreddedNotesError`` unless the caller said
+so). Also: the other side's notes moved
 under the key side's compartment key (``moved``)."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from confvault import age
+from confvault.errors import SyncConflictError
 from confvault.sync.merge import Side
 from confvault.sync.written import Source
 from confvault.vault.model import note_format as fmt
@@ -24,6 +27,20 @@ from confvault.vault.store import sealing
 from confvault.vault.store.transaction import Transaction
 
 Key = tuple[str, str]  # (client ID, compartment)
+
+
+class ShreddedNotesError(SyncConflictError):
+    """The other device added notes for a client shredded here (or the
+    reverse): merging them would bring the client back. Nothing changed."""
+
+    def __init__(self, left_out: dict[str, int]) -> None:
+        self.left_out = dict(left_out)
+        total = sum(left_out.values())
+        super().__init__(
+            f"{total} note(s) were added on one device for "
+            f"{len(left_out)} client(s) shredded on the other; the merge does "
+            "not bring a shredded client back: nothing was changed"
+        )
 
 
 def exposed(

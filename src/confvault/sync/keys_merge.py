@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from confvault import age
-from confvault.errors import SyncConflictError
 from confvault.sync import dropped as dropping
-from confvault.sync import tree
+from confvault.sync import owners, tree
+from confvault.sync.dropped import ShreddedNotesError as ShreddedNotesError
 from confvault.sync.git import Repo
 from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
 from confvault.sync.notes_merge import Added
@@ -57,22 +57,15 @@ Key = tuple[str, str]  # (client ID, compartment)
 # The audit actions of the key events a merge reports (the other entries of
 # that side are reads, joined as they are).
 KEY_EVENTS = frozenset(
-    ("key-rotate", "revoke", "grant-expired", "passphrase-change", "client-shred")
+    (
+        "key-rotate",
+        "revoke",
+        "grant-expired",
+        "passphrase-change",
+        "client-shred",
+        "identity-rotate",
+    )
 )
-
-
-class ShreddedNotesError(SyncConflictError):
-    """The other device added notes for a client shredded here (or the
-    reverse): merging them would bring the client back. Nothing changed."""
-
-    def __init__(self, left_out: dict[str, int]) -> None:
-        self.left_out = dict(left_out)
-        total = sum(left_out.values())
-        super().__init__(
-            f"{total} note(s) were added on one device for "
-            f"{len(left_out)} client(s) shredded on the other; the merge does "
-            "not bring a shredded client back: nothing was changed"
-        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,13 @@ def key_events(
         for name in [n for n in p if n.startswith(GRANTEE)] + [AUDIT, ROOT, OWNER]:
             p.pop(name, None)
     bk, bb = k.manifest.body, base.manifest.body
-    if pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
+    new_owner = owners.rotated(k, base, base) is k
+    if new_owner:
+        pk.pop(owners.RECOVERY, None)
+        pb.pop(owners.RECOVERY, None)
+    elif pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
+        return None
+    if pk != pb:
         return None
     if k.manifest.pointer(ROOT) is None or k.manifest.pointer(OWNER) is None:
         return None
@@ -123,6 +122,7 @@ def key_events(
         clients=root_b.clients,
         grants=root_b.grants,
         pending_rotation=root_b.pending_rotation,
+        settings=owners.unrotated(root_k.settings, root_b.settings),
     )
     if same != root_b or not set(root_k.clients) <= set(root_b.clients):
         return None
@@ -201,11 +201,15 @@ def merge(
     base: Side,
     floor: int,
     leave_out: bool,
+    passphrase: bytes | None = None,
 ) -> tuple[manifest.Manifest, KeysMerge] | None:
     """The merge of one side's key events with the other's added notes,
     committed here (writer lock held); None when the two changes are not
-    that."""
-    owner = s.require_owner()
+    that. An identity rotation needs ``passphrase`` (``owners``)."""
+    new = s.require_owner()
+    owner: age.Identity = new
+    if (rotated := owners.rotated(ours, theirs, base)) is not None:
+        new, owner = owners.both(new, rotated, base, passphrase)
     newer = local.generation > theirs.manifest.generation
     if newer and (
         written(ours, theirs, owner) is not None or _merged_here(ours, theirs, owner)
@@ -214,7 +218,7 @@ def merge(
         return local, KeysMerge((), 0, {})
     for k, w in ((ours, theirs), (theirs, ours)):
         added = written(w, base, owner, new_grants=True)
-        if added is None:
+        if added is None or rotated not in (None, k):
             continue
         events = key_events(k, base, owner, added)
         if events is None:
@@ -272,14 +276,19 @@ def merge(
         )
         if k is ours and not plan.replay and not plan.exposed and not entries:
             return local, report  # merged here before: push it
-        merged = commit_merge(
-            s,
-            local,
-            None if k is ours else k,
-            entries,
-            floor,
-            partial(_replay, s, k=k, w=w, added=added, plan=plan, owner=owner),
-        )
+        had_owner, s.owner = s.owner, new  # theirs rotated: signed with theirs
+        try:
+            merged = commit_merge(
+                s,
+                local,
+                None if k is ours else k,
+                entries,
+                floor,
+                partial(_replay, s, k=k, w=w, added=added, plan=plan, owner=owner),
+            )
+        except BaseException:
+            s.owner = had_owner
+            raise
         return merged, report
     return None
 
@@ -325,7 +334,11 @@ def _replay(
     owner: age.Identity,
 ) -> None:
     """Append the planned notes to the key side's indexes, each sealed under
-    its compartment's current key, and write the root."""
+    its compartment's current key, and write the root (and the key side's
+    endorsement of a new owner key, when this side lacks it)."""
+    ends = k.manifest.body.endorsements
+    if len(ends) > len(txn.current.body.endorsements if txn.current else ()):
+        txn.changes.endorsement = ends[-1]
     if not plan.replay and not plan.exposed:
         return
     clients = dict(plan.root.clients)

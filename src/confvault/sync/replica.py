@@ -85,10 +85,17 @@ def connect(s: Session, remote: str, device_name: str, state_dir: Path) -> SyncR
     return sync(s, state_dir)
 
 
-def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
+def sync(
+    s: Session,
+    state_dir: Path,
+    *,
+    leave_out: bool = False,
+    passphrase: bytes | None = None,
+) -> SyncResult:
     """Fetch, check, decide and apply or push; see the module's docstring.
     ``leave_out``: merge without notes added for a client shredded on the
-    other side (``keys_merge.ShreddedNotesError`` otherwise)."""
+    other side (``keys_merge.ShreddedNotesError`` otherwise); ``passphrase``
+    opens the other owner key in a merge of an identity rotation."""
     owner = s.require_owner()
     with fs.locked(s.disk, exclusive=True, timeout=s.lock_timeout):
         local = s.load_manifest()
@@ -105,7 +112,16 @@ def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
             next(iter(repo.blobs([known[manifest.MANIFEST_NAME]]))) if synced else None
         )
         result = _decide(
-            s, repo, local, synced, remote, known, synced_raw, device, leave_out
+            s,
+            repo,
+            local,
+            synced,
+            remote,
+            known,
+            synced_raw,
+            device,
+            leave_out,
+            passphrase,
         )
         if device.extra.pop(compact.FOLLOWED, False):
             compact.after_follow(repo)
@@ -141,6 +157,7 @@ def _decide(
     synced_raw: bytes | None,
     device: state.DeviceState,
     leave_out: bool = False,
+    passphrase: bytes | None = None,
 ) -> SyncResult:
     name = device.device_name
     if remote is None:
@@ -168,6 +185,7 @@ def _decide(
         vault_id=local.body.vault_id,
         expected_signer=local.body.signer,
         known=known,
+        former=frozenset(local.body.former_signers),
     )
     _check_generation(snap, synced_raw, device)
     device.remote_generation = max(device.remote_generation, snap.manifest.generation)
@@ -187,7 +205,9 @@ def _decide(
             expected_signer=None,
             known=known,
         )
-        return _both_changed(s, repo, local, snap, base, device, leave_out)
+        return _both_changed(s, repo, local, snap, base, device, leave_out, passphrase)
+    if snap.manifest.body.signer in local.body.former_signers:
+        raise tree.FormerOwnerKeyError()  # never back to a replaced key
     return _pull(s, repo, local, snap, name)
 
 
@@ -244,6 +264,7 @@ def _both_changed(
     base: tree.Snapshot,
     device: state.DeviceState,
     leave_out: bool = False,
+    passphrase: bytes | None = None,
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
     appended audit entries (``merge``), both only added notes
@@ -279,7 +300,9 @@ def _both_changed(
             s, local, theirs, theirs_added, ours_added, floor
         )
     elif (
-        done := keys_merge.merge(s, repo, local, ours, theirs, old, floor, leave_out)
+        done := keys_merge.merge(
+            s, repo, local, ours, theirs, old, floor, leave_out, passphrase
+        )
     ) is not None:
         merged, keyed = done
     if merged is None:
