@@ -477,3 +477,28 @@ def test_an_identity_rotation_there_without_the_passphrase_changes_nothing(
     assert isinstance(err.value, SyncConflictError)
     assert "run sync with the passphrase" in str(err.value)
     assert state_of(second) == before
+
+
+@pytest.mark.parametrize("merged_by", ["writing", "rotating"])
+def test_kill_at_every_durable_step_of_an_identity_rotation_merge_then_rerun(
+    two: tuple[Device, Device], tmp_path: Path, remote: Path, git: Any, merged_by: str
+) -> None:
+    first, second = two
+    first.ok("identity", "rotate")
+    new_signer = _signer(first)
+    _b_writes(second)
+    if merged_by == "writing":
+        assert first.json("sync")["action"] == "pushed"
+        merging, other = second, first
+    else:
+        assert second.json("sync")["action"] == "pushed"
+        merging, other = first, second
+    total = kill_every_step_of_a_merge(merging, tmp_path / "saved", remote, git)
+    assert total >= 5
+    assert other.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        assert _signer(device) == new_signer
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
