@@ -423,6 +423,10 @@ def test_an_identity_rotation_there_and_notes_here_merge_under_the_new_owner(
     first, second = two
     old_signer = _signer(first)
     old_keys = _client_keys(first)
+    old_owner = Vault.open(
+        first.vault, passphrase=PASSPHRASE.encode(), state_dir=first.state / "confvault"
+    ).session.require_owner()
+    assert [p for p in _objects(first) if _opens(p, [old_owner])] != []
     first.ok("identity", "rotate")
     new_signer = _signer(first)
     assert new_signer != old_signer
@@ -430,20 +434,27 @@ def test_an_identity_rotation_there_and_notes_here_merge_under_the_new_owner(
     if merged_by == "writing":
         assert first.json("sync")["action"] == "pushed"
         merged = second.json("sync")  # opens A's new owner key file
+        assert merged["action"] == "merged"
+        assert merged["key_events"] == ["identity-rotate"]
+        assert merged["resealed"] == 0  # the client keys did not change
         assert first.json("sync")["action"] == "pulled"
     else:
         # B's notes reach the remote first, signed by the former owner key:
         # A opens the base's owner key file (the former key) with the
         # passphrase to read them, and merges under the new key
         assert second.json("sync")["action"] == "pushed"
-        merged = first.json("sync")
+        out = first.ok("sync").stdout
+        assert "merged the remote's changes with this device's" in out
+        assert (
+            "the owner's key was replaced on one device (identity rotate): the "
+            "merged vault is signed by the new key and opens with the same "
+            "passphrase"
+        ) in out
         assert second.json("sync")["action"] == "pulled"
-    assert merged["action"] == "merged"
-    assert merged["key_events"] == ["identity-rotate"]
-    assert merged["resealed"] == 0  # the client keys did not change
     _check_equal(first, second)
     for device in (first, second):
         assert _signer(device) == new_signer
+        assert [p.name for p in _objects(device) if _opens(p, [old_owner])] == []
         assert {k.encode() for k in _client_keys(device)} == {
             k.encode() for k in old_keys
         }

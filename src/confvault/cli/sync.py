@@ -86,6 +86,12 @@ def _report(result: object, as_json: bool) -> None:
             "the passphrase was changed on one device: from now on this vault "
             "opens with the new passphrase"
         )
+    if "identity-rotate" in result.key_events:
+        _output.line(
+            "the owner's key was replaced on one device (identity rotate): the "
+            "merged vault is signed by the new key and opens with the same "
+            "passphrase"
+        )
     for label in result.revoked:
         _output.line(
             f"the grant {label} stays revoked: the notes the other device wrote "
