@@ -99,13 +99,11 @@ def rotate(
     ]
     resealed = []
     for note, data, opens in notes:
-        if note.damaged is not None:
-            resealed.append(note)
-            continue
-        plain = fmt.open_object(data, note, opens)
-        fmt.body_recorded(plain, note)
-        digest, file_key = fmt.seal_object(txn, plain, new_key)
-        resealed.append(note.stored_at(digest, file_key))
+        resealed.append(
+            note
+            if note.damaged is not None
+            else _resealed(txn, data, note, opens, new_key)
+        )
     txn.retire(entry.key)
     entry = replace(
         entry, key=txn.put(sealing.seal_key_file(text, recipients)), key_created=created
@@ -132,9 +130,21 @@ def moved(
         if w_key.encode() == k_key.encode():  # a key file re-wrapped only
             txn.put(data)
             moved.append(note)
-            continue
-        plain = fmt.open_object(data, note, w_key)
-        fmt.body_recorded(plain, note)
-        digest, file_key = fmt.seal_object(txn, plain, k_key)
-        moved.append(note.stored_at(digest, file_key))
+        else:
+            moved.append(_resealed(txn, data, note, w_key, k_key))
     return moved
+
+
+def _resealed(
+    txn: Transaction,
+    data: bytes,
+    note: NoteEntry,
+    opens: age.AnyIdentity,
+    key: age.AnyIdentity,
+) -> NoteEntry:
+    """The note's object ``data`` opened with ``opens`` (its signed body
+    checked) and sealed in ``txn`` under ``key``, with a new file key."""
+    plain = fmt.open_object(data, note, opens)
+    fmt.body_recorded(plain, note)
+    digest, file_key = fmt.seal_object(txn, plain, key)
+    return note.stored_at(digest, file_key)
