@@ -320,8 +320,76 @@ def test_a_shred_there_on_a_terminal_asks_and_no_changes_nothing(
     _check_equal(first, second)
 
 
-def test_a_revocation_there_and_a_new_grant_here_is_still_refused(
-    first: Device, second: Device
+@pytest.mark.parametrize(
+    ("merged_by", "regranted"),
+    [("granting", "same"), ("revoking", "same"), ("granting", "another")],
+)
+def test_a_revocation_there_and_a_new_grant_here_the_revocation_wins(
+    first: Device, second: Device, merged_by: str, regranted: str
+) -> None:
+    """B grants Grace (to the revoked grantee, or another) and writes while A
+    revokes: the revocation wins, B's grant is dropped, and Grace's key,
+    which B's grant gave that grantee on B, is replaced in the merge."""
+    grantee = age.X25519Identity.generate()
+    other = age.X25519Identity.generate() if regranted == "another" else grantee
+    first.ok("client", "add", "Grace Hopper")
+    first.ok("note", "add", "Grace", "--title", "g", input="G.\n")
+    first.ok("grant", str(grantee.recipient), "--client", "Ada", "--label", "sup")
+    assert first.json("sync")["action"] == "pushed"
+    assert second.json("sync")["action"] == "pulled"
+    harvested: list[Any] = [grantee, *_keys_opened(first, [grantee])]
+    assert len(harvested) == 2  # the grantee's key and Ada's records key
+    first.ok("revoke", "sup")
+    second.ok("grant", str(other.recipient), "--client", "Grace", "--label", "sup2")
+    _b_writes(second)
+    # on B, that grantee's key opens Grace's key too
+    seen = {k.encode() for k in harvested}
+    harvested += [
+        k for k in _keys_opened(second, [other]) if k.encode() not in seen
+    ] + ([other] if other is not grantee else [])
+    assert len(harvested) == (3 if other is grantee else 4)
+    if merged_by == "granting":
+        assert first.json("sync")["action"] == "pushed"
+        merged = second.json("sync")
+        out = second.run("sync").stdout  # nothing more: already merged
+        assert "nothing to sync" in out
+        assert first.json("sync")["action"] == "pulled"
+    else:
+        assert second.json("sync")["action"] == "pushed"
+        before = state_of(first)
+        said = first.run("sync")
+        assert said.exit_code == 0, said.output
+        assert (
+            "the grant sup stays revoked: the notes the other device wrote are "
+            "re-sealed under keys its grantee never held"
+        ) in said.stdout
+        assert (
+            "the grant sup2, made on the device that did not revoke, was dropped "
+            "(the revocation wins) and the client keys it reached there replaced: "
+            "grant it again if still wanted"
+        ) in said.stdout
+        assert state_of(first) != before
+        merged = {}
+        assert second.json("sync")["action"] == "pulled"
+    if merged:
+        assert merged["action"] == "merged"
+        assert merged["key_events"] == ["key-rotate", "revoke"]
+        assert merged["revoked"] == ["sup"]
+        assert merged["dropped_grants"] == ["sup2"]
+        # Ada's note under Ada's new key; Grace's two under a new key too
+        assert merged["resealed"] == 3
+    _check_equal(first, second)
+    for device in (first, second):
+        assert json.loads(device.ok("grants", "--json").stdout) == []
+        assert [p.name for p in _objects(device) if _opens(p, harvested)] == []
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+        assert "G." in notes["g"]
+
+
+def test_kill_at_every_durable_step_of_a_dropped_grant_merge_then_rerun(
+    first: Device, second: Device, tmp_path: Path, remote: Path, git: Any
 ) -> None:
     grantee = age.X25519Identity.generate()
     first.ok("client", "add", "Grace Hopper")
@@ -331,21 +399,117 @@ def test_a_revocation_there_and_a_new_grant_here_is_still_refused(
     first.ok("revoke", "sup")
     assert first.json("sync")["action"] == "pushed"
     second.ok("grant", str(grantee.recipient), "--client", "Grace", "--label", "sup2")
-    second.ok("note", "add", "Ada", "--title", "from b", input="B wrote.\n")
-    before = state_of(second)
-    refused = second.run("sync")
-    assert refused.exit_code == 16, refused.output
-    assert state_of(second) == before
+    _b_writes(second)
+    harvested = [grantee, *_keys_opened(second, [grantee])]
+    total = kill_every_step_of_a_merge(second, tmp_path / "saved-b", remote, git)
+    assert total >= 5
+    assert first.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        assert [p.name for p in _objects(device) if _opens(p, harvested)] == []
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
 
 
-def test_an_identity_rotation_there_and_notes_here_is_still_refused(
+def _signer(device: Device) -> str:
+    return str(json.loads((device.vault / "manifest").read_text())["body"]["signer"])
+
+
+@pytest.mark.parametrize("merged_by", ["writing", "rotating"])
+def test_an_identity_rotation_there_and_notes_here_merge_under_the_new_owner(
+    two: tuple[Device, Device], merged_by: str
+) -> None:
+    first, second = two
+    old_signer = _signer(first)
+    old_keys = _client_keys(first)
+    old_owner = Vault.open(
+        first.vault, passphrase=PASSPHRASE.encode(), state_dir=first.state / "confvault"
+    ).session.require_owner()
+    assert [p for p in _objects(first) if _opens(p, [old_owner])] != []
+    first.ok("identity", "rotate")
+    new_signer = _signer(first)
+    assert new_signer != old_signer
+    _b_writes(second)
+    if merged_by == "writing":
+        assert first.json("sync")["action"] == "pushed"
+        merged = second.json("sync")  # opens A's new owner key file
+        assert merged["action"] == "merged"
+        assert merged["key_events"] == ["identity-rotate"]
+        assert merged["resealed"] == 0  # the client keys did not change
+        assert first.json("sync")["action"] == "pulled"
+    else:
+        # B's notes reach the remote first, signed by the former owner key:
+        # A opens the base's owner key file (the former key) with the
+        # passphrase to read them, and merges under the new key
+        assert second.json("sync")["action"] == "pushed"
+        out = first.ok("sync").stdout
+        assert "merged the remote's changes with this device's" in out
+        assert (
+            "the owner's key was replaced on one device (identity rotate): the "
+            "merged vault is signed by the new key and opens with the same "
+            "passphrase"
+        ) in out
+        assert second.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        assert _signer(device) == new_signer
+        assert [p.name for p in _objects(device) if _opens(p, [old_owner])] == []
+        assert {k.encode() for k in _client_keys(device)} == {
+            k.encode() for k in old_keys
+        }
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]
+        assert "First session." in notes["intake"]
+
+
+def test_an_identity_rotation_there_without_the_passphrase_changes_nothing(
     two: tuple[Device, Device],
 ) -> None:
+    """The library without a passphrase: the typed refusal (exit 16) that
+    names the way out; the CLI reads its passphrase source instead."""
     first, second = two
     first.ok("identity", "rotate")
     assert first.json("sync")["action"] == "pushed"
     _b_writes(second)
     before = state_of(second)
-    refused = second.run("sync")
-    assert refused.exit_code == 16, refused.output
+    from confvault.errors import SyncConflictError
+    from confvault.sync import replica
+    from confvault.sync.owners import OwnerKeyNeededError
+
+    vault = Vault.open(
+        second.vault,
+        passphrase=PASSPHRASE.encode(),
+        state_dir=second.state / "confvault",
+    )
+    with pytest.raises(OwnerKeyNeededError) as err:
+        replica.sync(vault.session, second.state / "confvault")
+    assert isinstance(err.value, SyncConflictError)
+    assert "run sync with the passphrase" in str(err.value)
     assert state_of(second) == before
+
+
+@pytest.mark.parametrize("merged_by", ["writing", "rotating"])
+def test_kill_at_every_durable_step_of_an_identity_rotation_merge_then_rerun(
+    two: tuple[Device, Device], tmp_path: Path, remote: Path, git: Any, merged_by: str
+) -> None:
+    first, second = two
+    first.ok("identity", "rotate")
+    new_signer = _signer(first)
+    _b_writes(second)
+    if merged_by == "writing":
+        assert first.json("sync")["action"] == "pushed"
+        merging, other = second, first
+    else:
+        assert second.json("sync")["action"] == "pushed"
+        merging, other = first, second
+    total = kill_every_step_of_a_merge(merging, tmp_path / "saved", remote, git)
+    assert total >= 5
+    assert other.json("sync")["action"] == "pulled"
+    _check_equal(first, second)
+    for device in (first, second):
+        assert _signer(device) == new_signer
+        notes = _notes(device)
+        assert "B wrote." in notes["from b"]
+        assert "G by B." in notes["g from b"]

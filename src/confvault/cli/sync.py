@@ -89,10 +89,22 @@ def _report(result: object, as_json: bool, flags: dict[str, object]) -> None:
             "the passphrase was changed on one device: from now on this vault "
             "opens with the new passphrase"
         )
+    if "identity-rotate" in result.key_events:
+        _output.line(
+            "the owner's key was replaced on one device (identity rotate): the "
+            "merged vault is signed by the new key and opens with the same "
+            "passphrase"
+        )
     for label in result.revoked:
         _output.line(
             f"the grant {label} stays revoked: the notes the other device wrote "
             "are re-sealed under keys its grantee never held"
+        )
+    for label in result.dropped_grants:
+        _output.line(
+            f"the grant {label}, made on the device that did not revoke, was "
+            "dropped (the revocation wins) and the client keys it reached there "
+            "replaced: grant it again if still wanted"
         )
     for client, count in sorted((result.left_out or {}).items()):
         _output.warn(
@@ -128,7 +140,8 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from confvault.sync import folder, replica
-    from confvault.sync.keys_merge import ShreddedNotesError
+    from confvault.sync.dropped import ShreddedNotesError
+    from confvault.sync.owners import OwnerKeyNeededError
 
     vault = options(ctx).open_vault(write=True)
     s = vault.session
@@ -136,10 +149,26 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
         vault_id = current.body.vault_id
     by_folder = folder.load(_state_dir(), vault_id) is not None
 
+    passphrase: list[bytes] = []
+
     def run(leave_out: bool) -> replica.SyncResult:
         if by_folder:
             return folder.sync(s, _state_dir(), leave_out=leave_out)
-        return replica.sync(s, _state_dir(), leave_out=leave_out)
+        try:
+            return replica.sync(
+                s,
+                _state_dir(),
+                leave_out=leave_out,
+                passphrase=next(iter(passphrase), None),
+            )
+        except OwnerKeyNeededError:
+            # The owner's key was replaced on the other device: its key file
+            # opens with the passphrase (the source given, or asked on a
+            # terminal; a script without a source: exit 2, as elsewhere).
+            if passphrase:
+                raise
+            passphrase.append(options(ctx).passphrase())
+            return run(leave_out)
 
     # Notes added on one device for a client shredded on the other are never
     # merged silently: a terminal asks (default no: nothing changes); a

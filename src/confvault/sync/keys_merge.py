@@ -29,13 +29,19 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from confvault import age
-from confvault.errors import SyncConflictError
-from confvault.sync import tree
+from confvault.sync import dropped as dropping
+from confvault.sync import owners, tree
+from confvault.sync.dropped import ShreddedNotesError as ShreddedNotesError
 from confvault.sync.git import Repo
 from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
 from confvault.sync.notes_merge import Added
-from confvault.sync.written import GRANTEE, Source, read_root, written
-from confvault.vault.model import note_format as fmt
+from confvault.sync.written import (
+    GRANTEE,
+    Source,
+    dropped_grants,
+    read_root,
+    written,
+)
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
@@ -51,22 +57,15 @@ Key = tuple[str, str]  # (client ID, compartment)
 # The audit actions of the key events a merge reports (the other entries of
 # that side are reads, joined as they are).
 KEY_EVENTS = frozenset(
-    ("key-rotate", "revoke", "grant-expired", "passphrase-change", "client-shred")
+    (
+        "key-rotate",
+        "revoke",
+        "grant-expired",
+        "passphrase-change",
+        "client-shred",
+        "identity-rotate",
+    )
 )
-
-
-class ShreddedNotesError(SyncConflictError):
-    """The other device added notes for a client shredded here (or the
-    reverse): merging them would bring the client back. Nothing changed."""
-
-    def __init__(self, left_out: dict[str, int]) -> None:
-        self.left_out = dict(left_out)
-        total = sum(left_out.values())
-        super().__init__(
-            f"{total} note(s) were added on one device for "
-            f"{len(left_out)} client(s) shredded on the other; the merge does "
-            "not bring a shredded client back: nothing was changed"
-        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,8 @@ class KeysMerge:
     resealed: int  # notes re-sealed under the current compartment key
     left_out: dict[str, int]  # shredded client ID -> its notes left out
     revoked: tuple[str, ...] = ()  # labels of the grants revoked (they stay so)
+    # labels of the grants made on the other side, dropped: the revocation wins
+    dropped_grants: tuple[str, ...] = ()
 
 
 def _stripped(e: NoteEntry) -> NoteEntry:
@@ -101,7 +102,13 @@ def key_events(
         for name in [n for n in p if n.startswith(GRANTEE)] + [AUDIT, ROOT, OWNER]:
             p.pop(name, None)
     bk, bb = k.manifest.body, base.manifest.body
-    if pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
+    new_owner = owners.rotated(k, base, base) is k
+    if new_owner:
+        pk.pop(owners.RECOVERY, None)
+        pb.pop(owners.RECOVERY, None)
+    elif pk != pb or bk.signer != bb.signer or bk.endorsements != bb.endorsements:
+        return None
+    if pk != pb:
         return None
     if k.manifest.pointer(ROOT) is None or k.manifest.pointer(OWNER) is None:
         return None
@@ -115,6 +122,7 @@ def key_events(
         clients=root_b.clients,
         grants=root_b.grants,
         pending_rotation=root_b.pending_rotation,
+        settings=owners.unrotated(root_k.settings, root_b.settings),
     )
     if same != root_b or not set(root_k.clients) <= set(root_b.clients):
         return None
@@ -165,6 +173,7 @@ class _Plan:
     buckets: root_index.Buckets
     replay: dict[Key, tuple[NoteEntry, ...]]  # notes the key side lacks
     left_out: dict[str, int]
+    exposed: tuple[Key, ...] = ()  # compartments a dropped grant reached
 
 
 def _plan(k: Side, added: Added, owner: age.Identity) -> _Plan:
@@ -192,25 +201,44 @@ def merge(
     base: Side,
     floor: int,
     leave_out: bool,
+    passphrase: bytes | None = None,
 ) -> tuple[manifest.Manifest, KeysMerge] | None:
     """The merge of one side's key events with the other's added notes,
     committed here (writer lock held); None when the two changes are not
-    that."""
-    owner = s.require_owner()
+    that. An identity rotation needs ``passphrase`` (``owners``)."""
+    new = s.require_owner()
+    owner: age.Identity = new
+    if (rotated := owners.rotated(ours, theirs, base)) is not None:
+        new, owner = owners.both(new, rotated, base, passphrase)
     newer = local.generation > theirs.manifest.generation
-    if newer and written(ours, theirs, owner) is not None:
+    if newer and (
+        written(ours, theirs, owner) is not None or _merged_here(ours, theirs, owner)
+    ):
         # ours is theirs plus notes (merged here onto theirs, not yet pushed)
         return local, KeysMerge((), 0, {})
     for k, w in ((ours, theirs), (theirs, ours)):
-        added = written(w, base, owner)
-        if added is None:
+        added = written(w, base, owner, new_grants=True)
+        if added is None or rotated not in (None, k):
             continue
         events = key_events(k, base, owner, added)
         if events is None:
             continue
         plan = _plan(k, added, owner)
+        was = read_root(base, owner)[0]
+        revoked = tuple(
+            sorted({g.label for g in was.grants} - {g.label for g in plan.root.grants})
+        )
+        dropped = dropped_grants(added.root, was)
+        if dropped and not revoked:
+            continue  # new grants beside a key event that revoked none
+        plan = replace(
+            plan,
+            exposed=dropping.exposed((k, plan.root), (w, added.root), dropped, owner),
+        )
         if plan.root.grants and any(
-            g.covers(*key) for g in plan.root.grants for key in plan.replay
+            g.covers(*key)
+            for g in plan.root.grants
+            for key in (*plan.replay, *plan.exposed)
         ):
             continue  # a grantee directory to re-seal too: not built yet
         if plan.left_out and not leave_out:
@@ -222,7 +250,6 @@ def merge(
                 repo, s.store, local, None, "confvault: notes left out of a merge\n"
             )
             repo.update_ref(LEFT_OUT_REF, commit)
-        kept = {g.label for g in plan.root.grants}
         had = {_said(e) for e in events}
         entries = [e for e in added.entries if _said(e) not in had]
         theirs_said = {_said(e) for e in added.entries}
@@ -236,23 +263,53 @@ def merge(
             sum(
                 len(v)
                 for key, v in plan.replay.items()
-                if _key_of(plan.root, key) != _key_of(added.root, key)
+                if key in plan.exposed
+                or _key_of(k, plan.root, key, owner)
+                != _key_of(w, added.root, key, owner)
+            )
+            + sum(
+                len(_index(k, plan.root, key, owner)[0].notes) for key in plan.exposed
             ),
             plan.left_out,
-            tuple(sorted({g.label for g in read_root(base, owner)[0].grants} - kept)),
+            revoked,
+            tuple(g.label for g in dropped),
         )
-        if k is ours and not plan.replay and not entries:
+        if k is ours and not plan.replay and not plan.exposed and not entries:
             return local, report  # merged here before: push it
-        merged = commit_merge(
-            s,
-            local,
-            None if k is ours else k,
-            entries,
-            floor,
-            partial(_replay, s, k=k, w=w, added=added, plan=plan, owner=owner),
-        )
+        had_owner, s.owner = s.owner, new  # theirs rotated: signed with theirs
+        try:
+            merged = commit_merge(
+                s,
+                local,
+                None if k is ours else k,
+                entries,
+                floor,
+                partial(_replay, s, k=k, w=w, added=added, plan=plan, owner=owner),
+            )
+        except BaseException:
+            s.owner = had_owner
+            raise
         return merged, report
     return None
+
+
+def _merged_here(ours: Side, theirs: Side, owner: age.Identity) -> bool:
+    """``ours`` is ``theirs`` with notes added and compartment keys replaced
+    (a dropped grant's, by a merge committed here and not yet pushed)."""
+    if chain_after(ours, theirs, owner) is None:
+        return False
+    root, buckets = read_root(ours, owner)
+    was, _ = read_root(theirs, owner)
+    notes = {
+        key: _index(ours, root, key, owner)[0].notes
+        for key in root.compartment_keys()
+        if key[0] in was.clients
+        and root.clients[key[0]].compartments[key[1]]
+        != was.clients[key[0]].compartments.get(key[1])
+    }
+    return (
+        key_events(ours, theirs, owner, Added(root, buckets, {}, notes, [])) is not None
+    )
 
 
 def _said(e: ChainEntry) -> str:
@@ -260,8 +317,10 @@ def _said(e: ChainEntry) -> str:
     return repr(stamped([e])[0])
 
 
-def _key_of(root: RootRecord, key: Key) -> str:
-    return root.clients[key[0]].compartments[key[1]].key
+def _key_of(x: Side, root: RootRecord, key: Key, owner: age.Identity) -> str:
+    """The compartment's key, as a key file of ``x`` holds it."""
+    digest = root.clients[key[0]].compartments[key[1]].key
+    return str(sealed.open_client_key(Source(x), digest, [owner]).encode())
 
 
 def _replay(
@@ -275,37 +334,54 @@ def _replay(
     owner: age.Identity,
 ) -> None:
     """Append the planned notes to the key side's indexes, each sealed under
-    its compartment's current key, and write the root."""
-    if not plan.replay:
+    its compartment's current key, and write the root (and the key side's
+    endorsement of a new owner key, when this side lacks it)."""
+    ends = k.manifest.body.endorsements
+    if len(ends) > len(txn.current.body.endorsements if txn.current else ()):
+        txn.changes.endorsement = ends[-1]
+    if not plan.replay and not plan.exposed:
         return
     clients = dict(plan.root.clients)
-    for (cid, name), notes in sorted(plan.replay.items()):
+    for cid, name in sorted({*plan.replay, *plan.exposed}):
+        notes = plan.replay.get((cid, name), ())
         ik, k_key = _index(k, plan.root, (cid, name), owner)
         entry = clients[cid].compartments[name]
+        old_index = entry.index
         w_entry = added.root.clients[cid].compartments[name]
         w_key = sealed.open_client_key(Source(w), w_entry.key, [owner])
-        moved = []
-        for note in notes:
-            data = w.get(note.object)
-            if w_entry.key == entry.key:
-                txn.put(data)
-                moved.append(note)
-                continue
-            plain = fmt.open_object(data, note, w_key)
-            fmt.body_recorded(plain, note)
-            digest, file_key = fmt.seal_object(txn, plain, k_key)
-            moved.append(note.stored_at(digest, file_key))
-        merged = replace(ik, notes=(*ik.notes, *moved))
-        txn.retire(entry.index)
+        if (cid, name) in plan.exposed:
+            entry, merged, k_key = dropping.rotate(
+                s,
+                txn,
+                replace(plan.root, clients=clients),
+                (cid, name),
+                [(n, dropping.sealed_object(k, n), k_key) for n in ik.notes]
+                + [(n, w.get(n.object), w_key) for n in notes],
+                ik,
+            )
+            for n in ik.notes:
+                if n.damaged is None:
+                    txn.retire(n.object)
+            s.note_audit(
+                "key-rotate", cid, None, compartments=[name], reason="grant-dropped"
+            )
+        else:
+            merged = replace(
+                ik, notes=(*ik.notes, *dropping.moved(txn, w, notes, w_key, k_key))
+            )
+        txn.retire(old_index)
         index = txn.put_document(merged.to_doc(), [k_key.recipient])
         signed, drafts, attachments = merged.counts()
         entry = replace(
             entry, index=index, notes=signed, drafts=drafts, attachments=attachments
         )
         last = max(
-            v
-            for v in (clients[cid].last_note, added.root.clients[cid].last_note)
-            if v is not None
+            (
+                v
+                for v in (clients[cid].last_note, added.root.clients[cid].last_note)
+                if v is not None
+            ),
+            default=None,
         )
         clients[cid] = replace(
             clients[cid].with_compartment(name, entry), last_note=last
@@ -317,6 +393,6 @@ def _replay(
         root,
         plan.buckets,
         s.require_owner().recipient,
-        sorted({c for c, _ in plan.replay}),
+        sorted({c for c, _ in (*plan.replay, *plan.exposed)}),
     )
     txn.point(ROOT, digest)

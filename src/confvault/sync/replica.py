@@ -58,6 +58,7 @@ class SyncResult:
     resealed: int = 0  # notes re-sealed under the current compartment key
     left_out: dict[str, int] | None = None  # shredded client ID -> notes left out
     revoked: tuple[str, ...] = ()  # grants revoked on one side: they stay revoked
+    dropped_grants: tuple[str, ...] = ()  # grants made on the other side: dropped
 
 
 def _repo(state_dir: Path, vault_id: str) -> Repo:
@@ -92,10 +93,17 @@ def connect(s: Session, remote: str, device_name: str, state_dir: Path) -> SyncR
     return sync(s, state_dir)
 
 
-def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
+def sync(
+    s: Session,
+    state_dir: Path,
+    *,
+    leave_out: bool = False,
+    passphrase: bytes | None = None,
+) -> SyncResult:
     """Fetch, check, decide and apply or push; see the module's docstring.
     ``leave_out``: merge without notes added for a client shredded on the
-    other side (``keys_merge.ShreddedNotesError`` otherwise)."""
+    other side (``keys_merge.ShreddedNotesError`` otherwise); ``passphrase``
+    opens the other owner key in a merge of an identity rotation."""
     owner = s.require_owner()
     with fs.locked(s.disk, exclusive=True, timeout=s.lock_timeout):
         local = s.load_manifest()
@@ -112,7 +120,16 @@ def sync(s: Session, state_dir: Path, *, leave_out: bool = False) -> SyncResult:
             next(iter(repo.blobs([known[manifest.MANIFEST_NAME]]))) if synced else None
         )
         result = _decide(
-            s, repo, local, synced, remote, known, synced_raw, device, leave_out
+            s,
+            repo,
+            local,
+            synced,
+            remote,
+            known,
+            synced_raw,
+            device,
+            leave_out,
+            passphrase,
         )
         if device.extra.pop(compact.FOLLOWED, False):
             compact.after_follow(repo)
@@ -148,6 +165,7 @@ def _decide(
     synced_raw: bytes | None,
     device: state.DeviceState,
     leave_out: bool = False,
+    passphrase: bytes | None = None,
 ) -> SyncResult:
     name = device.device_name
     if remote is None:
@@ -175,6 +193,7 @@ def _decide(
         vault_id=local.body.vault_id,
         expected_signer=local.body.signer,
         known=known,
+        former=frozenset(local.body.former_signers),
     )
     _check_generation(snap, synced_raw, device)
     device.remote_generation = max(device.remote_generation, snap.manifest.generation)
@@ -194,7 +213,9 @@ def _decide(
             expected_signer=None,
             known=known,
         )
-        return _both_changed(s, repo, local, snap, base, device, leave_out)
+        return _both_changed(s, repo, local, snap, base, device, leave_out, passphrase)
+    if snap.manifest.body.signer in local.body.former_signers:
+        raise tree.FormerOwnerKeyError()  # never back to a replaced key
     return _pull(s, repo, local, snap, name)
 
 
@@ -251,6 +272,7 @@ def _both_changed(
     base: tree.Snapshot,
     device: state.DeviceState,
     leave_out: bool = False,
+    passphrase: bytes | None = None,
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
     appended audit entries (``merge``), record by record (``records_merge``),
@@ -282,7 +304,9 @@ def _both_changed(
     elif (merged := _records_merge(s, local, ours, theirs, old, floor)) is not None:
         pass
     elif (
-        done := keys_merge.merge(s, repo, local, ours, theirs, old, floor, leave_out)
+        done := keys_merge.merge(
+            s, repo, local, ours, theirs, old, floor, leave_out, passphrase
+        )
     ) is not None:
         merged, keyed = done
     if merged is None:
@@ -304,6 +328,7 @@ def _both_changed(
         resealed=keyed.resealed,
         left_out=keyed.left_out,
         revoked=keyed.revoked,
+        dropped_grants=keyed.dropped_grants,
     )
 
 

@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from confvault.errors import IntegrityError, RemoteIntegrityError
+from confvault.errors import IntegrityError, RemoteIntegrityError, SyncConflictError
 from confvault.sync.git import Repo
 from confvault.sync.state import OUTGOING_REF
 from confvault.vault.store import layout, manifest
@@ -114,6 +114,27 @@ class Snapshot:
         return self.manifest.raw
 
 
+class FormerOwnerKeyError(SyncConflictError):
+    """The remote's state is signed by an owner key this device replaced,
+    and is not a merge of another device's notes with that rotation."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the remote's state is signed by the owner key replaced here "
+            "(`identity rotate`) and is not another device's notes to merge "
+            "with that rotation: refused; nothing was changed"
+        )
+
+
+def _signed_by(raw: bytes, signers: frozenset[str]) -> bool:
+    """``raw`` is a manifest validly signed by one of ``signers``."""
+    try:
+        body = manifest.parse(None, raw, expected_signer=None).body
+    except IntegrityError:
+        return False
+    return body.signer in signers
+
+
 def _refuse(what: str) -> RemoteIntegrityError:
     return RemoteIntegrityError(f"the remote {what}; nothing was changed here")
 
@@ -126,11 +147,14 @@ def read_snapshot(
     expected_signer: str | None,
     known: Mapping[str, str],
     read_objects_now: bool = True,
+    former: frozenset[str] = frozenset(),
 ) -> Snapshot:
     """Check ``commit`` as described above; objects whose blob is in ``known``
     (path -> blob of a state checked before) are not read again. With
     ``read_objects_now`` False no object is read here: the caller reads each
-    through ``read_objects``, which checks it (``clone`` reads them once)."""
+    through ``read_objects``, which checks it (``clone`` reads them once).
+    ``former``: the owner keys this vault replaced, whose states are read
+    too (the caller merges them only with its identity rotation)."""
     entries = repo.tree(commit)
     blobs: dict[str, str] = {}
     for e in entries:
@@ -147,7 +171,9 @@ def read_snapshot(
     try:
         parsed = manifest.parse(None, raw, expected_signer=expected_signer)
     except IntegrityError as err:
-        raise _refuse(f"presents a manifest that fails its check ({err})") from err
+        if not (former and _signed_by(raw, former)):
+            raise _refuse(f"presents a manifest that fails its check ({err})") from err
+        parsed = manifest.parse(None, raw, expected_signer=None)
     body = parsed.body
     if vault_id is not None and not hmac.compare_digest(body.vault_id, vault_id):
         raise _refuse("holds another vault (its vault ID differs)")

@@ -14,6 +14,7 @@ from confvault import age
 from confvault.sync.merge import AUDIT, Side, chain_after
 from confvault.sync.notes_merge import Added, additions
 from confvault.vault.model import sealed
+from confvault.vault.model.grant import Grant
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
 from confvault.vault.model.root import RootRecord
 from confvault.vault.store import root_index
@@ -43,10 +44,15 @@ def read_root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buck
     return root_index.read(Source(x), owner, digest, x.manifest.body.vault_id)
 
 
-def written(w: Side, base: Side, owner: age.Identity) -> Added | None:
+def written(
+    w: Side, base: Side, owner: age.Identity, *, new_grants: bool = False
+) -> Added | None:
     """What ``w`` added to ``base`` when it only added notes (and audit
     entries): ``notes_merge.additions``, and also in a vault with grants
-    (each grantee directory that lists the clients written to re-sealed)."""
+    (each grantee directory that lists the clients written to re-sealed).
+    ``new_grants``: ``w`` may also have made or widened grants (none
+    removed; the client-key files they re-wrapped holding the same keys),
+    which the caller drops (``dropped_grants`` names them)."""
     added = additions(w, base, owner)
     if added is not None or not base.manifest.pointer(ROOT):
         return added
@@ -62,15 +68,12 @@ def written(w: Side, base: Side, owner: age.Identity) -> Added | None:
     chain = chain_after(w, base, owner)
     root_w, buckets_w = read_root(w, owner)
     root_b, buckets_b = read_root(base, owner)
-    grants = tuple(replace(g, directory=None) for g in root_w.grants)
-    if chain is None or grants != tuple(
-        replace(g, directory=None) for g in root_b.grants
-    ):
+    if chain is None or not _grants_kept(root_w, root_b, new_grants):
         return None
     same = replace(root_w, clients=root_b.clients, grants=root_b.grants)
     if same != root_b or root_w.clients.keys() != root_b.clients.keys():
         return None
-    found = _added_notes(w, base, owner, root_w, root_b)
+    found = _added_notes(w, base, owner, root_w, root_b, new_grants)
     if found is None:
         return None
     indexes, notes, new_idx, gone_idx = found
@@ -86,7 +89,12 @@ def written(w: Side, base: Side, owner: age.Identity) -> Added | None:
 
 
 def _added_notes(
-    w: Side, base: Side, owner: age.Identity, root_w: RootRecord, root_b: RootRecord
+    w: Side,
+    base: Side,
+    owner: age.Identity,
+    root_w: RootRecord,
+    root_b: RootRecord,
+    rewrapped: bool = False,
 ) -> (
     tuple[
         dict[Key, CompartmentIndex],
@@ -97,7 +105,8 @@ def _added_notes(
     | None
 ):
     """Each compartment ``w`` changed only by notes added after the base's,
-    its index, its added entries, and the objects that differ because of it."""
+    its index, its added entries, and the objects that differ because of it;
+    ``rewrapped``: its key file may be another holding the same key."""
     new_ok: set[str] = set()
     gone_ok: set[str] = set()
     indexes: dict[Key, CompartmentIndex] = {}
@@ -110,6 +119,14 @@ def _added_notes(
             return None
         for name, ew in cw.compartments.items():
             eb = cb.compartments[name]
+            if (
+                ew.key != eb.key
+                and rewrapped
+                and _same_key(w, base, ew.key, eb.key, owner)
+            ):
+                new_ok.add(ew.key)
+                gone_ok.add(eb.key)
+                ew = replace(ew, key=eb.key)
             if ew == eb:
                 continue
             if (ew.key, ew.key_created) != (eb.key, eb.key_created):
@@ -131,3 +148,23 @@ def _added_notes(
             new_ok |= {ew.index} | {e.object for e in added}
             gone_ok.add(eb.index)
     return indexes, notes, new_ok, gone_ok
+
+
+def dropped_grants(w: RootRecord, base: RootRecord) -> list[Grant]:
+    """``w``'s grants made or changed since ``base``."""
+    was = {g.id: replace(g, directory=None) for g in base.grants}
+    return [g for g in w.grants if was.get(g.id) != replace(g, directory=None)]
+
+
+def _grants_kept(w: RootRecord, base: RootRecord, new_grants: bool) -> bool:
+    if new_grants:
+        return {g.id for g in base.grants} <= {g.id for g in w.grants}
+    return not dropped_grants(w, base) and len(w.grants) == len(base.grants)
+
+
+def _same_key(w: Side, base: Side, kw: str, kb: str, owner: age.Identity) -> bool:
+    """The two client-key files hold the same key (one re-wrapped by a grant)."""
+    opened = [
+        sealed.open_client_key(Source(x), k, [owner]) for x, k in ((w, kw), (base, kb))
+    ]
+    return bool(opened[0].encode() == opened[1].encode())
