@@ -16,10 +16,10 @@ from tests.vault import crash_runner
 
 
 def _kill_run(
-    pool: crash_runner.Servers, device: Device, kill_at: str
+    pool: crash_runner.Servers, device: Device, kill_at: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """``confvault sync`` in a child of the crash runner's fork server."""
-    return _run_in_pool(pool, device, kill_at, "sync")
+    return _run_in_pool(pool, device, kill_at, "sync", *args)
 
 
 def _restore(device: Device, saved: Path) -> None:
@@ -92,7 +92,7 @@ def test_kill_at_every_durable_step_of_a_merge_then_rerun(
 
 
 def kill_every_step_of_a_merge(
-    device: Device, saved: Path, remote: Path, git: Any
+    device: Device, saved: Path, remote: Path, git: Any, *args: str
 ) -> int:
     """Save the device and the remote; then for every durable step of the
     device's `sync` (a merge): restore both, SIGKILL the sync there, rerun
@@ -102,14 +102,14 @@ def kill_every_step_of_a_merge(
     shutil.copytree(device.state, saved / "state", symlinks=True)
     shutil.copytree(remote, saved / "remote.git", symlinks=True)
     with crash_runner.servers(1) as pool:
-        total = _total(_kill_run(pool, device, "0"))
+        total = _total(_kill_run(pool, device, "0", *args))
         for point in _points(total):
             _restore(device, saved)
             shutil.rmtree(remote)
             shutil.copytree(saved / "remote.git", remote, symlinks=True)
-            killed = _kill_run(pool, device, point)
+            killed = _kill_run(pool, device, point, *args)
             _assert_killed(killed, point, total)
-            rerun = device.run("sync", "--json")
+            rerun = device.run("sync", "--json", *args)
             assert rerun.exit_code == 0, (point, rerun.output, rerun.stderr)
             action = json.loads(rerun.stdout)["action"]
             assert action in ("merged", "pushed", "none", "recorded"), point

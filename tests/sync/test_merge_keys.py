@@ -443,7 +443,15 @@ def test_an_identity_rotation_there_and_notes_here_merge_under_the_new_owner(
         # A opens the base's owner key file (the former key) with the
         # passphrase to read them, and merges under the new key
         assert second.json("sync")["action"] == "pushed"
-        out = first.ok("sync").stdout
+        # without the owner's consent, nothing signed by the former key is
+        # merged: it may have been replaced because it leaked
+        before = state_of(first)
+        refused = first.run("sync")
+        assert refused.exit_code == 16, refused.output
+        assert "--accept-former-key" in refused.stderr
+        assert "they may be forged" in refused.stderr
+        assert state_of(first) == before
+        out = first.ok("sync", "--accept-former-key").stdout
         assert "merged the remote's changes with this device's" in out
         assert (
             "the owner's key was replaced on one device (identity rotate): the "
@@ -504,7 +512,10 @@ def test_kill_at_every_durable_step_of_an_identity_rotation_merge_then_rerun(
     else:
         assert second.json("sync")["action"] == "pushed"
         merging, other = first, second
-    total = kill_every_step_of_a_merge(merging, tmp_path / "saved", remote, git)
+    consent = ("--accept-former-key",) if merged_by == "rotating" else ()
+    total = kill_every_step_of_a_merge(
+        merging, tmp_path / "saved", remote, git, *consent
+    )
     assert total >= 5
     assert other.json("sync")["action"] == "pulled"
     _check_equal(first, second)

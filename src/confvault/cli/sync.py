@@ -3,6 +3,7 @@ several devices, one vault, over any git remote (docs/SYNC.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -135,10 +136,22 @@ def merge_warnings(flags: dict[str, object]) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def sync(ctx: typer.Context, as_json: JSON = False) -> None:
+def sync(
+    ctx: typer.Context,
+    as_json: JSON = False,
+    accept_former: Annotated[
+        bool,
+        typer.Option(
+            "--accept-former-key",
+            help="merge another device's changes signed by the owner key this "
+            "device replaced (not when it was replaced because it leaked)",
+        ),
+    ] = False,
+) -> None:
     """Fetch, check and bring in the remote's changes, or push this device's."""
     if ctx.invoked_subcommand is not None:
         return
+    from confvault.errors import NoIdentityMatchError
     from confvault.sync import folder, replica
     from confvault.sync.dropped import ShreddedNotesError
     from confvault.sync.owners import OwnerKeyNeededError
@@ -160,6 +173,7 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
                 _state_dir(),
                 leave_out=leave_out,
                 passphrase=next(iter(passphrase), None),
+                accept_former=accept_former,
             )
         except OwnerKeyNeededError:
             # The owner's key was replaced on the other device: its key file
@@ -187,8 +201,12 @@ def sync(ctx: typer.Context, as_json: JSON = False) -> None:
             raise
         result = run(leave_out=True)
     flags: dict[str, object] = {"conflicts": [], "duplicates": []}
-    if result.action in ("merged", "pulled"):
-        flags = dict(vault.merge_flags())
+    # A key merge makes no conflict or duplicate. After a sync that brought
+    # in an identity rotation, this session's owner key is no longer the
+    # vault's: `status` (a session opened anew) shows the flags.
+    if result.action in ("merged", "pulled") and not result.key_events:
+        with contextlib.suppress(NoIdentityMatchError):
+            flags = dict(vault.merge_flags())
     _report(result, as_json, flags)
 
 

@@ -226,7 +226,7 @@ def _records_rows(records: RecordsStatus) -> list[tuple[str, str]]:
 
 def _sync_status(vault_id: str, generation: int) -> dict[str, object] | None:
     """Sync over git (issue 16): this device's last sync, or None."""
-    from confvault.sync.replica import sync_status
+    from confvault.sync.state import sync_status
     from confvault.vault.store.paths import default_state_dir
 
     return sync_status(default_state_dir(), vault_id, generation)

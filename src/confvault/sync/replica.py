@@ -20,7 +20,6 @@ from pathlib import Path
 
 from confvault.errors import (
     ConfvaultError,
-    IntegrityError,
     RemoteIntegrityError,
     SyncConflictError,
     SyncError,
@@ -31,6 +30,7 @@ from confvault.sync import (
     merge,
     records_commit,
     records_merge,
+    remote_checks,
     state,
     tree,
 )
@@ -99,8 +99,11 @@ def sync(
     *,
     leave_out: bool = False,
     passphrase: bytes | None = None,
+    accept_former: bool = False,
 ) -> SyncResult:
     """Fetch, check, decide and apply or push; see the module's docstring.
+    ``accept_former``: merge another device's changes signed by the owner key
+    replaced here (``tree.FormerKeyChangesError`` otherwise).
     ``leave_out``: merge without notes added for a client shredded on the
     other side (``keys_merge.ShreddedNotesError`` otherwise); ``passphrase``
     opens the other owner key in a merge of an identity rotation."""
@@ -130,6 +133,7 @@ def sync(
             device,
             leave_out,
             passphrase,
+            accept_former=accept_former,
         )
         if device.extra.pop(compact.FOLLOWED, False):
             compact.after_follow(repo)
@@ -166,6 +170,8 @@ def _decide(
     device: state.DeviceState,
     leave_out: bool = False,
     passphrase: bytes | None = None,
+    *,
+    accept_former: bool = False,
 ) -> SyncResult:
     name = device.device_name
     if remote is None:
@@ -195,7 +201,7 @@ def _decide(
         known=known,
         former=frozenset(local.body.former_signers),
     )
-    _check_generation(snap, synced_raw, device)
+    remote_checks.generation(snap, synced_raw, device)
     device.remote_generation = max(device.remote_generation, snap.manifest.generation)
     if snap.raw == local.raw:
         repo.update_ref(state.SYNCED_REF, remote)
@@ -213,40 +219,13 @@ def _decide(
             expected_signer=None,
             known=known,
         )
+        former = snap.manifest.body.signer in local.body.former_signers
+        if former and not accept_former:
+            raise tree.FormerKeyChangesError()
         return _both_changed(s, repo, local, snap, base, device, leave_out, passphrase)
     if snap.manifest.body.signer in local.body.former_signers:
         raise tree.FormerOwnerKeyError()  # never back to a replaced key
     return _pull(s, repo, local, snap, name)
-
-
-def _check_generation(
-    snap: tree.Snapshot, synced_raw: bytes | None, device: state.DeviceState
-) -> None:
-    """The remote's memory check: a new state on the remote has a generation
-    above the last one synced here and at least the highest this device saw
-    on the remote (its history may grow while its state goes back: a replay)."""
-    generation = snap.manifest.generation
-    floor = device.remote_generation
-    if synced_raw is not None and snap.raw != synced_raw:
-        floor = max(floor, manifest.parse(None, synced_raw).generation + 1)
-    if generation < floor:
-        raise RemoteIntegrityError(
-            f"the remote was rolled back: its manifest has generation {generation}, "
-            f"older than generation {floor} this device saw or synced before; "
-            "nothing was changed here"
-        )
-
-
-def _check_seen(s: Session, snap: tree.Snapshot) -> None:
-    """Before the remote's state replaces this vault's: this machine's
-    rollback memory of the vault (as opening the vault checks it)."""
-    try:
-        s.seen.check_manifest(s.root, snap.manifest.body)
-    except IntegrityError as err:
-        raise RemoteIntegrityError(
-            f"the remote presents a manifest this device refuses ({err}); "
-            "nothing was changed here"
-        ) from err
 
 
 def _getter(
@@ -301,14 +280,14 @@ def _both_changed(
         merged = merge.commit_merge(s, local, theirs, mine, floor)
     elif (other := merge.audit_extension(theirs, old, owner)) is not None:
         merged = merge.commit_merge(s, local, None, other, floor)
-    elif (merged := _records_merge(s, local, ours, theirs, old, floor)) is not None:
-        pass
     elif (
         done := keys_merge.merge(
             s, repo, local, ours, theirs, old, floor, leave_out, passphrase
         )
     ) is not None:
         merged, keyed = done
+    else:
+        merged = _records_merge(s, local, ours, theirs, old, floor)
     if merged is None:
         raise SyncConflictError(
             "both this device and the remote changed records since the last "
@@ -381,7 +360,7 @@ def _pull(
     device: str,
 ) -> SyncResult:
     """Apply the remote's (checked) state: the vault's commit protocol."""
-    _check_seen(s, snap)
+    remote_checks.seen(s, snap)
     mine = local.all_objects() | set(local.body.pointers.values())
     added = sorted(snap.names - mine)
     retired = sorted(mine - snap.names)
@@ -405,21 +384,3 @@ def _pull(
     return SyncResult(
         "pulled", live.generation, snap.commit, device, len(added), len(retired)
     )
-
-
-def sync_status(
-    state_dir: Path, vault_id: str, generation: int
-) -> dict[str, object] | None:
-    """What `status` shows of sync: None when the vault is not connected."""
-    device = state.load(state_dir, vault_id)
-    if device is None:
-        return None
-    last = device.last
-    return {
-        "device": device.device_name,
-        "device_id": device.device_id,
-        "last_sync": None if last is None else last.time,
-        "last_sync_device": None if last is None else last.device,
-        "synced_generation": None if last is None else last.generation,
-        "unpushed": last is None or generation != last.generation,
-    }

@@ -195,3 +195,21 @@ def adopt_repo(state_dir: Path, fetched: Path, vault_id: str) -> Path:
 
 def discard_repo(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def sync_status(
+    state_dir: Path, vault_id: str, generation: int
+) -> dict[str, object] | None:
+    """What `status` shows of sync: None when the vault is not connected."""
+    device = load(state_dir, vault_id)
+    if device is None:
+        return None
+    last = device.last
+    return {
+        "device": device.device_name,
+        "device_id": device.device_id,
+        "last_sync": None if last is None else last.time,
+        "last_sync_device": None if last is None else last.device,
+        "synced_generation": None if last is None else last.generation,
+        "unpushed": last is None or generation != last.generation,
+    }

@@ -126,6 +126,21 @@ class FormerOwnerKeyError(SyncConflictError):
         )
 
 
+class FormerKeyChangesError(SyncConflictError):
+    """The remote holds another device's changes signed by the owner key this
+    device replaced: merged only with the owner's consent (``accept_former``),
+    since that key may have been replaced because it leaked."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the remote holds changes signed by the owner key replaced here "
+            "(`identity rotate`), written on another device before it saw the "
+            "rotation; if the rotation was to shut out a leaked key they may be "
+            "forged: do not merge them (docs/SECURITY.md), otherwise run "
+            "`confvault sync --accept-former-key`; nothing was changed"
+        )
+
+
 def _signed_by(raw: bytes, signers: frozenset[str]) -> bool:
     """``raw`` is a manifest validly signed by one of ``signers``."""
     try:
