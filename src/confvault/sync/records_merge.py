@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO, TypeVar
 
 from confvault import age
+from confvault.errors import NoIdentityMatchError
 from confvault.sync.merge import AUDIT, Side, chain_after
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
@@ -123,7 +124,17 @@ def contains(x: Side, y: Side, base: Side, owner: age.Identity) -> bool:
     round): its audit chain extends ``y``'s, and each record ``y`` changed
     is in ``x`` as ``y`` left it (a draft's version that lost as a conflict
     copy). The chain alone is no proof: two devices may write identical
-    entries (the same action on the same client in the same second)."""
+    entries (the same action on the same client in the same second).
+    False when a side does not open with ``owner`` (a side or the base of
+    an identity rotation, sealed to the other owner key: ``keys_merge``
+    decides those)."""
+    try:
+        return _contains(x, y, base, owner)
+    except NoIdentityMatchError:
+        return False
+
+
+def _contains(x: Side, y: Side, base: Side, owner: age.Identity) -> bool:
     if not same_frame(x, y) or chain_after(x, y, owner) is None:
         return False
     rx, ry, rb = (_root(v, owner)[0] for v in (x, y, base))
