@@ -197,8 +197,7 @@ class RotateReport:
     dry_run: bool
 
     @property
-    def outcome(self) -> str:
-        """done | nothing-to-do | partly-done | failed"""
+    def outcome(self) -> str:  # done | nothing-to-do | partly-done | failed
         if self.failed:
             return "partly-done" if self.rotated or self.revoked_grants else "failed"
         if not self.rotated and not self.revoked_grants:
