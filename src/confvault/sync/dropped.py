@@ -15,8 +15,7 @@ from dataclasses import replace
 
 from confvault import age
 from confvault.errors import SyncConflictError
-from confvault.sync.merge import Side
-from confvault.sync.written import Source
+from confvault.sync.merge import Side, Source
 from confvault.vault.model import note_format as fmt
 from confvault.vault.model import sealed
 from confvault.vault.model.grant import Grant

@@ -33,11 +33,10 @@ from confvault.sync import dropped as dropping
 from confvault.sync import owners, tree
 from confvault.sync.dropped import ShreddedNotesError as ShreddedNotesError
 from confvault.sync.git import Repo
-from confvault.sync.merge import AUDIT, Side, chain_after, commit_merge, stamped
+from confvault.sync.merge import AUDIT, Side, Source, chain_after, commit_merge, stamped
 from confvault.sync.notes_merge import Added
 from confvault.sync.written import (
     GRANTEE,
-    Source,
     dropped_grants,
     read_root,
     written,

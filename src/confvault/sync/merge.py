@@ -18,8 +18,10 @@ Records changed on both sides are merged by ``records_merge`` (on top of
 from __future__ import annotations
 
 import hmac
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from confvault import age
 from confvault.vault.model import sealed
@@ -44,6 +46,20 @@ class Side:
     @property
     def head(self) -> str | None:
         return self.manifest.pointer(AUDIT)
+
+
+class Source:
+    """A side's objects as the vault's readers (``sealed``, ``root_index``)
+    want them: each read through the side's checked getter."""
+
+    def __init__(self, s: Side) -> None:
+        self.side = s
+
+    def get(self, digest: str) -> bytes:
+        return self.side.get(digest)
+
+    def open_checked(self, digest: str) -> BinaryIO:
+        return io.BytesIO(self.side.get(digest))
 
 
 def side(current: manifest.Manifest, get: Callable[[str], bytes]) -> Side:

@@ -13,12 +13,10 @@ what was added.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, replace
-from typing import BinaryIO
 
 from confvault import age
-from confvault.sync.merge import AUDIT, Side, chain_after
+from confvault.sync.merge import AUDIT, Side, Source, chain_after
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
@@ -27,17 +25,6 @@ from confvault.vault.store import root_index
 
 ROOT = "root"
 Key = tuple[str, str]  # (client ID, compartment)
-
-
-class _Source:
-    def __init__(self, s: Side) -> None:
-        self.side = s
-
-    def get(self, digest: str) -> bytes:
-        return self.side.get(digest)
-
-    def open_checked(self, digest: str) -> BinaryIO:
-        return io.BytesIO(self.side.get(digest))
 
 
 @dataclass(frozen=True)
@@ -55,7 +42,7 @@ def _root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]
     digest = x.manifest.pointer(ROOT)
     if digest is None:
         raise ValueError("no root")
-    return root_index.read(_Source(x), owner, digest, x.manifest.body.vault_id)
+    return root_index.read(Source(x), owner, digest, x.manifest.body.vault_id)
 
 
 def additions(x: Side, base: Side, owner: age.Identity) -> Added | None:
@@ -124,9 +111,9 @@ def _compartments(
                 continue
             if (ex.key, ex.key_created) != (eb.key, eb.key_created):
                 return None
-            key = sealed.open_client_key(_Source(base), eb.key, [owner])
-            ix = sealed.open_index(_Source(x), ex, key, cid, name)
-            ib = sealed.open_index(_Source(base), eb, key, cid, name)
+            key = sealed.open_client_key(Source(base), eb.key, [owner])
+            ix = sealed.open_index(Source(x), ex, key, cid, name)
+            ib = sealed.open_index(Source(base), eb, key, cid, name)
             # every base entry kept as it was (in any order: a merged index
             # holds the base's, then both sides' in note ID order)
             was = {e.id: e for e in ib.notes}

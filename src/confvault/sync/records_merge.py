@@ -24,13 +24,12 @@ merges.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from confvault import age
 from confvault.errors import NoIdentityMatchError
-from confvault.sync.merge import AUDIT, Side, chain_after
+from confvault.sync.merge import AUDIT, Side, Source, chain_after
 from confvault.vault.model import sealed
 from confvault.vault.model.audit import ChainEntry
 from confvault.vault.model.index import CompartmentIndex, NoteEntry
@@ -41,19 +40,6 @@ ROOT = "root"
 Key = tuple[str, str]  # (client ID, compartment)
 T = TypeVar("T")
 _WRITES = frozenset(("note-add", "draft-edit", "note-sign"))  # audit actions
-
-
-class Source:
-    """A side as ``sealed``'s object source."""
-
-    def __init__(self, s: Side) -> None:
-        self.side = s
-
-    def get(self, digest: str) -> bytes:
-        return self.side.get(digest)
-
-    def open_checked(self, digest: str) -> BinaryIO:
-        return io.BytesIO(self.side.get(digest))
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,10 @@ for ``keys_merge``: a revocation on one side, notes added on the other.
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
-from typing import BinaryIO
 
 from confvault import age
-from confvault.sync.merge import AUDIT, Side, chain_after
+from confvault.sync.merge import AUDIT, Side, Source, chain_after
 from confvault.sync.notes_merge import Added, additions
 from confvault.vault.model import sealed
 from confvault.vault.model.grant import Grant
@@ -22,19 +20,6 @@ from confvault.vault.store import root_index
 ROOT = "root"
 GRANTEE = "grantee:"  # manifest pointers to grantee directories
 Key = tuple[str, str]  # (client ID, compartment)
-
-
-class Source:
-    """One side's objects as the vault's readers want them."""
-
-    def __init__(self, s: Side) -> None:
-        self.side = s
-
-    def get(self, digest: str) -> bytes:
-        return self.side.get(digest)
-
-    def open_checked(self, digest: str) -> BinaryIO:
-        return io.BytesIO(self.side.get(digest))
 
 
 def read_root(x: Side, owner: age.Identity) -> tuple[RootRecord, root_index.Buckets]:
