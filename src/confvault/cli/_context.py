@@ -8,7 +8,7 @@ vault's key-holding code; ``open_vault`` imports it when it is called.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,11 @@ class Options:
     passphrase_fd: int | None = None
     identity: Path | None = None
     owner_key: str | None = None
+    # The vault passphrase once read: a command that needs it twice (a sync
+    # that opens the other device's new owner key file) reads its source
+    # once; a ``--passphrase-fd`` is closed after the first read, and its
+    # number may by then name another open file.
+    _passphrase: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _output.key_source = None  # a new command (in-process runs share the module)
@@ -60,12 +65,15 @@ class Options:
     ) -> bytes:
         from confvault.cli import _secrets
 
-        return _secrets.obtain(
+        if self._passphrase is not None and not confirm:
+            return self._passphrase
+        self._passphrase = _secrets.obtain(
             file=self.passphrase_file,
             fd=self.passphrase_fd,
             confirm=confirm,
             prompt=prompt,
         )
+        return self._passphrase
 
     @property
     def passphrase_given(self) -> bool:
