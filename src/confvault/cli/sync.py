@@ -147,6 +147,16 @@ def sync(
             "device replaced (not when it was replaced because it leaked)",
         ),
     ] = False,
+    other_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--other-passphrase-file",
+            metavar="FILE",
+            help="the passphrase set on the other device, read only when a merge "
+            "needs it (its owner key and passphrase replaced by `passphrase "
+            "--rekey`)",
+        ),
+    ] = None,
 ) -> None:
     """Fetch, check and bring in the remote's changes, or push this device's."""
     if ctx.invoked_subcommand is not None:
@@ -154,7 +164,7 @@ def sync(
     from confvault.errors import NoIdentityMatchError
     from confvault.sync import folder, replica
     from confvault.sync.dropped import ShreddedNotesError
-    from confvault.sync.owners import OwnerKeyNeededError
+    from confvault.sync.owners import OtherPassphraseNeededError, OwnerKeyNeededError
 
     vault = options(ctx).open_vault(write=True)
     s = vault.session
@@ -163,6 +173,7 @@ def sync(
     by_folder = folder.load(_state_dir(), vault_id) is not None
 
     passphrase: list[bytes] = []
+    other: list[bytes] = []
 
     def run(leave_out: bool) -> replica.SyncResult:
         if by_folder:
@@ -173,6 +184,7 @@ def sync(
                 _state_dir(),
                 leave_out=leave_out,
                 passphrase=next(iter(passphrase), None),
+                other_passphrase=next(iter(other), None),
                 accept_former=accept_former,
             )
         except OwnerKeyNeededError:
@@ -182,6 +194,21 @@ def sync(
             if passphrase:
                 raise
             passphrase.append(options(ctx).passphrase())
+            return run(leave_out)
+        except OtherPassphraseNeededError:
+            # A `passphrase --rekey` there: its key file opens only with the
+            # passphrase that device set (a file given, or asked on a terminal).
+            if other or (other_passphrase_file is None and not sys.stdin.isatty()):
+                raise
+            from confvault.cli import _secrets
+
+            other.append(
+                _secrets.obtain(
+                    file=other_passphrase_file,
+                    prompt="Passphrase of the other device: ",
+                    use_env=False,
+                )
+            )
             return run(leave_out)
 
     # Notes added on one device for a client shredded on the other are never

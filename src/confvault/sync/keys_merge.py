@@ -200,15 +200,15 @@ def merge(
     base: Side,
     floor: int,
     leave_out: bool,
-    passphrase: bytes | None = None,
+    passphrases: tuple[bytes, ...] = (),
 ) -> tuple[manifest.Manifest, KeysMerge] | None:
     """The merge of one side's key events with the other's added notes,
     committed here (writer lock held); None when the two changes are not
-    that. An identity rotation needs ``passphrase`` (``owners``)."""
+    that. An identity rotation needs ``passphrases`` (``owners``)."""
     new = s.require_owner()
     owner: age.Identity = new
     if (rotated := owners.rotated(ours, theirs, base)) is not None:
-        new, owner = owners.both(new, rotated, base, passphrase)
+        new, owner = owners.both(new, rotated, base, passphrases)
     newer = local.generation > theirs.manifest.generation
     if newer and (
         written(ours, theirs, owner) is not None or _merged_here(ours, theirs, owner)

@@ -2,9 +2,11 @@
 rotate``) on one device with notes added on the other (issue 16): the
 rotated side's files open with the new owner key, the other side's and the
 base's with the old one. The device holds one of them; the other is in its
-side's owner key file, sealed with the passphrase (which the rotation kept):
-the merge opens it with the passphrase the command has, or says that it
-needs it (``OwnerKeyNeededError``, exit 16)."""
+side's owner key file, sealed with the passphrase: the merge opens it with
+the passphrase the command has, or says that it needs it
+(``OwnerKeyNeededError``, exit 16). A ``passphrase --rekey`` replaces the
+owner's key and the passphrase together: the other side's key file then
+opens only with the other passphrase (``OtherPassphraseNeededError``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from confvault import age
-from confvault.errors import IncorrectIdentityError, SyncConflictError
+from confvault.errors import (
+    IncorrectIdentityError,
+    SyncConflictError,
+    WrongPassphraseError,
+)
 from confvault.sync.merge import Side
 from confvault.vault.model.identity import (
     OwnerIdentity,
@@ -35,6 +41,20 @@ class OwnerKeyNeededError(SyncConflictError):
             "the owner's key was replaced (`identity rotate`) on one device "
             "while the other wrote: run sync with the passphrase "
             "(--passphrase-file, or on a terminal) to merge; nothing was changed"
+        )
+
+
+class OtherPassphraseNeededError(SyncConflictError):
+    """The owner's key was replaced with a new passphrase (``passphrase
+    --rekey``) on one device: the merge needs that device's passphrase too."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the owner's key and the passphrase were replaced together "
+            "(`passphrase --rekey`) on one device while the other wrote: the "
+            "merge needs the passphrase of both devices; run sync with "
+            "--other-passphrase-file (or on a terminal) and the passphrase the "
+            "other device has; nothing was changed"
         )
 
 
@@ -73,29 +93,36 @@ def rotated(ours: Side, theirs: Side, base: Side) -> Side | None:
 
 
 def both(
-    have: OwnerKeys, k: Side, base: Side, passphrase: bytes | None
+    have: OwnerKeys, k: Side, base: Side, passphrases: tuple[bytes, ...]
 ) -> tuple[OwnerKeys, Owners]:
     """The new owner key (the rotated side ``k``'s) and a reader of both
-    sides, the key this device lacks opened from its side's owner key file."""
-    if passphrase is None:
+    sides, the key this device lacks opened from its side's owner key file
+    with the first of ``passphrases`` that opens it."""
+    if not passphrases:
         raise OwnerKeyNeededError()
     new_signer = k.manifest.body.signer
     if signing.b64(have.signer) == new_signer:
-        old = _open(base, passphrase)
+        old = _open(base, passphrases)
         if signing.b64(old.signer) != base.manifest.body.signer:
             raise OwnerKeyNeededError()
         return have, Owners([have, old])
-    new = _open(k, passphrase)
+    new = _open(k, passphrases)
     if signing.b64(new.signer) != new_signer:
         raise OwnerKeyNeededError()
     return new, Owners([have, new])
 
 
-def _open(x: Side, passphrase: bytes) -> OwnerIdentity:
+def _open(x: Side, passphrases: tuple[bytes, ...]) -> OwnerIdentity:
     digest = x.manifest.pointer(OWNER)
     if digest is None:
         raise OwnerKeyNeededError()
-    return unseal_with_passphrase(x.get(digest), passphrase)
+    sealed = x.get(digest)
+    for passphrase in passphrases:
+        try:
+            return unseal_with_passphrase(sealed, passphrase)
+        except WrongPassphraseError:
+            continue
+    raise OtherPassphraseNeededError()
 
 
 def unrotated(k: Settings | None, base: Settings | None) -> Settings | None:

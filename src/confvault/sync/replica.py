@@ -99,6 +99,7 @@ def sync(
     *,
     leave_out: bool = False,
     passphrase: bytes | None = None,
+    other_passphrase: bytes | None = None,
     accept_former: bool = False,
 ) -> SyncResult:
     """Fetch, check, decide and apply or push; see the module's docstring.
@@ -106,7 +107,9 @@ def sync(
     replaced here (``tree.FormerKeyChangesError`` otherwise).
     ``leave_out``: merge without notes added for a client shredded on the
     other side (``keys_merge.ShreddedNotesError`` otherwise); ``passphrase``
-    opens the other owner key in a merge of an identity rotation."""
+    opens the other owner key in a merge of an identity rotation, or
+    ``other_passphrase`` when that rotation changed the passphrase too
+    (``passphrase --rekey``)."""
     owner = s.require_owner()
     with fs.locked(s.disk, exclusive=True, timeout=s.lock_timeout):
         local = s.load_manifest()
@@ -132,7 +135,7 @@ def sync(
             synced_raw,
             device,
             leave_out,
-            passphrase,
+            tuple(p for p in (passphrase, other_passphrase) if p is not None),
             accept_former=accept_former,
         )
         if device.extra.pop(compact.FOLLOWED, False):
@@ -169,7 +172,7 @@ def _decide(
     synced_raw: bytes | None,
     device: state.DeviceState,
     leave_out: bool = False,
-    passphrase: bytes | None = None,
+    passphrases: tuple[bytes, ...] = (),
     *,
     accept_former: bool = False,
 ) -> SyncResult:
@@ -222,7 +225,7 @@ def _decide(
         former = snap.manifest.body.signer in local.body.former_signers
         if former and not accept_former:
             raise tree.FormerKeyChangesError()
-        return _both_changed(s, repo, local, snap, base, device, leave_out, passphrase)
+        return _both_changed(s, repo, local, snap, base, device, leave_out, passphrases)
     if snap.manifest.body.signer in local.body.former_signers:
         raise tree.FormerOwnerKeyError()  # never back to a replaced key
     return _pull(s, repo, local, snap, name)
@@ -251,7 +254,7 @@ def _both_changed(
     base: tree.Snapshot,
     device: state.DeviceState,
     leave_out: bool = False,
-    passphrase: bytes | None = None,
+    passphrases: tuple[bytes, ...] = (),
 ) -> SyncResult:
     """Both sides changed since the last sync: merged when one side only
     appended audit entries (``merge``), record by record (``records_merge``),
@@ -282,7 +285,7 @@ def _both_changed(
         merged = merge.commit_merge(s, local, None, other, floor)
     elif (
         done := keys_merge.merge(
-            s, repo, local, ours, theirs, old, floor, leave_out, passphrase
+            s, repo, local, ours, theirs, old, floor, leave_out, passphrases
         )
     ) is not None:
         merged, keyed = done
