@@ -9,38 +9,35 @@ import json
 import os
 from typing import Any
 
-from confvault.cli import app
-
 from .conftest import PASSPHRASE, Device, state_of
 from .test_merge_keys import _b_writes, _check_equal, _signer, two  # noqa: F401
 
 
 def _sync_with_fd(device: Device, passphrase: bytes) -> Any:
+    """``confvault --vault V --passphrase-fd N sync --json`` on the device."""
     # the command reads and closes ``read`` (never closed here: its number
     # may name another file by then)
     read, write = os.pipe()
     os.write(write, passphrase + b"\n")
     os.close(write)
-    saved = {k: os.environ.get(k) for k in device.env()}
-    os.environ.update(device.env())
-    try:
-        args = ["--vault", str(device.vault), "--passphrase-fd", str(read)]
-        return device.runner.invoke(app, [*args, "sync", "--json"])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return device.run("--passphrase-fd", str(read), "sync", "--json", passphrase=False)
+
+
+def _rotated_there(devices: tuple[Device, Device]) -> Device:
+    """A rotated its identity and pushed; B wrote notes: B's sync merges
+    under A's new owner key, whose key file opens with the passphrase."""
+    first, second = devices
+    first.ok("identity", "rotate")
+    assert first.json("sync")["action"] == "pushed"
+    _b_writes(second)
+    return second
 
 
 def test_a_merge_under_a_rotated_owner_key_reads_the_fd_once(
     two: tuple[Device, Device],  # noqa: F811
 ) -> None:
     first, second = two
-    first.ok("identity", "rotate")
-    assert first.json("sync")["action"] == "pushed"
-    _b_writes(second)
+    _rotated_there(two)
     merged = _sync_with_fd(second, PASSPHRASE.encode())
     assert merged.exit_code == 0, (merged.output, merged.stderr)
     report = json.loads(merged.stdout)
@@ -54,10 +51,7 @@ def test_a_merge_under_a_rotated_owner_key_reads_the_fd_once(
 def test_a_wrong_passphrase_on_the_fd_changes_nothing(
     two: tuple[Device, Device],  # noqa: F811
 ) -> None:
-    first, second = two
-    first.ok("identity", "rotate")
-    assert first.json("sync")["action"] == "pushed"
-    _b_writes(second)
+    second = _rotated_there(two)
     before = state_of(second)
     refused = _sync_with_fd(second, b"not the passphrase at all")
     assert refused.exit_code == 12, (refused.output, refused.stderr)
